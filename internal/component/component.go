@@ -1,0 +1,96 @@
+// Package component holds what every pluggable kind (source, sink, transform)
+// shares: the Factory shape and strict decoding of a component's config.
+//
+// It is a leaf: it imports nothing of cdcd's. Everything here is safe for
+// concurrent use.
+package component
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Factory builds one kind of component (a "postgres" source, a "file" sink) from
+// its config. Constructors do no I/O: connections are made in Open.
+type Factory[T, D any] struct {
+	// Spec returns a zero config value with its defaults applied, for docs and
+	// config schemas.
+	Spec func() any
+	// New decodes raw strictly, applies defaults, validates and constructs.
+	New func(raw *yaml.Node, deps D) (T, error)
+}
+
+// Decode decodes raw into dst, rejecting unknown keys. A nil or empty node leaves
+// dst as it is. Problems are reported with the YAML line they are on.
+func Decode(raw *yaml.Node, dst any) error {
+	if raw == nil || raw.Kind == 0 {
+		return nil
+	}
+	b, err := yaml.Marshal(raw)
+	if err != nil {
+		return fmt.Errorf("re-encode config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return errors.New(joinLines(te.Errors))
+		}
+		return err
+	}
+	return nil
+}
+
+func joinLines(errs []string) string {
+	var b bytes.Buffer
+	for i, e := range errs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(e)
+	}
+	return b.String()
+}
+
+// Node returns v encoded as a YAML node, for tests and for building configs in code.
+func Node(v any) *yaml.Node {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		panic(fmt.Sprintf("component.Node: %v", err))
+	}
+	return &n
+}
+
+// IsPermanent reports whether err (or an error it wraps) says it must not be
+// retried, through a `Permanent() bool` method (pgx's SafeToRetry style).
+func IsPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// NeedsResync reports whether err says the pipeline's history is lost and it must
+// be re-snapshotted (a dropped slot, purged binlogs), through a `NeedsResync() bool`
+// method.
+func NeedsResync(err error) bool {
+	var p interface{ NeedsResync() bool }
+	return errors.As(err, &p) && p.NeedsResync()
+}
+
+// PermanentError wraps an error to mark it permanent.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string   { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error   { return e.Err }
+func (e *PermanentError) Permanent() bool { return true }
+
+// Permanent marks err permanent; nil stays nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}

@@ -1,0 +1,457 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/transforms"
+	"golang.org/x/sync/errgroup"
+)
+
+// Defaults of RunnerConfig.
+const (
+	DefaultMaxChanges   = 10_000
+	DefaultMaxBytes     = 16 << 20
+	DefaultMaxWait      = time.Second
+	DefaultQueueDepth   = 2
+	DefaultDrainTimeout = 30 * time.Second
+	stallWarnAfter      = 10 * time.Second
+)
+
+// RunnerConfig is everything one run of one pipeline needs. The Supervisor builds a
+// fresh one per attempt.
+type RunnerConfig struct {
+	Pipeline string
+	Source   sources.Source
+	Chain    *transforms.Chain
+	Sink     sinks.Sink
+	Offsets  offsets.Store
+	// Epoch is the lease epoch acquired from Offsets for this run; every commit is
+	// fenced by it.
+	Epoch offsets.Epoch
+
+	MaxChanges   int           // flush a write batch at this many changes
+	MaxBytes     int           // … or at this many estimated bytes
+	MaxWait      time.Duration // … or this long after its first change arrived
+	QueueDepth   int           // batches buffered between two stages
+	DrainTimeout time.Duration // after a stop, how long in-flight batches may take
+
+	Logger  *slog.Logger
+	Metrics *Metrics
+	Now     func() time.Time // clock, for lag; time.Now when nil
+}
+
+// WithDefaults returns c with every unset tunable set to its default.
+func (c RunnerConfig) WithDefaults() RunnerConfig {
+	c.MaxChanges = cmp.Or(c.MaxChanges, DefaultMaxChanges)
+	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultMaxBytes)
+	c.MaxWait = cmp.Or(c.MaxWait, DefaultMaxWait)
+	c.QueueDepth = cmp.Or(c.QueueDepth, DefaultQueueDepth)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, DefaultDrainTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Chain == nil {
+		c.Chain = transforms.NewChain()
+	}
+	return c
+}
+
+// Progress is what a runner reports about its data flow.
+type Progress struct {
+	ChangesRead    uint64           `json:"changes_read"`
+	ChangesWritten uint64           `json:"changes_written"`
+	BatchesWritten uint64           `json:"batches_written"`
+	ReadPos        offsets.Position `json:"read_position,omitempty"`
+	WrittenPos     offsets.Position `json:"written_position,omitempty"`
+	CommittedPos   offsets.Position `json:"committed_position,omitempty"`
+	// LastSourceCommit is the source commit time of the newest durable change.
+	LastSourceCommit time.Time `json:"last_source_commit,omitzero"`
+	// LastOffsetCommit is when the offset store was last written.
+	LastOffsetCommit time.Time       `json:"last_offset_commit,omitzero"`
+	LagSeconds       float64         `json:"lag_seconds"`
+	Source           *sources.Status `json:"source,omitempty"`
+}
+
+// Runner runs one pipeline until it is stopped or fails.
+type Runner struct {
+	cfg RunnerConfig
+	log *slog.Logger
+
+	mu       sync.Mutex
+	progress Progress
+}
+
+// NewRunner returns a Runner for cfg (defaults applied).
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	cfg = cfg.WithDefaults()
+	var errs []error
+	if cfg.Pipeline == "" {
+		errs = append(errs, errors.New("pipeline name is empty"))
+	}
+	if cfg.Source == nil {
+		errs = append(errs, errors.New("no source"))
+	}
+	if cfg.Sink == nil {
+		errs = append(errs, errors.New("no sink"))
+	}
+	if cfg.Offsets == nil {
+		errs = append(errs, errors.New("no offset store"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("runner config: %w", err)
+	}
+	return &Runner{cfg: cfg, log: cfg.Logger.With("pipeline", cfg.Pipeline, "component", "runner")}, nil
+}
+
+// Progress returns a snapshot of the runner's progress. Safe for concurrent use.
+func (r *Runner) Progress() Progress {
+	r.mu.Lock()
+	p := r.progress
+	r.mu.Unlock()
+	if sr, ok := r.cfg.Source.(sources.StatusReporter); ok {
+		st := sr.SourceStatus()
+		p.Source = &st
+	}
+	if !p.LastSourceCommit.IsZero() {
+		p.LagSeconds = r.cfg.Now().Sub(p.LastSourceCommit).Seconds()
+	}
+	return p
+}
+
+// Snapshotting reports whether the source says it is in its initial snapshot.
+func (r *Runner) Snapshotting() bool {
+	if sr, ok := r.cfg.Source.(sources.StatusReporter); ok {
+		return sr.SourceStatus().Snapshotting
+	}
+	return false
+}
+
+func (r *Runner) update(f func(p *Progress)) {
+	r.mu.Lock()
+	f(&r.progress)
+	r.mu.Unlock()
+}
+
+type ticketed struct {
+	b  schema.Batch
+	tk offsets.Ticket
+}
+
+// Run opens the source and sink, streams until ctx is cancelled or a stage fails,
+// and closes both. Cancelling ctx is a graceful stop: the reader stops taking data,
+// in-flight batches drain through write and commit within DrainTimeout, then the
+// rest is cancelled. Run returns nil after a graceful stop, and otherwise the first
+// error of any stage, which Classify sorts into retryable, permanent or
+// needs-resync.
+func (r *Runner) Run(ctx context.Context) (err error) {
+	c := r.cfg
+	from, err := c.Offsets.Load(ctx, c.Pipeline)
+	if err != nil && !errors.Is(err, offsets.ErrNotFound) {
+		return fmt.Errorf("load offset: %w", err)
+	}
+	r.update(func(p *Progress) { p.CommittedPos = from })
+
+	// base outlives ctx so that a stop can drain; it is cancelled when the drain
+	// times out or when Run returns.
+	base, cancelBase := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelBase(ErrStopping)
+
+	if err := c.Sink.Open(base); err != nil {
+		return fmt.Errorf("open sink: %w", err)
+	}
+	defer func() {
+		if cerr := c.Sink.Close(base); cerr != nil && err == nil {
+			err = fmt.Errorf("close sink: %w", cerr)
+		}
+	}()
+	if err := c.Source.Open(ctx, from); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("open source: %w", err)
+	}
+	defer func() {
+		if cerr := c.Source.Close(base); cerr != nil && err == nil {
+			err = fmt.Errorf("close source: %w", cerr)
+		}
+	}()
+	r.log.Info("pipeline running", "from", from.String(), "epoch", c.Epoch)
+
+	g, gctx := errgroup.WithContext(base)
+	readCtx, cancelRead := context.WithCancel(gctx)
+	defer cancelRead()
+	var drain *time.Timer
+	var drainMu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		cancelRead()
+		drainMu.Lock()
+		drain = time.AfterFunc(c.DrainTimeout, func() { cancelBase(ErrDrainTimeout) })
+		drainMu.Unlock()
+	})
+	defer func() {
+		stop()
+		drainMu.Lock()
+		if drain != nil {
+			drain.Stop()
+		}
+		drainMu.Unlock()
+	}()
+
+	tracker := offsets.NewTracker(2*c.QueueDepth + 2)
+	read := make(chan schema.Batch, c.QueueDepth)
+	write := make(chan ticketed, c.QueueDepth)
+	written := make(chan struct{}, 1)
+
+	g.Go(func() error { return r.readStage(readCtx, gctx, read) })
+	g.Go(func() error { return r.transformStage(gctx, read, write, tracker) })
+	g.Go(func() error { return r.writeStage(gctx, write, written, tracker) })
+	g.Go(func() error { return r.commitStage(gctx, written, tracker) })
+	err = g.Wait()
+	if err == nil {
+		if cause := context.Cause(base); errors.Is(cause, ErrDrainTimeout) {
+			return ErrDrainTimeout
+		}
+		r.log.Info("pipeline stopped", "committed", r.Progress().CommittedPos.String())
+		return nil
+	}
+	if errors.Is(err, context.Canceled) && errors.Is(context.Cause(base), ErrDrainTimeout) {
+		return ErrDrainTimeout
+	}
+	return err
+}
+
+// send delivers v on ch, counting a stall when the receiver has not taken it
+// within stallWarnAfter. It returns ctx's cause if ctx ends first.
+func send[T any](ctx context.Context, r *Runner, stage string, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	default:
+	}
+	t := time.NewTimer(stallWarnAfter)
+	defer t.Stop()
+	for {
+		select {
+		case ch <- v:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+			r.cfg.Metrics.stalls.WithLabelValues(r.cfg.Pipeline, stage).Inc()
+			r.log.Warn("back-pressure: next stage is not keeping up", "stage", stage, "waited", stallWarnAfter)
+			t.Reset(stallWarnAfter)
+		}
+	}
+}
+
+// readStage reads source batches until readCtx ends (a stop: return nil) or the
+// source fails.
+func (r *Runner) readStage(readCtx, gctx context.Context, out chan<- schema.Batch) error {
+	defer close(out)
+	for {
+		b, err := r.cfg.Source.Read(readCtx)
+		if err != nil {
+			if readCtx.Err() != nil && gctx.Err() == nil {
+				return nil // graceful stop
+			}
+			if gctx.Err() != nil {
+				return context.Cause(gctx)
+			}
+			return fmt.Errorf("read source: %w", err)
+		}
+		n, last := len(b.Changes), b.Last()
+		for i := range b.Changes {
+			r.cfg.Metrics.changes.WithLabelValues(r.cfg.Pipeline, b.Changes[i].Op.String()).Inc()
+		}
+		if err := send(readCtx, r, "transform", out, b); err != nil {
+			if gctx.Err() == nil {
+				return nil // stopped while the queue was full: the batch is dropped, never acked
+			}
+			return err
+		}
+		r.update(func(p *Progress) {
+			p.ChangesRead += uint64(n)
+			if last != nil {
+				p.ReadPos = last
+			}
+		})
+		r.cfg.Metrics.queue.WithLabelValues(r.cfg.Pipeline, "transform").Set(float64(len(out)))
+	}
+}
+
+// transformStage runs the chain over each source batch and coalesces them into
+// write batches bounded by MaxChanges, MaxBytes and MaxWait.
+func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out chan<- ticketed, tr *offsets.Tracker) error {
+	defer close(out)
+	c := r.cfg
+	var pending schema.Batch
+	var pendingBytes int
+	var has bool // pending holds something worth flushing (changes, deltas or a checkpoint)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+
+	flush := func() error {
+		if !has {
+			return nil
+		}
+		timer.Stop()
+		tk, err := tr.Begin(ctx, pending.Checkpoint)
+		if err != nil {
+			return context.Cause(ctx)
+		}
+		if err := send(ctx, r, "write", out, ticketed{b: pending, tk: tk}); err != nil {
+			return err
+		}
+		c.Metrics.queue.WithLabelValues(c.Pipeline, "write").Set(float64(len(out)))
+		pending, pendingBytes, has = schema.Batch{}, 0, false
+		return nil
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-timer.C:
+			if err := flush(); err != nil {
+				return err
+			}
+		case b, ok := <-in:
+			if !ok {
+				return flush()
+			}
+			if err := c.Chain.ApplyBatch(&b); err != nil {
+				return err
+			}
+			// Deltas must precede the rows that need them and follow the rows
+			// encoded before them: a batch with deltas starts a new write batch.
+			if len(b.Deltas) > 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if !has {
+				timer.Reset(c.MaxWait)
+			}
+			has = true
+			pending.Deltas = append(pending.Deltas, b.Deltas...)
+			pending.Changes = append(pending.Changes, b.Changes...)
+			if b.Checkpoint != nil {
+				pending.Checkpoint = b.Checkpoint
+			}
+			pendingBytes += b.Size()
+			if len(pending.Changes) >= c.MaxChanges || pendingBytes >= c.MaxBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// writeStage applies each batch at the sink, deltas first, then marks it durable.
+func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written chan<- struct{}, tr *offsets.Tracker) error {
+	defer close(written)
+	c := r.cfg
+	for {
+		var tb ticketed
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case tb, ok = <-in:
+			if !ok {
+				return nil
+			}
+		}
+		if len(tb.b.Deltas) > 0 {
+			if err := c.Sink.Apply(ctx, tb.b.Deltas); err != nil {
+				return fmt.Errorf("apply schema change at sink: %w", err)
+			}
+		}
+		if len(tb.b.Changes) > 0 {
+			start := time.Now()
+			if err := c.Sink.Write(ctx, &tb.b); err != nil {
+				return fmt.Errorf("write batch of %d changes: %w", len(tb.b.Changes), err)
+			}
+			c.Metrics.writeSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())
+			c.Metrics.batchChanges.WithLabelValues(c.Pipeline).Observe(float64(len(tb.b.Changes)))
+			r.log.Debug("batch written", "batch_changes", len(tb.b.Changes), "took", time.Since(start))
+		}
+		if err := tr.Done(tb.tk); err != nil {
+			return err
+		}
+		last := tb.b.Last()
+		r.update(func(p *Progress) {
+			p.ChangesWritten += uint64(len(tb.b.Changes))
+			p.BatchesWritten++
+			if last != nil {
+				p.WrittenPos = last
+			}
+			if n := len(tb.b.Changes); n > 0 && !tb.b.Changes[n-1].CommitTS.IsZero() {
+				p.LastSourceCommit = tb.b.Changes[n-1].CommitTS
+			}
+		})
+		select {
+		case written <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// commitStage moves the offset store to the highest contiguous durable
+// checkpoint, then acks the source up to it.
+func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *offsets.Tracker) error {
+	c := r.cfg
+	commit := func() error {
+		pos, moved := tr.Resolve()
+		if !moved || pos == nil {
+			return nil
+		}
+		if err := c.Offsets.Commit(ctx, c.Pipeline, c.Epoch, pos); err != nil {
+			return fmt.Errorf("commit offset %s: %w", pos, err)
+		}
+		now := c.Now()
+		c.Metrics.commitTS.WithLabelValues(c.Pipeline).Set(float64(now.Unix()))
+		r.update(func(p *Progress) {
+			p.CommittedPos = pos
+			p.LastOffsetCommit = now
+		})
+		if err := c.Source.Ack(ctx, pos); err != nil {
+			return fmt.Errorf("ack source at %s: %w", pos, err)
+		}
+		if p := r.Progress(); !p.LastSourceCommit.IsZero() {
+			c.Metrics.lag.WithLabelValues(c.Pipeline).Set(p.LagSeconds)
+		}
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case _, ok := <-written:
+			if err := commit(); err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+		}
+	}
+}

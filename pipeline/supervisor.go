@@ -1,0 +1,460 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// State is a pipeline's life-cycle state (DESIGN.md §5).
+type State string
+
+// The states.
+const (
+	StateCreated      State = "created"
+	StateSnapshotting State = "snapshotting"
+	StateStreaming    State = "streaming"
+	StatePaused       State = "paused"
+	StateFailed       State = "failed"
+	StateNeedsResync  State = "needs_resync"
+)
+
+// States lists every State.
+var States = []State{StateCreated, StateSnapshotting, StateStreaming, StatePaused, StateFailed, StateNeedsResync}
+
+// Spec is what the Supervisor needs to run a pipeline.
+type Spec struct {
+	Name string
+	// Paused starts the pipeline paused.
+	Paused bool
+	// Build makes fresh components for one attempt: it opens nothing, but it
+	// acquires the lease epoch from the offset store it puts in the config.
+	Build func(ctx context.Context) (RunnerConfig, error)
+}
+
+// StateStore persists pipeline states so the API shows them after a restart.
+type StateStore interface {
+	SavePipelineState(ctx context.Context, pipeline string, state State, lastError string) error
+}
+
+// SupervisorConfig configures a Supervisor.
+type SupervisorConfig struct {
+	Logger  *slog.Logger
+	Metrics *Metrics
+	States  StateStore // optional
+	// BackoffBase and BackoffMax bound the jittered exponential backoff between
+	// attempts after retryable failures.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// MaxFailures consecutive retryable failures (without progress in between) park
+	// the pipeline as failed.
+	MaxFailures int
+}
+
+// Status is what the Supervisor reports about a pipeline.
+type Status struct {
+	Name      string    `json:"name"`
+	State     State     `json:"state"`
+	LastError string    `json:"last_error,omitempty"`
+	Attempts  int       `json:"failed_attempts"`
+	NextRetry time.Time `json:"next_retry,omitzero"`
+	Running   bool      `json:"running"`
+	Progress  Progress  `json:"progress"`
+}
+
+type managed struct {
+	name string
+	done chan struct{} // closed when the pipeline's goroutine has exited
+	kick chan struct{} // wakes a parked or backing-off loop
+
+	mu        sync.Mutex
+	spec      Spec
+	paused    bool
+	removed   bool
+	restart   bool // stop the current run and start again (spec updated, resume)
+	state     State
+	lastError string
+	attempts  int
+	nextRetry time.Time
+	runner    *Runner
+	cancel    context.CancelFunc
+}
+
+func (m *managed) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Supervisor owns one runner per pipeline. Start it with Run; control it with
+// Upsert, Pause, Resume and Remove from any goroutine.
+type Supervisor struct {
+	cfg  SupervisorConfig
+	log  *slog.Logger
+	cmds chan func(ctx context.Context)
+	done chan struct{}
+
+	mu    sync.Mutex
+	pipes map[string]*managed
+	wg    sync.WaitGroup
+}
+
+// ErrNotRunning is returned by control methods when the Supervisor is not running.
+var ErrNotRunning = errors.New("supervisor is not running")
+
+// ErrUnknownPipeline is returned for a pipeline the Supervisor does not run.
+var ErrUnknownPipeline = errors.New("unknown pipeline")
+
+// NewSupervisor returns a Supervisor; call Run to start it.
+func NewSupervisor(cfg SupervisorConfig) *Supervisor {
+	cfg.BackoffBase = cmp.Or(cfg.BackoffBase, time.Second)
+	cfg.BackoffMax = cmp.Or(cfg.BackoffMax, 2*time.Minute)
+	cfg.MaxFailures = cmp.Or(cfg.MaxFailures, 10)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Supervisor{
+		cfg: cfg, log: cfg.Logger.With("component", "supervisor"),
+		cmds: make(chan func(context.Context)), done: make(chan struct{}),
+		pipes: map[string]*managed{},
+	}
+}
+
+// Run runs the supervisor until ctx is cancelled, then stops every pipeline
+// gracefully (each drains within its drain timeout) and returns once all have
+// exited.
+func (s *Supervisor) Run(ctx context.Context) error {
+	defer close(s.done)
+	for {
+		select {
+		case <-ctx.Done():
+			s.wg.Wait()
+			return nil
+		case cmd := <-s.cmds:
+			cmd(ctx)
+		}
+	}
+}
+
+// do runs f on the Run goroutine, where the supervisor's ctx is known.
+func (s *Supervisor) do(ctx context.Context, f func(runCtx context.Context) error) error {
+	res := make(chan error, 1)
+	select {
+	case s.cmds <- func(runCtx context.Context) { res <- f(runCtx) }:
+	case <-s.done:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-res
+}
+
+// Upsert starts a pipeline, or replaces the spec of a running one (its current run
+// stops gracefully and a new one starts with the new spec).
+func (s *Supervisor) Upsert(ctx context.Context, spec Spec) error {
+	if spec.Name == "" || spec.Build == nil {
+		return errors.New("spec needs a name and a build function")
+	}
+	return s.do(ctx, func(runCtx context.Context) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if m, ok := s.pipes[spec.Name]; ok {
+			m.mu.Lock()
+			m.spec, m.paused, m.restart = spec, spec.Paused, true
+			m.state, m.lastError, m.attempts = StateCreated, "", 0
+			if m.cancel != nil {
+				m.cancel()
+			}
+			m.mu.Unlock()
+			m.wake()
+			return nil
+		}
+		m := &managed{name: spec.Name, spec: spec, paused: spec.Paused, state: StateCreated,
+			done: make(chan struct{}), kick: make(chan struct{}, 1)}
+		s.pipes[spec.Name] = m
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer close(m.done)
+			s.loop(runCtx, m)
+		}()
+		return nil
+	})
+}
+
+func (s *Supervisor) get(name string) (*managed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.pipes[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownPipeline, name)
+	}
+	return m, nil
+}
+
+// Pause stops a pipeline gracefully and keeps it stopped until Resume.
+func (s *Supervisor) Pause(name string) error {
+	m, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.paused = true
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.mu.Unlock()
+	m.wake()
+	return nil
+}
+
+// Resume starts a paused, failed or needs-resync pipeline again (clearing its
+// failure count).
+func (s *Supervisor) Resume(name string) error {
+	m, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.paused, m.restart, m.attempts, m.nextRetry = false, true, 0, time.Time{}
+	m.mu.Unlock()
+	m.wake()
+	return nil
+}
+
+// Remove stops a pipeline gracefully and forgets it. It returns when the
+// pipeline's goroutine has exited or ctx ends.
+func (s *Supervisor) Remove(ctx context.Context, name string) error {
+	m, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.removed = true
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.mu.Unlock()
+	m.wake()
+	select {
+	case <-m.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	delete(s.pipes, name)
+	s.mu.Unlock()
+	s.cfg.Metrics.forget(name)
+	return nil
+}
+
+// Status returns the status of one pipeline.
+func (s *Supervisor) Status(name string) (Status, error) {
+	m, err := s.get(name)
+	if err != nil {
+		return Status{}, err
+	}
+	return s.status(m), nil
+}
+
+// List returns the status of every pipeline, by name.
+func (s *Supervisor) List() []Status {
+	s.mu.Lock()
+	ms := make([]*managed, 0, len(s.pipes))
+	for _, m := range s.pipes {
+		ms = append(ms, m)
+	}
+	s.mu.Unlock()
+	out := make([]Status, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, s.status(m))
+	}
+	slices.SortFunc(out, func(a, b Status) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (s *Supervisor) status(m *managed) Status {
+	m.mu.Lock()
+	st := Status{Name: m.name, State: m.state, LastError: m.lastError, Attempts: m.attempts, NextRetry: m.nextRetry}
+	r := m.runner
+	m.mu.Unlock()
+	if r != nil {
+		st.Running = true
+		st.Progress = r.Progress()
+		if st.State == StateCreated || st.State == StateSnapshotting || st.State == StateStreaming {
+			st.State = StateStreaming
+			if r.Snapshotting() {
+				st.State = StateSnapshotting
+			}
+		}
+	}
+	s.cfg.Metrics.setState(m.name, st.State)
+	return st
+}
+
+func (s *Supervisor) setState(ctx context.Context, m *managed, st State, lastErr string) {
+	m.mu.Lock()
+	m.state, m.lastError = st, lastErr
+	m.mu.Unlock()
+	s.cfg.Metrics.setState(m.name, st)
+	if s.cfg.States != nil {
+		if err := s.cfg.States.SavePipelineState(context.WithoutCancel(ctx), m.name, st, lastErr); err != nil {
+			s.log.Warn("save pipeline state", "pipeline", m.name, "error", err)
+		}
+	}
+}
+
+// wait blocks until m is kicked, d passes (d > 0) or ctx ends; false means ctx ended.
+func wait(ctx context.Context, m *managed, d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-m.kick:
+	case <-timeout:
+	}
+	return true
+}
+
+func (s *Supervisor) backoff(attempt int) time.Duration {
+	d := s.cfg.BackoffBase << min(attempt-1, 30)
+	if d <= 0 || d > s.cfg.BackoffMax {
+		d = s.cfg.BackoffMax
+	}
+	return d/2 + rand.N(d/2+1) // jitter in [d/2, d]
+}
+
+func (s *Supervisor) loop(ctx context.Context, m *managed) {
+	log := s.log.With("pipeline", m.name)
+	for ctx.Err() == nil {
+		m.mu.Lock()
+		removed, paused, restart, state := m.removed, m.paused, m.restart, m.state
+		m.restart = false
+		spec := m.spec
+		m.mu.Unlock()
+		switch {
+		case removed:
+			return
+		case paused:
+			if state != StatePaused {
+				s.setState(ctx, m, StatePaused, "")
+				log.Info("pipeline paused")
+			}
+			if !wait(ctx, m, 0) {
+				return
+			}
+			continue
+		case (state == StateFailed || state == StateNeedsResync) && !restart:
+			if !wait(ctx, m, 0) {
+				return
+			}
+			continue
+		}
+		if state == StatePaused || state == StateFailed || state == StateNeedsResync {
+			s.setState(ctx, m, StateCreated, "")
+		}
+
+		runCtx, cancel := context.WithCancel(ctx)
+		m.mu.Lock()
+		m.cancel = cancel
+		stopNow := m.removed || m.paused || m.restart
+		m.mu.Unlock()
+		if stopNow {
+			cancel()
+		}
+		err := s.attempt(runCtx, m, spec)
+		cancel()
+		m.mu.Lock()
+		m.cancel, m.runner = nil, nil
+		m.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			continue // stopped on purpose: pause, update, remove
+		}
+		class := Classify(err)
+		s.cfg.Metrics.errors.WithLabelValues(m.name, string(class)).Inc()
+		switch class {
+		case ClassPermanent:
+			log.Error("pipeline failed", "error", err)
+			s.setState(ctx, m, StateFailed, err.Error())
+			continue
+		case ClassNeedsResync:
+			log.Error("pipeline needs a resync", "error", err)
+			s.setState(ctx, m, StateNeedsResync, err.Error())
+			continue
+		}
+		m.mu.Lock()
+		m.attempts++
+		attempts := m.attempts
+		m.mu.Unlock()
+		if attempts >= s.cfg.MaxFailures {
+			msg := fmt.Sprintf("gave up after %d consecutive failures: %v", attempts, err)
+			log.Error("pipeline failed", "error", msg)
+			s.setState(ctx, m, StateFailed, msg)
+			continue
+		}
+		d := s.backoff(attempts)
+		log.Warn("pipeline attempt failed, retrying", "error", err, "attempt", attempts, "backoff", d)
+		m.mu.Lock()
+		m.lastError, m.nextRetry = err.Error(), time.Now().Add(d)
+		m.mu.Unlock()
+		if !wait(ctx, m, d) {
+			return
+		}
+		m.mu.Lock()
+		m.nextRetry = time.Time{}
+		m.mu.Unlock()
+	}
+}
+
+// attempt builds and runs one runner. A run that made progress resets the
+// failure count, so only consecutive fruitless failures escalate.
+func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
+	cfg, err := spec.Build(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("build pipeline: %w", err)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = s.cfg.Metrics
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = s.cfg.Logger
+	}
+	r, err := NewRunner(cfg)
+	if err != nil {
+		return fmtPermanent(err)
+	}
+	m.mu.Lock()
+	m.runner = r
+	m.mu.Unlock()
+	err = r.Run(ctx)
+	if r.Progress().BatchesWritten > 0 {
+		m.mu.Lock()
+		m.attempts = 0
+		if err == nil {
+			m.lastError = ""
+		}
+		m.mu.Unlock()
+	}
+	return err
+}

@@ -1,0 +1,188 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/stretchr/testify/require"
+)
+
+type recordedStates struct {
+	mu sync.Mutex
+	m  map[string][]State
+}
+
+func (r *recordedStates) SavePipelineState(_ context.Context, p string, s State, _ string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string][]State{}
+	}
+	r.m[p] = append(r.m[p], s)
+	return nil
+}
+
+func startSupervisor(t *testing.T, cfg SupervisorConfig) *Supervisor {
+	t.Helper()
+	cfg.BackoffBase, cfg.BackoffMax = time.Millisecond, 5*time.Millisecond
+	s := NewSupervisor(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return s
+}
+
+func waitState(t *testing.T, s *Supervisor, name string, want State) Status {
+	t.Helper()
+	var st Status
+	require.Eventually(t, func() bool {
+		var err error
+		st, err = s.Status(name)
+		return err == nil && st.State == want
+	}, 10*time.Second, time.Millisecond, "pipeline %s never reached %s (last %+v)", name, want, st)
+	return st
+}
+
+// flaky builds runners over a shared bundle whose source fails on open the first
+// n attempts.
+func flakySpec(t *testing.T, name string, b *bundle, failOpens int, permanent bool) (Spec, *atomic.Int32) {
+	var builds atomic.Int32
+	return Spec{Name: name, Build: func(ctx context.Context) (RunnerConfig, error) {
+		n := builds.Add(1)
+		e, err := b.store.Acquire(ctx, "p")
+		if err != nil {
+			return RunnerConfig{}, err
+		}
+		cfg := b.config(t, e)
+		cfg.Pipeline = "p"
+		if int(n) <= failOpens {
+			err := errors.New("connection refused")
+			if permanent {
+				err = component.Permanent(errors.New("password authentication failed"))
+			}
+			cfg.Source = &failingOpen{memSource: b.src, err: err}
+		}
+		return cfg, nil
+	}}, &builds
+}
+
+type failingOpen struct {
+	*memSource
+	err error
+}
+
+func (f *failingOpen) Open(context.Context, offsets.Position) error { return f.err }
+
+func TestSupervisorRetriesThenStreams(t *testing.T) {
+	t.Parallel()
+	states := &recordedStates{}
+	s := startSupervisor(t, SupervisorConfig{States: states})
+	b := newBundle(t, 10, 30, nil)
+	spec, builds := flakySpec(t, "a", b, 3, false)
+	require.NoError(t, s.Upsert(context.Background(), spec))
+	waitState(t, s, "a", StateStreaming)
+	require.GreaterOrEqual(t, builds.Load(), int32(4), "three failed attempts, then a good one")
+	require.Eventually(t, func() bool {
+		p, err := b.store.Load(context.Background(), "p")
+		return err == nil && p.Compare(b.txns[len(b.txns)-1].commit) == 0
+	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, expected(b.txns), b.sink.snapshot())
+}
+
+func TestSupervisorParksPermanentAndKeepsOthers(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, SupervisorConfig{})
+	bad := newBundle(t, 11, 10, nil)
+	good := newBundle(t, 12, 30, nil)
+	badSpec, badBuilds := flakySpec(t, "bad", bad, 1000, true)
+	goodSpec, _ := flakySpec(t, "good", good, 0, false)
+	require.NoError(t, s.Upsert(context.Background(), badSpec))
+	require.NoError(t, s.Upsert(context.Background(), goodSpec))
+
+	st := waitState(t, s, "bad", StateFailed)
+	require.Contains(t, st.LastError, "password authentication failed")
+	require.Equal(t, int32(1), badBuilds.Load(), "a permanent error is not retried")
+	waitState(t, s, "good", StateStreaming)
+	require.Eventually(t, func() bool { return len(good.sink.snapshot()) > 0 }, 10*time.Second, time.Millisecond)
+
+	// Resume retries a failed pipeline.
+	require.NoError(t, s.Resume("bad"))
+	require.Eventually(t, func() bool { return badBuilds.Load() == 2 }, 10*time.Second, time.Millisecond)
+	waitState(t, s, "bad", StateFailed)
+}
+
+func TestSupervisorEscalatesAfterMaxFailures(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, SupervisorConfig{MaxFailures: 3})
+	b := newBundle(t, 13, 10, nil)
+	spec, builds := flakySpec(t, "x", b, 1000, false)
+	require.NoError(t, s.Upsert(context.Background(), spec))
+	st := waitState(t, s, "x", StateFailed)
+	require.Contains(t, st.LastError, "gave up after 3 consecutive failures")
+	require.Equal(t, int32(3), builds.Load())
+}
+
+func TestSupervisorNeedsResync(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, SupervisorConfig{})
+	b := newBundle(t, 14, 10, nil)
+	require.NoError(t, s.Upsert(context.Background(), Spec{Name: "r", Build: func(ctx context.Context) (RunnerConfig, error) {
+		cfg := b.config(t, b.acquire(t))
+		cfg.Source = &failingOpen{memSource: b.src, err: resyncErr{}}
+		return cfg, nil
+	}}))
+	st := waitState(t, s, "r", StateNeedsResync)
+	require.Equal(t, "open source: slot lost", st.LastError)
+}
+
+func TestSupervisorPauseResumeRemove(t *testing.T) {
+	t.Parallel()
+	states := &recordedStates{}
+	s := startSupervisor(t, SupervisorConfig{States: states})
+	b := newBundle(t, 15, 2000, nil)
+	spec, builds := flakySpec(t, "p", b, 0, false)
+	spec.Paused = true
+	require.NoError(t, s.Upsert(context.Background(), spec))
+	waitState(t, s, "p", StatePaused)
+	require.Equal(t, int32(0), builds.Load(), "a pipeline created paused does not start")
+
+	require.NoError(t, s.Resume("p"))
+	waitState(t, s, "p", StateStreaming)
+	require.NoError(t, s.Pause("p"))
+	st := waitState(t, s, "p", StatePaused)
+	require.False(t, st.Running)
+
+	// Pausing drained: the committed offset covers everything written.
+	stored, err := b.store.Load(context.Background(), "p")
+	if err == nil {
+		require.LessOrEqual(t, stored.Compare(b.sink.durable), 1)
+	}
+	require.NoError(t, s.Remove(context.Background(), "p"))
+	_, err = s.Status("p")
+	require.ErrorIs(t, err, ErrUnknownPipeline)
+	require.ErrorIs(t, s.Pause("p"), ErrUnknownPipeline)
+
+	states.mu.Lock()
+	require.Contains(t, states.m["p"], StatePaused)
+	states.mu.Unlock()
+}
+
+func TestSupervisorNotRunning(t *testing.T) {
+	t.Parallel()
+	s := NewSupervisor(SupervisorConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, s.Run(ctx))
+	err := s.Upsert(context.Background(), Spec{Name: "x", Build: func(context.Context) (RunnerConfig, error) { return RunnerConfig{}, nil }})
+	require.ErrorIs(t, err, ErrNotRunning)
+}

@@ -1,0 +1,89 @@
+package sinks
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sink applies batches to a destination.
+type Sink interface {
+	// Open connects to the destination. On ctx cancel it returns ctx's error.
+	Open(ctx context.Context) error
+	// Apply applies schema deltas before the rows that need them. Applying a delta
+	// again is a no-op. A delta the destination cannot apply returns a permanent
+	// error that names the table and column.
+	Apply(ctx context.Context, deltas []schema.Delta) error
+	// Write durably applies the batch's changes. It is idempotent: writing the same
+	// batch again, or an older one after a newer one, never duplicates a change and
+	// never moves a row back to an older version. It returns only when the changes
+	// are durable. The batch is owned by the caller and must not be retained.
+	Write(ctx context.Context, b *schema.Batch) error
+	// Close releases the destination. It is idempotent and may be called without Open.
+	Close(ctx context.Context) error
+}
+
+// Checker is implemented by sinks that can check their configuration against the
+// live destination. Check returns nil or an error joining every problem found.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Deps is what a sink gets from the engine.
+type Deps struct {
+	Pipeline string
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
+}
+
+// Factory builds a sink from its config.
+type Factory = component.Factory[Sink, Deps]
+
+// CollapseByKey returns the changes of b keeping, per table and primary key, only
+// the newest one (the last, since positions increase within a batch), in the order
+// of their last occurrence. Truncates are kept in place and drop the earlier changes
+// of their table. Sinks that upsert use it so that one statement sees each key once.
+func CollapseByKey(changes []schema.Change) []schema.Change {
+	type key struct {
+		t schema.TableID
+		k string
+	}
+	last := make(map[key]int, len(changes))
+	truncatedAt := map[schema.TableID]int{}
+	for i := range changes {
+		c := &changes[i]
+		if c.Op == schema.OpTruncate {
+			truncatedAt[c.Table] = i
+			continue
+		}
+		last[key{c.Table, string(c.Key.AppendJSON(nil))}] = i
+	}
+	out := make([]schema.Change, 0, len(last)+len(truncatedAt))
+	for i := range changes {
+		c := &changes[i]
+		if at, ok := truncatedAt[c.Table]; ok && i < at {
+			continue
+		}
+		if c.Op == schema.OpTruncate {
+			if truncatedAt[c.Table] == i {
+				out = append(out, *c)
+			}
+			continue
+		}
+		if last[key{c.Table, string(c.Key.AppendJSON(nil))}] == i {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
+// OffsetStorer is implemented by sinks that commit the pipeline's offset in the
+// same transaction as the data (exactly-once effect). The engine then uses the sink
+// as the pipeline's offset store.
+type OffsetStorer interface {
+	offsets.Store
+}

@@ -1,0 +1,93 @@
+package sources
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Source reads ordered changes from a database.
+type Source interface {
+	// Open connects and positions the stream just after from. A nil from means a
+	// fresh pipeline: the source runs its initial snapshot (resuming from saved
+	// snapshot progress, if any) and then streams. A position the source can no
+	// longer serve returns an error whose NeedsResync() is true. On ctx cancel Open
+	// returns ctx's error and leaves nothing open.
+	Open(ctx context.Context, from offsets.Position) error
+	// Read blocks until it has a batch, ctx is done, or it fails. A batch holds at
+	// most the configured limits, ends on a transaction boundary unless a single
+	// transaction exceeds the limits (then its Checkpoint is nil), and its changes'
+	// positions increase. The caller owns the returned batch. On ctx cancel Read
+	// returns ctx's error; the source stays usable only for Close.
+	Read(ctx context.Context) (schema.Batch, error)
+	// Ack reports that everything up to upTo is durable downstream and recorded in
+	// the offset store. It may be called concurrently with Read, never with a
+	// position lower than an earlier Ack's. It must not block on the stream.
+	Ack(ctx context.Context, upTo offsets.Position) error
+	// Close releases everything Open acquired. It is idempotent and may be called
+	// without Open.
+	Close(ctx context.Context) error
+}
+
+// Checker is implemented by sources that can check their configuration against the
+// live server (the connection `test` action and pipeline start). Check returns nil,
+// or an error joining every problem found, each in words a user can act on.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// StatusReporter is implemented by sources that report progress. SourceStatus is
+// safe to call concurrently with every other method.
+type StatusReporter interface {
+	SourceStatus() Status
+}
+
+// Status is what a source reports about itself.
+type Status struct {
+	Snapshotting bool               `json:"snapshotting"`
+	Tables       []SnapshotProgress `json:"tables,omitempty"`
+	// LastCommit is the commit time of the newest change read, for lag.
+	LastCommit time.Time `json:"last_commit"`
+	// Detail is source-specific (slot name, retained WAL bytes, binlog file).
+	Detail map[string]any `json:"detail,omitempty"`
+}
+
+// SnapshotProgress is the snapshot state of one table. State is the source's own
+// resumable chunk state (opaque to everything else).
+type SnapshotProgress struct {
+	Table         schema.TableID `json:"table"`
+	RowsDone      int64          `json:"rows_done"`
+	RowsEstimated int64          `json:"rows_estimated"`
+	Done          bool           `json:"done"`
+	State         []byte         `json:"-"`
+}
+
+// ProgressStore keeps the snapshot progress of one pipeline, fenced by the epoch
+// of the runner it was handed to: a stale runner's Save fails with
+// offsets.ErrFenced. Safe for concurrent use.
+type ProgressStore interface {
+	SaveSnapshotProgress(ctx context.Context, p SnapshotProgress) error
+	LoadSnapshotProgress(ctx context.Context) ([]SnapshotProgress, error)
+}
+
+// Deps is what a source gets from the engine.
+type Deps struct {
+	Pipeline string
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
+	Schema   schema.Registry
+	Progress ProgressStore
+	// MaxChanges and MaxBytes bound a batch; MaxWait bounds how long Read holds a
+	// non-empty batch open waiting for more.
+	MaxChanges int
+	MaxBytes   int
+	MaxWait    time.Duration
+}
+
+// Factory builds a source from its config.
+type Factory = component.Factory[Source, Deps]

@@ -1,0 +1,134 @@
+package transforms
+
+import (
+	"fmt"
+	"log/slog"
+	"path"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/schema"
+)
+
+// Transform is one SMT.
+type Transform interface {
+	// Schema maps an input table version to the shape this transform emits. It runs
+	// once per table version, not per row.
+	Schema(in schema.Table) (schema.Table, error)
+	// Apply edits c in place; keep=false drops it. It must be pure: no I/O, no
+	// goroutines, no clocks.
+	Apply(c *schema.Change) (keep bool, err error)
+}
+
+// Deps is what a transform gets from the engine.
+type Deps struct {
+	Logger *slog.Logger
+}
+
+// Factory builds a transform from its config.
+type Factory = component.Factory[Transform, Deps]
+
+// Step is a transform scoped to the tables whose "namespace.name" matches one of
+// Tables (path.Match patterns; empty: every table).
+type Step struct {
+	Name      string
+	Tables    []string
+	Transform Transform
+}
+
+func (s Step) matches(id schema.TableID) bool {
+	if len(s.Tables) == 0 {
+		return true
+	}
+	for _, p := range s.Tables {
+		if ok, _ := path.Match(p, id.String()); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Chain runs steps in order over batches. The zero Chain passes batches through.
+type Chain struct {
+	steps []Step
+	// mapped remembers the output shape of each source table version, so the delta
+	// a sink sees is computed between output shapes.
+	mapped map[schema.TableID]map[schema.Version]schema.Table
+	last   map[schema.TableID]schema.Table
+}
+
+// NewChain returns a Chain over steps.
+func NewChain(steps ...Step) *Chain {
+	return &Chain{steps: steps, mapped: map[schema.TableID]map[schema.Version]schema.Table{}, last: map[schema.TableID]schema.Table{}}
+}
+
+// Len returns the number of steps.
+func (c *Chain) Len() int { return len(c.steps) }
+
+func (c *Chain) mapTable(t schema.Table) (schema.Table, error) {
+	out := t.Clone()
+	for _, s := range c.steps {
+		if !s.matches(t.ID) {
+			continue
+		}
+		var err error
+		if out, err = s.Transform.Schema(out); err != nil {
+			return schema.Table{}, fmt.Errorf("transform %s on %s: %w", s.Name, t.ID, err)
+		}
+	}
+	return out, nil
+}
+
+// ApplyBatch transforms b in place: deltas are mapped to output shapes and
+// changes are edited or dropped. A transform error is returned with the step and
+// table named; it carries no row values.
+func (c *Chain) ApplyBatch(b *schema.Batch) error {
+	if len(c.steps) == 0 {
+		return nil
+	}
+	if c.mapped == nil {
+		*c = *NewChain(c.steps...)
+	}
+	for i := range b.Deltas {
+		d := &b.Deltas[i]
+		in := d.Table
+		out, err := c.mapTable(in)
+		if err != nil {
+			return component.Permanent(err)
+		}
+		if c.mapped[in.ID] == nil {
+			c.mapped[in.ID] = map[schema.Version]schema.Table{}
+		}
+		c.mapped[in.ID][in.Version] = out
+		prev, seen := c.last[in.ID]
+		if seen && d.From != 0 {
+			d.Changes = schema.Diff(prev, out)
+		}
+		c.last[in.ID] = out
+		d.Table = out
+	}
+	kept := b.Changes[:0]
+	for i := range b.Changes {
+		ch := b.Changes[i]
+		src := ch.Table
+		keep := true
+		for _, s := range c.steps {
+			if !s.matches(src) {
+				continue
+			}
+			ok, err := s.Transform.Apply(&ch)
+			if err != nil {
+				return fmt.Errorf("transform %s on %s at %s: %w", s.Name, src, ch.Pos, err)
+			}
+			if !ok {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			kept = append(kept, ch)
+		}
+	}
+	clear(b.Changes[len(kept):])
+	b.Changes = kept
+	return nil
+}
