@@ -362,4 +362,3 @@ func (b *bundle) runUntilDone(t testing.TB, cfg RunnerConfig) error {
 		}
 	}
 }
-

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/offsets"
@@ -93,9 +94,15 @@ type Runner struct {
 	cfg RunnerConfig
 	log *slog.Logger
 
+	opened atomic.Bool // source and sink are open and the stages run
+
 	mu       sync.Mutex
 	progress Progress
 }
+
+// Streaming reports whether the runner has opened its source and sink and is
+// moving data (false while it is still connecting and after Run returned).
+func (r *Runner) Streaming() bool { return r.opened.Load() }
 
 // NewRunner returns a Runner for cfg (defaults applied).
 func NewRunner(cfg RunnerConfig) (*Runner, error) {
@@ -192,6 +199,8 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		}
 	}()
 	r.log.Info("pipeline running", "from", from.String(), "epoch", c.Epoch)
+	r.opened.Store(true)
+	defer r.opened.Store(false)
 
 	g, gctx := errgroup.WithContext(base)
 	readCtx, cancelRead := context.WithCancel(gctx)

@@ -288,7 +288,7 @@ func (s *Supervisor) status(m *managed) Status {
 	st := Status{Name: m.name, State: m.state, LastError: m.lastError, Attempts: m.attempts, NextRetry: m.nextRetry}
 	r := m.runner
 	m.mu.Unlock()
-	if r != nil {
+	if r != nil && r.Streaming() {
 		st.Running = true
 		st.Progress = r.Progress()
 		if st.State == StateCreated || st.State == StateSnapshotting || st.State == StateStreaming {
