@@ -1,0 +1,63 @@
+package store
+
+// migrations is the one schema of both dialects. {{blob}} and {{bigint}} are
+// replaced per dialect; times are unix microseconds in bigint columns so that both
+// dialects store them alike. Append only: never edit a migration that has shipped.
+var migrations = []string{
+	`CREATE TABLE cdcd_connections (
+		name       TEXT PRIMARY KEY,
+		type       TEXT NOT NULL,
+		config     TEXT NOT NULL,
+		created_at {{bigint}} NOT NULL,
+		updated_at {{bigint}} NOT NULL
+	);
+	CREATE TABLE cdcd_pipelines (
+		name       TEXT PRIMARY KEY,
+		spec       TEXT NOT NULL,
+		paused     {{bigint}} NOT NULL DEFAULT 0,
+		state      TEXT NOT NULL DEFAULT 'created',
+		last_error TEXT NOT NULL DEFAULT '',
+		generation {{bigint}} NOT NULL DEFAULT 1,
+		created_at {{bigint}} NOT NULL,
+		updated_at {{bigint}} NOT NULL
+	);
+	CREATE TABLE cdcd_pipeline_connections (
+		pipeline   TEXT NOT NULL REFERENCES cdcd_pipelines(name) ON DELETE CASCADE,
+		connection TEXT NOT NULL,
+		PRIMARY KEY (pipeline, connection)
+	);
+	CREATE TABLE cdcd_offsets (
+		pipeline   TEXT PRIMARY KEY,
+		epoch      {{bigint}} NOT NULL,
+		position   {{blob}},
+		updated_at {{bigint}} NOT NULL
+	);
+	CREATE TABLE cdcd_schema_versions (
+		pipeline   TEXT NOT NULL,
+		namespace  TEXT NOT NULL,
+		name       TEXT NOT NULL,
+		version    {{bigint}} NOT NULL,
+		position   {{blob}} NOT NULL,
+		shape      TEXT NOT NULL,
+		created_at {{bigint}} NOT NULL,
+		PRIMARY KEY (pipeline, namespace, name, version)
+	);
+	CREATE TABLE cdcd_snapshot_progress (
+		pipeline       TEXT NOT NULL,
+		namespace      TEXT NOT NULL,
+		name           TEXT NOT NULL,
+		rows_done      {{bigint}} NOT NULL,
+		rows_estimated {{bigint}} NOT NULL,
+		done           {{bigint}} NOT NULL,
+		state          {{blob}},
+		updated_at     {{bigint}} NOT NULL,
+		PRIMARY KEY (pipeline, namespace, name)
+	);
+	CREATE TABLE cdcd_tokens (
+		id           TEXT PRIMARY KEY,
+		name         TEXT NOT NULL,
+		hash         TEXT NOT NULL UNIQUE,
+		created_at   {{bigint}} NOT NULL,
+		last_used_at {{bigint}} NOT NULL DEFAULT 0
+	);`,
+}

@@ -1,0 +1,247 @@
+// Package storetest is the conformance suite every metadata store implementation
+// passes: storetest.Run(t, open).
+package storetest
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/stretchr/testify/require"
+)
+
+// Open returns a fresh, empty store for one subtest; the suite closes it.
+type Open func(t *testing.T) store.Store
+
+// Run runs the suite.
+func Run(t *testing.T, open Open) {
+	tests := map[string]func(t *testing.T, s store.Store){
+		"offsets":            testOffsets,
+		"offsets_concurrent": testOffsetsConcurrent,
+		"schema_versions":    testSchemaVersions,
+		"snapshot_progress":  testSnapshotProgress,
+		"connections":        testConnections,
+		"pipelines":          testPipelines,
+		"tokens":             testTokens,
+		"reopen_migrations":  func(t *testing.T, s store.Store) {}, // opening twice is covered by the caller's reopen
+	}
+	for name, f := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			t.Cleanup(func() { _ = s.Close() })
+			f(t, s)
+		})
+	}
+}
+
+func pos(n uint64) offsets.Position { return offsets.AppendUint(nil, n) }
+
+func testOffsets(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, err := s.Load(ctx, "p")
+	require.ErrorIs(t, err, offsets.ErrNotFound)
+
+	e1, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	_, err = s.Load(ctx, "p")
+	require.ErrorIs(t, err, offsets.ErrNotFound, "acquiring a lease stores no position")
+	require.NoError(t, s.Commit(ctx, "p", e1, pos(10)))
+	require.NoError(t, s.Commit(ctx, "p", e1, pos(10)), "committing the same position again is a no-op")
+	got, err := s.Load(ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, pos(10), got)
+
+	var reg *offsets.RegressionError
+	require.ErrorAs(t, s.Commit(ctx, "p", e1, pos(9)), &reg, "a position never moves back")
+
+	e2, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	require.Greater(t, e2, e1)
+	require.ErrorIs(t, s.Commit(ctx, "p", e1, pos(11)), offsets.ErrFenced, "a stale epoch cannot commit")
+	got, _ = s.Load(ctx, "p")
+	require.Equal(t, pos(10), got)
+	require.NoError(t, s.Commit(ctx, "p", e2, pos(11)))
+	require.ErrorIs(t, s.Commit(ctx, "other", 1, pos(1)), offsets.ErrFenced, "no lease, no commit")
+
+	_, err = s.Load(ctx, "other")
+	require.ErrorIs(t, err, offsets.ErrNotFound, "pipelines are independent")
+}
+
+// testOffsetsConcurrent races a stale runner against the current one: every stale
+// commit is fenced, every current one lands, and the position only grows.
+func testOffsetsConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	stale, err := s.Acquire(ctx, "race")
+	require.NoError(t, err)
+	current, err := s.Acquire(ctx, "race")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var errs [2][]error
+	for w, epoch := range []offsets.Epoch{stale, current} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				errs[w] = append(errs[w], s.Commit(ctx, "race", epoch, pos(uint64(i+1))))
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 40 {
+		require.ErrorIs(t, errs[0][i], offsets.ErrFenced, "stale commit %d", i)
+		require.NoError(t, errs[1][i], "current commit %d", i)
+	}
+	got, err := s.Load(ctx, "race")
+	require.NoError(t, err)
+	require.Equal(t, pos(40), got)
+}
+
+func testSchemaVersions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	reg, err := schema.NewRegistry(ctx, s, "p")
+	require.NoError(t, err)
+	tbl := schema.Table{ID: schema.TableID{Namespace: "public", Name: "orders"},
+		Columns:    []schema.Column{{Name: "id", Type: schema.Type{Kind: schema.KindInt, Name: "int8"}}},
+		PrimaryKey: []string{"id"}}
+	v1, _, err := reg.Observe(ctx, tbl, pos(1))
+	require.NoError(t, err)
+	tbl.Columns = append(tbl.Columns, schema.Column{Name: "amount", Type: schema.Type{Kind: schema.KindDecimal, Name: "numeric", Precision: 12, Scale: 2}, Nullable: true})
+	v2, d, err := reg.Observe(ctx, tbl, pos(5))
+	require.NoError(t, err)
+	require.Equal(t, schema.Version(2), v2.Version)
+	require.Equal(t, schema.AddColumn, d.Changes[0].Op)
+
+	// A new registry over the same store sees the same history.
+	reg2, err := schema.NewRegistry(ctx, s, "p")
+	require.NoError(t, err)
+	got, err := reg2.At(ctx, tbl.ID, 1)
+	require.NoError(t, err)
+	require.True(t, got.SameShape(v1))
+	got, err = reg2.At(ctx, tbl.ID, 2)
+	require.NoError(t, err)
+	require.Equal(t, 12, got.Columns[1].Type.Precision)
+	require.NoError(t, s.SaveTableVersion(ctx, "p", schema.TableVersion{Table: v2, Pos: pos(5)}), "saving a version again is a no-op")
+	all, err := s.LoadTableVersions(ctx, "p")
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	require.Equal(t, pos(5), all[1].Pos)
+}
+
+func testSnapshotProgress(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	tid := schema.TableID{Namespace: "public", Name: "t"}
+	bound := store.Bind(s, "p", e)
+	require.NoError(t, bound.SaveSnapshotProgress(ctx, sources.SnapshotProgress{Table: tid, RowsDone: 10, RowsEstimated: 100, State: []byte{1, 2}}))
+	require.NoError(t, bound.SaveSnapshotProgress(ctx, sources.SnapshotProgress{Table: tid, RowsDone: 100, RowsEstimated: 100, Done: true, State: []byte{3}}))
+	got, err := bound.LoadSnapshotProgress(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []sources.SnapshotProgress{{Table: tid, RowsDone: 100, RowsEstimated: 100, Done: true, State: []byte{3}}}, got)
+
+	_, err = s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	require.ErrorIs(t, bound.SaveSnapshotProgress(ctx, sources.SnapshotProgress{Table: tid, RowsDone: 1}), offsets.ErrFenced)
+}
+
+func testConnections(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	cfg := []byte(`{"dsn":"postgres://u:hunter2@db/x"}`)
+	require.NoError(t, s.PutConnection(ctx, store.Connection{Name: "src", Type: "postgres", Config: cfg}))
+	c, err := s.GetConnection(ctx, "src")
+	require.NoError(t, err)
+	require.Equal(t, cfg, c.Config)
+	require.Equal(t, "postgres", c.Type)
+	require.False(t, c.CreatedAt.IsZero())
+
+	require.NoError(t, s.PutConnection(ctx, store.Connection{Name: "src", Type: "postgres", Config: []byte(`{}`)}))
+	c, _ = s.GetConnection(ctx, "src")
+	require.Equal(t, `{}`, string(c.Config))
+	require.NoError(t, s.PutConnection(ctx, store.Connection{Name: "dst", Type: "file", Config: []byte(`{}`)}))
+	all, err := s.ListConnections(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	require.Equal(t, "dst", all[0].Name)
+
+	require.NoError(t, s.PutPipeline(ctx, store.Pipeline{Name: "p", Spec: []byte(`{}`)}, []string{"src", "dst"}))
+	err = s.DeleteConnection(ctx, "src")
+	require.ErrorIs(t, err, store.ErrConflict)
+	require.ErrorContains(t, err, "used by pipelines p")
+	require.NoError(t, s.DeletePipeline(ctx, "p"))
+	require.NoError(t, s.DeleteConnection(ctx, "src"))
+	_, err = s.GetConnection(ctx, "src")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorIs(t, s.DeleteConnection(ctx, "src"), store.ErrNotFound)
+}
+
+func testPipelines(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	require.NoError(t, s.PutPipeline(ctx, store.Pipeline{Name: "orders", Spec: []byte(`{"a":1}`)}, nil))
+	p, err := s.GetPipeline(ctx, "orders")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), p.Generation)
+	require.Equal(t, "created", p.State)
+	require.False(t, p.Paused)
+
+	require.NoError(t, s.PutPipeline(ctx, store.Pipeline{Name: "orders", Spec: []byte(`{"a":1}`)}, nil))
+	p, _ = s.GetPipeline(ctx, "orders")
+	require.Equal(t, int64(1), p.Generation, "the same spec is not a new generation")
+	require.NoError(t, s.PutPipeline(ctx, store.Pipeline{Name: "orders", Spec: []byte(`{"a":2}`)}, nil))
+	p, _ = s.GetPipeline(ctx, "orders")
+	require.Equal(t, int64(2), p.Generation)
+
+	require.NoError(t, s.SetPipelinePaused(ctx, "orders", true))
+	require.NoError(t, s.SavePipelineState(ctx, "orders", "failed", "boom"))
+	p, _ = s.GetPipeline(ctx, "orders")
+	require.True(t, p.Paused)
+	require.Equal(t, "failed", p.State)
+	require.Equal(t, "boom", p.LastError)
+	require.ErrorIs(t, s.SetPipelinePaused(ctx, "nope", true), store.ErrNotFound)
+
+	e, _ := s.Acquire(ctx, "orders")
+	require.NoError(t, s.Commit(ctx, "orders", e, pos(3)))
+	list, err := s.ListPipelines(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+
+	require.NoError(t, s.DeletePipeline(ctx, "orders"))
+	_, err = s.GetPipeline(ctx, "orders")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.Load(ctx, "orders")
+	require.ErrorIs(t, err, offsets.ErrNotFound, "deleting a pipeline deletes its offset")
+	require.ErrorIs(t, s.DeletePipeline(ctx, "orders"), store.ErrNotFound)
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	has, err := s.HasTokens(ctx)
+	require.NoError(t, err)
+	require.False(t, has)
+	plain, tok, err := s.CreateToken(ctx, "ci")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(plain, store.TokenPrefix))
+	has, _ = s.HasTokens(ctx)
+	require.True(t, has)
+
+	got, err := s.VerifyToken(ctx, plain)
+	require.NoError(t, err)
+	require.Equal(t, tok.ID, got.ID)
+	require.False(t, got.LastUsedAt.IsZero())
+	_, err = s.VerifyToken(ctx, plain+"x")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	list, err := s.ListTokens(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, "ci", list[0].Name)
+	require.NoError(t, s.DeleteToken(ctx, tok.ID))
+	_, err = s.VerifyToken(ctx, plain)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorIs(t, s.DeleteToken(ctx, tok.ID), store.ErrNotFound)
+}
