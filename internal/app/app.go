@@ -1,0 +1,325 @@
+// Package app wires cdcd's parts together for `cdcd serve` and `cdcd run`: it turns
+// a declared pipeline into a supervised runner (resolving connections and secrets,
+// acquiring the lease epoch, building components with a store-backed schema
+// registry and fenced snapshot progress), and implements the control operations
+// the API and CLI use (apply, pause, resume, delete, test a connection).
+//
+// Concurrency: an App is safe for concurrent use; the Supervisor it holds must be
+// running (Supervisor.Run) for pipelines to move.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/transforms"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// App is the control plane's view of cdcd.
+type App struct {
+	Store      store.Store
+	Registry   *pipeline.Registry
+	Supervisor *pipeline.Supervisor
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Env        config.Env
+}
+
+func (a *App) env() config.Env {
+	if a.Env == nil {
+		return os.LookupEnv
+	}
+	return a.Env
+}
+
+func (a *App) log() *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger
+}
+
+// ConnectionSource returns the connections a pipeline may name, fresh for each
+// build so that a changed connection applies at the next restart.
+type ConnectionSource func(ctx context.Context) (map[string]config.Connection, error)
+
+// StoredConnections reads connections from the metadata store.
+func (a *App) StoredConnections(ctx context.Context) (map[string]config.Connection, error) {
+	list, err := a.Store.ListConnections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]config.Connection, len(list))
+	for _, c := range list {
+		cc, err := config.ParseConnection(c.Config)
+		if err != nil {
+			return nil, fmt.Errorf("stored connection %q: %w", c.Name, err)
+		}
+		out[c.Name] = cc
+	}
+	return out, nil
+}
+
+// Spec returns the supervisor spec of p. Each attempt re-reads the connections,
+// resolves secrets, acquires a new lease epoch and builds fresh components.
+func (a *App) Spec(p config.Pipeline, conns ConnectionSource) pipeline.Spec {
+	return pipeline.Spec{Name: p.Name, Paused: p.Paused, Build: func(ctx context.Context) (pipeline.RunnerConfig, error) {
+		return a.build(ctx, p, conns)
+	}}
+}
+
+func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSource) (pipeline.RunnerConfig, error) {
+	cs, err := conns(ctx)
+	if err != nil {
+		return pipeline.RunnerConfig{}, err
+	}
+	r, err := config.Resolve(p, a.Registry, cs, a.env())
+	if err != nil {
+		return pipeline.RunnerConfig{}, err // config.Problems: permanent
+	}
+	p = r.Pipeline
+	log := a.log().With("pipeline", p.Name)
+
+	sink, err := a.Registry.Sinks[r.SinkType].New(r.Sink, sinks.Deps{Pipeline: p.Name, Logger: log, Metrics: a.Registerer})
+	if err != nil {
+		return pipeline.RunnerConfig{}, permanent(fmt.Errorf("sink config: %w", err))
+	}
+	var offs offsets.Store = a.Store
+	if os, ok := sink.(sinks.OffsetStorer); ok {
+		offs = os // the sink commits offsets in the same transaction as the data
+	}
+	epoch, err := offs.Acquire(ctx, p.Name)
+	if err != nil {
+		return pipeline.RunnerConfig{}, err
+	}
+	progressEpoch := epoch
+	if offs != offsets.Store(a.Store) {
+		// the metadata store fences snapshot progress with a lease of its own
+		if progressEpoch, err = a.Store.Acquire(ctx, p.Name); err != nil {
+			return pipeline.RunnerConfig{}, err
+		}
+	}
+	reg, err := schema.NewRegistry(ctx, a.Store, p.Name)
+	if err != nil {
+		return pipeline.RunnerConfig{}, err
+	}
+	src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{
+		Pipeline: p.Name, Logger: log, Metrics: a.Registerer, Schema: reg,
+		Progress:   store.Bind(a.Store, p.Name, progressEpoch),
+		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
+	})
+	if err != nil {
+		return pipeline.RunnerConfig{}, permanent(fmt.Errorf("source config: %w", err))
+	}
+	steps := make([]transforms.Step, 0, len(p.Transforms))
+	for i, t := range p.Transforms {
+		tr, err := a.Registry.Transforms[t.Type].New(r.Transforms[i], transforms.Deps{Logger: log})
+		if err != nil {
+			return pipeline.RunnerConfig{}, permanent(fmt.Errorf("transform %s: %w", t.Name, err))
+		}
+		steps = append(steps, transforms.Step{Name: t.Name, Tables: t.Tables, Transform: tr})
+	}
+	return pipeline.RunnerConfig{
+		Pipeline: p.Name, Source: src, Sink: sink, Chain: transforms.NewChain(steps...),
+		Offsets: offs, Epoch: epoch,
+		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
+		DrainTimeout: time.Duration(p.DrainTimeout), Logger: log,
+	}, nil
+}
+
+type permanentError struct{ error }
+
+func (permanentError) Permanent() bool { return true }
+func (e permanentError) Unwrap() error { return e.error }
+func permanent(err error) error        { return permanentError{err} }
+
+// Start loads every stored pipeline into the supervisor.
+func (a *App) Start(ctx context.Context) error {
+	list, err := a.Store.ListPipelines(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sp := range list {
+		p, err := config.ParsePipeline(sp.Spec)
+		if err != nil {
+			a.log().Error("stored pipeline does not parse; leaving it stopped", "pipeline", sp.Name, "error", err)
+			_ = a.Store.SavePipelineState(ctx, sp.Name, string(pipeline.StateFailed), "stored spec does not parse: "+err.Error())
+			continue
+		}
+		p.Paused = sp.Paused
+		if err := a.Supervisor.Upsert(ctx, a.Spec(p, a.StoredConnections)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Errors the control operations return, for the API to map to status codes.
+var (
+	ErrNotFound = store.ErrNotFound
+	ErrConflict = store.ErrConflict
+)
+
+// ApplyConnection validates and stores a connection. created reports whether it
+// is new.
+func (a *App) ApplyConnection(ctx context.Context, c config.Connection) (created bool, err error) {
+	if err := config.ValidateConnection(c, a.Registry); err != nil {
+		return false, err
+	}
+	_, gerr := a.Store.GetConnection(ctx, c.Name)
+	created = errors.Is(gerr, store.ErrNotFound)
+	raw, err := config.Marshal(c)
+	if err != nil {
+		return false, err
+	}
+	return created, a.Store.PutConnection(ctx, store.Connection{Name: c.Name, Type: c.Type, Config: raw})
+}
+
+// ConnectionView is a connection as shown by the API, secrets redacted.
+type ConnectionView struct {
+	Name      string          `json:"name"`
+	Type      string          `json:"type"`
+	Config    json.RawMessage `json:"config"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+func connectionView(c store.Connection) (ConnectionView, error) {
+	cc, err := config.ParseConnection(c.Config)
+	if err != nil {
+		return ConnectionView{}, err
+	}
+	red, err := config.ToJSON(&cc.Config)
+	if err != nil {
+		return ConnectionView{}, err
+	}
+	if red == nil {
+		red = map[string]any{}
+	}
+	b, err := json.Marshal(red)
+	if err != nil {
+		return ConnectionView{}, err
+	}
+	return ConnectionView{Name: c.Name, Type: c.Type, Config: b, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}, nil
+}
+
+// Connections lists connections.
+func (a *App) Connections(ctx context.Context) ([]ConnectionView, error) {
+	list, err := a.Store.ListConnections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ConnectionView, 0, len(list))
+	for _, c := range list {
+		v, err := connectionView(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Connection returns one connection.
+func (a *App) Connection(ctx context.Context, name string) (ConnectionView, error) {
+	c, err := a.Store.GetConnection(ctx, name)
+	if err != nil {
+		return ConnectionView{}, err
+	}
+	return connectionView(c)
+}
+
+// DeleteConnection deletes an unused connection.
+func (a *App) DeleteConnection(ctx context.Context, name string) error {
+	return a.Store.DeleteConnection(ctx, name)
+}
+
+// CheckResult is the outcome of testing a connection.
+type CheckResult struct {
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// TestConnection builds the connection's component and runs its live check: it
+// connects and reports what is wrong in words a user can act on.
+func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, error) {
+	sc, err := a.Store.GetConnection(ctx, name)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	c, err := config.ParseConnection(sc.Config)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	node, err := config.Expand(&c.Config, "config", a.env())
+	if err != nil {
+		return failed(err), nil
+	}
+	var check func(context.Context) error
+	if f, ok := a.Registry.Sources[c.Type]; ok {
+		src, err := f.New(node, sources.Deps{Pipeline: "connection_test", Logger: a.log()})
+		if err != nil {
+			return failed(err), nil
+		}
+		if ch, ok := src.(sources.Checker); ok {
+			check = ch.Check
+		}
+	} else if f, ok := a.Registry.Sinks[c.Type]; ok {
+		snk, err := f.New(node, sinks.Deps{Pipeline: "connection_test", Logger: a.log()})
+		if err != nil {
+			return failed(err), nil
+		}
+		if ch, ok := snk.(sinks.Checker); ok {
+			check = ch.Check
+		} else {
+			check = func(ctx context.Context) error {
+				if err := snk.Open(ctx); err != nil {
+					return err
+				}
+				return snk.Close(ctx)
+			}
+		}
+	}
+	if check == nil {
+		return CheckResult{OK: true}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := check(ctx); err != nil {
+		return failed(err), nil
+	}
+	return CheckResult{OK: true}, nil
+}
+
+func failed(err error) CheckResult {
+	var many interface{ Unwrap() []error }
+	if errors.As(err, &many) {
+		var out []string
+		for _, e := range many.Unwrap() {
+			out = append(out, e.Error())
+		}
+		return CheckResult{Problems: out}
+	}
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Error())
+		}
+		return CheckResult{Problems: out}
+	}
+	return CheckResult{Problems: []string{err.Error()}}
+}

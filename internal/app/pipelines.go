@@ -1,0 +1,142 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/pipeline"
+)
+
+// PipelineView is a pipeline as shown by the API: its spec with secrets
+// redacted, desired and observed state, and live progress when it runs here.
+type PipelineView struct {
+	Name       string           `json:"name"`
+	Spec       json.RawMessage  `json:"spec"`
+	Paused     bool             `json:"paused"`
+	State      string           `json:"state"`
+	LastError  string           `json:"last_error,omitempty"`
+	Generation int64            `json:"generation"`
+	CreatedAt  time.Time        `json:"created_at"`
+	UpdatedAt  time.Time        `json:"updated_at"`
+	Status     *pipeline.Status `json:"status,omitempty"`
+}
+
+// ApplyPipeline validates p against the stored connections, stores it and
+// (re)starts it. created reports whether it is new.
+func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline) (created bool, err error) {
+	conns, err := a.StoredConnections(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := config.ValidatePipeline(p, a.Registry, conns, a.env()); err != nil {
+		return false, err
+	}
+	r, err := config.Resolve(p, a.Registry, conns, a.env())
+	if err != nil {
+		return false, err
+	}
+	old, gerr := a.Store.GetPipeline(ctx, p.Name)
+	created = errors.Is(gerr, store.ErrNotFound)
+	if gerr != nil && !created {
+		return false, gerr
+	}
+	raw, err := config.Marshal(p)
+	if err != nil {
+		return false, err
+	}
+	paused := p.Paused
+	if !created && !p.Paused {
+		paused = old.Paused // apply does not resume a paused pipeline; resume does
+	}
+	if err := a.Store.PutPipeline(ctx, store.Pipeline{Name: p.Name, Spec: raw, Paused: paused}, r.Connections); err != nil {
+		return false, err
+	}
+	if !created && string(old.Spec) == string(raw) && old.Paused == paused {
+		return false, nil // unchanged: leave the running pipeline alone
+	}
+	p.Paused = paused
+	return created, a.Supervisor.Upsert(ctx, a.Spec(p, a.StoredConnections))
+}
+
+func (a *App) view(sp store.Pipeline) (PipelineView, error) {
+	p, err := config.ParsePipeline(sp.Spec)
+	if err != nil {
+		return PipelineView{}, fmt.Errorf("stored pipeline %q: %w", sp.Name, err)
+	}
+	spec, err := config.RedactedJSON(p)
+	if err != nil {
+		return PipelineView{}, err
+	}
+	v := PipelineView{Name: sp.Name, Spec: spec, Paused: sp.Paused, State: sp.State, LastError: sp.LastError,
+		Generation: sp.Generation, CreatedAt: sp.CreatedAt, UpdatedAt: sp.UpdatedAt}
+	if st, err := a.Supervisor.Status(sp.Name); err == nil {
+		st.LastError = config.RedactURL(st.LastError)
+		v.Status, v.State, v.LastError = &st, string(st.State), st.LastError
+	}
+	return v, nil
+}
+
+// Pipelines lists pipelines.
+func (a *App) Pipelines(ctx context.Context) ([]PipelineView, error) {
+	list, err := a.Store.ListPipelines(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PipelineView, 0, len(list))
+	for _, sp := range list {
+		v, err := a.view(sp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Pipeline returns one pipeline.
+func (a *App) Pipeline(ctx context.Context, name string) (PipelineView, error) {
+	sp, err := a.Store.GetPipeline(ctx, name)
+	if err != nil {
+		return PipelineView{}, err
+	}
+	return a.view(sp)
+}
+
+// PausePipeline pauses a pipeline (it drains and stops) and remembers it.
+func (a *App) PausePipeline(ctx context.Context, name string) error {
+	if err := a.Store.SetPipelinePaused(ctx, name, true); err != nil {
+		return err
+	}
+	return ignoreUnknown(a.Supervisor.Pause(name))
+}
+
+// ResumePipeline resumes a paused, failed or needs-resync pipeline.
+func (a *App) ResumePipeline(ctx context.Context, name string) error {
+	if err := a.Store.SetPipelinePaused(ctx, name, false); err != nil {
+		return err
+	}
+	return ignoreUnknown(a.Supervisor.Resume(name))
+}
+
+// DeletePipeline stops a pipeline and deletes it with its offsets and history.
+func (a *App) DeletePipeline(ctx context.Context, name string) error {
+	if _, err := a.Store.GetPipeline(ctx, name); err != nil {
+		return err
+	}
+	if err := ignoreUnknown(a.Supervisor.Remove(ctx, name)); err != nil {
+		return err
+	}
+	return a.Store.DeletePipeline(ctx, name)
+}
+
+func ignoreUnknown(err error) error {
+	if errors.Is(err, pipeline.ErrUnknownPipeline) {
+		return nil
+	}
+	return err
+}

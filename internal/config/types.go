@@ -1,0 +1,166 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File is a config file: connections and the pipelines that use them.
+type File struct {
+	Connections []Connection `yaml:"connections,omitempty" json:"connections,omitempty"`
+	Pipelines   []Pipeline   `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
+}
+
+// Connection is a named source or destination: its type and the settings shared by
+// every pipeline that uses it (host, credentials).
+type Connection struct {
+	Name   string    `yaml:"name" json:"name"`
+	Type   string    `yaml:"type" json:"type"`
+	Config yaml.Node `yaml:"config,omitempty" json:"config,omitempty"`
+}
+
+// Endpoint is a pipeline's source or sink: a named connection plus per-pipeline
+// settings, or an inline type and config. The connection's keys and the pipeline's
+// keys are merged; a key set in both is an error.
+type Endpoint struct {
+	Connection string    `yaml:"connection,omitempty" json:"connection,omitempty"`
+	Type       string    `yaml:"type,omitempty" json:"type,omitempty"`
+	Config     yaml.Node `yaml:"config,omitempty" json:"config,omitempty"`
+}
+
+// Transform is one step of a pipeline's transform chain.
+type Transform struct {
+	Name   string    `yaml:"name,omitempty" json:"name,omitempty"`
+	Type   string    `yaml:"type" json:"type"`
+	Tables []string  `yaml:"tables,omitempty" json:"tables,omitempty"`
+	Config yaml.Node `yaml:"config,omitempty" json:"config,omitempty"`
+}
+
+// Batch bounds write batches.
+type Batch struct {
+	MaxChanges int      `yaml:"max_changes,omitempty" json:"max_changes,omitempty"`
+	MaxBytes   ByteSize `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+	MaxWait    Duration `yaml:"max_wait,omitempty" json:"max_wait,omitempty"`
+}
+
+// Pipeline is one pipeline.
+type Pipeline struct {
+	Name         string      `yaml:"name" json:"name"`
+	Source       Endpoint    `yaml:"source" json:"source"`
+	Transforms   []Transform `yaml:"transforms,omitempty" json:"transforms,omitempty"`
+	Sink         Endpoint    `yaml:"sink" json:"sink"`
+	Batch        Batch       `yaml:"batch,omitempty" json:"batch,omitempty"`
+	DrainTimeout Duration    `yaml:"drain_timeout,omitempty" json:"drain_timeout,omitempty"`
+	// Paused creates the pipeline without starting it.
+	Paused bool `yaml:"paused,omitempty" json:"paused,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultMaxChanges   = 10_000
+	DefaultMaxBytes     = ByteSize(16 << 20)
+	DefaultMaxWait      = Duration(time.Second)
+	DefaultDrainTimeout = Duration(30 * time.Second)
+)
+
+// WithDefaults returns p with every unset setting at its default.
+func (p Pipeline) WithDefaults() Pipeline {
+	if p.Batch.MaxChanges == 0 {
+		p.Batch.MaxChanges = DefaultMaxChanges
+	}
+	if p.Batch.MaxBytes == 0 {
+		p.Batch.MaxBytes = DefaultMaxBytes
+	}
+	if p.Batch.MaxWait == 0 {
+		p.Batch.MaxWait = DefaultMaxWait
+	}
+	if p.DrainTimeout == 0 {
+		p.DrainTimeout = DefaultDrainTimeout
+	}
+	for i := range p.Transforms {
+		if p.Transforms[i].Name == "" {
+			p.Transforms[i].Name = fmt.Sprintf("%d_%s", i, p.Transforms[i].Type)
+		}
+	}
+	return p
+}
+
+// Duration is a time.Duration written as a string ("500ms", "1m30s").
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: duration must be a string like \"500ms\" or \"1m\"", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q (want e.g. \"500ms\", \"30s\", \"1m\")", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// ByteSize is a size in bytes, written as an integer or with a unit
+// ("4MiB", "512KiB", "1GB").
+type ByteSize int64
+
+var units = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+
+// ParseByteSize parses "4MiB", "1GB", "1024".
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q (want e.g. 4MiB, 512KiB, 1GB or a number of bytes)", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+// String renders b with the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range units[:3] {
+		if int64(b) >= u.mult && int64(b)%u.mult == 0 {
+			return strconv.FormatInt(int64(b)/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
+
+// MarshalJSON implements json.Marshaler.
+func (b ByteSize) MarshalJSON() ([]byte, error) { return json.Marshal(b.String()) }

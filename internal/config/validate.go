@@ -1,0 +1,278 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/transforms"
+	"go.yaml.in/yaml/v3"
+)
+
+var (
+	// PipelineName is the rule for pipeline names: they feed slot and publication
+	// names, which Postgres limits to 63 bytes.
+	PipelineName = regexp.MustCompile(`^[a-z0-9_]{1,40}$`)
+	// ConnectionName is the rule for connection names.
+	ConnectionName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+)
+
+// Problem is one validation error at a path.
+type Problem struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+func (p Problem) Error() string { return p.Path + ": " + p.Message }
+
+// Problems is every validation error found. It is returned as an error.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Permanent marks invalid config as not retryable.
+func (ps Problems) Permanent() bool { return true }
+
+func (ps *Problems) add(path, format string, args ...any) {
+	*ps = append(*ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// addErr adds err at path, one problem per joined error.
+func (ps *Problems) addErr(path string, err error) {
+	var many interface{ Unwrap() []error }
+	if errors.As(err, &many) {
+		for _, e := range many.Unwrap() {
+			ps.addErr(path, e)
+		}
+		return
+	}
+	var nested Problems
+	if errors.As(err, &nested) {
+		for _, p := range nested {
+			ps.add(path+"."+p.Path, "%s", p.Message)
+		}
+		return
+	}
+	var one Problem
+	if errors.As(err, &one) {
+		ps.add(path+"."+one.Path, "%s", one.Message)
+		return
+	}
+	ps.add(path, "%s", err.Error())
+}
+
+func (ps Problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// Env looks up environment variables; os.LookupEnv in production.
+type Env func(string) (string, bool)
+
+// Validate checks f against the registry and returns every problem (as Problems),
+// or nil. known holds connections defined elsewhere (the metadata store) that
+// pipelines may name. It builds every component to validate its config, which
+// does no I/O.
+func Validate(f File, reg *pipeline.Registry, known map[string]Connection, env Env) error {
+	var ps Problems
+	conns := map[string]Connection{}
+	for k, c := range known {
+		conns[k] = c
+	}
+	for i, c := range f.Connections {
+		path := fmt.Sprintf("connections[%s]", c.Name)
+		if c.Name == "" {
+			path = fmt.Sprintf("connections[%d]", i)
+		}
+		ps = append(ps, validateConnection(c, path, reg)...)
+		if _, dup := conns[c.Name]; dup && c.Name != "" {
+			if _, ext := known[c.Name]; !ext {
+				ps.add(path+".name", "duplicate connection name %q", c.Name)
+			}
+		}
+		conns[c.Name] = c
+	}
+	seen := map[string]bool{}
+	for i, p := range f.Pipelines {
+		path := fmt.Sprintf("pipelines[%s]", p.Name)
+		if p.Name == "" {
+			path = fmt.Sprintf("pipelines[%d]", i)
+		}
+		if seen[p.Name] && p.Name != "" {
+			ps.add(path+".name", "duplicate pipeline name %q", p.Name)
+		}
+		seen[p.Name] = true
+		ps = append(ps, validatePipeline(p, path, reg, conns, env)...)
+	}
+	return ps.err()
+}
+
+// ValidateConnection checks one connection.
+func ValidateConnection(c Connection, reg *pipeline.Registry) error {
+	return validateConnection(c, "connection", reg).err()
+}
+
+func validateConnection(c Connection, path string, reg *pipeline.Registry) Problems {
+	var ps Problems
+	if !ConnectionName.MatchString(c.Name) {
+		ps.add(path+".name", "must match %s", ConnectionName)
+	}
+	_, isSrc := reg.Sources[c.Type]
+	_, isSink := reg.Sinks[c.Type]
+	if !isSrc && !isSink {
+		ps.add(path+".type", "unknown type %q (sources: %s; sinks: %s)", c.Type,
+			strings.Join(pipeline.Names(reg.Sources), ", "), strings.Join(pipeline.Names(reg.Sinks), ", "))
+	}
+	if c.Config.Kind != 0 && c.Config.Kind != yaml.MappingNode {
+		ps.add(path+".config", "must be a mapping")
+	}
+	return ps
+}
+
+// ValidatePipeline checks one pipeline against the known connections.
+func ValidatePipeline(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, env Env) error {
+	path := fmt.Sprintf("pipelines[%s]", p.Name)
+	return validatePipeline(p, path, reg, conns, env).err()
+}
+
+func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, env Env) Problems {
+	var ps Problems
+	if !PipelineName.MatchString(p.Name) {
+		ps.add(path+".name", "must match %s", PipelineName)
+	}
+	p = p.WithDefaults()
+	b := p.Batch
+	if b.MaxChanges < 1 || b.MaxChanges > 1_000_000 {
+		ps.add(path+".batch.max_changes", "must be between 1 and 1000000, got %d", b.MaxChanges)
+	}
+	if b.MaxBytes < 1<<10 || b.MaxBytes > 1<<30 {
+		ps.add(path+".batch.max_bytes", "must be between 1KiB and 1GiB, got %s", b.MaxBytes)
+	}
+	if b.MaxWait < Duration(time.Millisecond) || b.MaxWait > Duration(time.Hour) {
+		ps.add(path+".batch.max_wait", "must be between 1ms and 1h, got %s", time.Duration(b.MaxWait))
+	}
+	if p.DrainTimeout < Duration(time.Second) {
+		ps.add(path+".drain_timeout", "must be at least 1s")
+	}
+
+	r, rps := resolve(p, path, reg, conns, env)
+	ps = append(ps, rps...)
+	if r == nil {
+		return ps
+	}
+	if f, ok := reg.Sources[r.SourceType]; ok {
+		if _, err := f.New(r.Source, sources.Deps{Pipeline: p.Name}); err != nil {
+			ps.addErr(path+".source.config", err)
+		}
+	}
+	if f, ok := reg.Sinks[r.SinkType]; ok {
+		if _, err := f.New(r.Sink, sinks.Deps{Pipeline: p.Name}); err != nil {
+			ps.addErr(path+".sink.config", err)
+		}
+	}
+	for i, t := range p.Transforms {
+		tp := fmt.Sprintf("%s.transforms[%d]", path, i)
+		f, ok := reg.Transforms[t.Type]
+		if !ok {
+			ps.add(tp+".type", "unknown transform %q (known: %s)", t.Type, strings.Join(pipeline.Names(reg.Transforms), ", "))
+			continue
+		}
+		if _, err := f.New(r.Transforms[i], transforms.Deps{}); err != nil {
+			ps.addErr(tp+".config", err)
+		}
+	}
+	return ps
+}
+
+// Resolved is a pipeline with its connections merged in and its ${…} references
+// expanded: what the components are built from.
+type Resolved struct {
+	Pipeline    Pipeline
+	SourceType  string
+	Source      *yaml.Node
+	SinkType    string
+	Sink        *yaml.Node
+	Transforms  []*yaml.Node
+	Connections []string // names of the connections used
+}
+
+// Resolve merges and expands p (defaults applied).
+func Resolve(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, env Env) (*Resolved, error) {
+	p = p.WithDefaults()
+	r, ps := resolve(p, fmt.Sprintf("pipelines[%s]", p.Name), reg, conns, env)
+	return r, ps.err()
+}
+
+func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, env Env) (*Resolved, Problems) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	var ps Problems
+	r := &Resolved{Pipeline: p}
+	endpoint := func(e Endpoint, epath, kind string, known func(string) bool, names []string) (string, *yaml.Node) {
+		var typ string
+		var connCfg *yaml.Node
+		switch {
+		case e.Connection != "" && e.Type != "":
+			ps.add(epath, "set either connection or type, not both")
+			return "", nil
+		case e.Connection != "":
+			c, ok := conns[e.Connection]
+			if !ok {
+				ps.add(epath+".connection", "no connection named %q", e.Connection)
+				return "", nil
+			}
+			typ, connCfg = c.Type, &c.Config
+			r.Connections = append(r.Connections, c.Name)
+		case e.Type != "":
+			typ = e.Type
+		default:
+			ps.add(epath, "needs a connection or a type")
+			return "", nil
+		}
+		if !known(typ) {
+			ps.add(epath+".type", "%q is not a %s type (known: %s)", typ, kind, strings.Join(names, ", "))
+			return "", nil
+		}
+		merged, err := Merge(connCfg, &e.Config, e.Connection)
+		if err != nil {
+			ps.addErr(epath+".config", err)
+			return "", nil
+		}
+		expanded, err := Expand(merged, epath+".config", env)
+		var eps Problems
+		if errors.As(err, &eps) {
+			ps = append(ps, eps...)
+			return "", nil
+		}
+		return typ, expanded
+	}
+	r.SourceType, r.Source = endpoint(p.Source, path+".source", "source", func(t string) bool { _, ok := reg.Sources[t]; return ok }, pipeline.Names(reg.Sources))
+	r.SinkType, r.Sink = endpoint(p.Sink, path+".sink", "sink", func(t string) bool { _, ok := reg.Sinks[t]; return ok }, pipeline.Names(reg.Sinks))
+	for i, t := range p.Transforms {
+		n, err := Expand(&t.Config, fmt.Sprintf("%s.transforms[%d].config", path, i), env)
+		var eps Problems
+		if errors.As(err, &eps) {
+			ps = append(ps, eps...)
+		}
+		r.Transforms = append(r.Transforms, n)
+	}
+	if r.Source == nil || r.Sink == nil {
+		return nil, ps
+	}
+	return r, ps
+}

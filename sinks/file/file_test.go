@@ -1,0 +1,139 @@
+package file
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/stretchr/testify/require"
+)
+
+var tid = schema.TableID{Namespace: "public", Name: "orders"}
+
+func change(n uint64, op schema.Op, key int64, v string) schema.Change {
+	c := schema.Change{Op: op, Table: tid, Version: 1, Pos: offsets.AppendUint(nil, n),
+		Key: schema.Row{{Name: "id", Value: schema.Int(key)}}}
+	if op != schema.OpDelete {
+		c.After = schema.Row{{Name: "id", Value: schema.Int(key)}, {Name: "v", Value: schema.String(v)}}
+	}
+	return c
+}
+
+func open(t *testing.T, dir string) *Sink {
+	s := New(Config{Dir: dir}, sinks.Deps{})
+	require.NoError(t, s.Open(context.Background()))
+	return s
+}
+
+func TestWriteReplayIsIdempotent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	b1 := schema.Batch{Changes: []schema.Change{change(1, schema.OpInsert, 1, "a"), change(2, schema.OpInsert, 2, "b")}}
+	b2 := schema.Batch{Changes: []schema.Change{change(3, schema.OpUpdate, 1, "a2"), change(4, schema.OpDelete, 2, "")}}
+
+	s := open(t, dir)
+	require.NoError(t, s.Write(ctx, &b1))
+	require.NoError(t, s.Write(ctx, &b2))
+	require.NoError(t, s.Write(ctx, &b1), "an older batch after a newer one is skipped")
+	require.NoError(t, s.Close(ctx))
+
+	// A new sink over the same dir (a restart) replays both batches.
+	s = open(t, dir)
+	require.NoError(t, s.Write(ctx, &b1))
+	require.NoError(t, s.Write(ctx, &b2))
+	b3 := schema.Batch{Changes: []schema.Change{change(5, schema.OpInsert, 3, "c")}}
+	require.NoError(t, s.Write(ctx, &b3))
+	require.NoError(t, s.Close(ctx))
+
+	st, err := State(dir)
+	require.NoError(t, err)
+	require.Equal(t, map[string]map[string]string{"public.orders": {
+		`{"id":1}`: `{"id":1,"v":"a2"}`,
+		`{"id":3}`: `{"id":3,"v":"c"}`,
+	}}, st)
+	lines, err := os.ReadFile(filepath.Join(dir, FileName(tid)))
+	require.NoError(t, err)
+	require.Equal(t, 5, countLines(lines), "each change exactly once")
+}
+
+func countLines(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '\n' {
+			n++
+		}
+	}
+	return n
+}
+
+func TestTornLineIsCutOff(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := open(t, dir)
+	b := schema.Batch{Changes: []schema.Change{change(1, schema.OpInsert, 1, "a"), change(2, schema.OpInsert, 2, "b")}}
+	require.NoError(t, s.Write(ctx, &b))
+	require.NoError(t, s.Close(ctx))
+
+	// A crash in the middle of writing change 3.
+	path := filepath.Join(dir, FileName(tid))
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(`{"pos":"1000000000000003","op":"c","tab`)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	s = open(t, dir)
+	b = schema.Batch{Changes: []schema.Change{change(2, schema.OpInsert, 2, "b"), change(3, schema.OpInsert, 3, "c")}}
+	require.NoError(t, s.Write(ctx, &b))
+	require.NoError(t, s.Close(ctx))
+	st, err := State(dir)
+	require.NoError(t, err)
+	require.Len(t, st["public.orders"], 3)
+}
+
+func TestTornOnlyLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, FileName(tid)), []byte(`{"pos":"10`), 0o644))
+	s := open(t, dir)
+	b := schema.Batch{Changes: []schema.Change{change(1, schema.OpInsert, 1, "a")}}
+	require.NoError(t, s.Write(context.Background(), &b))
+	require.NoError(t, s.Close(context.Background()))
+	st, err := State(dir)
+	require.NoError(t, err)
+	require.Len(t, st["public.orders"], 1)
+}
+
+func TestSchemaFileAndNames(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	evil := schema.TableID{Namespace: "../..", Name: "a/b.c"}
+	require.Equal(t, "%2E%2E%2F%2E%2E.a%2Fb%2Ec.jsonl", FileName(evil))
+	s := open(t, dir)
+	d := schema.Delta{Table: schema.Table{ID: evil, Version: 1, Columns: []schema.Column{{Name: "id"}}}}
+	require.NoError(t, s.Apply(ctx, []schema.Delta{d}))
+	require.NoError(t, s.Apply(ctx, []schema.Delta{d}), "applying a delta again is a no-op")
+	require.NoError(t, s.Close(ctx))
+	b, err := os.ReadFile(filepath.Join(dir, "%2E%2E%2F%2E%2E.a%2Fb%2Ec.schema.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, 1, countLines(b))
+
+	_, err = Factory().New(nil, sinks.Deps{})
+	require.ErrorContains(t, err, "dir: required")
+}
+
+func TestStateDetectsDuplicates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	line := `{"pos":"01","op":"c","table":"a.b","version":1,"key":{"id":1},"after":{"id":1}}` + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.b.jsonl"), []byte(line+line), 0o644))
+	_, err := State(dir)
+	require.ErrorContains(t, err, "duplicate or reordered")
+}
