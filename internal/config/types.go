@@ -151,7 +151,8 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 
 // String renders b with the largest binary unit that divides it.
 func (b ByteSize) String() string {
-	for _, u := range units[:3] {
+	for _, u := range []int{2, 1, 0} { // GiB, MiB, KiB: the largest that divides
+		u := units[u]
 		if int64(b) >= u.mult && int64(b)%u.mult == 0 {
 			return strconv.FormatInt(int64(b)/u.mult, 10) + u.suffix
 		}

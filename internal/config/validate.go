@@ -171,19 +171,6 @@ func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map
 
 	r, rps := resolve(p, path, reg, conns, env)
 	ps = append(ps, rps...)
-	if r == nil {
-		return ps
-	}
-	if f, ok := reg.Sources[r.SourceType]; ok {
-		if _, err := f.New(r.Source, sources.Deps{Pipeline: p.Name}); err != nil {
-			ps.addErr(path+".source.config", err)
-		}
-	}
-	if f, ok := reg.Sinks[r.SinkType]; ok {
-		if _, err := f.New(r.Sink, sinks.Deps{Pipeline: p.Name}); err != nil {
-			ps.addErr(path+".sink.config", err)
-		}
-	}
 	for i, t := range p.Transforms {
 		tp := fmt.Sprintf("%s.transforms[%d]", path, i)
 		f, ok := reg.Transforms[t.Type]
@@ -191,8 +178,21 @@ func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map
 			ps.add(tp+".type", "unknown transform %q (known: %s)", t.Type, strings.Join(pipeline.Names(reg.Transforms), ", "))
 			continue
 		}
+		if i >= len(r.Transforms) || r.Transforms[i] == nil {
+			continue
+		}
 		if _, err := f.New(r.Transforms[i], transforms.Deps{}); err != nil {
 			ps.addErr(tp+".config", err)
+		}
+	}
+	if f, ok := reg.Sources[r.SourceType]; ok && r.Source != nil {
+		if _, err := f.New(r.Source, sources.Deps{Pipeline: p.Name}); err != nil {
+			ps.addErr(path+".source.config", err)
+		}
+	}
+	if f, ok := reg.Sinks[r.SinkType]; ok && r.Sink != nil {
+		if _, err := f.New(r.Sink, sinks.Deps{Pipeline: p.Name}); err != nil {
+			ps.addErr(path+".sink.config", err)
 		}
 	}
 	return ps
@@ -214,7 +214,10 @@ type Resolved struct {
 func Resolve(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, env Env) (*Resolved, error) {
 	p = p.WithDefaults()
 	r, ps := resolve(p, fmt.Sprintf("pipelines[%s]", p.Name), reg, conns, env)
-	return r, ps.err()
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, env Env) (*Resolved, Problems) {
@@ -270,9 +273,6 @@ func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]C
 			ps = append(ps, eps...)
 		}
 		r.Transforms = append(r.Transforms, n)
-	}
-	if r.Source == nil || r.Sink == nil {
-		return nil, ps
 	}
 	return r, ps
 }

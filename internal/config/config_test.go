@@ -1,0 +1,207 @@
+package config_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/sinks/file"
+	"github.com/cdcd-dev/cdcd/sources/datagen"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+func registry() *pipeline.Registry {
+	r := pipeline.NewRegistry()
+	r.Sources["datagen"] = datagen.Factory()
+	r.Sinks["file"] = file.Factory()
+	return r
+}
+
+func env(m map[string]string) config.Env {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const good = `
+connections:
+  - name: gen
+    type: datagen
+    config: {tables: 3}
+pipelines:
+  - name: orders
+    source: {connection: gen, config: {snapshot_rows: 10}}
+    sink: {type: file, config: {dir: /tmp/out}}
+    batch: {max_changes: 500, max_bytes: 4MiB, max_wait: 250ms}
+`
+
+func TestParseAndDefaults(t *testing.T) {
+	t.Parallel()
+	f, err := config.Parse([]byte(good))
+	require.NoError(t, err)
+	require.NoError(t, config.Validate(f, registry(), nil, env(nil)))
+	p := f.Pipelines[0].WithDefaults()
+	require.Equal(t, 500, p.Batch.MaxChanges)
+	require.Equal(t, config.ByteSize(4<<20), p.Batch.MaxBytes)
+	require.Equal(t, config.Duration(250*time.Millisecond), p.Batch.MaxWait)
+	require.Equal(t, config.DefaultDrainTimeout, p.DrainTimeout)
+
+	// JSON is accepted too, with the same strictness.
+	j := `{"pipelines":[{"name":"x","source":{"type":"datagen"},"sink":{"type":"file","config":{"dir":"d"}}}]}`
+	f, err = config.Parse([]byte(j))
+	require.NoError(t, err)
+	require.NoError(t, config.Validate(f, registry(), nil, env(nil)))
+}
+
+func TestUnknownKeysAreErrors(t *testing.T) {
+	t.Parallel()
+	_, err := config.Parse([]byte("pipelines:\n  - name: a\n    sorce: {}\n"))
+	require.ErrorContains(t, err, "field sorce not found")
+
+	// Unknown keys inside a component's config are caught by its factory.
+	f, err := config.Parse([]byte(`
+pipelines:
+  - name: a
+    source: {type: datagen, config: {tabels: 3}}
+    sink: {type: file, config: {dir: d}}
+`))
+	require.NoError(t, err)
+	err = config.Validate(f, registry(), nil, env(nil))
+	require.ErrorContains(t, err, "pipelines[a].source.config: line 1: field tabels not found")
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	t.Parallel()
+	f, err := config.Parse([]byte(`
+connections:
+  - name: Bad Name
+    type: nosuch
+  - name: gen
+    type: datagen
+    config: {tables: 2}
+pipelines:
+  - name: Orders-1
+    source: {connection: gen, config: {tables: 5, txn_size: 0}}
+    sink: {type: file}
+    batch: {max_changes: 0, max_bytes: 10, max_wait: 2h}
+    drain_timeout: 10ms
+  - name: b
+    source: {connection: missing}
+    sink: {type: nosink, config: {dir: x}}
+    transforms: [{type: nosuch}]
+  - name: b
+    source: {type: datagen, connection: gen}
+    sink: {type: file, config: {dir: "${NOPE}"}}
+`))
+	require.NoError(t, err)
+	err = config.Validate(f, registry(), nil, env(nil))
+	var ps config.Problems
+	require.ErrorAs(t, err, &ps)
+	got := map[string]bool{}
+	for _, p := range ps {
+		got[p.Path] = true
+	}
+	for _, want := range []string{
+		"connections[Bad Name].name",
+		"connections[Bad Name].type",
+		"pipelines[Orders-1].name",
+		"pipelines[Orders-1].batch.max_bytes",
+		"pipelines[Orders-1].batch.max_wait",
+		"pipelines[Orders-1].drain_timeout",
+		"pipelines[Orders-1].source.config", // tables set in both connection and pipeline
+		"pipelines[Orders-1].sink.config",   // dir is required
+		"pipelines[b].source.connection",
+		"pipelines[b].sink.type",
+		"pipelines[b].transforms[0].type",
+		"pipelines[b].name", // duplicate
+		"pipelines[b].source",
+		"pipelines[b].sink.config.dir",
+	} {
+		require.True(t, got[want], "missing problem at %s; got:\n%s", want, err)
+	}
+	require.Contains(t, err.Error(), "environment variable NOPE is not set")
+	require.Contains(t, err.Error(), `"tables" is set both by connection "gen" and by the pipeline`)
+	require.True(t, ps.Permanent())
+}
+
+func TestExpandSecrets(t *testing.T) {
+	t.Parallel()
+	secret := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cret\n"), 0o600))
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(`{dsn: "postgres://u:${PW}@h/db", password: "${file:`+secret+`}", port: 5432}`), &n))
+	out, err := config.Expand(&n, "x", env(map[string]string{"PW": "p@ss"}))
+	require.NoError(t, err)
+	var v map[string]any
+	require.NoError(t, out.Decode(&v))
+	require.Equal(t, "postgres://u:p@ss@h/db", v["dsn"])
+	require.Equal(t, "s3cret", v["password"])
+	require.Equal(t, 5432, v["port"], "non-string values keep their type")
+
+	_, err = config.Expand(&n, "x", env(nil))
+	require.ErrorContains(t, err, "x.dsn: environment variable PW is not set")
+}
+
+func TestRedaction(t *testing.T) {
+	t.Parallel()
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(`
+dsn: postgres://app:hunter2@db:5432/x
+kv: host=db password=hunter2 user=app
+password: hunter2
+password_ref: "${PG_PASSWORD}"
+nested: {api_key: abc, private_key: "-----BEGIN", ok: visible}
+`), &n))
+	v, err := config.ToJSON(&n)
+	require.NoError(t, err)
+	b, _ := json.Marshal(v)
+	s := string(b)
+	require.NotContains(t, s, "hunter2")
+	require.NotContains(t, s, "abc")
+	require.NotContains(t, s, "BEGIN")
+	require.Contains(t, s, "postgres://app:******@db:5432/x")
+	require.Contains(t, s, "${PG_PASSWORD}", "a reference is not a secret and stays visible")
+	require.Contains(t, s, "visible")
+}
+
+func TestByteSize(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]config.ByteSize{"1024": 1024, "4MiB": 4 << 20, "1GB": 1e9, "512 KiB": 512 << 10} {
+		got, err := config.ParseByteSize(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	_, err := config.ParseByteSize("4 parsecs")
+	require.Error(t, err)
+	require.Equal(t, "4MiB", config.ByteSize(4<<20).String())
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	t.Parallel()
+	f, err := config.Parse([]byte(good))
+	require.NoError(t, err)
+	raw, err := config.Marshal(f.Pipelines[0])
+	require.NoError(t, err)
+	p, err := config.ParsePipeline(raw)
+	require.NoError(t, err)
+	again, err := config.Marshal(p)
+	require.NoError(t, err)
+	require.JSONEq(t, string(raw), string(again))
+	require.True(t, strings.Contains(string(raw), `"max_wait":"250ms"`))
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte(`{"pipelines":[{"name":"x"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cf, err := config.Parse(b)
+		if err != nil {
+			return
+		}
+		_ = config.Validate(cf, registry(), nil, env(nil))
+	})
+}
