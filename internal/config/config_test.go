@@ -142,6 +142,17 @@ func TestExpandSecrets(t *testing.T) {
 	require.Equal(t, "s3cret", v["password"])
 	require.Equal(t, 5432, v["port"], "non-string values keep their type")
 
+	var m yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(`{port: "${PORT}", flag: "${FLAG}", name: "${NAME}", mixed: "a${PORT}"}`), &m))
+	out, err = config.Expand(&m, "x", env(map[string]string{"PORT": "5433", "FLAG": "true", "NAME": "0x: y"}))
+	require.NoError(t, err)
+	v = nil
+	require.NoError(t, out.Decode(&v))
+	require.Equal(t, 5433, v["port"], "a whole-value reference takes the expanded type")
+	require.Equal(t, true, v["flag"])
+	require.Equal(t, "0x: y", v["name"])
+	require.Equal(t, "a5433", v["mixed"])
+
 	_, err = config.Expand(&n, "x", env(nil))
 	require.ErrorContains(t, err, "x.dsn: environment variable PW is not set")
 }

@@ -97,6 +97,17 @@ func Expand(n *yaml.Node, path string, getenv func(string) (string, bool)) (*yam
 		})
 		if out.Value != n.Value {
 			out.Tag, out.Style = "!!str", yaml.DoubleQuotedStyle
+			// A value that is exactly one reference takes the type of what it
+			// expands to, so `port: ${PG_PORT}` is a number.
+			if envRef.FindString(n.Value) == n.Value {
+				var probe yaml.Node
+				if yaml.Unmarshal([]byte(out.Value), &probe) == nil && len(probe.Content) == 1 {
+					switch t := probe.Content[0].Tag; t {
+					case "!!int", "!!float", "!!bool":
+						out.Tag, out.Style = t, 0
+					}
+				}
+			}
 		}
 	case yaml.MappingNode, yaml.SequenceNode, yaml.DocumentNode:
 		out.Content = make([]*yaml.Node, len(n.Content))

@@ -1,0 +1,275 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/api"
+	"github.com/cdcd-dev/cdcd/internal/app"
+	"github.com/cdcd-dev/cdcd/internal/secrets"
+	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/sinks/file"
+	"github.com/cdcd-dev/cdcd/sources/datagen"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func loadDoc(t *testing.T) *openapi3.T {
+	b, err := api.OpenAPI()
+	require.NoError(t, err)
+	doc, err := openapi3.NewLoader().LoadFromData(b)
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(context.Background()), "the OpenAPI document is valid")
+	return doc
+}
+
+// TestOpenAPIMatchesRoutes checks that the document and the mux list the same
+// method+path pairs.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	doc := loadDoc(t)
+	var documented []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented = append(documented, method+" "+path)
+		}
+	}
+	src, err := os.ReadFile("server.go")
+	require.NoError(t, err)
+	var routed []string
+	for _, m := range regexp.MustCompile(`\{"(GET|POST|PUT|DELETE)", "([^"]+)"`).FindAllStringSubmatch(string(src), -1) {
+		routed = append(routed, m[1]+" "+m[2])
+	}
+	slices.Sort(documented)
+	slices.Sort(routed)
+	require.NotEmpty(t, routed)
+	require.Equal(t, routed, documented)
+}
+
+type harness struct {
+	t      *testing.T
+	url    string
+	router routers.Router
+	token  string
+	dir    string
+}
+
+func setup(t *testing.T) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := secrets.New(make([]byte, 32))
+	require.NoError(t, err)
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "meta.db"), c)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	reg := pipeline.NewRegistry()
+	reg.Sources["datagen"] = datagen.Factory()
+	reg.Sinks["file"] = file.Factory()
+	promReg := prometheus.NewRegistry()
+	metrics := pipeline.NewMetrics(promReg)
+	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Metrics: metrics, States: stateAdapter{st}, BackoffBase: 10 * time.Millisecond})
+	a := &app.App{Store: st, Registry: reg, Supervisor: sup, Registerer: promReg,
+		Env: func(k string) (string, bool) { v, ok := map[string]string{"GEN_SEED": "7"}[k]; return v, ok }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+	srv := httptest.NewServer(api.New(api.Config{Control: a, Tokens: st, Metrics: promReg, Version: "test"}))
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		require.NoError(t, <-done)
+	})
+	doc := loadDoc(t)
+	doc.Servers = openapi3.Servers{{URL: srv.URL}}
+	router, err := legacy.NewRouter(doc)
+	require.NoError(t, err)
+	return &harness{t: t, url: srv.URL, router: router, dir: dir}
+}
+
+type stateAdapter struct{ s store.Store }
+
+func (a stateAdapter) SavePipelineState(ctx context.Context, p string, st pipeline.State, e string) error {
+	return a.s.SavePipelineState(ctx, p, string(st), e)
+}
+
+// do sends a request and validates the response against the OpenAPI document.
+func (h *harness) do(method, path string, body any, wantStatus int) map[string]any {
+	h.t.Helper()
+	var rd io.Reader
+	var raw []byte
+	if body != nil {
+		switch b := body.(type) {
+		case string:
+			raw = []byte(b)
+		default:
+			raw, _ = json.Marshal(b)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, h.url+path, rd)
+	require.NoError(h.t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if h.token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	require.NoError(h.t, err)
+	require.Equal(h.t, wantStatus, resp.StatusCode, "%s %s: %s", method, path, out)
+
+	route, params, err := h.router.FindRoute(req)
+	require.NoError(h.t, err, "%s %s is not in the OpenAPI document", method, path)
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	if raw != nil {
+		req.Body = io.NopCloser(bytes.NewReader(raw))
+		if wantStatus < 400 {
+			require.NoError(h.t, openapi3filter.ValidateRequest(context.Background(), in), "%s %s request", method, path)
+		}
+	}
+	rv := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+	rv.SetBodyBytes(out)
+	require.NoError(h.t, openapi3filter.ValidateResponse(context.Background(), rv), "%s %s response %d does not match the document: %s", method, path, resp.StatusCode, out)
+
+	if len(out) == 0 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		return nil
+	}
+	var m map[string]any
+	require.NoError(h.t, json.Unmarshal(out, &m))
+	return m
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	outDir := filepath.Join(h.dir, "out")
+
+	h.do("GET", "/healthz", nil, 200)
+	h.do("GET", "/readyz", nil, 200)
+	require.Empty(t, h.do("GET", "/api/v1/connections", nil, 200)["connections"])
+
+	// connections
+	gen := map[string]any{"name": "gen", "type": "datagen", "config": map[string]any{"tables": 2, "seed": "${GEN_SEED}", "snapshot_rows": 20}}
+	h.do("POST", "/api/v1/connections", gen, 201)
+	h.do("POST", "/api/v1/connections", gen, 409)
+	sink := map[string]any{"type": "file", "config": map[string]any{"dir": outDir, "password": "hunter2"}}
+	h.do("PUT", "/api/v1/connections/out", sink, 201)
+	got := h.do("GET", "/api/v1/connections/out", nil, 200)
+	require.Equal(t, "******", got["config"].(map[string]any)["password"], "secrets are redacted")
+	delete(sink["config"].(map[string]any), "password")
+	h.do("PUT", "/api/v1/connections/out", sink, 200)
+	require.Len(t, h.do("GET", "/api/v1/connections", nil, 200)["connections"], 2)
+	require.Equal(t, true, h.do("POST", "/api/v1/connections/out/test", nil, 200)["ok"])
+	h.do("GET", "/api/v1/connections/nope", nil, 404)
+
+	// bad input: malformed, then invalid with every problem listed
+	h.do("POST", "/api/v1/pipelines", "{not json", 400)
+	h.do("POST", "/api/v1/pipelines", "", 400)
+	h.do("POST", "/api/v1/pipelines", map[string]any{"name": "x", "source": map[string]any{"connection": "gen"}, "sink": map[string]any{"connection": "out"}, "bogus": 1}, 400)
+	bad := h.do("POST", "/api/v1/pipelines", map[string]any{"name": "Bad!", "source": map[string]any{"connection": "missing"},
+		"sink": map[string]any{"connection": "out"}, "batch": map[string]any{"max_wait": "2h"}}, 422)
+	var paths []string
+	for _, p := range bad["problems"].([]any) {
+		paths = append(paths, p.(map[string]any)["path"].(string))
+	}
+	require.ElementsMatch(t, []string{"pipelines[Bad!].name", "pipelines[Bad!].batch.max_wait", "pipelines[Bad!].source.connection"}, paths)
+
+	// pipelines
+	p := map[string]any{"name": "orders", "source": map[string]any{"connection": "gen", "config": map[string]any{"changes": 100}},
+		"sink": map[string]any{"connection": "out"}, "batch": map[string]any{"max_wait": "10ms"}}
+	h.do("POST", "/api/v1/pipelines", p, 201)
+	h.do("POST", "/api/v1/pipelines", p, 409)
+	h.do("PUT", "/api/v1/pipelines/orders", p, 200)
+	h.do("PUT", "/api/v1/pipelines/other", p, 400) // name mismatch
+	require.Eventually(t, func() bool {
+		st := h.do("GET", "/api/v1/pipelines/orders/status", nil, 200)
+		prog, _ := st["progress"].(map[string]any)
+		return st["state"] == "streaming" && prog != nil && prog["changes_written"].(float64) == 2*20+100
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Len(t, h.do("GET", "/api/v1/pipelines", nil, 200)["pipelines"], 1)
+	h.do("DELETE", "/api/v1/connections/gen", nil, 409) // in use
+
+	paused := h.do("POST", "/api/v1/pipelines/orders/pause", nil, 200)
+	require.Equal(t, true, paused["paused"])
+	require.Eventually(t, func() bool { return h.do("GET", "/api/v1/pipelines/orders", nil, 200)["state"] == "paused" }, 10*time.Second, 10*time.Millisecond)
+	h.do("POST", "/api/v1/pipelines/orders/resume", nil, 200)
+	require.Eventually(t, func() bool { return h.do("GET", "/api/v1/pipelines/orders", nil, 200)["state"] == "streaming" }, 10*time.Second, 10*time.Millisecond)
+
+	// the file sink holds exactly the generator's final state
+	state, err := file.State(outDir)
+	require.NoError(t, err)
+	want := datagen.Final(datagen.Config{Tables: 2, Seed: 7, SnapshotRows: 20, Changes: 100}, 10000)
+	for id, rows := range want {
+		require.Len(t, state[id.String()], len(rows), id.String())
+	}
+
+	metrics, err := http.Get(h.url + "/metrics")
+	require.NoError(t, err)
+	mb, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	require.Contains(t, string(mb), `cdcd_source_changes_total{op="c",pipeline="orders"}`)
+
+	h.do("DELETE", "/api/v1/pipelines/orders", nil, 204)
+	h.do("DELETE", "/api/v1/pipelines/orders", nil, 404)
+	h.do("DELETE", "/api/v1/connections/gen", nil, 204)
+	h.do("POST", "/api/v1/pipelines/orders/pause", nil, 404)
+}
+
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	// Open while no token exists.
+	h.do("GET", "/api/v1/pipelines", nil, 200)
+	h.do("POST", "/api/v1/tokens", map[string]any{}, 422)
+	h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci", "extra": 1}, 400)
+	tok := h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci"}, 201)
+
+	// Now every endpoint but health requires it.
+	for _, path := range []string{"/api/v1/pipelines", "/api/v1/connections", "/metrics", "/api/v1/openapi.json", "/api/v1/tokens"} {
+		h.do("GET", path, nil, 401)
+	}
+	h.token = "cdcd_wrong"
+	h.do("GET", "/api/v1/pipelines", nil, 401)
+	h.token = ""
+	h.do("GET", "/healthz", nil, 200)
+	h.do("GET", "/readyz", nil, 200)
+
+	h.token = tok["token"].(string)
+	h.do("GET", "/api/v1/pipelines", nil, 200)
+	list := h.do("GET", "/api/v1/tokens", nil, 200)["tokens"].([]any)
+	require.Len(t, list, 1)
+	require.NotContains(t, list[0], "token", "listing never shows a token's value")
+	h.do("DELETE", "/api/v1/tokens/"+tok["id"].(string), nil, 204)
+	h.do("GET", "/api/v1/pipelines", nil, 200) // no tokens left: open again
+}
+
+func TestBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	big := `{"name":"x","type":"file","config":{"dir":"` + strings.Repeat("a", 2<<20) + `"}}`
+	h.do("POST", "/api/v1/connections", big, 413)
+}
