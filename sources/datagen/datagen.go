@@ -152,7 +152,9 @@ func New(c Config, d sources.Deps) *Source {
 }
 
 // TableID returns the id of table i.
-func TableID(i int) schema.TableID { return schema.TableID{Namespace: "gen", Name: "t" + strconv.Itoa(i)} }
+func TableID(i int) schema.TableID {
+	return schema.TableID{Namespace: "gen", Name: "t" + strconv.Itoa(i)}
+}
 
 // Shape returns the shape of every generated table.
 func Shape(i int) schema.Table {
