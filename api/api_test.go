@@ -86,7 +86,7 @@ func setup(t *testing.T) *harness {
 	reg.Sinks["file"] = file.Factory()
 	promReg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(promReg)
-	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Metrics: metrics, States: stateAdapter{st}, BackoffBase: 10 * time.Millisecond})
+	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Metrics: metrics, States: app.States(st), BackoffBase: 10 * time.Millisecond})
 	a := &app.App{Store: st, Registry: reg, Supervisor: sup, Registerer: promReg,
 		Env: func(k string) (string, bool) { v, ok := map[string]string{"GEN_SEED": "7"}[k]; return v, ok }}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -103,12 +103,6 @@ func setup(t *testing.T) *harness {
 	router, err := legacy.NewRouter(doc)
 	require.NoError(t, err)
 	return &harness{t: t, url: srv.URL, router: router, dir: dir}
-}
-
-type stateAdapter struct{ s store.Store }
-
-func (a stateAdapter) SavePipelineState(ctx context.Context, p string, st pipeline.State, e string) error {
-	return a.s.SavePipelineState(ctx, p, string(st), e)
 }
 
 // do sends a request and validates the response against the OpenAPI document.

@@ -136,7 +136,7 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 		Pipeline: p.Name, Source: src, Sink: sink, Chain: transforms.NewChain(steps...),
 		Offsets: offs, Epoch: epoch,
 		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
-		DrainTimeout: time.Duration(p.DrainTimeout), Logger: log,
+		DrainTimeout: time.Duration(p.DrainTimeout), Logger: a.log(),
 	}, nil
 }
 
@@ -322,4 +322,18 @@ func failed(err error) CheckResult {
 		return CheckResult{Problems: out}
 	}
 	return CheckResult{Problems: []string{err.Error()}}
+}
+
+// States adapts the metadata store to the supervisor's StateStore. Pipelines that
+// are not stored (those of `cdcd run -f`) are skipped.
+func States(s store.Store) pipeline.StateStore { return stateStore{s} }
+
+type stateStore struct{ s store.Store }
+
+func (a stateStore) SavePipelineState(ctx context.Context, name string, st pipeline.State, lastErr string) error {
+	err := a.s.SavePipelineState(ctx, name, string(st), config.RedactURL(lastErr))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
 }

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/spf13/cobra"
+)
+
+// client talks to a running `cdcd serve`.
+type client struct {
+	server string
+	token  string
+	output string
+}
+
+func (c *client) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&c.server, "server", envOr("CDCD_SERVER", "http://127.0.0.1:8080"), "URL of the cdcd server (env CDCD_SERVER)")
+	cmd.PersistentFlags().StringVar(&c.token, "token", "", "API token (default: env CDCD_TOKEN)")
+	cmd.PersistentFlags().StringVarP(&c.output, "output", "o", "table", "output: table or json")
+}
+
+// apiError is an error response of the server.
+type apiError struct {
+	Status   int
+	Message  string           `json:"error"`
+	Problems []config.Problem `json:"problems"`
+}
+
+func (e *apiError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "server answered %d: %s", e.Status, e.Message)
+	for _, p := range e.Problems {
+		fmt.Fprintf(&b, "\n  %s", p.Error())
+	}
+	return b.String()
+}
+
+func (c *client) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.server, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	tok := c.token
+	if tok == "" {
+		tok = os.Getenv("CDCD_TOKEN")
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach cdcd server at %s (is `cdcd serve` running? set --server or CDCD_SERVER): %w", c.server, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 400 {
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(b, e) != nil || e.Message == "" {
+			e.Message = strings.TrimSpace(string(b))
+		}
+		code := 1
+		if resp.StatusCode == 422 || resp.StatusCode == 400 {
+			code = 2
+		}
+		return &exitError{code, e}
+	}
+	if out != nil && len(b) > 0 {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func (c *client) print(cmd *cobra.Command, v any, header []string, rows func(tw io.Writer)) error {
+	if c.output == "json" || rows == nil {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	if c.output != "table" {
+		return &exitError{2, fmt.Errorf("--output must be table or json, got %q", c.output)}
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	rows(tw)
+	return tw.Flush()
+}
+
+type pipelineView struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	Paused    bool   `json:"paused"`
+	LastError string `json:"last_error"`
+	Status    *struct {
+		Progress struct {
+			ChangesWritten uint64  `json:"changes_written"`
+			LagSeconds     float64 `json:"lag_seconds"`
+			Committed      string  `json:"committed_position"`
+		} `json:"progress"`
+	} `json:"status"`
+}
+
+func newPipelines() *cobra.Command {
+	var c client
+	cmd := &cobra.Command{Use: "pipelines", Aliases: []string{"pipeline", "p"}, Short: "Manage pipelines on a running server"}
+	c.register(cmd)
+	list := &cobra.Command{Use: "list", Short: "List pipelines", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
+		var raw json.RawMessage
+		if err := c.do(cmd.Context(), "GET", "/api/v1/pipelines", nil, &raw); err != nil {
+			return err
+		}
+		var v struct {
+			Pipelines []pipelineView `json:"pipelines"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		return c.print(cmd, raw, []string{"NAME", "STATE", "CHANGES", "LAG", "ERROR"}, func(tw io.Writer) {
+			for _, p := range v.Pipelines {
+				var n uint64
+				lag := "-"
+				if p.Status != nil {
+					n = p.Status.Progress.ChangesWritten
+					if p.Status.Progress.LagSeconds > 0 {
+						lag = fmt.Sprintf("%.1fs", p.Status.Progress.LagSeconds)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", p.Name, p.State, n, lag, oneLine(p.LastError))
+			}
+		})
+	}}
+	get := &cobra.Command{Use: "get NAME", Short: "Show a pipeline", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
+		var raw json.RawMessage
+		if err := c.do(cmd.Context(), "GET", "/api/v1/pipelines/"+args[0], nil, &raw); err != nil {
+			return err
+		}
+		return c.print(cmd, raw, nil, nil)
+	}}
+	var file string
+	apply := &cobra.Command{Use: "apply -f FILE", Short: "Create or update the connections and pipelines of a file", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.apply(cmd, file, true) }}
+	apply.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	_ = apply.MarkFlagRequired("file")
+	action := func(use, verb, short string) *cobra.Command {
+		return &cobra.Command{Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
+			method, path := "POST", "/api/v1/pipelines/"+args[0]+"/"+verb
+			if verb == "" {
+				method, path = "DELETE", "/api/v1/pipelines/"+args[0]
+			}
+			if err := c.do(cmd.Context(), method, path, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: %s\n", args[0], map[string]string{"pause": "paused", "resume": "resumed", "": "deleted"}[verb])
+			return nil
+		}}
+	}
+	cmd.AddCommand(list, get, apply,
+		action("pause", "pause", "Drain and stop a pipeline until resumed"),
+		action("resume", "resume", "Start a paused or failed pipeline again"),
+		action("delete", "", "Stop and delete a pipeline with its offsets"))
+	return cmd
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+// apply sends a file's connections (and pipelines) to the server.
+func (c *client) apply(cmd *cobra.Command, file string, pipelines bool) error {
+	f, err := config.LoadFile(file)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	for _, conn := range f.Connections {
+		body, err := configJSON(conn)
+		if err != nil {
+			return err
+		}
+		if err := c.do(cmd.Context(), "PUT", "/api/v1/connections/"+conn.Name, body, nil); err != nil {
+			return fmt.Errorf("connection %s: %w", conn.Name, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "connection %s: applied\n", conn.Name)
+	}
+	if !pipelines {
+		return nil
+	}
+	for _, p := range f.Pipelines {
+		body, err := configJSON(p)
+		if err != nil {
+			return err
+		}
+		if err := c.do(cmd.Context(), "PUT", "/api/v1/pipelines/"+p.Name, body, nil); err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.Name, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: applied\n", p.Name)
+	}
+	return nil
+}
+
+func configJSON(v any) (json.RawMessage, error) {
+	b, err := config.Marshal(v)
+	return json.RawMessage(b), err
+}
+
+func newConnections() *cobra.Command {
+	var c client
+	cmd := &cobra.Command{Use: "connections", Aliases: []string{"connection", "c"}, Short: "Manage connections on a running server"}
+	c.register(cmd)
+	list := &cobra.Command{Use: "list", Short: "List connections", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
+		var raw json.RawMessage
+		if err := c.do(cmd.Context(), "GET", "/api/v1/connections", nil, &raw); err != nil {
+			return err
+		}
+		var v struct {
+			Connections []struct{ Name, Type string } `json:"connections"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		return c.print(cmd, raw, []string{"NAME", "TYPE"}, func(tw io.Writer) {
+			for _, x := range v.Connections {
+				fmt.Fprintf(tw, "%s\t%s\n", x.Name, x.Type)
+			}
+		})
+	}}
+	get := &cobra.Command{Use: "get NAME", Short: "Show a connection (secrets redacted)", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
+		var raw json.RawMessage
+		if err := c.do(cmd.Context(), "GET", "/api/v1/connections/"+args[0], nil, &raw); err != nil {
+			return err
+		}
+		return c.print(cmd, raw, nil, nil)
+	}}
+	test := &cobra.Command{Use: "test NAME", Short: "Connect and report what is wrong", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
+		var res struct {
+			OK       bool     `json:"ok"`
+			Problems []string `json:"problems"`
+		}
+		if err := c.do(cmd.Context(), "POST", "/api/v1/connections/"+args[0]+"/test", nil, &res); err != nil {
+			return err
+		}
+		if res.OK {
+			fmt.Fprintf(cmd.OutOrStdout(), "connection %s: ok\n", args[0])
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "connection %s: %d problem(s)\n", args[0], len(res.Problems))
+		for _, p := range res.Problems {
+			fmt.Fprintf(cmd.OutOrStdout(), "  - %s\n", p)
+		}
+		return &exitError{1, fmt.Errorf("connection %s failed its test", args[0])}
+	}}
+	var file string
+	apply := &cobra.Command{Use: "apply -f FILE", Short: "Create or update the connections of a file", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.apply(cmd, file, false) }}
+	apply.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	_ = apply.MarkFlagRequired("file")
+	del := &cobra.Command{Use: "delete NAME", Short: "Delete a connection no pipeline uses", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
+		if err := c.do(cmd.Context(), "DELETE", "/api/v1/connections/"+args[0], nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "connection %s: deleted\n", args[0])
+		return nil
+	}}
+	cmd.AddCommand(list, get, test, apply, del)
+	return cmd
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/api"
+	"github.com/cdcd-dev/cdcd/internal/app"
+	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/web"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+)
+
+func newServe(lf *logFlags) *cobra.Command {
+	var sf storeFlags
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API, web UI and every stored pipeline",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			st, err := sf.open(ctx, log)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return serve(ctx, log, st, listen)
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().StringVar(&listen, "listen", envOr("CDCD_LISTEN", "127.0.0.1:8080"), "address of the API and web UI (env CDCD_LISTEN)")
+	return cmd
+}
+
+// engine is what serve and run share: metrics, supervisor and app.
+func engine(log *slog.Logger, st store.Store) (*app.App, *prometheus.Registry) {
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Logger: log, Metrics: pipeline.NewMetrics(promReg), States: app.States(st)})
+	return &app.App{Store: st, Registry: registry(), Supervisor: sup, Logger: log, Registerer: promReg}, promReg
+}
+
+func serve(ctx context.Context, log *slog.Logger, st store.Store, listen string) error {
+	a, promReg := engine(log, st)
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	supRunning := make(chan struct{})
+	srv := &http.Server{
+		Handler: api.New(api.Config{
+			Control: a, Tokens: st, Metrics: promReg, Logger: log, UI: web.FS(), Version: version,
+			Ready: func(ctx context.Context) error {
+				select {
+				case <-supRunning:
+				default:
+					return errors.New("supervisor not running")
+				}
+				_, err := st.HasTokens(ctx)
+				return err
+			},
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	// The supervisor stops first (pipelines drain), the HTTP server last.
+	supCtx, stopSup := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSup()
+	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	g.Go(func() error { return a.Supervisor.Run(supCtx) })
+	close(supRunning)
+	if err := a.Start(ctx); err != nil {
+		stopSup()
+		_ = g.Wait()
+		return fmt.Errorf("start pipelines: %w", err)
+	}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	log.Info("cdcd serving", "version", version, "listen", ln.Addr().String(), "api", "http://"+ln.Addr().String()+"/api/v1")
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done():
+		}
+		log.Info("stopping: draining pipelines")
+		stopSup()
+		shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutCtx)
+	})
+	return g.Wait()
+}
+
+func newRun(lf *logFlags) *cobra.Command {
+	var sf storeFlags
+	var file string
+	cmd := &cobra.Command{
+		Use:   "run -f FILE",
+		Short: "Run the pipelines of a config file in the foreground (no API); offsets persist in the metadata store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			f, err := config.LoadFile(file)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			reg := registry()
+			if err := config.Validate(f, reg, nil, os.LookupEnv); err != nil {
+				return err
+			}
+			if len(f.Pipelines) == 0 {
+				return &exitError{2, fmt.Errorf("%s declares no pipelines", file)}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			st, err := sf.open(ctx, log)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			a, _ := engine(log, st)
+			conns := map[string]config.Connection{}
+			for _, c := range f.Connections {
+				conns[c.Name] = c
+			}
+			fileConns := func(context.Context) (map[string]config.Connection, error) { return conns, nil }
+			supErr := make(chan error, 1)
+			go func() { supErr <- a.Supervisor.Run(ctx) }()
+			for _, p := range f.Pipelines {
+				if err := a.Supervisor.Upsert(ctx, a.Spec(p, fileConns)); err != nil {
+					return err
+				}
+			}
+			log.Info("running pipelines from file", "file", file, "pipelines", len(f.Pipelines))
+			err = <-supErr
+			for _, s := range a.Supervisor.List() {
+				log.Info("pipeline stopped", "pipeline", s.Name, "state", s.State, "changes_written", s.Progress.ChangesWritten, "last_error", s.LastError)
+			}
+			return err
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	_ = cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+func newConfig() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Work with config files"}
+	var file string
+	check := &cobra.Command{
+		Use:   "check -f FILE",
+		Short: "Validate a config file and list every problem with its path (no I/O)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := config.LoadFile(file)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			if err := config.Validate(f, registry(), nil, os.LookupEnv); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d connections, %d pipelines)\n", file, len(f.Connections), len(f.Pipelines))
+			return nil
+		},
+	}
+	check.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	_ = check.MarkFlagRequired("file")
+	cmd.AddCommand(check)
+	return cmd
+}
