@@ -285,8 +285,16 @@ func (r *Runner) readStage(readCtx, gctx context.Context, out chan<- schema.Batc
 			return fmt.Errorf("read source: %w", err)
 		}
 		n, last := len(b.Changes), b.Last()
+		var perOp [schema.OpSnapshot + 1]int
 		for i := range b.Changes {
-			r.cfg.Metrics.changes.WithLabelValues(r.cfg.Pipeline, b.Changes[i].Op.String()).Inc()
+			if op := b.Changes[i].Op; int(op) < len(perOp) {
+				perOp[op]++
+			}
+		}
+		for op, k := range perOp {
+			if k > 0 {
+				r.cfg.Metrics.changes.WithLabelValues(r.cfg.Pipeline, schema.Op(op).String()).Add(float64(k))
+			}
 		}
 		if err := send(readCtx, r, "transform", out, b); err != nil {
 			if gctx.Err() == nil {
@@ -360,7 +368,15 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			}
 			has = true
 			pending.Deltas = append(pending.Deltas, b.Deltas...)
-			pending.Changes = append(pending.Changes, b.Changes...)
+			switch {
+			case pending.Changes == nil && len(b.Changes) >= c.MaxChanges/2:
+				pending.Changes = b.Changes // big enough alone: adopt it, no copy
+			case pending.Changes == nil:
+				pending.Changes = make([]schema.Change, 0, min(c.MaxChanges, 1<<14))
+				fallthrough
+			default:
+				pending.Changes = append(pending.Changes, b.Changes...)
+			}
 			if b.Checkpoint != nil {
 				pending.Checkpoint = b.Checkpoint
 			}

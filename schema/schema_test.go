@@ -3,6 +3,7 @@ package schema
 import (
 	"context"
 	"math"
+	"regexp"
 	"testing"
 	"time"
 
@@ -186,10 +187,18 @@ func TestRegistry(t *testing.T) {
 	require.Error(t, err, "a key column that is not a column is rejected")
 }
 
+var decimalSpec = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
+// FuzzDecimalJSON checks the decimal scanner against the grammar written as a
+// regular expression, and that accepted text is kept exactly.
 func FuzzDecimalJSON(f *testing.F) {
-	f.Add("1.5")
-	f.Add("-0.000e+12")
+	for _, s := range []string{"1.5", "-0.000e+12", ".", "+.e1", "1.", ".5", "1e", "--1", "NaN"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isDecimal(s), decimalSpec.MatchString(s); got != want {
+			t.Fatalf("isDecimal(%q) = %v, the grammar says %v", s, got, want)
+		}
 		v, err := Decimal(s)
 		if err != nil {
 			return

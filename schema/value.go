@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"time"
 )
@@ -128,7 +127,44 @@ func Date(year int, month time.Month, day int) Value {
 // TimeOfDay returns a time of day, in microseconds since midnight (0 ≤ micros ≤ 24h).
 func TimeOfDay(micros int64) Value { return Value{k: KindTime, n: uint64(micros)} }
 
-var decimalRE = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+// isDecimal reports whether s matches [+-]?(digits[.digits?]|.digits)([eE][+-]?digits)?
+// (a hand-written scanner: every numeric value of every source passes through it).
+func isDecimal(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		exp := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			exp++
+		}
+		if exp == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
 
 // ErrBadDecimal is returned by Decimal for text that is not a decimal number.
 var ErrBadDecimal = errors.New("not a decimal number")
@@ -140,7 +176,7 @@ func Decimal(text string) (Value, error) {
 	case "NaN", "Infinity", "-Infinity":
 		return Value{k: KindDecimal, s: text}, nil
 	}
-	if !decimalRE.MatchString(text) {
+	if !isDecimal(text) {
 		return Value{}, fmt.Errorf("%w: %q", ErrBadDecimal, text)
 	}
 	return Value{k: KindDecimal, s: text}, nil

@@ -131,7 +131,7 @@ type Source struct {
 
 	phase     uint64
 	txn       uint64 // next transaction of the phase
-	announced map[schema.TableID]bool
+	announced map[schema.TableID]schema.Version
 	paced     time.Time
 
 	mu       sync.Mutex
@@ -182,7 +182,7 @@ func changePos(phase, txn, idx uint64) offsets.Position {
 
 // Open positions the generator just after from.
 func (s *Source) Open(ctx context.Context, from offsets.Position) error {
-	s.announced = map[schema.TableID]bool{}
+	s.announced = map[schema.TableID]schema.Version{}
 	s.phase, s.txn = phaseSnapshot, 0
 	if from != nil {
 		d := offsets.NewDecoder(from)
@@ -264,11 +264,10 @@ func (s *Source) row(key int64, gen uint64) schema.Row {
 // announce puts the table's shape into the batch the first time it appears after
 // Open, registered in the schema registry when there is one.
 func (s *Source) announce(ctx context.Context, b *schema.Batch, t int, pos offsets.Position) (schema.Version, error) {
-	shape := Shape(t)
-	if s.announced[shape.ID] {
-		return 1, nil
+	if v, ok := s.announced[TableID(t)]; ok {
+		return v, nil
 	}
-	s.announced[shape.ID] = true
+	shape := Shape(t)
 	shape.Version = 1
 	d := schema.Delta{Table: shape, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}
 	if s.deps.Schema != nil {
@@ -284,6 +283,7 @@ func (s *Source) announce(ctx context.Context, b *schema.Batch, t int, pos offse
 		}
 	}
 	b.Deltas = append(b.Deltas, d)
+	s.announced[shape.ID] = shape.Version
 	return shape.Version, nil
 }
 

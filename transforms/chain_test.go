@@ -1,0 +1,89 @@
+package transforms
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/stretchr/testify/require"
+)
+
+// dropColumn removes one column from shapes and rows (a minimal real transform).
+type dropColumn struct{ name string }
+
+func (d dropColumn) Schema(t schema.Table) (schema.Table, error) {
+	out := t.Clone()
+	out.Columns = out.Columns[:0]
+	for _, c := range t.Columns {
+		if c.Name != d.name {
+			out.Columns = append(out.Columns, c)
+		}
+	}
+	return out, nil
+}
+
+func (d dropColumn) Apply(c *schema.Change) (bool, error) {
+	for _, r := range []*schema.Row{&c.Before, &c.After} {
+		if i := r.Index(d.name); i >= 0 {
+			*r = append((*r)[:i:i], (*r)[i+1:]...)
+		}
+	}
+	return true, nil
+}
+
+type failing struct{}
+
+func (failing) Schema(t schema.Table) (schema.Table, error) { return t, nil }
+func (failing) Apply(*schema.Change) (bool, error)          { return false, errors.New("boom") }
+
+func table(cols ...string) schema.Table {
+	t := schema.Table{ID: schema.TableID{Namespace: "public", Name: "users"}, PrimaryKey: []string{"id"}}
+	for _, c := range cols {
+		t.Columns = append(t.Columns, schema.Column{Name: c, Type: schema.Type{Kind: schema.KindString, Name: "text"}})
+	}
+	return t
+}
+
+func TestChainMapsDeltasAndRows(t *testing.T) {
+	t.Parallel()
+	c := NewChain(Step{Name: "drop_ssn", Tables: []string{"public.*"}, Transform: dropColumn{"ssn"}})
+	v1 := table("id", "ssn")
+	v1.Version = 1
+	b := schema.Batch{
+		Deltas:  []schema.Delta{{Table: v1, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}},
+		Changes: []schema.Change{{Op: schema.OpInsert, Table: v1.ID, Pos: offsets.AppendUint(nil, 1), After: schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "ssn", Value: schema.String("123")}}}},
+	}
+	require.NoError(t, c.ApplyBatch(&b))
+	require.Equal(t, []string{"id"}, []string{b.Deltas[0].Table.Columns[0].Name})
+	require.Len(t, b.Deltas[0].Table.Columns, 1)
+	require.Equal(t, `{"id":1}`, string(b.Changes[0].After.AppendJSON(nil)))
+
+	// A source-side change to a dropped column yields no output change at all;
+	// an added column does.
+	v2 := table("id", "ssn", "email")
+	v2.Version = 2
+	b = schema.Batch{Deltas: []schema.Delta{{Table: v2, From: 1, Changes: schema.Diff(v1, v2)}}}
+	require.NoError(t, c.ApplyBatch(&b))
+	require.Len(t, b.Deltas[0].Changes, 1)
+	require.Equal(t, schema.AddColumn, b.Deltas[0].Changes[0].Op)
+	require.Equal(t, "email", b.Deltas[0].Changes[0].Column.Name)
+
+	// Out-of-scope tables pass untouched.
+	other := schema.Change{Op: schema.OpInsert, Table: schema.TableID{Namespace: "audit", Name: "x"}, After: schema.Row{{Name: "ssn", Value: schema.String("1")}}}
+	b = schema.Batch{Changes: []schema.Change{other}}
+	require.NoError(t, c.ApplyBatch(&b))
+	require.Equal(t, 1, b.Changes[0].After.Index("ssn")+1)
+}
+
+func TestChainErrorsNameTheStep(t *testing.T) {
+	t.Parallel()
+	c := NewChain(Step{Name: "bad", Transform: failing{}})
+	b := schema.Batch{Changes: []schema.Change{{Op: schema.OpInsert, Table: schema.TableID{Name: "t"}, Pos: offsets.AppendUint(nil, 9),
+		After: schema.Row{{Name: "secret", Value: schema.String("hunter2")}}}}}
+	err := c.ApplyBatch(&b)
+	require.ErrorContains(t, err, "transform bad on t")
+	require.NotContains(t, err.Error(), "hunter2", "errors carry no row values")
+	var zero Chain
+	require.NoError(t, zero.ApplyBatch(&b), "the zero chain passes batches through")
+}
