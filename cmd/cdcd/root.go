@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/cdcd-dev/cdcd/internal/secrets"
 	"github.com/cdcd-dev/cdcd/internal/store"
@@ -65,6 +67,23 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (store.Store, e
 		return store.OpenPostgres(ctx, f.storeURL, c)
 	}
 	return store.OpenSQLite(ctx, filepath.Join(f.dataDir, "cdcd.db"), c)
+}
+
+// withStore runs f with a logger, a context cancelled by SIGINT/SIGTERM and the
+// opened metadata store, closing the store afterwards.
+func withStore(cmd *cobra.Command, lf *logFlags, sf *storeFlags, f func(ctx context.Context, log *slog.Logger, st store.Store) error) error {
+	log, err := lf.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, err := sf.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return f(ctx, log, st)
 }
 
 type logFlags struct {

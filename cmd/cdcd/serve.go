@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/api"
@@ -32,18 +30,9 @@ func newServe(lf *logFlags) *cobra.Command {
 		Short: "Run the API, web UI and every stored pipeline",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := lf.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			st, err := sf.open(ctx, log)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return serve(ctx, log, st, listen)
+			return withStore(cmd, lf, &sf, func(ctx context.Context, log *slog.Logger, st store.Store) error {
+				return serve(ctx, log, st, listen)
+			})
 		},
 	}
 	sf.register(cmd)
@@ -122,53 +111,48 @@ func newRun(lf *logFlags) *cobra.Command {
 		Short: "Run the pipelines of a config file in the foreground (no API); offsets persist in the metadata store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := lf.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
 			f, err := config.LoadFile(file)
 			if err != nil {
 				return &exitError{2, err}
 			}
-			reg := registry()
-			if err := config.Validate(f, reg, nil, os.LookupEnv); err != nil {
+			if err := config.Validate(f, registry(), nil, os.LookupEnv); err != nil {
 				return err
 			}
 			if len(f.Pipelines) == 0 {
 				return &exitError{2, fmt.Errorf("%s declares no pipelines", file)}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			st, err := sf.open(ctx, log)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			a, _ := engine(log, st)
-			conns := map[string]config.Connection{}
-			for _, c := range f.Connections {
-				conns[c.Name] = c
-			}
-			fileConns := func(context.Context) (map[string]config.Connection, error) { return conns, nil }
-			supErr := make(chan error, 1)
-			go func() { supErr <- a.Supervisor.Run(ctx) }()
-			for _, p := range f.Pipelines {
-				if err := a.Supervisor.Upsert(ctx, a.Spec(p, fileConns)); err != nil {
-					return err
-				}
-			}
-			log.Info("running pipelines from file", "file", file, "pipelines", len(f.Pipelines))
-			err = <-supErr
-			for _, s := range a.Supervisor.List() {
-				log.Info("pipeline stopped", "pipeline", s.Name, "state", s.State, "changes_written", s.Progress.ChangesWritten, "last_error", s.LastError)
-			}
-			return err
+			return withStore(cmd, lf, &sf, func(ctx context.Context, log *slog.Logger, st store.Store) error {
+				return runFile(ctx, log, st, f, file)
+			})
 		},
 	}
 	sf.register(cmd)
 	cmd.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// runFile runs a file's pipelines until ctx ends, then reports how each stopped.
+func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.File, file string) error {
+	a, _ := engine(log, st)
+	conns := map[string]config.Connection{}
+	for _, c := range f.Connections {
+		conns[c.Name] = c
+	}
+	fileConns := func(context.Context) (map[string]config.Connection, error) { return conns, nil }
+	supErr := make(chan error, 1)
+	go func() { supErr <- a.Supervisor.Run(ctx) }()
+	for _, p := range f.Pipelines {
+		if err := a.Supervisor.Upsert(ctx, a.Spec(p, fileConns)); err != nil {
+			return err
+		}
+	}
+	log.Info("running pipelines from file", "file", file, "pipelines", len(f.Pipelines))
+	err := <-supErr
+	for _, s := range a.Supervisor.List() {
+		log.Info("pipeline stopped", "pipeline", s.Name, "state", s.State, "changes_written", s.Progress.ChangesWritten, "last_error", s.LastError)
+	}
+	return err
 }
 
 func newConfig() *cobra.Command {
