@@ -1,13 +1,3 @@
-// Package file is a sink that writes JSON lines, one file per destination table,
-// for trying cdcd without a warehouse and for debugging.
-//
-// Each line is one change: {"pos","op","table","version","tx","ts","key","before","after"}.
-// Schema deltas go to <table>.schema.jsonl. The sink is idempotent: a change whose
-// position is not past the last line already in its table's file is skipped, so a
-// replay after a crash writes nothing twice. Every batch is flushed and fsynced
-// before Write returns. On Open a torn last line (a crash mid-write) is cut off.
-//
-// Concurrency: the engine calls the methods from one goroutine (sinks.Sink).
 package file
 
 import (
