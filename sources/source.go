@@ -41,6 +41,13 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// Cleaner is implemented by sources that hold server-side state for a pipeline
+// (a replication slot, a publication). Cleanup drops it when the pipeline is
+// deleted; it is called without Open.
+type Cleaner interface {
+	Cleanup(ctx context.Context) error
+}
+
 // StatusReporter is implemented by sources that report progress. SourceStatus is
 // safe to call concurrently with every other method.
 type StatusReporter interface {

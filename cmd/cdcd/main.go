@@ -10,6 +10,7 @@ import (
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
+	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -19,6 +20,7 @@ var version = "dev"
 func registry() *pipeline.Registry {
 	r := pipeline.NewRegistry()
 	r.Sources["datagen"] = datagen.Factory()
+	r.Sources["postgres"] = pgsrc.Factory()
 	r.Sinks["file"] = file.Factory()
 	return r
 }

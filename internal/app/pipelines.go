@@ -10,6 +10,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/sources"
 )
 
 // PipelineView is a pipeline as shown by the API: its spec with secrets
@@ -131,6 +132,9 @@ func (a *App) DeletePipeline(ctx context.Context, name string) error {
 	if err := ignoreUnknown(a.Supervisor.Remove(ctx, name)); err != nil {
 		return err
 	}
+	if err := a.cleanup(ctx, name); err != nil {
+		return err
+	}
 	return a.Store.DeletePipeline(ctx, name)
 }
 
@@ -139,4 +143,36 @@ func ignoreUnknown(err error) error {
 		return nil
 	}
 	return err
+}
+
+// cleanup lets the pipeline's source drop what it holds on the server (a
+// replication slot and publication), unless its config says to keep them.
+func (a *App) cleanup(ctx context.Context, name string) error {
+	sp, err := a.Store.GetPipeline(ctx, name)
+	if err != nil {
+		return err
+	}
+	p, err := config.ParsePipeline(sp.Spec)
+	if err != nil {
+		return nil // nothing can be built from it, so nothing is known to clean
+	}
+	conns, err := a.StoredConnections(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := config.Resolve(p, a.Registry, conns, a.env())
+	if err != nil {
+		a.log().Warn("pipeline deleted without cleaning up its source: its config no longer resolves", "pipeline", name, "error", err)
+		return nil
+	}
+	src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{Pipeline: name, Logger: a.log()})
+	if err != nil {
+		return nil
+	}
+	if c, ok := src.(sources.Cleaner); ok {
+		if err := c.Cleanup(ctx); err != nil {
+			return fmt.Errorf("clean up the source of pipeline %q (set keep_slot_on_delete to delete without it): %w", name, err)
+		}
+	}
+	return nil
 }

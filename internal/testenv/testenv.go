@@ -79,8 +79,10 @@ func (p *process) start() error {
 	return nil
 }
 
-// signal sends sig to the server's whole process group and waits up to d for the
-// server to exit; it SIGKILLs the group if it has not.
+// signal sends sig to the server and waits up to d for it to exit; it SIGKILLs
+// it if it has not. SIGKILL takes the whole process tree: Postgres backends call
+// setsid(), so they are not in the postmaster's process group and would outlive
+// it, holding its shared memory.
 func (p *process) signal(sig syscall.Signal, d time.Duration) {
 	p.mu.Lock()
 	cmd, exited := p.cmd, p.exited
@@ -93,21 +95,82 @@ func (p *process) signal(sig syscall.Signal, d time.Duration) {
 		return
 	default:
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	pid := cmd.Process.Pid
+	if sig == syscall.SIGKILL {
+		killTree(pid)
+		<-exited
+		return
+	}
+	_ = syscall.Kill(-pid, sig)
 	select {
 	case <-exited:
 	case <-time.After(d):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killTree(pid)
 		<-exited
 	}
-	// children of the group (backends) may outlive the leader for a moment
-	for range 200 {
-		if syscall.Kill(-cmd.Process.Pid, 0) != nil {
-			break
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		time.Sleep(5 * time.Millisecond)
+}
+
+// killTree freezes pid (so it forks no more), SIGKILLs it and every descendant,
+// and waits until each has exited (a zombie counts as exited: it holds no memory).
+func killTree(pid int) {
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	all := []int{pid}
+	for i := 0; i < len(all); i++ {
+		all = append(all, childrenOf(all[i])...)
 	}
+	for _, q := range all {
+		_ = syscall.Kill(q, syscall.SIGKILL)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, q := range all[1:] {
+		for alive(q) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// childrenOf lists the processes whose parent is pid, from /proc.
+func childrenOf(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		q, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _ := procStat(q); ppid == pid {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// procStat returns the parent pid and state of q from /proc/q/stat.
+func procStat(q int) (ppid int, state byte) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(q) + "/stat")
+	if err != nil {
+		return 0, 0
+	}
+	// the command may contain spaces and parentheses: fields follow the last ')'
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+4 > len(b) {
+		return 0, 0
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 2 {
+		return 0, 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return ppid, f[0][0]
+}
+
+func alive(q int) bool {
+	_, state := procStat(q)
+	return state != 0 && state != 'Z' && state != 'X'
 }
 
 func (p *process) running() bool {

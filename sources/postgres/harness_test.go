@@ -1,0 +1,238 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/cdcd-dev/cdcd/offsets/memstore"
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/cdcd-dev/cdcd/sinks/file"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+)
+
+// memProgress is an in-memory sources.ProgressStore.
+type memProgress struct {
+	mu sync.Mutex
+	m  map[schema.TableID]sources.SnapshotProgress
+}
+
+func (p *memProgress) SaveSnapshotProgress(_ context.Context, sp sources.SnapshotProgress) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[schema.TableID]sources.SnapshotProgress{}
+	}
+	p.m[sp.Table] = sp
+	return nil
+}
+
+func (p *memProgress) LoadSnapshotProgress(context.Context) ([]sources.SnapshotProgress, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []sources.SnapshotProgress
+	for _, v := range p.m {
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// harness is one pipeline from a private Postgres into a file sink, run by the
+// real engine, restartable.
+type harness struct {
+	t        *testing.T
+	pg       *testenv.Postgres
+	dsn      string
+	pool     *pgxpool.Pool
+	dir      string
+	cfg      Config
+	offsets  *memstore.Store
+	versions *schema.MemoryVersions
+	progress *memProgress
+}
+
+func newHarness(t *testing.T, pg *testenv.Postgres, setup string) *harness {
+	t.Helper()
+	db := strings.ToLower(strings.NewReplacer("/", "_", "#", "_").Replace(t.Name()))
+	if len(db) > 50 {
+		db = db[len(db)-50:]
+	}
+	dsn := pg.CreateDatabase(t, db)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = pool.Exec(context.Background(), setup)
+	require.NoError(t, err)
+	return &harness{t: t, pg: pg, dsn: dsn, pool: pool, dir: t.TempDir(), offsets: &memstore.Store{},
+		versions: &schema.MemoryVersions{}, progress: &memProgress{}}
+}
+
+func (h *harness) config(tables ...string) Config {
+	c := Config{DSN: h.dsn, Tables: tables, SnapshotChunkRows: 100, SnapshotWorkers: 3,
+		HeartbeatInterval: "1s", StatusInterval: "200ms", SlotPollInterval: "1s"}.WithDefaults("p")
+	require.NoError(h.t, c.Validate())
+	return c
+}
+
+// runner builds a runner for one attempt.
+func (h *harness) runner(cfg Config) (*pipeline.Runner, *Source) {
+	ctx := context.Background()
+	epoch, err := h.offsets.Acquire(ctx, "p")
+	require.NoError(h.t, err)
+	reg, err := schema.NewRegistry(ctx, h.versions, "p")
+	require.NoError(h.t, err)
+	src := New(cfg, sources.Deps{Pipeline: "p", Schema: reg, Progress: h.progress, MaxChanges: 500, MaxWait: 20 * time.Millisecond})
+	r, err := pipeline.NewRunner(pipeline.RunnerConfig{Pipeline: "p", Source: src, Sink: file.New(file.Config{Dir: h.dir}, sinks.Deps{}),
+		Offsets: h.offsets, Epoch: epoch, MaxChanges: 2000, MaxWait: 20 * time.Millisecond, DrainTimeout: 10 * time.Second})
+	require.NoError(h.t, err)
+	return r, src
+}
+
+// start runs an attempt in the background; stop ends it and returns its error.
+func (h *harness) start(cfg Config) (stop func() error, r *pipeline.Runner) {
+	r, _ = h.runner(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r.Run(ctx) }()
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() {
+			cancel()
+			err = <-errc
+		})
+		return err
+	}, r
+}
+
+func (h *harness) exec(sql string, args ...any) {
+	h.t.Helper()
+	_, err := h.pool.Exec(context.Background(), sql, args...)
+	require.NoError(h.t, err, sql)
+}
+
+// sourceState reads a table the way the snapshot does and renders it like the
+// file sink's State: key JSON → row JSON.
+func (h *harness) sourceState(table string, key string) map[string]string {
+	h.t.Helper()
+	ctx := context.Background()
+	types := newTypeCache()
+	id := schema.ParseTableID(table)
+	tables, err := loadTables(ctx, h.pool, []schema.TableID{id}, types)
+	require.NoError(h.t, err)
+	ti := tables[0]
+	cols := make([]string, len(ti.Columns))
+	for i, c := range ti.Columns {
+		cols[i] = pgx.Identifier{c.Name}.Sanitize()
+	}
+	rows, err := h.pool.Query(ctx, fmt.Sprintf("SELECT %s FROM %s", strings.Join(cols, ","), quoted(id)), pgx.QueryResultFormats{pgx.TextFormatCode})
+	require.NoError(h.t, err)
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		raw := rows.RawValues()
+		row := make(schema.Row, len(ti.Columns))
+		var k schema.Row
+		for i, c := range ti.Columns {
+			row[i].Name = c.Name
+			if raw[i] != nil {
+				row[i].Value, err = types.decodeText(c.Type, raw[i])
+				require.NoError(h.t, err)
+			}
+			if c.Name == key {
+				k = schema.Row{row[i]}
+			}
+		}
+		out[string(k.AppendJSON(nil))] = string(row.AppendJSON(nil))
+	}
+	require.NoError(h.t, rows.Err())
+	return out
+}
+
+// waitSynced waits until the file sink holds exactly the source table.
+func (h *harness) waitSynced(table, key string) {
+	h.t.Helper()
+	var want, got map[string]string
+	ok := false
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		want = h.sourceState(table, key)
+		st, err := file.State(h.dir)
+		require.NoError(h.t, err, "the sink output has a duplicate or reordered change")
+		got = st[table]
+		if len(got) == len(want) {
+			ok = true
+			for k, v := range want {
+				if got[k] != v {
+					ok = false
+					break
+				}
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	missing, extra, stale := 0, 0, 0
+	for k, v := range want {
+		g, present := got[k]
+		switch {
+		case !present:
+			missing++
+		case g != v:
+			stale++
+			if stale == 1 {
+				h.t.Logf("stale %s:\n  source %s\n  sink   %s", k, v, g)
+			}
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			extra++
+		}
+	}
+	h.t.Fatalf("%s never matched the source: %d missing, %d extra, %d stale (source %d rows, sink %d)", table, missing, extra, stale, len(want), len(got))
+}
+
+// slotConfirmed returns the slot's confirmed_flush_lsn.
+func (h *harness) slotConfirmed(slot string) pglogrepl.LSN {
+	h.t.Helper()
+	var s *string
+	err := h.pool.QueryRow(context.Background(), `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s)
+	if err != nil || s == nil {
+		return 0
+	}
+	lsn, err := pglogrepl.ParseLSN(*s)
+	require.NoError(h.t, err)
+	return lsn
+}
+
+// committedLSN returns the LSN the offset store holds (the consistent point
+// during the snapshot).
+func (h *harness) committedLSN() pglogrepl.LSN {
+	p, err := h.offsets.Load(context.Background(), "p")
+	if err != nil {
+		return 0
+	}
+	cp, err := decodeCheckpoint(p)
+	require.NoError(h.t, err)
+	if cp.phase == phaseSnapshot {
+		return cp.consistent
+	}
+	return cp.end
+}
+
+func schemaID(s string) schema.TableID { return schema.ParseTableID(s) }
+
+func pgxPool(ctx context.Context, dsn string) (*pgxpool.Pool, error) { return pgxpool.New(ctx, dsn) }

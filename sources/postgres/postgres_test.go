@@ -1,0 +1,272 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/cdcd-dev/cdcd/sinks/file"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
+}
+
+func startPG(t *testing.T) *testenv.Postgres {
+	t.Helper()
+	return testenv.StartPostgres(t)
+}
+
+const ordersDDL = `
+CREATE TABLE orders (id int8 PRIMARY KEY, note text, amount numeric(12,2), ts timestamptz, doc jsonb, big text);
+INSERT INTO orders SELECT g, 'row ' || g, g * 1.25, '2024-01-01'::timestamptz + g * interval '1 minute',
+  jsonb_build_object('g', g), CASE WHEN g % 100 = 0 THEN repeat('x', 10000) END FROM generate_series(1, 3000) g;`
+
+// TestSnapshotThenStream: a snapshot in parallel chunks while writes go on, then
+// the stream; the sink ends equal to the source and the slot is never confirmed
+// past the committed offset.
+func TestSnapshotThenStream(t *testing.T) {
+	t.Parallel()
+	pg := startPG(t)
+	h := newHarness(t, pg, ordersDDL)
+	cfg := h.config("public.orders")
+	stop, r := h.start(cfg)
+	defer stop()
+	// the slot (and so the snapshot's consistent point) exists once the runner runs
+	require.Eventually(t, r.Streaming, 30*time.Second, time.Millisecond)
+
+	var violations atomic.Int32
+	pollDone := make(chan struct{})
+	stopPoll := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		for {
+			select {
+			case <-stopPoll:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			// read the offset first: it only grows, so confirmed <= committed must hold
+			committed := h.committedLSN()
+			if confirmed := h.slotConfirmed(cfg.Slot); committed != 0 && confirmed > committed {
+				violations.Add(1)
+			}
+		}
+	}()
+
+	// writes during the snapshot, then more
+	for i := range 50 {
+		h.exec(`UPDATE orders SET note = note || '!' WHERE id = $1`, i*37+1)
+		h.exec(`DELETE FROM orders WHERE id = $1`, i*53+2)
+		h.exec(`INSERT INTO orders (id, note, amount) VALUES ($1, 'new', 1.5)`, 10_000+i)
+	}
+	h.exec(`UPDATE orders SET amount = amount + 1 WHERE id % 7 = 0`) // one large transaction
+	h.exec(`UPDATE orders SET note = 'toast kept' WHERE id = 100`)    // big (TOASTed) column unchanged
+	h.waitSynced("public.orders", "id")
+	require.False(t, r.Snapshotting())
+	p := r.Progress()
+	require.NotNil(t, p.Source)
+	require.Len(t, p.Source.Tables, 1)
+	require.True(t, p.Source.Tables[0].Done)
+	require.Equal(t, int64(3000), p.Source.Tables[0].RowsDone)
+
+	close(stopPoll)
+	<-pollDone
+	require.NoError(t, stop())
+	require.Zero(t, violations.Load(), "confirmed_flush_lsn passed the committed offset")
+}
+
+// TestTypesSnapshotEqualsStream inserts a row with every type before the pipeline
+// starts (read by the snapshot) and a copy of it afterwards (read from the
+// stream): both must decode to identical values.
+func TestTypesSnapshotEqualsStream(t *testing.T) {
+	t.Parallel()
+	pg := startPG(t)
+	h := newHarness(t, pg, `
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN posint AS int4 CHECK (VALUE > 0);
+CREATE TABLE typed (
+  id int4 PRIMARY KEY, b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, f8nan float8, f8inf float8,
+  n numeric, n2 numeric(10,2), nnan numeric, ninf numeric, t text, vc varchar(20), c char(5), by bytea,
+  d date, dinf date, tm time, tmtz timetz, ts timestamp, tsinf timestamp, tstz timestamptz, iv interval,
+  j json, jb jsonb, u uuid, ai int4[], at2 text[][], e mood, ae mood[], dom posint, inet inet, pt point, x xml, m money);
+INSERT INTO typed VALUES (1, true, -32768, 2147483647, -9223372036854775808, 1.5, 3.141592653589793, 'NaN', '-Infinity',
+  '123456789012345678901234567890.123456789', 12.30, 'NaN', 'Infinity', E'multi\nline "quoted" ü', 'varchar', 'ab',
+  '\xdeadbeef00', '2024-02-29', 'infinity', '23:59:59.999999', '10:00:00+02', '2024-02-29 12:34:56.789',
+  '-infinity', '2024-02-29 12:34:56.789+05:30', '1 year 2 months 3 days 04:05:06.5', '{"a": [1, 2]}', '{"b": {"c": null}}',
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{1,NULL,3}', '{{"a","b\"c"},{NULL,"d,e"}}', 'happy', '{sad,happy}', 7,
+  '192.168.0.1/24', '(1.5,2)', '<a>x</a>', 12.34);`)
+	cfg := h.config("public.typed")
+	stop, _ := h.start(cfg)
+	defer stop()
+	h.waitSynced("public.typed", "id")
+	h.exec(`INSERT INTO typed SELECT 2, b, i2, i4, i8, f4, f8, f8nan, f8inf, n, n2, nnan, ninf, t, vc, c, by, d, dinf, tm, tmtz,
+		ts, tsinf, tstz, iv, j, jb, u, ai, at2, e, ae, dom, inet, pt, x, m FROM typed WHERE id = 1`)
+	h.waitSynced("public.typed", "id")
+	require.NoError(t, stop())
+
+	var recs []file.Record
+	b, err := os.ReadFile(filepath.Join(h.dir, file.FileName(schemaID("public.typed"))))
+	require.NoError(t, err)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r file.Record
+		require.NoError(t, json.Unmarshal([]byte(line), &r))
+		recs = append(recs, r)
+	}
+	require.Len(t, recs, 2)
+	require.Equal(t, "r", recs[0].Op, "row 1 came from the snapshot")
+	require.Equal(t, "c", recs[1].Op, "row 2 came from the stream")
+	var snap, stream map[string]any
+	require.NoError(t, json.Unmarshal(recs[0].After, &snap))
+	require.NoError(t, json.Unmarshal(recs[1].After, &stream))
+	delete(snap, "id")
+	delete(stream, "id")
+	require.Equal(t, snap, stream, "snapshot and stream decode every type identically")
+	// spot checks of the decoded values
+	require.Equal(t, "123456789012345678901234567890.123456789", snap["n"], "numeric stays exact")
+	require.Equal(t, "NaN", snap["nnan"])
+	require.Equal(t, "Infinity", snap["ninf"])
+	require.Equal(t, "NaN", snap["f8nan"])
+	require.Equal(t, "3q2+7wA=", snap["by"])
+	require.Equal(t, "2024-02-29T07:04:56.789Z", snap["tstz"])
+	require.Equal(t, "2024-02-29T12:34:56.789", snap["ts"])
+	require.Equal(t, "infinity", snap["dinf"], "non-finite dates keep their text")
+	require.Equal(t, []any{float64(1), nil, float64(3)}, snap["ai"])
+	require.Equal(t, []any{[]any{"a", `b"c`}, []any{nil, "d,e"}}, snap["at2"])
+	require.Equal(t, []any{"sad", "happy"}, snap["ae"])
+	require.Equal(t, float64(7), snap["dom"], "a domain decodes as its base type")
+	require.Equal(t, map[string]any{"a": []any{float64(1), float64(2)}}, snap["j"])
+	require.Equal(t, "1 year 2 mons 3 days 04:05:06.5", snap["iv"])
+}
+
+// TestIdleSlotAdvances: the published table is idle while another database
+// writes WAL; heartbeats and keepalives keep confirmed_flush_lsn moving.
+func TestIdleSlotAdvances(t *testing.T) {
+	t.Parallel()
+	pg := startPG(t)
+	h := newHarness(t, pg, `CREATE TABLE quiet (id int PRIMARY KEY)`)
+	other := pg.CreateDatabase(t, "busy_"+strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_")))
+	cfg := h.config("public.quiet")
+	stop, _ := h.start(cfg)
+	defer stop()
+	require.Eventually(t, func() bool { return h.slotConfirmed(cfg.Slot) > 0 }, 30*time.Second, 50*time.Millisecond)
+	start := h.slotConfirmed(cfg.Slot)
+
+	ctx := context.Background()
+	busy, err := pgxPool(ctx, other)
+	require.NoError(t, err)
+	defer busy.Close()
+	_, err = busy.Exec(ctx, `CREATE TABLE noise (x text); INSERT INTO noise SELECT repeat('n', 1000) FROM generate_series(1, 20000)`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return h.slotConfirmed(cfg.Slot) > start+1_000_000 }, 30*time.Second, 100*time.Millisecond,
+		"confirmed_flush_lsn stayed at %s while other databases wrote WAL", start)
+	require.NoError(t, stop())
+}
+
+// TestSlotLostNeedsResync: a dropped slot is a needs-resync error, not a retry.
+func TestSlotLostNeedsResync(t *testing.T) {
+	t.Parallel()
+	pg := startPG(t)
+	h := newHarness(t, pg, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)`)
+	cfg := h.config("public.t")
+	stop, _ := h.start(cfg)
+	h.waitSynced("public.t", "id")
+	h.exec(`INSERT INTO t VALUES (2)`)
+	h.waitSynced("public.t", "id")
+	require.NoError(t, stop())
+	// the server-side walsender may still be exiting: stop it, then drop the slot
+	require.Eventually(t, func() bool {
+		_, err := h.pool.Exec(context.Background(), `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, cfg.Slot)
+		if err != nil {
+			return false
+		}
+		_, err = h.pool.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, cfg.Slot)
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+
+	r, _ := h.runner(cfg)
+	err := r.Run(context.Background())
+	require.Error(t, err)
+	require.True(t, component.NeedsResync(err), "got %v", err)
+	require.Contains(t, err.Error(), "does not exist any more")
+}
+
+// TestPostgresKilledMidStream: the server is SIGKILLed while changes flow and
+// restarted; the runner is restarted after its failure, and the sink ends equal.
+func TestPostgresKilledMidStream(t *testing.T) {
+	t.Parallel()
+	pg := startPG(t)
+	h := newHarness(t, pg, `CREATE TABLE k (id int PRIMARY KEY, v int)`)
+	cfg := h.config("public.k")
+	stop, _ := h.start(cfg)
+	for i := range 200 {
+		h.exec(`INSERT INTO k VALUES ($1, $1)`, i)
+	}
+	pg.Kill()
+	err := stop()
+	t.Logf("runner after the kill: %v", err)
+	require.NoError(t, pg.Restart())
+	// the pool reconnects by itself
+	require.Eventually(t, func() bool { return h.pool.Ping(context.Background()) == nil }, 30*time.Second, 50*time.Millisecond)
+	for i := 200; i < 400; i++ {
+		h.exec(`INSERT INTO k VALUES ($1, $1)`, i)
+	}
+	h.exec(`UPDATE k SET v = -v WHERE id % 3 = 0`)
+	stop, _ = h.start(cfg)
+	defer stop()
+	h.waitSynced("public.k", "id")
+	require.NoError(t, stop())
+}
+
+// TestResumeInterruptedSnapshot stops the pipeline in the middle of its snapshot
+// and restarts it: the rest of the snapshot is read and the sink ends equal.
+func TestResumeInterruptedSnapshot(t *testing.T) {
+	t.Parallel()
+	pg := startPG(t)
+	h := newHarness(t, pg, ordersDDL)
+	cfg := h.config("public.orders")
+	stop, r := h.start(cfg)
+	require.Eventually(t, func() bool { return r.Progress().ChangesWritten >= 600 }, 30*time.Second, time.Millisecond)
+	require.NoError(t, stop())
+	p, err := h.offsets.Load(context.Background(), "p")
+	require.NoError(t, err)
+	cp, err := decodeCheckpoint(p)
+	require.NoError(t, err)
+	if cp.phase != phaseSnapshot {
+		t.Skip("the snapshot finished before it could be interrupted on this machine")
+	}
+	h.exec(`UPDATE orders SET note = 'after crash' WHERE id % 10 = 0`)
+	stop, _ = h.start(cfg)
+	defer stop()
+	h.waitSynced("public.orders", "id")
+	require.NoError(t, stop())
+}
+
+func TestCheckExplainsProblems(t *testing.T) {
+	t.Parallel()
+	pg := startPG(t)
+	h := newHarness(t, pg, `CREATE TABLE nopk (x int); CREATE TABLE ok (id int PRIMARY KEY)`)
+	cfg := h.config("public.nopk", "public.missing", "public.ok")
+	err := New(cfg, sources.Deps{}).Check(context.Background())
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "table public.nopk has no primary key")
+	require.Contains(t, err.Error(), "REPLICA IDENTITY FULL")
+	require.Contains(t, err.Error(), "table public.missing does not exist")
+	require.NoError(t, New(h.config("public.ok"), sources.Deps{}).Check(context.Background()))
+
+	var pe interface{ Permanent() bool }
+	r, _ := h.runner(cfg)
+	err = r.Run(context.Background())
+	require.True(t, errors.As(err, &pe) && pe.Permanent(), "a missing table is a permanent error: %v", err)
+}

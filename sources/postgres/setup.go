@@ -1,0 +1,351 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// tableInfo is what the source knows of one configured table.
+type tableInfo struct {
+	ID          schema.TableID
+	OID         uint32
+	Partitioned bool
+	Identity    byte // relreplident: d default, f full, i index, n nothing
+	Columns     []columnInfo
+	PK          []string
+	Leaves      []uint32 // partitioned: the leaf partitions, scanned by the snapshot
+	EstRows     int64
+	Toast       []string // columns that may be TOASTed (varlena, not plain storage)
+}
+
+type columnInfo struct {
+	Name    string
+	Type    uint32
+	Typmod  int32
+	NotNull bool
+}
+
+// shape returns the schema model of t.
+func (t *tableInfo) shape(types *typeCache) schema.Table {
+	out := schema.Table{ID: t.ID, PrimaryKey: slices.Clone(t.PK)}
+	for _, c := range t.Columns {
+		out.Columns = append(out.Columns, schema.Column{Name: c.Name, Type: types.columnType(c.Type, c.Typmod), Nullable: !c.NotNull})
+	}
+	return out
+}
+
+// quoted returns the table's name quoted for SQL.
+func quoted(id schema.TableID) string { return pgx.Identifier{id.Namespace, id.Name}.Sanitize() }
+
+func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse dsn: %s", redactErr(err))
+	}
+	for k, v := range sessionParams {
+		cfg.RuntimeParams[k] = v
+	}
+	if replication {
+		cfg.RuntimeParams["replication"] = "database"
+	}
+	cfg.RuntimeParams["application_name"] = "cdcd"
+	return cfg, nil
+}
+
+func openPool(ctx context.Context, dsn string, size int) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse dsn: %s", redactErr(err))
+	}
+	for k, v := range sessionParams {
+		pc.ConnConfig.RuntimeParams[k] = v
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = "cdcd"
+	pc.MaxConns = int32(size)
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, classify(fmt.Errorf("connect: %w", err))
+	}
+	return pool, nil
+}
+
+// loadTables reads the catalog entries of the configured tables. A missing table
+// or one without a primary key (and not REPLICA IDENTITY FULL) is reported with
+// what to do about it.
+func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, types *typeCache) ([]*tableInfo, error) {
+	var out []*tableInfo
+	var errs []error
+	for _, id := range ids {
+		t := &tableInfo{ID: id}
+		var kind, ident string
+		err := pool.QueryRow(ctx, `SELECT c.oid, c.relkind, c.relreplident, GREATEST(c.reltuples, 0)::int8
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, id.Namespace, id.Name).Scan(&t.OID, &kind, &ident, &t.EstRows)
+		if errors.Is(err, pgx.ErrNoRows) {
+			errs = append(errs, fmt.Errorf("table %s does not exist (or is not a table); check the name in tables or create it", id))
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read catalog of %s: %w", id, err)
+		}
+		t.Partitioned, t.Identity = kind == "p", ident[0]
+		rows, err := pool.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+				a.attstorage <> 'p' AND a.attlen = -1
+			FROM pg_catalog.pg_attribute a
+			WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+			ORDER BY a.attnum`, t.OID)
+		if err != nil {
+			return nil, fmt.Errorf("read columns of %s: %w", id, err)
+		}
+		var oids []uint32
+		for rows.Next() {
+			var c columnInfo
+			var toastable bool
+			if err := rows.Scan(&c.Name, &c.Type, &c.Typmod, &c.NotNull, &toastable); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if toastable {
+				t.Toast = append(t.Toast, c.Name)
+			}
+			t.Columns = append(t.Columns, c)
+			oids = append(oids, c.Type)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if err := types.load(ctx, pool, oids...); err != nil {
+			return nil, err
+		}
+		pk, err := primaryKey(ctx, pool, t.OID)
+		if err != nil {
+			return nil, err
+		}
+		t.PK = pk
+		if len(t.PK) == 0 {
+			if t.Identity != 'f' {
+				errs = append(errs, fmt.Errorf("table %s has no primary key: add one, or run ALTER TABLE %s REPLICA IDENTITY FULL so that updates and deletes can be matched by all columns", id, quoted(id)))
+				continue
+			}
+			for _, c := range t.Columns {
+				t.PK = append(t.PK, c.Name)
+			}
+		}
+		if t.Partitioned {
+			leaves, err := pool.Query(ctx, `SELECT relid::oid FROM pg_partition_tree($1) WHERE isleaf`, t.OID)
+			if err != nil {
+				return nil, fmt.Errorf("read partitions of %s: %w", id, err)
+			}
+			for leaves.Next() {
+				var o uint32
+				if err := leaves.Scan(&o); err != nil {
+					leaves.Close()
+					return nil, err
+				}
+				t.Leaves = append(t.Leaves, o)
+			}
+			leaves.Close()
+		}
+		out = append(out, t)
+	}
+	return out, errors.Join(errs...)
+}
+
+func primaryKey(ctx context.Context, pool *pgxpool.Pool, oid uint32) ([]string, error) {
+	rows, err := pool.Query(ctx, `SELECT a.attname FROM pg_catalog.pg_index i
+		JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord`, oid)
+	if err != nil {
+		return nil, fmt.Errorf("read primary key: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// ensurePublication creates the pipeline's publication listing its tables, or
+// checks that an existing one lists exactly them. It runs before the slot is
+// created: pgoutput resolves membership with the catalog as of each WAL record.
+func ensurePublication(ctx context.Context, pool *pgxpool.Pool, name string, tables []*tableInfo) error {
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("read publication %s: %w", name, err)
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = quoted(t.ID)
+	}
+	if !exists {
+		_, err := pool.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)",
+			pgx.Identifier{name}.Sanitize(), strings.Join(names, ", ")))
+		if err != nil {
+			return classify(fmt.Errorf("create publication %s: %w (the role needs CREATE on the database and ownership of the tables)", name, err))
+		}
+		return nil
+	}
+	rows, err := pool.Query(ctx, `SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1`, name)
+	if err != nil {
+		return fmt.Errorf("read publication %s: %w", name, err)
+	}
+	have := map[schema.TableID]bool{}
+	for rows.Next() {
+		var id schema.TableID
+		if err := rows.Scan(&id.Namespace, &id.Name); err != nil {
+			rows.Close()
+			return err
+		}
+		have[id] = true
+	}
+	rows.Close()
+	var missing []string
+	for _, t := range tables {
+		if !have[t.ID] {
+			missing = append(missing, t.ID.String())
+		}
+	}
+	if len(missing) > 0 {
+		return permanent(fmt.Errorf("publication %s does not publish %s; tables added to a running pipeline need an incremental snapshot, which cdcd does not do yet: recreate the pipeline (delete it, then apply it) to snapshot them", name, strings.Join(missing, ", ")))
+	}
+	return nil
+}
+
+// slotInfo is a row of pg_replication_slots.
+type slotInfo struct {
+	Exists         bool
+	Plugin         string
+	WALStatus      string
+	ConfirmedFlush pglogrepl.LSN
+	RetainedBytes  int64
+	SafeWALSize    *int64
+	ActivePID      *int32
+}
+
+func readSlot(ctx context.Context, pool *pgxpool.Pool, slot string) (slotInfo, error) {
+	var s slotInfo
+	var confirmed *string
+	err := pool.QueryRow(ctx, `SELECT plugin, COALESCE(wal_status, ''), confirmed_flush_lsn::text,
+			COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8, safe_wal_size, active_pid
+		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, slot).
+		Scan(&s.Plugin, &s.WALStatus, &confirmed, &s.RetainedBytes, &s.SafeWALSize, &s.ActivePID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("read slot %s: %w", slot, err)
+	}
+	s.Exists = true
+	if confirmed != nil {
+		if s.ConfirmedFlush, err = pglogrepl.ParseLSN(*confirmed); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// Check connects and reports every setup problem in words a user can act on.
+func (s *Source) Check(ctx context.Context) error {
+	pool, err := openPool(ctx, s.cfg.DSN, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var walLevel string
+	var maxSlots, usedSlots, maxSenders, usedSenders int
+	var keep string
+	var canReplicate bool
+	err = pool.QueryRow(ctx, `SELECT current_setting('wal_level'),
+			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_catalog.pg_replication_slots)::int,
+			current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_catalog.pg_stat_replication)::int,
+			current_setting('max_slot_wal_keep_size'),
+			(SELECT rolreplication OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)`).
+		Scan(&walLevel, &maxSlots, &usedSlots, &maxSenders, &usedSenders, &keep, &canReplicate)
+	if err != nil {
+		return fmt.Errorf("read server settings: %w", err)
+	}
+	if walLevel != "logical" {
+		bad("wal_level is %q: set wal_level = logical in postgresql.conf (or the cloud parameter group, e.g. rds.logical_replication = 1) and restart Postgres", walLevel)
+	}
+	if !canReplicate {
+		bad("the role cannot replicate: run ALTER ROLE <user> WITH REPLICATION (on RDS: GRANT rds_replication TO <user>)")
+	}
+	slot, err := readSlot(ctx, pool, s.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if !slot.Exists && usedSlots >= maxSlots {
+		bad("no free replication slot (%d of max_replication_slots = %d in use): raise max_replication_slots or drop unused slots", usedSlots, maxSlots)
+	}
+	if usedSenders >= maxSenders {
+		bad("no free WAL sender (%d of max_wal_senders = %d in use): raise max_wal_senders", usedSenders, maxSenders)
+	}
+	if slot.Exists && slot.WALStatus == "lost" {
+		bad("replication slot %s has lost WAL it needs (wal_status = lost): the pipeline must be resynced", s.cfg.Slot)
+	}
+	if keep == "-1" {
+		s.log.Warn("max_slot_wal_keep_size is unlimited: a stuck pipeline can fill the source's disk; consider setting it (e.g. 100GB)")
+	}
+	types := newTypeCache()
+	tables, err := loadTables(ctx, pool, s.cfg.tables, types)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, t := range tables {
+		var canSelect bool
+		if err := pool.QueryRow(ctx, `SELECT has_table_privilege($1::oid, 'SELECT')`, t.OID).Scan(&canSelect); err != nil {
+			return err
+		}
+		if !canSelect {
+			bad("the role cannot SELECT from %s: GRANT SELECT ON %s TO <user>", t.ID, quoted(t.ID))
+		}
+		if len(t.Toast) > 0 && t.Identity != 'f' {
+			s.log.Warn("table has TOAST-able columns without REPLICA IDENTITY FULL: updates that leave them unchanged send no value; cdcd marks them unchanged and sinks keep the stored value, but insert-only sinks need ALTER TABLE … REPLICA IDENTITY FULL",
+				"table", t.ID.String(), "columns", strings.Join(t.Toast, ","))
+		}
+	}
+	var pubOwner *bool
+	if err := pool.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(p.pubowner, 'USAGE') FROM pg_catalog.pg_publication p WHERE pubname = $1`, s.cfg.Publication).Scan(&pubOwner); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if pubOwner != nil && !*pubOwner {
+		bad("publication %s exists and belongs to another role: cdcd must own it (ALTER PUBLICATION %s OWNER TO <user>) or use another name", s.cfg.Publication, pgx.Identifier{s.cfg.Publication}.Sanitize())
+	}
+	return errors.Join(errs...)
+}
+
+// Cleanup drops the pipeline's slot and publication (pipeline deletion), unless
+// keep_slot_on_delete is set. A slot still in use by a walsender is terminated first.
+func (s *Source) Cleanup(ctx context.Context) error {
+	if s.cfg.KeepSlotOnDelete {
+		return nil
+	}
+	pool, err := openPool(ctx, s.cfg.DSN, 1)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, s.cfg.Slot); err != nil {
+		return fmt.Errorf("stop the slot's walsender: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot); err != nil {
+		return fmt.Errorf("drop replication slot %s: %w", s.cfg.Slot, err)
+	}
+	if _, err := pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{s.cfg.Publication}.Sanitize()); err != nil {
+		return fmt.Errorf("drop publication %s: %w", s.cfg.Publication, err)
+	}
+	return nil
+}

@@ -1,0 +1,502 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+)
+
+// The snapshot reads each table in chunks of CTID block ranges (per leaf partition
+// for partitioned tables), with a bounded pool of workers that all import one
+// snapshot: the slot's exported snapshot for a fresh pipeline, so the snapshot and
+// the stream meet exactly at the slot's consistent point.
+//
+// A chunk is done, and saved as done in the snapshot progress, only when the
+// engine acks the part of the batch stream that completes it. After a crash the
+// pipeline resumes: chunks not done are read again, under a new snapshot, and the
+// stream still starts at the slot's consistent point. Rows that changed after the
+// consistent point are then read in their newer state and replayed by the stream
+// with newer versions, which the sinks' versioned writes resolve; a row moved to
+// an already-done chunk by an UPDATE is delivered by that UPDATE.
+
+type snapshotPlan struct {
+	consistent pglogrepl.LSN
+	snapshot   string // snapshot name the workers import
+	exported   closer // holds the snapshot until every worker imported it
+	chunks     []planChunk
+	firstPart  uint64
+}
+
+type closer interface{ Close(context.Context) error }
+
+type planChunk struct {
+	table *tableInfo
+	idx   int
+	rel   string // the relation to scan, quoted (a leaf partition or the table)
+	lo    uint32
+	hi    uint32 // 0: open-ended
+}
+
+// tableProgress is the persisted snapshot state of one table.
+type tableProgress struct {
+	RowsDone      int64        `json:"-"`
+	RowsEstimated int64        `json:"rows_estimated"`
+	Chunks        []chunkState `json:"chunks"`
+	inFlight      int64        // rows acked in chunks not yet done
+}
+
+type chunkState struct {
+	Rel  string `json:"rel"`
+	Lo   uint32 `json:"lo"`
+	Hi   uint32 `json:"hi,omitempty"`
+	Done bool   `json:"done,omitempty"`
+	Rows int64  `json:"rows,omitempty"`
+}
+
+func (p *tableProgress) done() bool {
+	for _, c := range p.Chunks {
+		if !c.Done {
+			return false
+		}
+	}
+	return true
+}
+
+type emittedPart struct {
+	part  uint64
+	table schema.TableID
+	chunk int
+	rows  int64
+	last  bool
+}
+
+var snapshotNameRE = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
+
+// createSlot (re)creates the slot; with snapshot "initial" it keeps the
+// replication connection open so that its exported snapshot stays valid for the
+// workers, and plans every table.
+func (s *Source) createSlot(ctx context.Context, exists bool) (*snapshotPlan, error) {
+	if exists {
+		s.log.Info("dropping the slot of an attempt that never committed, to get a consistent snapshot")
+		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, s.cfg.Slot); err != nil {
+			return nil, err
+		}
+		if _, err := s.pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, s.cfg.Slot); err != nil {
+			return nil, fmt.Errorf("drop unused slot %s: %w", s.cfg.Slot, err)
+		}
+	}
+	conn, err := s.replicationConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	action := "NOEXPORT_SNAPSHOT"
+	if s.cfg.Snapshot == "initial" {
+		action = "EXPORT_SNAPSHOT"
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{SnapshotAction: action, Mode: pglogrepl.LogicalReplication})
+	if err != nil {
+		conn.Close(ctx)
+		return nil, classify(fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err))
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	plan := &snapshotPlan{consistent: lsn}
+	if s.cfg.Snapshot != "initial" {
+		conn.Close(ctx)
+		return plan, nil
+	}
+	plan.snapshot, plan.exported = res.SnapshotName, conn
+	for _, id := range s.cfg.tables {
+		p, err := s.planTable(ctx, s.byID[id])
+		if err != nil {
+			conn.Close(ctx)
+			return nil, err
+		}
+		s.setProgress(id, p)
+		if err := s.saveProgress(ctx, id, p); err != nil {
+			conn.Close(ctx)
+			return nil, err
+		}
+	}
+	plan.chunks = s.pendingChunks()
+	s.log.Info("replication slot created", "consistent_point", lsn.String(), "snapshot", plan.snapshot)
+	return plan, nil
+}
+
+// resumePlan continues a snapshot that a crash interrupted: the chunks not done,
+// read under a fresh snapshot exported by a coordinator transaction.
+func (s *Source) resumePlan(ctx context.Context, cp checkpoint) (*snapshotPlan, error) {
+	plan := &snapshotPlan{consistent: cp.consistent, firstPart: cp.part + 1}
+	saved := map[schema.TableID]sources.SnapshotProgress{}
+	if s.deps.Progress != nil {
+		list, err := s.deps.Progress.LoadSnapshotProgress(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range list {
+			saved[p.Table] = p
+		}
+	}
+	for _, id := range s.cfg.tables {
+		var p tableProgress
+		if sp, ok := saved[id]; ok && json.Unmarshal(sp.State, &p) == nil && len(p.Chunks) > 0 {
+			for _, c := range p.Chunks {
+				if c.Done {
+					p.RowsDone += c.Rows
+				}
+			}
+			s.setProgress(id, &p)
+			continue
+		}
+		np, err := s.planTable(ctx, s.byID[id])
+		if err != nil {
+			return nil, err
+		}
+		s.setProgress(id, np)
+	}
+	plan.chunks = s.pendingChunks()
+	if len(plan.chunks) == 0 {
+		return plan, nil
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		conn.Release()
+		return nil, err
+	}
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&plan.snapshot); err != nil {
+		_ = tx.Rollback(ctx)
+		conn.Release()
+		return nil, err
+	}
+	plan.exported = txCloser{tx: tx, release: conn.Release}
+	s.log.Info("resuming an interrupted snapshot", "chunks_left", len(plan.chunks), "consistent_point", cp.consistent.String())
+	return plan, nil
+}
+
+type txCloser struct {
+	tx      pgx.Tx
+	release func()
+}
+
+func (t txCloser) Close(ctx context.Context) error {
+	err := t.tx.Rollback(ctx)
+	t.release()
+	return err
+}
+
+func (s *Source) setProgress(id schema.TableID, p *tableProgress) {
+	s.mu.Lock()
+	s.progress[id] = p
+	s.mu.Unlock()
+}
+
+// pendingChunks lists the chunks not done, table by table.
+func (s *Source) pendingChunks() []planChunk {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []planChunk
+	for _, id := range s.cfg.tables {
+		p := s.progress[id]
+		for i, c := range p.Chunks {
+			if !c.Done {
+				out = append(out, planChunk{table: s.byID[id], idx: i, rel: c.Rel, lo: c.Lo, hi: c.Hi})
+			}
+		}
+	}
+	return out
+}
+
+// planTable splits a table (each leaf partition of it) into CTID block ranges of
+// about snapshot_chunk_rows rows; the last range of each relation is open-ended.
+func (s *Source) planTable(ctx context.Context, t *tableInfo) (*tableProgress, error) {
+	rels := t.Leaves
+	if !t.Partitioned {
+		rels = []uint32{t.OID}
+	}
+	p := &tableProgress{}
+	for _, oid := range rels {
+		var name string
+		var blocks, pages int64
+		var tuples float64
+		err := s.pool.QueryRow(ctx, `SELECT c.oid::regclass::text, pg_relation_size(c.oid) / current_setting('block_size')::int8,
+				c.relpages, GREATEST(c.reltuples, 0) FROM pg_catalog.pg_class c WHERE c.oid = $1`, oid).Scan(&name, &blocks, &pages, &tuples)
+		if err != nil {
+			return nil, fmt.Errorf("plan snapshot of %s: %w", t.ID, err)
+		}
+		p.RowsEstimated += int64(tuples)
+		perBlock := 60.0
+		if pages > 0 && tuples > 0 {
+			perBlock = tuples / float64(pages)
+		}
+		step := int64(math.Max(1, float64(s.cfg.SnapshotChunkRows)/perBlock))
+		lo := int64(0)
+		for lo+step < blocks {
+			p.Chunks = append(p.Chunks, chunkState{Rel: name, Lo: uint32(lo), Hi: uint32(lo + step)})
+			lo += step
+		}
+		p.Chunks = append(p.Chunks, chunkState{Rel: name, Lo: uint32(lo)})
+	}
+	return p, nil
+}
+
+func (s *Source) saveProgress(ctx context.Context, id schema.TableID, p *tableProgress) error {
+	if s.deps.Progress == nil {
+		return nil
+	}
+	state, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.deps.Progress.SaveSnapshotProgress(ctx, sources.SnapshotProgress{Table: id, RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Done: p.done(), State: state})
+}
+
+// ackSnapshot marks the chunks completed by parts up to upTo as done and saves
+// the progress of their tables.
+func (s *Source) ackSnapshot(ctx context.Context, upTo uint64) error {
+	s.mu.Lock()
+	touched := map[schema.TableID]tableProgress{}
+	n := 0
+	for _, ep := range s.parts {
+		if ep.part > upTo {
+			break
+		}
+		n++
+		p := s.progress[ep.table]
+		p.inFlight += ep.rows
+		if ep.last {
+			p.Chunks[ep.chunk].Done = true
+			p.Chunks[ep.chunk].Rows = p.inFlight
+			p.RowsDone += p.inFlight
+			p.inFlight = 0
+			touched[ep.table] = tableProgress{RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Chunks: append([]chunkState(nil), p.Chunks...)}
+		}
+	}
+	s.parts = s.parts[n:]
+	s.mu.Unlock()
+	for id, p := range touched {
+		if err := s.saveProgress(ctx, id, &p); err != nil {
+			return fmt.Errorf("save snapshot progress of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+type snapPart struct {
+	table   *tableInfo
+	chunk   int
+	changes []schema.Change
+	last    bool
+}
+
+// snapshot reads every planned chunk and emits the rows in order of completion.
+func (s *Source) snapshot(ctx context.Context, plan *snapshotPlan) error {
+	if !snapshotNameRE.MatchString(plan.snapshot) {
+		return fmt.Errorf("unexpected snapshot name %q", plan.snapshot)
+	}
+	workers := min(s.cfg.SnapshotWorkers, len(plan.chunks))
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan planChunk)
+	parts := make(chan snapPart, workers)
+	var imported, running sync.WaitGroup
+	imported.Add(workers)
+	running.Add(workers)
+	for range workers {
+		g.Go(func() error {
+			defer running.Done()
+			return s.snapshotWorker(gctx, plan.snapshot, &imported, work, parts)
+		})
+	}
+	g.Go(func() error {
+		imported.Wait()
+		if plan.exported != nil {
+			// every worker holds the snapshot now; release the exporter
+			err := plan.exported.Close(gctx)
+			plan.exported = nil
+			if err != nil && gctx.Err() == nil {
+				s.log.Debug("close snapshot exporter", "error", err)
+			}
+		}
+		defer close(work)
+		for _, ch := range plan.chunks {
+			select {
+			case work <- ch:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	go func() {
+		running.Wait()
+		close(parts)
+	}()
+	part := plan.firstPart
+	for p := range parts {
+		b := schema.Batch{Checkpoint: snapshotPos(plan.consistent, part, math.MaxUint64)}
+		v, err := s.announce(gctx, &b, p.table, snapshotPos(plan.consistent, part, 0))
+		if err != nil {
+			return err
+		}
+		for i := range p.changes {
+			p.changes[i].Pos = snapshotPos(plan.consistent, part, uint64(i))
+			p.changes[i].Version = v
+		}
+		b.Changes = p.changes
+		s.mu.Lock()
+		s.parts = append(s.parts, emittedPart{part: part, table: p.table.ID, chunk: p.chunk, rows: int64(len(p.changes)), last: p.last})
+		s.mu.Unlock()
+		if err := s.emit(gctx, b, nil, nil); err != nil {
+			break
+		}
+		part++
+	}
+	return g.Wait()
+}
+
+func (s *Source) snapshotWorker(ctx context.Context, snapshot string, imported *sync.WaitGroup, work <-chan planChunk, parts chan<- snapPart) error {
+	var once sync.Once
+	done := func() { once.Do(imported.Done) }
+	defer done()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapshot+"'"); err != nil {
+		return fmt.Errorf("import snapshot %s: %w", snapshot, err)
+	}
+	done()
+	for ch := range work {
+		if err := s.readChunk(ctx, tx, ch, parts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Source) readChunk(ctx context.Context, tx pgx.Tx, ch planChunk, parts chan<- snapPart) error {
+	t := ch.table
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = pgx.Identifier{c.Name}.Sanitize()
+	}
+	q := fmt.Sprintf("SELECT %s FROM ONLY %s WHERE ctid >= '(%d,0)'::tid", strings.Join(cols, ", "), ch.rel, ch.lo)
+	if ch.hi > 0 {
+		q += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", ch.hi)
+	}
+	rows, err := tx.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", t.ID, err)
+	}
+	defer rows.Close()
+	keyIdx := t.keyIndexes()
+	send := func(changes []schema.Change, last bool) error {
+		select {
+		case parts <- snapPart{table: t, chunk: ch.idx, changes: changes, last: last}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	batch := make([]schema.Change, 0, min(s.deps.MaxChanges, 4096))
+	for rows.Next() {
+		raw := rows.RawValues()
+		after := make(schema.Row, len(t.Columns))
+		for i, c := range t.Columns {
+			after[i].Name = c.Name
+			if raw[i] == nil {
+				continue
+			}
+			v, err := s.types.decodeText(c.Type, raw[i])
+			if err != nil {
+				return permanent(fmt.Errorf("snapshot of %s, column %s: %w", t.ID, c.Name, err))
+			}
+			after[i].Value = v
+		}
+		key := make(schema.Row, len(keyIdx))
+		for i, k := range keyIdx {
+			key[i] = after[k]
+		}
+		batch = append(batch, schema.Change{Op: schema.OpSnapshot, Table: t.ID, Key: key, After: after})
+		if len(batch) >= s.deps.MaxChanges {
+			if err := send(batch, false); err != nil {
+				return err
+			}
+			batch = make([]schema.Change, 0, min(s.deps.MaxChanges, 4096))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", t.ID, err)
+	}
+	return send(batch, true)
+}
+
+// keyIndexes returns the column indexes of the primary key.
+func (t *tableInfo) keyIndexes() []int {
+	out := make([]int, 0, len(t.PK))
+	for _, k := range t.PK {
+		for i, c := range t.Columns {
+			if c.Name == k {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
+// announce puts the table's shape into b the first time it appears after Open,
+// registered in the schema registry at pos. It returns the version in force.
+func (s *Source) announce(ctx context.Context, b *schema.Batch, t *tableInfo, pos offsets.Position) (schema.Version, error) {
+	if v, ok := s.announced[t.ID]; ok {
+		return v, nil
+	}
+	return s.observe(ctx, b, t.shape(s.types), pos)
+}
+
+// observe records shape at pos and adds the resulting delta (or an announcement
+// of the unchanged shape) to b.
+func (s *Source) observe(ctx context.Context, b *schema.Batch, shape schema.Table, pos offsets.Position) (schema.Version, error) {
+	d := schema.Delta{Table: shape, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}
+	d.Table.Version = 1
+	if s.deps.Schema != nil {
+		v, delta, err := s.deps.Schema.Observe(ctx, shape, pos)
+		if err != nil {
+			return 0, err
+		}
+		if delta != nil {
+			d = *delta
+		} else if s.announced[shape.ID] == v.Version {
+			return v.Version, nil
+		} else {
+			d = schema.Delta{Table: v, From: v.Version}
+		}
+	} else if v, ok := s.announced[shape.ID]; ok {
+		return v, nil
+	}
+	b.Deltas = append(b.Deltas, d)
+	s.announced[shape.ID] = d.Table.Version
+	return d.Table.Version, nil
+}

@@ -1,0 +1,358 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Source is the Postgres source.
+type Source struct {
+	cfg  Config
+	deps sources.Deps
+	log  *slog.Logger
+	m    *metrics
+
+	types  *typeCache
+	pool   *pgxpool.Pool
+	tables map[uint32]*tableInfo
+	byID   map[schema.TableID]*tableInfo
+
+	out    chan schema.Batch
+	errc   chan error
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	durable  atomic.Uint64 // highest LSN acked (durable downstream)
+	inFlight atomic.Uint64 // highest checkpoint LSN emitted
+	// announced: tables whose shape was put in a batch since Open (run goroutine only).
+	announced map[schema.TableID]schema.Version
+
+	mu        sync.Mutex
+	snapping  bool
+	progress  map[schema.TableID]*tableProgress
+	parts     []emittedPart // snapshot parts emitted, not yet acked, by part number
+	slot      slotInfo
+	lastTS    time.Time
+	lastPoll  time.Time
+	heartbeat time.Time
+}
+
+// New returns a Postgres source for a validated config.
+func New(c Config, d sources.Deps) *Source {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.MaxChanges == 0 {
+		d.MaxChanges = 10_000
+	}
+	if d.MaxWait == 0 {
+		d.MaxWait = time.Second
+	}
+	return &Source{cfg: c, deps: d, log: d.Logger.With("component", "source.postgres", "slot", c.Slot), m: newMetrics(d.Metrics)}
+}
+
+// Open connects, makes sure the publication and slot exist, and starts the
+// snapshot (a fresh pipeline, or one that crashed mid-snapshot) or the stream.
+func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
+	if s.cfg.tables == nil {
+		if err := s.cfg.Validate(); err != nil {
+			return permanent(err)
+		}
+	}
+	var cp checkpoint
+	if from != nil {
+		if cp, err = decodeCheckpoint(from); err != nil {
+			return err
+		}
+	}
+	s.pool, err = openPool(ctx, s.cfg.DSN, s.cfg.SnapshotWorkers+2)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			s.pool.Close()
+		}
+	}()
+	s.types = newTypeCache()
+	tables, err := loadTables(ctx, s.pool, s.cfg.tables, s.types)
+	if err != nil {
+		return permanent(err)
+	}
+	s.tables, s.byID = map[uint32]*tableInfo{}, map[schema.TableID]*tableInfo{}
+	for _, t := range tables {
+		s.tables[t.OID], s.byID[t.ID] = t, t
+	}
+	if err := ensurePublication(ctx, s.pool, s.cfg.Publication, tables); err != nil {
+		return err
+	}
+	slot, err := readSlot(ctx, s.pool, s.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	s.announced = map[schema.TableID]schema.Version{}
+	s.out, s.errc = make(chan schema.Batch, 2), make(chan error, 1)
+	s.mu.Lock()
+	s.progress = map[schema.TableID]*tableProgress{}
+	s.parts = nil
+	s.mu.Unlock()
+
+	var plan *snapshotPlan
+	switch {
+	case from == nil:
+		// A fresh pipeline: nothing was ever committed, so an existing slot (from an
+		// attempt that died before its first commit) is unused and is recreated to
+		// get a snapshot consistent with it.
+		plan, err = s.createSlot(ctx, slot.Exists)
+		if err != nil {
+			return err
+		}
+	default:
+		if !slot.Exists {
+			return ResyncError{fmt.Errorf("replication slot %s does not exist any more (dropped?): the pipeline cannot resume from %s; resync it (delete and re-apply)", s.cfg.Slot, Describe(from))}
+		}
+		if slot.WALStatus == "lost" {
+			return ResyncError{fmt.Errorf("replication slot %s was invalidated (wal_status = lost; max_slot_wal_keep_size exceeded?): resync the pipeline", s.cfg.Slot)}
+		}
+		resume := cp.end
+		if cp.phase == phaseSnapshot {
+			resume = cp.consistent
+			if plan, err = s.resumePlan(ctx, cp); err != nil {
+				return err
+			}
+		}
+		if slot.ConfirmedFlush > resume {
+			return ResyncError{fmt.Errorf("replication slot %s is confirmed up to %s, past this pipeline's checkpoint %s: something else consumed it; changes in between would be lost, so resync the pipeline", s.cfg.Slot, slot.ConfirmedFlush, resume)}
+		}
+		if plan == nil {
+			plan = &snapshotPlan{consistent: resume}
+		}
+	}
+	s.durable.Store(uint64(plan.consistent))
+	s.inFlight.Store(uint64(plan.consistent))
+	s.mu.Lock()
+	s.slot = slot
+	s.snapping = len(plan.chunks) > 0
+	s.mu.Unlock()
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		err := s.run(runCtx, plan)
+		if err != nil && runCtx.Err() == nil {
+			s.errc <- err
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.health(runCtx)
+	}()
+	s.log.Info("source open", "tables", len(tables), "snapshot_chunks", len(plan.chunks), "start_lsn", plan.consistent.String())
+	return nil
+}
+
+// run performs the snapshot (if any), then streams until ctx ends or it fails.
+func (s *Source) run(ctx context.Context, plan *snapshotPlan) error {
+	if len(plan.chunks) > 0 {
+		if err := s.snapshot(ctx, plan); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.snapping = false
+		s.mu.Unlock()
+		s.log.Info("snapshot read; streaming", "from", plan.consistent.String())
+	}
+	if plan.exported != nil {
+		plan.exported.Close(ctx)
+	}
+	return s.stream(ctx, plan.consistent)
+}
+
+// emit hands a batch to Read, waiting while the engine is behind. wait, when not
+// nil, is called on every tick while blocked (the stream sends status updates).
+func (s *Source) emit(ctx context.Context, b schema.Batch, tick <-chan time.Time, wait func() error) error {
+	for {
+		select {
+		case s.out <- b:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick:
+			if wait != nil {
+				if err := wait(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// Read returns the next batch.
+func (s *Source) Read(ctx context.Context) (schema.Batch, error) {
+	select {
+	case b := <-s.out:
+		return b, nil
+	case err := <-s.errc:
+		return schema.Batch{}, err
+	case <-ctx.Done():
+		return schema.Batch{}, ctx.Err()
+	}
+}
+
+// Ack records that everything up to upTo is durable: a snapshot part marks its
+// chunks done (and saves progress), a stream checkpoint moves the LSN the next
+// standby status update confirms.
+func (s *Source) Ack(ctx context.Context, upTo offsets.Position) error {
+	cp, err := decodeCheckpoint(upTo)
+	if err != nil {
+		return err
+	}
+	if cp.phase == phaseStream {
+		for {
+			cur := s.durable.Load()
+			if uint64(cp.end) <= cur || s.durable.CompareAndSwap(cur, uint64(cp.end)) {
+				break
+			}
+		}
+		// everything before the stream is durable: the snapshot is complete
+		return s.ackSnapshot(ctx, ^uint64(0))
+	}
+	return s.ackSnapshot(ctx, cp.part)
+}
+
+// Close stops the goroutines and closes the connections. It is idempotent.
+func (s *Source) Close(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+		s.wg.Wait()
+		s.cancel = nil
+	}
+	if s.pool != nil {
+		s.pool.Close()
+		s.pool = nil
+	}
+	return nil
+}
+
+// SourceStatus implements sources.StatusReporter.
+func (s *Source) SourceStatus() sources.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := sources.Status{Snapshotting: s.snapping, LastCommit: s.lastTS, Detail: map[string]any{
+		"slot": s.cfg.Slot, "publication": s.cfg.Publication,
+		"confirmed_lsn": pglogrepl.LSN(s.durable.Load()).String(),
+	}}
+	if s.slot.Exists {
+		st.Detail["wal_status"] = s.slot.WALStatus
+		st.Detail["retained_wal_bytes"] = s.slot.RetainedBytes
+		if s.slot.SafeWALSize != nil {
+			st.Detail["safe_wal_size"] = *s.slot.SafeWALSize
+		}
+	}
+	for _, id := range s.cfg.tables {
+		if p, ok := s.progress[id]; ok {
+			st.Tables = append(st.Tables, sources.SnapshotProgress{Table: id, RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Done: p.done()})
+		}
+	}
+	return st
+}
+
+// health emits heartbeats and polls slot health until ctx ends.
+func (s *Source) health(ctx context.Context) {
+	poll := time.NewTicker(s.cfg.slotPoll)
+	defer poll.Stop()
+	var beat <-chan time.Time
+	if s.cfg.heartbeat > 0 {
+		t := time.NewTicker(s.cfg.heartbeat)
+		defer t.Stop()
+		beat = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat:
+			// A transactional message in this database's WAL: it reaches the stream
+			// as a commit the pipeline can checkpoint, so WAL written by other
+			// databases is released even when the published tables are idle.
+			if _, err := s.pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'cdcd_heartbeat', '')`); err != nil && ctx.Err() == nil {
+				s.log.Warn("heartbeat failed (grant EXECUTE on pg_logical_emit_message to the role)", "error", err)
+				continue
+			}
+			s.mu.Lock()
+			s.heartbeat = time.Now()
+			s.mu.Unlock()
+		case <-poll.C:
+			slot, err := readSlot(ctx, s.pool, s.cfg.Slot)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("poll slot health", "error", err)
+				}
+				continue
+			}
+			s.mu.Lock()
+			s.slot, s.lastPoll = slot, time.Now()
+			s.mu.Unlock()
+			s.m.retained.WithLabelValues(s.deps.Pipeline).Set(float64(slot.RetainedBytes))
+			if slot.WALStatus == "unreserved" {
+				s.log.Warn("replication slot is about to lose WAL it needs (wal_status = unreserved)", "retained_bytes", slot.RetainedBytes)
+			}
+			if !slot.Exists || slot.WALStatus == "lost" {
+				select {
+				case s.errc <- ResyncError{fmt.Errorf("replication slot %s was dropped or invalidated while streaming: resync the pipeline", s.cfg.Slot)}:
+				default:
+				}
+				return
+			}
+		}
+	}
+}
+
+type metrics struct {
+	retained *prometheus.GaugeVec
+}
+
+// newMetrics registers the source's collectors, sharing them between the sources
+// of one registry.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cdcd_source_slot_retained_bytes", Help: "WAL the replication slot keeps on the Postgres server.",
+	}, []string{"pipeline"})
+	if reg != nil {
+		if err := reg.Register(g); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				g = are.ExistingCollector.(*prometheus.GaugeVec)
+			}
+		}
+	}
+	return &metrics{retained: g}
+}
+
+// replicationConn opens a replication-protocol connection.
+func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg, err := connConfig(s.cfg.DSN, true)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, classify(fmt.Errorf("open replication connection: %w", err))
+	}
+	return conn, nil
+}

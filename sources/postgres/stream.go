@@ -1,0 +1,427 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+type relState struct {
+	table   *tableInfo
+	names   []string
+	oids    []uint32
+	version schema.Version
+	keyIdx  []int
+}
+
+type txnState struct {
+	open   bool
+	commit pglogrepl.LSN // commit record LSN (BEGIN's final LSN)
+	seq    uint64
+	ts     time.Time
+	xid    uint32
+}
+
+// streamer is the state of the goroutine that owns the replication connection.
+type streamer struct {
+	s        *Source
+	conn     *pgconn.PgConn
+	received pglogrepl.LSN // highest WAL position seen (reported as "write")
+	lastCkpt pglogrepl.LSN // end LSN of the newest checkpoint emitted
+	rels     map[uint32]*relState
+	txn      txnState
+	cur      schema.Batch
+	curBytes int
+	curStart time.Time
+	byKey    map[string]int // key → index in cur.Changes, for unchanged-TOAST back-fill
+	status   *time.Ticker
+}
+
+// stream replicates from start until ctx ends or it fails.
+func (s *Source) stream(ctx context.Context, start pglogrepl.LSN) error {
+	conn, err := s.replicationConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	args := []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(s.cfg.Publication, "'", "''") + "'", "messages 'true'"}
+	if err := pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args}); err != nil {
+		return classifyStart(s.cfg.Slot, fmt.Errorf("start replication on slot %s at %s: %w", s.cfg.Slot, start, err))
+	}
+	st := &streamer{s: s, conn: conn, received: start, lastCkpt: start, rels: map[uint32]*relState{}, byKey: map[string]int{},
+		status: time.NewTicker(s.cfg.status)}
+	defer st.status.Stop()
+	s.log.Info("streaming", "start_lsn", start.String())
+	return st.loop(ctx)
+}
+
+func (st *streamer) sendStatus(ctx context.Context) error {
+	durable := pglogrepl.LSN(st.s.durable.Load())
+	write := max(st.received, durable)
+	// Every field explicit: pglogrepl fills a zero flush position with the write
+	// position, which would confirm WAL that is not durable downstream.
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: write, WALFlushPosition: durable, WALApplyPosition: durable, ClientTime: time.Now()})
+	if err != nil {
+		return fmt.Errorf("send standby status: %w", err)
+	}
+	return nil
+}
+
+// ready reports whether the batch being built should be handed over now.
+func (st *streamer) ready() bool {
+	if st.cur.Checkpoint == nil {
+		return false
+	}
+	return len(st.cur.Changes) >= st.s.deps.MaxChanges/2 || time.Since(st.curStart) >= st.s.deps.MaxWait
+}
+
+// flush hands the batch being built to Read. While the engine is behind it keeps
+// sending status updates, so wal_sender_timeout never fires during back-pressure.
+func (st *streamer) flush(ctx context.Context) error {
+	if len(st.cur.Changes) == 0 && len(st.cur.Deltas) == 0 && st.cur.Checkpoint == nil {
+		return nil
+	}
+	b := st.cur
+	st.cur, st.curBytes, st.curStart = schema.Batch{}, 0, time.Time{}
+	clear(st.byKey)
+	return st.s.emit(ctx, b, st.status.C, func() error { return st.sendStatus(ctx) })
+}
+
+func (st *streamer) loop(ctx context.Context) error {
+	for {
+		select {
+		case <-st.status.C:
+			if err := st.sendStatus(ctx); err != nil {
+				return err
+			}
+		default:
+		}
+		deadline := time.Now().Add(st.s.cfg.status)
+		if st.cur.Checkpoint != nil {
+			deadline = st.curStart.Add(st.s.deps.MaxWait)
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		msg, err := st.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				if st.cur.Checkpoint != nil && st.ready() {
+					if err := st.flush(ctx); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			return fmt.Errorf("receive from slot %s: %w", st.s.cfg.Slot, err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if err := st.copyData(ctx, m.Data); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return classifyStart(st.s.cfg.Slot, pgconn.ErrorResponseToPgError(m))
+		}
+	}
+}
+
+func (st *streamer) copyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("parse keepalive: %w", err)
+		}
+		st.received = max(st.received, pkm.ServerWALEnd)
+		// Nothing in flight (no open transaction, nothing buffered, everything
+		// emitted is durable): the server's position is safe to checkpoint, so
+		// WAL is released even when the published tables are quiet.
+		if !st.txn.open && len(st.cur.Changes) == 0 && st.cur.Checkpoint == nil &&
+			pglogrepl.LSN(st.s.durable.Load()) >= st.lastCkpt && pkm.ServerWALEnd > st.lastCkpt {
+			st.cur.Checkpoint = streamCheckpoint(pkm.ServerWALEnd, pkm.ServerWALEnd)
+			st.lastCkpt = pkm.ServerWALEnd
+			st.s.inFlight.Store(uint64(pkm.ServerWALEnd))
+			if err := st.flush(ctx); err != nil {
+				return err
+			}
+		}
+		if pkm.ReplyRequested {
+			return st.sendStatus(ctx)
+		}
+	case pglogrepl.XLogDataByteID:
+		x, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("parse xlogdata: %w", err)
+		}
+		st.received = max(st.received, x.WALStart+pglogrepl.LSN(len(x.WALData)))
+		msg, err := pglogrepl.Parse(x.WALData)
+		if err != nil {
+			return permanent(fmt.Errorf("decode pgoutput message at %s: %w", x.WALStart, err))
+		}
+		return st.message(ctx, msg)
+	}
+	return nil
+}
+
+func (st *streamer) message(ctx context.Context, msg pglogrepl.Message) error {
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		st.txn = txnState{open: true, commit: m.FinalLSN, ts: m.CommitTime, xid: m.Xid}
+	case *pglogrepl.RelationMessage:
+		return st.relation(ctx, m)
+	case *pglogrepl.InsertMessage:
+		rel, err := st.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		after, err := st.tuple(rel, m.Tuple, nil)
+		if err != nil {
+			return err
+		}
+		return st.add(ctx, rel, schema.OpInsert, after, nil, after)
+	case *pglogrepl.UpdateMessage:
+		rel, err := st.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		var before schema.Row
+		if m.OldTuple != nil {
+			if before, err = st.tuple(rel, m.OldTuple, nil); err != nil {
+				return err
+			}
+		}
+		var fill schema.Row
+		if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld {
+			fill = before // REPLICA IDENTITY FULL: the old image has every value
+		}
+		after, err := st.tuple(rel, m.NewTuple, fill)
+		if err != nil {
+			return err
+		}
+		if before != nil && keyString(rel, before) != keyString(rel, after) {
+			// the primary key changed: the old key is gone
+			if err := st.add(ctx, rel, schema.OpDelete, before, before, nil); err != nil {
+				return err
+			}
+		}
+		if m.OldTupleType != pglogrepl.UpdateMessageTupleTypeOld {
+			before = nil // a key-only old tuple is not a before image
+		}
+		return st.add(ctx, rel, schema.OpUpdate, after, before, after)
+	case *pglogrepl.DeleteMessage:
+		rel, err := st.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		old, err := st.tuple(rel, m.OldTuple, nil)
+		if err != nil {
+			return err
+		}
+		if m.OldTupleType != pglogrepl.DeleteMessageTupleTypeOld {
+			// only the replica identity key: a key, not a before image
+			return st.add(ctx, rel, schema.OpDelete, old, nil, nil)
+		}
+		return st.add(ctx, rel, schema.OpDelete, old, old, nil)
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			rel, err := st.rel(id)
+			if err != nil {
+				return err
+			}
+			switch st.s.cfg.truncatePolicy(rel.table.ID) {
+			case "ignore":
+				continue
+			case "halt":
+				return permanent(fmt.Errorf("TRUNCATE of %s in transaction %d at %s and the truncate policy is halt: decide what the destination should do, then set truncate (or truncate_tables[%s]) to propagate or ignore and resume", rel.table.ID, st.txn.xid, st.txn.commit, rel.table.ID))
+			}
+			c := schema.Change{Op: schema.OpTruncate, Table: rel.table.ID, Version: rel.version, Pos: streamPos(st.txn.commit, st.txn.seq),
+				TxID: fmt.Sprint(st.txn.xid), CommitTS: st.txn.ts}
+			st.txn.seq++
+			if err := st.append(ctx, c); err != nil {
+				return err
+			}
+		}
+	case *pglogrepl.CommitMessage:
+		st.cur.Checkpoint = streamCheckpoint(st.txn.commit, m.TransactionEndLSN)
+		if st.curStart.IsZero() {
+			st.curStart = time.Now()
+		}
+		st.lastCkpt = m.TransactionEndLSN
+		st.s.inFlight.Store(uint64(m.TransactionEndLSN))
+		st.txn.open = false
+		st.s.mu.Lock()
+		st.s.lastTS = m.CommitTime
+		st.s.mu.Unlock()
+		if st.ready() {
+			return st.flush(ctx)
+		}
+	case *pglogrepl.LogicalDecodingMessage, *pglogrepl.OriginMessage, *pglogrepl.TypeMessage:
+		// heartbeats carry nothing; their commit is the checkpoint
+	}
+	return nil
+}
+
+func (st *streamer) rel(id uint32) (*relState, error) {
+	rel, ok := st.rels[id]
+	if !ok {
+		return nil, permanent(fmt.Errorf("pgoutput sent a row of relation %d before its Relation message", id))
+	}
+	return rel, nil
+}
+
+// relation maps a Relation message to a table version: it is diffed against the
+// version in force in the registry and its delta travels before the next rows.
+func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	t, ok := st.s.tables[m.RelationID]
+	if !ok {
+		// not a configured table (a partition published on its own, say): resolve
+		// by name so that a table recreated under a new OID is followed
+		t, ok = st.s.byID[schema.TableID{Namespace: m.Namespace, Name: m.RelationName}]
+		if !ok {
+			return permanent(fmt.Errorf("pgoutput sent table %s.%s, which this pipeline does not replicate; check the publication %s", m.Namespace, m.RelationName, st.s.cfg.Publication))
+		}
+	}
+	rel := &relState{table: t}
+	var oids []uint32
+	notNull := map[string]bool{}
+	for _, c := range t.Columns {
+		notNull[c.Name] = c.NotNull
+	}
+	shape := schema.Table{ID: t.ID}
+	for _, c := range m.Columns {
+		rel.names = append(rel.names, c.Name)
+		rel.oids = append(rel.oids, c.DataType)
+		oids = append(oids, c.DataType)
+	}
+	if err := st.s.types.load(ctx, st.s.pool, oids...); err != nil {
+		return err
+	}
+	for i, c := range m.Columns {
+		shape.Columns = append(shape.Columns, schema.Column{Name: c.Name, Type: st.s.types.columnType(rel.oids[i], c.TypeModifier), Nullable: !notNull[c.Name]})
+	}
+	for _, k := range t.PK {
+		for i, n := range rel.names {
+			if n == k {
+				shape.PrimaryKey = append(shape.PrimaryKey, k)
+				rel.keyIdx = append(rel.keyIdx, i)
+			}
+		}
+	}
+	if len(rel.keyIdx) == 0 {
+		return permanent(fmt.Errorf("table %s has none of its primary key columns (%s) any more: a primary key change needs a resync", t.ID, strings.Join(t.PK, ", ")))
+	}
+	pos := streamPos(st.txn.commit, st.txn.seq)
+	if _, known := st.s.announced[t.ID]; known && len(st.cur.Changes) > 0 {
+		// deltas go before the rows that need them: hand over what came before
+		if err := st.flush(ctx); err != nil {
+			return err
+		}
+	}
+	v, err := st.s.observe(ctx, &st.cur, shape, pos)
+	if err != nil {
+		return err
+	}
+	rel.version = v
+	st.rels[m.RelationID] = rel
+	return nil
+}
+
+// tuple decodes a tuple; unchanged TOAST columns take their value from fill (the
+// old image) or from an earlier change of the same row in this batch, and are
+// marked unchanged otherwise (never NULL).
+func (st *streamer) tuple(rel *relState, td *pglogrepl.TupleData, fill schema.Row) (schema.Row, error) {
+	if td == nil {
+		return nil, nil
+	}
+	row := make(schema.Row, len(td.Columns))
+	var unchanged bool
+	for i, c := range td.Columns {
+		if i >= len(rel.names) {
+			return nil, permanent(fmt.Errorf("table %s: tuple has more columns than its Relation message", rel.table.ID))
+		}
+		row[i].Name = rel.names[i]
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeNull:
+		case pglogrepl.TupleDataTypeToast:
+			row[i].Value = schema.Unchanged()
+			if v, ok := fill.Get(rel.names[i]); ok && v.Kind() != schema.KindUnchanged {
+				row[i].Value = v
+			} else {
+				unchanged = true
+			}
+		case pglogrepl.TupleDataTypeText:
+			v, err := st.s.types.decodeText(rel.oids[i], c.Data)
+			if err != nil {
+				return nil, permanent(fmt.Errorf("table %s, column %s: %w", rel.table.ID, rel.names[i], err))
+			}
+			row[i].Value = v
+		default:
+			return nil, permanent(fmt.Errorf("table %s, column %s: unexpected tuple data type %q", rel.table.ID, rel.names[i], c.DataType))
+		}
+	}
+	if unchanged {
+		if j, ok := st.byKey[keyString(rel, row)]; ok {
+			prev := st.cur.Changes[j].After
+			for i := range row {
+				if row[i].Value.Kind() == schema.KindUnchanged {
+					if v, ok := prev.Get(row[i].Name); ok && v.Kind() != schema.KindUnchanged {
+						row[i].Value = v
+					}
+				}
+			}
+		}
+	}
+	return row, nil
+}
+
+func keyString(rel *relState, row schema.Row) string {
+	key := make(schema.Row, 0, len(rel.keyIdx))
+	for _, k := range rel.keyIdx {
+		if k < len(row) {
+			key = append(key, row[k])
+		}
+	}
+	return string(key.AppendJSON(nil))
+}
+
+// add appends a row change of the open transaction; the key is taken from keyRow.
+func (st *streamer) add(ctx context.Context, rel *relState, op schema.Op, keyRow, before, after schema.Row) error {
+	key := make(schema.Row, 0, len(rel.keyIdx))
+	for _, k := range rel.keyIdx {
+		key = append(key, keyRow[k])
+	}
+	c := schema.Change{Op: op, Table: rel.table.ID, Version: rel.version, Pos: streamPos(st.txn.commit, st.txn.seq),
+		TxID: fmt.Sprint(st.txn.xid), CommitTS: st.txn.ts, Key: key, Before: before, After: after}
+	st.txn.seq++
+	if after != nil {
+		st.byKey[string(key.AppendJSON(nil))] = len(st.cur.Changes)
+	}
+	return st.append(ctx, c)
+}
+
+func (st *streamer) append(ctx context.Context, c schema.Change) error {
+	if st.curStart.IsZero() {
+		st.curStart = time.Now()
+	}
+	st.curBytes += c.Size()
+	st.cur.Changes = append(st.cur.Changes, c)
+	if len(st.cur.Changes) >= st.s.deps.MaxChanges || (st.s.deps.MaxBytes > 0 && st.curBytes >= st.s.deps.MaxBytes) {
+		// A transaction larger than a batch goes out in parts; the checkpoint
+		// (if any) is the last transaction completed before it.
+		return st.flush(ctx)
+	}
+	return nil
+}
