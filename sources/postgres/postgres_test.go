@@ -72,7 +72,7 @@ func TestSnapshotThenStream(t *testing.T) {
 		h.exec(`INSERT INTO orders (id, note, amount) VALUES ($1, 'new', 1.5)`, 10_000+i)
 	}
 	h.exec(`UPDATE orders SET amount = amount + 1 WHERE id % 7 = 0`) // one large transaction
-	h.exec(`UPDATE orders SET note = 'toast kept' WHERE id = 100`)    // big (TOASTed) column unchanged
+	h.exec(`UPDATE orders SET note = 'toast kept' WHERE id = 100`)   // big (TOASTed) column unchanged
 	h.waitSynced("public.orders", "id")
 	require.False(t, r.Snapshotting())
 	p := r.Progress()
