@@ -70,6 +70,9 @@ func openPool(ctx context.Context, dsn string, size int) (*pgxpool.Pool, error) 
 		pc.ConnConfig.RuntimeParams[k] = v
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = "cdcd"
+	// No cached plans: a source's tables change shape under it (ALTER TABLE), and a
+	// cached plan would fail with "cached plan must not change result type".
+	pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
 	pc.MaxConns = int32(size)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
