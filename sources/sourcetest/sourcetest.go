@@ -1,0 +1,313 @@
+package sourcetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// Harness is a source under test and the database behind it. The test table has
+// an integer primary key "id" and an integer column "v".
+type Harness interface {
+	// NewSource returns a new Source for the same pipeline (same slot, same
+	// server-side state) each time it is called.
+	NewSource(t *testing.T) sources.Source
+	// Table is the test table's id as the source reports it.
+	Table() schema.TableID
+	// Insert, Update and Delete change one row, each in its own transaction.
+	Insert(t *testing.T, id, v int)
+	Update(t *testing.T, id, v int)
+	Delete(t *testing.T, id int)
+	// UpdateMany changes v of rows [from, to) in one transaction.
+	UpdateMany(t *testing.T, from, to, v int)
+	// AddColumn adds a nullable integer column to the test table.
+	AddColumn(t *testing.T, name string)
+	// Disconnect makes the server drop the source's sessions (pg_terminate_backend, KILL).
+	Disconnect(t *testing.T)
+}
+
+// Run runs the suite; newHarness makes a fresh harness for each subtest.
+func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
+	tests := map[string]func(t *testing.T, h Harness){
+		"open_close_idempotent": testOpenClose,
+		"ordering":              testOrdering,
+		"resume_without_gap":    testResume,
+		"replay_only_unacked":   testReplayUnacked,
+		"add_column_mid_stream": testAddColumn,
+		"reconnect_after_drop":  testReconnect,
+		"checkpoint_on_commit":  testCheckpoints,
+	}
+	for name, f := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, newHarness(t))
+		})
+	}
+}
+
+// event is a row change as the suite tracks it.
+type event struct {
+	op  schema.Op
+	id  int64
+	v   int64
+	pos offsets.Position
+}
+
+// reader reads batches from an open source.
+type reader struct {
+	t      *testing.T
+	src    sources.Source
+	table  schema.TableID
+	events []event
+	ckpts  []offsets.Position
+	deltas []schema.Delta
+	last   offsets.Position
+}
+
+func open(t *testing.T, h Harness, from offsets.Position) *reader {
+	t.Helper()
+	src := h.NewSource(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, src.Open(ctx, from))
+	return &reader{t: t, src: src, table: h.Table()}
+}
+
+func (r *reader) close() {
+	r.t.Helper()
+	require.NoError(r.t, r.src.Close(context.Background()))
+	require.NoError(r.t, r.src.Close(context.Background()), "Close is idempotent")
+}
+
+// until reads until done(events) holds, checking order as it goes.
+func (r *reader) until(what string, done func([]event) bool) error {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for !done(r.events) {
+		b, err := r.src.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				r.t.Fatalf("waiting for %s: timed out after %d events", what, len(r.events))
+			}
+			return err
+		}
+		r.deltas = append(r.deltas, b.Deltas...)
+		for _, c := range b.Changes {
+			require.Equal(r.t, 1, c.Pos.Compare(r.last), "positions must increase: %s after %s", c.Pos, r.last)
+			r.last = c.Pos
+			if c.Table != r.table || c.Op == schema.OpTruncate {
+				continue
+			}
+			e := event{op: c.Op, pos: c.Pos}
+			if id, ok := c.Key.Get("id"); ok {
+				e.id = id.AsInt()
+			}
+			if v, ok := c.After.Get("v"); ok {
+				e.v = v.AsInt()
+			}
+			r.events = append(r.events, e)
+		}
+		if b.Checkpoint != nil {
+			if len(r.ckpts) > 0 {
+				require.GreaterOrEqual(r.t, b.Checkpoint.Compare(r.ckpts[len(r.ckpts)-1]), 0, "checkpoints never go back")
+			}
+			if len(b.Changes) > 0 {
+				require.Equal(r.t, 1, b.Checkpoint.Compare(b.Changes[len(b.Changes)-1].Pos), "a checkpoint follows its batch's changes")
+			}
+			r.ckpts = append(r.ckpts, b.Checkpoint)
+		}
+	}
+	return nil
+}
+
+func (r *reader) mustUntil(what string, done func([]event) bool) {
+	r.t.Helper()
+	require.NoError(r.t, r.until(what, done))
+}
+
+func (r *reader) ack(p offsets.Position) {
+	r.t.Helper()
+	require.NoError(r.t, r.src.Ack(context.Background(), p))
+}
+
+func has(id int64, op schema.Op, v int64) func([]event) bool {
+	return func(es []event) bool {
+		for _, e := range es {
+			if e.id == id && e.op == op && (op == schema.OpDelete || e.v == v) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func testOpenClose(t *testing.T, h Harness) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	require.NoError(t, h.NewSource(t).Close(context.Background()), "Close without Open")
+	r := open(t, h, nil)
+	h.Insert(t, 1, 1)
+	r.mustUntil("insert", has(1, schema.OpInsert, 1))
+	r.close()
+}
+
+func testOrdering(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	defer r.close()
+	for i := range 20 {
+		h.Insert(t, i, 0)
+	}
+	for round := 1; round <= 5; round++ {
+		for i := range 20 {
+			h.Update(t, i, round)
+		}
+	}
+	r.mustUntil("all updates", func(es []event) bool { return len(es) >= 120 })
+	last := map[int64]int64{}
+	for _, e := range r.events {
+		if prev, ok := last[e.id]; ok {
+			require.Greater(t, e.v, prev, "changes of key %d out of order", e.id)
+		}
+		last[e.id] = e.v
+	}
+}
+
+func lastCheckpoint(t *testing.T, r *reader) offsets.Position {
+	require.NotEmpty(t, r.ckpts)
+	return r.ckpts[len(r.ckpts)-1]
+}
+
+func testResume(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	h.Insert(t, 1, 1)
+	h.Insert(t, 2, 2)
+	r.mustUntil("two inserts", has(2, schema.OpInsert, 2))
+	// read on to the checkpoint of the second insert's transaction
+	for lastCheckpoint(t, r).Compare(r.last) < 0 {
+		r.mustUntil("its checkpoint", func([]event) bool { return lastCheckpoint(t, r).Compare(r.last) > 0 })
+	}
+	ck := lastCheckpoint(t, r)
+	r.ack(ck)
+	r.close()
+
+	// changes while the pipeline is down are not lost
+	h.Update(t, 1, 10)
+	h.Delete(t, 2)
+	h.Insert(t, 3, 3)
+	r2 := open(t, h, ck)
+	defer r2.close()
+	r2.last = ck
+	r2.mustUntil("changes made while down", has(3, schema.OpInsert, 3))
+	require.True(t, has(1, schema.OpUpdate, 10)(r2.events))
+	require.True(t, has(2, schema.OpDelete, 0)(r2.events))
+	for _, e := range r2.events {
+		require.Equal(t, 1, e.pos.Compare(ck), "nothing at or before the acked checkpoint is delivered again")
+	}
+}
+
+func testReplayUnacked(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	h.Insert(t, 1, 1)
+	r.mustUntil("first", has(1, schema.OpInsert, 1))
+	r.mustUntil("its checkpoint", func([]event) bool { return len(r.ckpts) > 0 && lastCheckpoint(t, r).Compare(r.last) > 0 })
+	ck := lastCheckpoint(t, r)
+	r.ack(ck)
+	h.Insert(t, 2, 2)
+	h.Insert(t, 3, 3)
+	r.mustUntil("unacked", has(3, schema.OpInsert, 3))
+	var unacked []event
+	for _, e := range r.events {
+		if e.pos.Compare(ck) > 0 {
+			unacked = append(unacked, e)
+		}
+	}
+	r.close()
+
+	r2 := open(t, h, ck)
+	defer r2.close()
+	r2.last = ck
+	r2.mustUntil("replay", has(3, schema.OpInsert, 3))
+	require.Equal(t, unacked, r2.events[:len(unacked)], "exactly the unacknowledged changes come again, at the same positions")
+}
+
+func testAddColumn(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	defer r.close()
+	h.Insert(t, 1, 1)
+	r.mustUntil("before", has(1, schema.OpInsert, 1))
+	before := len(r.deltas)
+	h.AddColumn(t, "extra")
+	h.Insert(t, 2, 2)
+	r.mustUntil("after", has(2, schema.OpInsert, 2))
+	require.Greater(t, len(r.deltas), before, "a delta announces the new column")
+	d := r.deltas[len(r.deltas)-1]
+	_, ok := d.Table.Column("extra")
+	require.True(t, ok, "the new shape has the column: %+v", d.Table)
+	var found bool
+	for _, c := range d.Changes {
+		found = found || (c.Op == schema.AddColumn && c.Column.Name == "extra")
+	}
+	require.True(t, found, "the delta says add_column extra: %+v", d.Changes)
+}
+
+func testReconnect(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	h.Insert(t, 1, 1)
+	r.mustUntil("first", has(1, schema.OpInsert, 1))
+	r.mustUntil("its checkpoint", func([]event) bool { return len(r.ckpts) > 0 && lastCheckpoint(t, r).Compare(r.last) > 0 })
+	ck := lastCheckpoint(t, r)
+	r.ack(ck)
+	h.Disconnect(t)
+	h.Insert(t, 2, 2)
+	// The source either survives the drop or reports an error; then the engine
+	// restarts it from the last acked checkpoint and nothing is lost.
+	if err := r.until("after the drop", has(2, schema.OpInsert, 2)); err != nil {
+		r.close()
+		r2 := open(t, h, ck)
+		defer r2.close()
+		r2.last = ck
+		r2.mustUntil("after reconnect", has(2, schema.OpInsert, 2))
+		return
+	}
+	r.close()
+}
+
+func testCheckpoints(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	defer r.close()
+	for i := range 50 {
+		h.Insert(t, i, 0)
+	}
+	h.UpdateMany(t, 0, 50, 7) // one transaction of 50 changes
+	r.mustUntil("the big transaction", func(es []event) bool {
+		n := 0
+		for _, e := range es {
+			if e.op == schema.OpUpdate && e.v == 7 {
+				n++
+			}
+		}
+		return n == 50
+	})
+	// No checkpoint falls inside the big transaction: all of its changes are on
+	// the same side of every checkpoint.
+	var first, lastPos offsets.Position
+	for _, e := range r.events {
+		if e.op == schema.OpUpdate && e.v == 7 {
+			if first == nil {
+				first = e.pos
+			}
+			lastPos = e.pos
+		}
+	}
+	for _, c := range r.ckpts {
+		inside := c.Compare(first) > 0 && c.Compare(lastPos) < 0
+		require.False(t, inside, fmt.Sprintf("checkpoint %s inside a transaction [%s, %s]", c, first, lastPos))
+	}
+}
