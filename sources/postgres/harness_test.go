@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -258,3 +259,5 @@ func sameOnSourceColumns(source, sink string) bool {
 	}
 	return true
 }
+
+func readDir(dir string) ([]os.DirEntry, error) { return os.ReadDir(dir) }

@@ -41,6 +41,12 @@ type streamer struct {
 	curStart time.Time
 	byKey    map[string]int // key → index in cur.Changes, for unchanged-TOAST back-fill
 	status   *time.Ticker
+
+	// protocol 2 (stream_in_progress)
+	v2       bool
+	inStream bool   // between StreamStart and StreamStop
+	topXid   uint32 // the streamed transaction of the current chunk
+	spool    *spool
 }
 
 // stream replicates from start until ctx ends or it fails.
@@ -50,13 +56,24 @@ func (s *Source) stream(ctx context.Context, start pglogrepl.LSN) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	args := []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(s.cfg.Publication, "'", "''") + "'", "messages 'true'"}
+	args := []string{"publication_names '" + strings.ReplaceAll(s.cfg.Publication, "'", "''") + "'", "messages 'true'"}
+	if s.cfg.StreamInProgress {
+		args = append(args, "proto_version '2'", "streaming 'on'")
+	} else {
+		args = append(args, "proto_version '1'")
+	}
 	if err := pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args}); err != nil {
 		return classifyStart(s.cfg.Slot, fmt.Errorf("start replication on slot %s at %s: %w", s.cfg.Slot, start, err))
 	}
 	st := &streamer{s: s, conn: conn, received: start, lastCkpt: start, rels: map[uint32]*relState{}, byKey: map[string]int{},
-		status: time.NewTicker(s.cfg.status)}
+		status: time.NewTicker(s.cfg.status), v2: s.cfg.StreamInProgress}
 	defer st.status.Stop()
+	if st.v2 {
+		if st.spool, err = newSpool(s.cfg.SpoolDir); err != nil {
+			return err
+		}
+		defer st.spool.close(s.cfg.SpoolDir == "")
+	}
 	s.log.Info("streaming", "start_lsn", start.String())
 	return st.loop(ctx)
 }
@@ -167,6 +184,9 @@ func (st *streamer) copyData(ctx context.Context, data []byte) error {
 			return fmt.Errorf("parse xlogdata: %w", err)
 		}
 		st.received = max(st.received, x.WALStart+pglogrepl.LSN(len(x.WALData)))
+		if st.v2 {
+			return st.messageV2(ctx, x)
+		}
 		msg, err := pglogrepl.Parse(x.WALData)
 		if err != nil {
 			return permanent(fmt.Errorf("decode pgoutput message at %s: %w", x.WALStart, err))
@@ -174,6 +194,65 @@ func (st *streamer) copyData(ctx context.Context, data []byte) error {
 		return st.message(ctx, msg)
 	}
 	return nil
+}
+
+// messageV2 handles protocol 2: chunks of in-progress transactions go to the
+// spool; everything else is handled as in protocol 1.
+func (st *streamer) messageV2(ctx context.Context, x pglogrepl.XLogData) error {
+	msg, err := pglogrepl.ParseV2(x.WALData, st.inStream)
+	if err != nil {
+		return permanent(fmt.Errorf("decode pgoutput message at %s: %w", x.WALStart, err))
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.StreamStartMessageV2:
+		st.inStream, st.topXid = true, m.Xid
+		return nil
+	case *pglogrepl.StreamStopMessageV2:
+		st.inStream = false
+		return nil
+	case *pglogrepl.StreamAbortMessageV2:
+		return st.spool.abort(m.Xid, m.SubXid)
+	case *pglogrepl.StreamCommitMessageV2:
+		return st.streamCommit(ctx, m)
+	}
+	if !st.inStream {
+		return st.message(ctx, unwrapV2(msg))
+	}
+	inner := unwrapV2(msg)
+	if rm, ok := inner.(*pglogrepl.RelationMessage); ok {
+		// keep the session's relation map current; replay re-applies it in order
+		if err := st.relationOutsideTxn(ctx, rm); err != nil {
+			return err
+		}
+	}
+	if _, ok := inner.(*pglogrepl.LogicalDecodingMessage); ok {
+		return nil
+	}
+	// the buffer is reused by the next receive: the spool copies it
+	return st.spool.add(st.topXid, streamXid(msg), x.WALData)
+}
+
+// relationOutsideTxn records a Relation message seen inside a stream chunk.
+func (st *streamer) relationOutsideTxn(ctx context.Context, rm *pglogrepl.RelationMessage) error {
+	saved := st.txn
+	st.txn = txnState{commit: pglogrepl.LSN(st.lastCkpt), seq: 0}
+	err := st.relation(ctx, rm)
+	st.txn = saved
+	return err
+}
+
+// streamCommit replays a streamed transaction as one transaction.
+func (st *streamer) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
+	st.txn = txnState{open: true, commit: m.CommitLSN, ts: m.CommitTime, xid: m.Xid}
+	saved := make(map[uint32]*relState, len(st.rels))
+	for k, v := range st.rels {
+		saved[k] = v
+	}
+	if err := st.spool.replay(ctx, m.Xid, func(msg pglogrepl.Message) error { return st.message(ctx, msg) }); err != nil {
+		return err
+	}
+	st.rels = saved // the session's current relations, not the replayed ones
+	return st.message(ctx, &pglogrepl.CommitMessage{CommitLSN: m.CommitLSN, TransactionEndLSN: m.TransactionEndLSN, CommitTime: m.CommitTime})
 }
 
 func (st *streamer) message(ctx context.Context, msg pglogrepl.Message) error {
