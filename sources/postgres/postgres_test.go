@@ -100,19 +100,23 @@ CREATE TABLE typed (
   id int4 PRIMARY KEY, b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, f8nan float8, f8inf float8,
   n numeric, n2 numeric(10,2), nnan numeric, ninf numeric, t text, vc varchar(20), c char(5), by bytea,
   d date, dinf date, tm time, tmtz timetz, ts timestamp, tsinf timestamp, tstz timestamptz, iv interval,
-  j json, jb jsonb, u uuid, ai int4[], at2 text[][], e mood, ae mood[], dom posint, inet inet, pt point, x xml, m money);
+  j json, jb jsonb, u uuid, ai int4[], at2 text[][], e mood, ae mood[], dom posint, inet inet, pt point, x xml, m money,
+  r int4range, tr tstzrange, bt bit(4), vb varbit, mac macaddr, cidr cidr, tsv tsvector, af float8[], an numeric[], oidc oid);
 INSERT INTO typed VALUES (1, true, -32768, 2147483647, -9223372036854775808, 1.5, 3.141592653589793, 'NaN', '-Infinity',
   '123456789012345678901234567890.123456789', 12.30, 'NaN', 'Infinity', E'multi\nline "quoted" ü', 'varchar', 'ab',
   '\xdeadbeef00', '2024-02-29', 'infinity', '23:59:59.999999', '10:00:00+02', '2024-02-29 12:34:56.789',
   '-infinity', '2024-02-29 12:34:56.789+05:30', '1 year 2 months 3 days 04:05:06.5', '{"a": [1, 2]}', '{"b": {"c": null}}',
   'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{1,NULL,3}', '{{"a","b\"c"},{NULL,"d,e"}}', 'happy', '{sad,happy}', 7,
-  '192.168.0.1/24', '(1.5,2)', '<a>x</a>', 12.34);`)
+  '192.168.0.1/24', '(1.5,2)', '<a>x</a>', 12.34,
+  '[1,10)', '[2024-01-01 00:00+00,2024-02-01 00:00+00)', B'1010', B'101', '08:00:2b:01:02:03', '10.0.0.0/8',
+  'the quick brown fox', '{1.5,NaN,-Infinity}', '{1.10,NaN}', 12345);`)
 	cfg := h.config("public.typed")
 	stop, _ := h.start(cfg)
 	defer stop()
 	h.waitSynced("public.typed", "id")
 	h.exec(`INSERT INTO typed SELECT 2, b, i2, i4, i8, f4, f8, f8nan, f8inf, n, n2, nnan, ninf, t, vc, c, by, d, dinf, tm, tmtz,
-		ts, tsinf, tstz, iv, j, jb, u, ai, at2, e, ae, dom, inet, pt, x, m FROM typed WHERE id = 1`)
+		ts, tsinf, tstz, iv, j, jb, u, ai, at2, e, ae, dom, inet, pt, x, m, r, tr, bt, vb, mac, cidr, tsv, af, an, oidc
+		FROM typed WHERE id = 1`)
 	h.waitSynced("public.typed", "id")
 	require.NoError(t, stop())
 
@@ -148,6 +152,10 @@ INSERT INTO typed VALUES (1, true, -32768, 2147483647, -9223372036854775808, 1.5
 	require.Equal(t, float64(7), snap["dom"], "a domain decodes as its base type")
 	require.Equal(t, map[string]any{"a": []any{float64(1), float64(2)}}, snap["j"])
 	require.Equal(t, "1 year 2 mons 3 days 04:05:06.5", snap["iv"])
+	require.Equal(t, "[1,10)", snap["r"], "ranges keep their text")
+	require.Equal(t, "1010", snap["bt"])
+	require.Equal(t, []any{1.5, "NaN", "-Infinity"}, snap["af"])
+	require.Equal(t, []any{"1.10", "NaN"}, snap["an"], "numeric arrays stay exact")
 }
 
 // TestIdleSlotAdvances: the published table is idle while another database
