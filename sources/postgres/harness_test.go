@@ -125,8 +125,8 @@ func (h *harness) exec(sql string, args ...any) {
 }
 
 // sourceState reads a table the way the snapshot does and renders it like the
-// file sink's State: key JSON → row JSON.
-func (h *harness) sourceState(table string, key string) map[string]string {
+// file sink's State: primary key JSON → row JSON.
+func (h *harness) sourceState(table string, _ string) map[string]string {
 	h.t.Helper()
 	ctx := context.Background()
 	types := newTypeCache()
@@ -145,16 +145,16 @@ func (h *harness) sourceState(table string, key string) map[string]string {
 	for rows.Next() {
 		raw := rows.RawValues()
 		row := make(schema.Row, len(ti.Columns))
-		var k schema.Row
 		for i, c := range ti.Columns {
 			row[i].Name = c.Name
 			if raw[i] != nil {
 				row[i].Value, err = types.decodeText(c.Type, raw[i])
 				require.NoError(h.t, err)
 			}
-			if c.Name == key {
-				k = schema.Row{row[i]}
-			}
+		}
+		var k schema.Row // the primary key, in key order, as the sink keys rows
+		for _, i := range ti.keyIndexes() {
+			k = append(k, row[i])
 		}
 		out[string(k.AppendJSON(nil))] = string(row.AppendJSON(nil))
 	}

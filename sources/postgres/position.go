@@ -50,6 +50,7 @@ type checkpoint struct {
 	phase      uint64
 	consistent pglogrepl.LSN // snapshot: the slot's consistent point
 	part       uint64        // snapshot: the last part emitted
+	commit     pglogrepl.LSN // stream: the commit record of the last transaction
 	end        pglogrepl.LSN // stream: where to resume
 }
 
@@ -65,7 +66,7 @@ func decodeCheckpoint(p offsets.Position) (checkpoint, error) {
 			return c, component.Permanent(fmt.Errorf("position %s is a change, not a checkpoint", p))
 		}
 	case phaseStream:
-		d.Uint() // commit LSN
+		c.commit = pglogrepl.LSN(d.Uint())
 		if d.Uint() != math.MaxUint64 {
 			return c, component.Permanent(fmt.Errorf("position %s is a change, not a checkpoint", p))
 		}

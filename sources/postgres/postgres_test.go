@@ -15,13 +15,11 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/sources/sourcetest"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
-}
+func TestMain(m *testing.M) { sourcetest.VerifyTestMain(m) }
 
 func startPG(t *testing.T) *testenv.Postgres {
 	t.Helper()

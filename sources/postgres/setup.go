@@ -180,12 +180,13 @@ func primaryKey(ctx context.Context, pool *pgxpool.Pool, oid uint32) ([]string, 
 }
 
 // ensurePublication creates the pipeline's publication listing its tables, or
-// checks that an existing one lists exactly them. It runs before the slot is
-// created: pgoutput resolves membership with the catalog as of each WAL record.
-func ensurePublication(ctx context.Context, pool *pgxpool.Pool, name string, tables []*tableInfo) error {
+// returns the configured tables an existing one does not list yet (tables added
+// to the pipeline). It runs before the slot is created: pgoutput resolves
+// membership with the catalog as of each WAL record.
+func ensurePublication(ctx context.Context, pool *pgxpool.Pool, name string, tables []*tableInfo) ([]*tableInfo, error) {
 	var exists bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)`, name).Scan(&exists); err != nil {
-		return fmt.Errorf("read publication %s: %w", name, err)
+		return nil, fmt.Errorf("read publication %s: %w", name, err)
 	}
 	names := make([]string, len(tables))
 	for i, t := range tables {
@@ -195,34 +196,39 @@ func ensurePublication(ctx context.Context, pool *pgxpool.Pool, name string, tab
 		_, err := pool.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)",
 			pgx.Identifier{name}.Sanitize(), strings.Join(names, ", ")))
 		if err != nil {
-			return classify(fmt.Errorf("create publication %s: %w (the role needs CREATE on the database and ownership of the tables)", name, err))
+			return nil, classify(fmt.Errorf("create publication %s: %w (the role needs CREATE on the database and ownership of the tables)", name, err))
 		}
-		return nil
+		return nil, nil
 	}
 	rows, err := pool.Query(ctx, `SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1`, name)
 	if err != nil {
-		return fmt.Errorf("read publication %s: %w", name, err)
+		return nil, fmt.Errorf("read publication %s: %w", name, err)
 	}
 	have := map[schema.TableID]bool{}
 	for rows.Next() {
 		var id schema.TableID
 		if err := rows.Scan(&id.Namespace, &id.Name); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		have[id] = true
 	}
 	rows.Close()
-	var missing []string
+	var missing []*tableInfo
 	for _, t := range tables {
 		if !have[t.ID] {
-			missing = append(missing, t.ID.String())
+			missing = append(missing, t)
+		}
+		delete(have, t.ID)
+	}
+	// tables no longer in the pipeline leave the publication (their changes
+	// already in the WAL are skipped by the stream)
+	for id := range have {
+		if _, err := pool.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s DROP TABLE %s", pgx.Identifier{name}.Sanitize(), quoted(id))); err != nil {
+			return nil, classify(fmt.Errorf("remove %s from publication %s: %w", id, name, err))
 		}
 	}
-	if len(missing) > 0 {
-		return permanent(fmt.Errorf("publication %s does not publish %s; tables added to a running pipeline need an incremental snapshot, which cdcd does not do yet: recreate the pipeline (delete it, then apply it) to snapshot them", name, strings.Join(missing, ", ")))
-	}
-	return nil
+	return missing, nil
 }
 
 // slotInfo is a row of pg_replication_slots.

@@ -36,6 +36,8 @@ type snapshotPlan struct {
 	exported   closer // holds the snapshot until every worker imported it
 	chunks     []planChunk
 	firstPart  uint64
+	// incremental lists added tables to snapshot while streaming
+	incremental []*incTable
 }
 
 type closer interface{ Close(context.Context) error }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 )
 
 // Source is the Postgres source.
@@ -35,8 +36,12 @@ type Source struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	durable  atomic.Uint64 // highest LSN acked (durable downstream)
-	inFlight atomic.Uint64 // highest checkpoint LSN emitted
+	wm watermarks // incremental snapshots of added tables
+	// afterChunkSelect, when set (tests only), runs between an incremental chunk's
+	// select and its high watermark: the window where the stream may change rows.
+	afterChunkSelect func(ctx context.Context)
+	durable          atomic.Uint64 // highest LSN acked (durable downstream)
+	inFlight         atomic.Uint64 // highest checkpoint LSN emitted
 	// announced: tables whose shape was put in a batch since Open (run goroutine only).
 	announced map[schema.TableID]schema.Version
 
@@ -96,7 +101,8 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	for _, t := range tables {
 		s.tables[t.OID], s.byID[t.ID] = t, t
 	}
-	if err := ensurePublication(ctx, s.pool, s.cfg.Publication, tables); err != nil {
+	missing, err := ensurePublication(ctx, s.pool, s.cfg.Publication, tables)
+	if err != nil {
 		return err
 	}
 	slot, err := readSlot(ctx, s.pool, s.cfg.Slot)
@@ -109,8 +115,17 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	s.progress = map[schema.TableID]*tableProgress{}
 	s.parts = nil
 	s.mu.Unlock()
+	s.wm = watermarks{}
 
 	var plan *snapshotPlan
+	if len(missing) > 0 && (from == nil || cp.phase == phaseSnapshot) {
+		// the initial snapshot (fresh, or resumed under a snapshot exported after
+		// this) covers every table: the publication only needs to list them first
+		if err := addToPublication(ctx, s.pool, s.cfg.Publication, missing); err != nil {
+			return err
+		}
+		missing = nil
+	}
 	switch {
 	case from == nil:
 		// A fresh pipeline: nothing was ever committed, so an existing slot (from an
@@ -139,6 +154,9 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		}
 		if plan == nil {
 			plan = &snapshotPlan{consistent: resume}
+		}
+		if plan.incremental, err = s.planIncremental(ctx, missing); err != nil {
+			return err
 		}
 	}
 	s.durable.Store(uint64(plan.consistent))
@@ -180,7 +198,13 @@ func (s *Source) run(ctx context.Context, plan *snapshotPlan) error {
 	if plan.exported != nil {
 		plan.exported.Close(ctx)
 	}
-	return s.stream(ctx, plan.consistent)
+	if len(plan.incremental) == 0 {
+		return s.stream(ctx, plan.consistent)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.stream(gctx, plan.consistent) })
+	g.Go(func() error { return s.incremental(gctx, plan.incremental) })
+	return g.Wait()
 }
 
 // emit hands a batch to Read, waiting while the engine is behind. wait, when not
@@ -223,6 +247,9 @@ func (s *Source) Ack(ctx context.Context, upTo offsets.Position) error {
 		return err
 	}
 	if cp.phase == phaseStream {
+		if err := s.ackIncremental(ctx, cp.commit); err != nil {
+			return err
+		}
 		for {
 			cur := s.durable.Load()
 			if uint64(cp.end) <= cur || s.durable.CompareAndSwap(cur, uint64(cp.end)) {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/stretchr/testify/require"
@@ -35,10 +36,12 @@ func TestStreamInProgress(t *testing.T) {
 	h.waitSynced("public.big", "id")
 	require.NoError(t, stop())
 
-	var streamed int64
-	require.NoError(t, h.pool.QueryRow(context.Background(),
-		`SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&streamed))
-	require.Greater(t, streamed, int64(0), "the server streamed in-progress transactions")
+	// slot statistics are flushed asynchronously
+	require.Eventually(t, func() bool {
+		var streamed int64
+		err := h.pool.QueryRow(context.Background(), `SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&streamed)
+		return err == nil && streamed > 0
+	}, 15*time.Second, 50*time.Millisecond, "the server streamed in-progress transactions")
 	entries, err := readDir(cfg.SpoolDir)
 	require.NoError(t, err)
 	require.Empty(t, entries, "spool files are removed after commit and abort")

@@ -256,6 +256,13 @@ func (st *streamer) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitM
 }
 
 func (st *streamer) message(ctx context.Context, msg pglogrepl.Message) error {
+	if err := st.handle(ctx, msg); err != errSkip {
+		return err
+	}
+	return nil
+}
+
+func (st *streamer) handle(ctx context.Context, msg pglogrepl.Message) error {
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
 		st.txn = txnState{open: true, commit: m.FinalLSN, ts: m.CommitTime, xid: m.Xid}
@@ -347,16 +354,26 @@ func (st *streamer) message(ctx context.Context, msg pglogrepl.Message) error {
 		if st.ready() {
 			return st.flush(ctx)
 		}
-	case *pglogrepl.LogicalDecodingMessage, *pglogrepl.OriginMessage, *pglogrepl.TypeMessage:
+	case *pglogrepl.LogicalDecodingMessage:
+		if c := string(m.Content); m.Prefix == watermarkPrefix && (strings.HasPrefix(c, "H "+st.s.cfg.Slot+"/") || strings.HasPrefix(c, "L "+st.s.cfg.Slot+"/")) {
+			return st.watermark(ctx, string(m.Content))
+		}
 		// heartbeats carry nothing; their commit is the checkpoint
+	case *pglogrepl.OriginMessage, *pglogrepl.TypeMessage:
 	}
 	return nil
 }
+
+// errSkip marks a change of a table the pipeline no longer replicates.
+var errSkip = fmt.Errorf("skip")
 
 func (st *streamer) rel(id uint32) (*relState, error) {
 	rel, ok := st.rels[id]
 	if !ok {
 		return nil, permanent(fmt.Errorf("pgoutput sent a row of relation %d before its Relation message", id))
+	}
+	if rel.table == nil {
+		return nil, errSkip
 	}
 	return rel, nil
 }
@@ -370,7 +387,9 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		// by name so that a table recreated under a new OID is followed
 		t, ok = st.s.byID[schema.TableID{Namespace: m.Namespace, Name: m.RelationName}]
 		if !ok {
-			return permanent(fmt.Errorf("pgoutput sent table %s.%s, which this pipeline does not replicate; check the publication %s", m.Namespace, m.RelationName, st.s.cfg.Publication))
+			// a table removed from the pipeline: its changes still in the WAL are skipped
+			st.rels[m.RelationID] = &relState{}
+			return nil
 		}
 	}
 	rel := &relState{table: t}
@@ -485,10 +504,40 @@ func (st *streamer) add(ctx context.Context, rel *relState, op schema.Op, keyRow
 	c := schema.Change{Op: op, Table: rel.table.ID, Version: rel.version, Pos: streamPos(st.txn.commit, st.txn.seq),
 		TxID: fmt.Sprint(st.txn.xid), CommitTS: st.txn.ts, Key: key, Before: before, After: after}
 	st.txn.seq++
+	k := string(key.AppendJSON(nil))
 	if after != nil {
-		st.byKey[string(key.AppendJSON(nil))] = len(st.cur.Changes)
+		st.byKey[k] = len(st.cur.Changes)
 	}
+	st.s.wm.changed(rel.table.ID, k)
 	return st.append(ctx, c)
+}
+
+// watermark handles a watermark of this slot's incremental snapshot: at a high
+// watermark the chunk's rows not changed since the low one are emitted here, in
+// the watermark's transaction.
+func (st *streamer) watermark(ctx context.Context, content string) error {
+	win, rows := st.s.wm.mark(content)
+	if win == nil {
+		return nil
+	}
+	t := st.s.byID[win.table]
+	v, err := st.s.announce(ctx, &st.cur, t, streamPos(st.txn.commit, st.txn.seq))
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		rows[i].Pos, rows[i].Version = streamPos(st.txn.commit, st.txn.seq), v
+		rows[i].TxID, rows[i].CommitTS = fmt.Sprint(st.txn.xid), st.txn.ts
+		st.txn.seq++
+		if err := st.append(ctx, rows[i]); err != nil {
+			return err
+		}
+	}
+	st.s.wm.mu.Lock()
+	st.s.wm.acks = append(st.s.wm.acks, incAck{commit: st.txn.commit, table: win.table, cursor: win.last, rows: int64(len(rows)), end: win.end})
+	st.s.wm.mu.Unlock()
+	close(win.done)
+	return nil
 }
 
 func (st *streamer) append(ctx context.Context, c schema.Change) error {

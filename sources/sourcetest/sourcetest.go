@@ -33,6 +33,16 @@ type Harness interface {
 	Disconnect(t *testing.T)
 }
 
+// VerifyTestMain runs a source package's tests and fails if any goroutine is left
+// behind when they end (every source test package calls it from TestMain): Close
+// must stop everything Open started. Per-test checks would see the goroutines of
+// the tests running in parallel.
+func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
+	goleak.VerifyTestMain(m, append(opts,
+		// pgxpool's health checker exits shortly after Close, on its own timer
+		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))...)
+}
+
 // Run runs the suite; newHarness makes a fresh harness for each subtest.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	tests := map[string]func(t *testing.T, h Harness){
@@ -147,7 +157,6 @@ func has(id int64, op schema.Op, v int64) func([]event) bool {
 }
 
 func testOpenClose(t *testing.T, h Harness) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	require.NoError(t, h.NewSource(t).Close(context.Background()), "Close without Open")
 	r := open(t, h, nil)
 	h.Insert(t, 1, 1)
