@@ -137,3 +137,15 @@ func TestStateDetectsDuplicates(t *testing.T) {
 	_, err := State(dir)
 	require.ErrorContains(t, err, "duplicate or reordered")
 }
+
+func TestStateKeepsUnchangedColumns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	lines := `{"pos":"01","op":"c","table":"a.b","version":1,"key":{"id":1},"after":{"id":1,"big":"xyz","n":1}}
+{"pos":"02","op":"u","table":"a.b","version":1,"key":{"id":1},"after":{"id":1,"big":{"$unchanged":true},"n":2}}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.b.jsonl"), []byte(lines), 0o644))
+	st, err := State(dir)
+	require.NoError(t, err)
+	require.Equal(t, `{"id":1,"big":"xyz","n":2}`, st["a.b"][`{"id":1}`])
+}

@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,8 +23,63 @@ type Record struct {
 	After   json.RawMessage `json:"after,omitempty"`
 }
 
+// unchangedMarker is how a column the source did not send (unchanged TOAST) is written.
+const unchangedMarker = `{"$unchanged":true}`
+
+// mergeUnchanged returns after with every unchanged-marked column taken from prev,
+// as a consumer of the log must apply it: the marker never replaces a value.
+func mergeUnchanged(prev string, after json.RawMessage) string {
+	if !bytes.Contains(after, []byte(unchangedMarker)) {
+		return string(after)
+	}
+	var old map[string]json.RawMessage
+	_ = json.Unmarshal([]byte(prev), &old)
+	var cols []struct {
+		k string
+		v json.RawMessage
+	}
+	dec := json.NewDecoder(bytes.NewReader(after))
+	if _, err := dec.Token(); err != nil {
+		return string(after)
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return string(after)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return string(after)
+		}
+		if string(v) == unchangedMarker {
+			v = old[k.(string)] // absent before: stays unknown (null)
+			if v == nil {
+				v = json.RawMessage("null")
+			}
+		}
+		cols = append(cols, struct {
+			k string
+			v json.RawMessage
+		}{k.(string), v})
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(c.k)
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(c.v)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
 // State replays every data file in dir and returns, per table, the latest row of
-// each live key (key JSON → after JSON); deleted keys are absent. It also checks
+// each live key (key JSON → after JSON); deleted keys are absent, and columns
+// marked unchanged keep their previous value. It also checks
 // that positions strictly increase within each file: a duplicate or reordered line
 // is an error. Tools and tests use it to compare a sink's output with its source.
 func State(dir string) (map[string]map[string]string, error) {
@@ -66,7 +122,7 @@ func State(dir string) (map[string]map[string]string, error) {
 			case "t":
 				clear(rows)
 			default:
-				rows[string(r.Key)] = string(r.After)
+				rows[string(r.Key)] = mergeUnchanged(rows[string(r.Key)], r.After)
 			}
 		}
 		err = sc.Err()

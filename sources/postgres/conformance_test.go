@@ -22,6 +22,17 @@ type conformance struct {
 	versions *schema.MemoryVersions
 }
 
+func (c *conformance) AddTable(t *testing.T) schema.TableID {
+	c.h.exec(`CREATE TABLE ct_added (id int PRIMARY KEY, v int); INSERT INTO ct_added SELECT g, g FROM generate_series(1, 5) g`)
+	c.cfg.Tables = append(c.cfg.Tables, "public.ct_added")
+	require.NoError(t, c.cfg.Validate())
+	return schema.TableID{Namespace: "public", Name: "ct_added"}
+}
+
+func (c *conformance) InsertAdded(t *testing.T, id, v int) {
+	c.h.exec(`INSERT INTO ct_added (id, v) VALUES ($1, $2)`, id, v)
+}
+
 func (c *conformance) NewSource(t *testing.T) sources.Source {
 	reg, err := schema.NewRegistry(context.Background(), c.versions, "p")
 	require.NoError(t, err)

@@ -276,3 +276,15 @@ func TestCheckExplainsProblems(t *testing.T) {
 	err = r.Run(context.Background())
 	require.True(t, errors.As(err, &pe) && pe.Permanent(), "a missing table is a permanent error: %v", err)
 }
+
+// TestStartFailsOnWALLevel: a server without wal_level=logical fails the pipeline
+// at start, permanently, saying what to change.
+func TestStartFailsOnWALLevel(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t, testenv.WithSetting("wal_level", "replica"))
+	h := newHarness(t, pg, `CREATE TABLE w (id int PRIMARY KEY)`)
+	r, _ := h.runner(h.config("public.w"))
+	err := r.Run(context.Background())
+	require.True(t, component.IsPermanent(err), "got %v", err)
+	require.Contains(t, err.Error(), "set wal_level = logical")
+}

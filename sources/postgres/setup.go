@@ -264,8 +264,13 @@ func readSlot(ctx context.Context, pool *pgxpool.Pool, slot string) (slotInfo, e
 	return s, nil
 }
 
-// Check connects and reports every setup problem in words a user can act on.
-func (s *Source) Check(ctx context.Context) error {
+// Check connects and reports every setup problem in words a user can act on
+// (the connections `test` action). The problems are permanent errors.
+func (s *Source) Check(ctx context.Context) error { return s.check(ctx, false) }
+
+// check runs the setup checks; at pipeline start (starting) a lost slot is left
+// to Open, which reports it as needs-resync.
+func (s *Source) check(ctx context.Context, starting bool) error {
 	pool, err := openPool(ctx, s.cfg.DSN, 2)
 	if err != nil {
 		return err
@@ -302,7 +307,7 @@ func (s *Source) Check(ctx context.Context) error {
 	if usedSenders >= maxSenders {
 		bad("no free WAL sender (%d of max_wal_senders = %d in use): raise max_wal_senders", usedSenders, maxSenders)
 	}
-	if slot.Exists && slot.WALStatus == "lost" {
+	if slot.Exists && slot.WALStatus == "lost" && !starting {
 		bad("replication slot %s has lost WAL it needs (wal_status = lost): the pipeline must be resynced", s.cfg.Slot)
 	}
 	if keep == "-1" {
@@ -333,7 +338,10 @@ func (s *Source) Check(ctx context.Context) error {
 	if pubOwner != nil && !*pubOwner {
 		bad("publication %s exists and belongs to another role: cdcd must own it (ALTER PUBLICATION %s OWNER TO <user>) or use another name", s.cfg.Publication, pgx.Identifier{s.cfg.Publication}.Sanitize())
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return permanent(errors.Join(errs...))
+	}
+	return nil
 }
 
 // Cleanup drops the pipeline's slot and publication (pipeline deletion), unless

@@ -83,6 +83,11 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 			return err
 		}
 	}
+	// the same checks as the connection test, so a misconfigured server fails
+	// once with what to change instead of retrying driver errors
+	if err := s.check(ctx, true); err != nil {
+		return err
+	}
 	s.pool, err = openPool(ctx, s.cfg.DSN, s.cfg.SnapshotWorkers+2)
 	if err != nil {
 		return err

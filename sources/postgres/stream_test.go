@@ -108,3 +108,24 @@ func TestPrimaryKeyUpdate(t *testing.T) {
 	h.waitSynced("public.pk", "id")
 	require.NoError(t, stop())
 }
+
+// TestUnchangedToast: an UPDATE that does not touch an out-of-line (TOASTed)
+// column sends no value for it; the change marks it unchanged, never NULL, and
+// the sink keeps the stored value.
+func TestUnchangedToast(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, startPG(t), `CREATE TABLE tt (id int PRIMARY KEY, n int, big text);
+		ALTER TABLE tt ALTER COLUMN big SET STORAGE EXTERNAL; -- stored out of line, uncompressed
+		INSERT INTO tt SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 300) i) FROM generate_series(1, 5) g`)
+	stop, _ := h.start(h.config("public.tt"))
+	defer stop()
+	h.waitSynced("public.tt", "id")
+	h.exec(`UPDATE tt SET n = n + 1`) // big untouched: sent as unchanged
+	h.waitSynced("public.tt", "id")
+	require.NoError(t, stop())
+
+	b, err := os.ReadFile(filepath.Join(h.dir, file.FileName(schema.ParseTableID("public.tt"))))
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"big":{"$unchanged":true}`, "the update marks the TOASTed column unchanged")
+	require.NotContains(t, string(b), `"big":null`)
+}

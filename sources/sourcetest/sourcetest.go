@@ -31,6 +31,12 @@ type Harness interface {
 	AddColumn(t *testing.T, name string)
 	// Disconnect makes the server drop the source's sessions (pg_terminate_backend, KILL).
 	Disconnect(t *testing.T)
+	// AddTable creates a second table like the test table holding rows 1..5
+	// (v = id), and adds it to the pipeline: sources made by NewSource from now on
+	// replicate it too. It returns its id.
+	AddTable(t *testing.T) schema.TableID
+	// InsertAdded inserts a row into the added table.
+	InsertAdded(t *testing.T, id, v int)
 }
 
 // VerifyTestMain runs a source package's tests and fails if any goroutine is left
@@ -53,6 +59,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"add_column_mid_stream": testAddColumn,
 		"reconnect_after_drop":  testReconnect,
 		"checkpoint_on_commit":  testCheckpoints,
+		"add_table":             testAddTable,
 	}
 	for name, f := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -316,4 +323,32 @@ func testCheckpoints(t *testing.T, h Harness) {
 		inside := c.Compare(first) > 0 && c.Compare(lastPos) < 0
 		require.False(t, inside, fmt.Sprintf("checkpoint %s inside a transaction [%s, %s]", c, first, lastPos))
 	}
+}
+
+// testAddTable: a table added to a running pipeline is snapshotted (its existing
+// rows arrive) and then streamed, without disturbing the first table.
+func testAddTable(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	h.Insert(t, 1, 1)
+	r.mustUntil("first", has(1, schema.OpInsert, 1))
+	r.mustUntil("its checkpoint", func([]event) bool { return len(r.ckpts) > 0 && lastCheckpoint(t, r).Compare(r.last) > 0 })
+	ck := lastCheckpoint(t, r)
+	r.ack(ck)
+	r.close()
+
+	added := h.AddTable(t)
+	r2 := open(t, h, ck)
+	defer r2.close()
+	r2.last, r2.table = ck, added
+	r2.mustUntil("the added table's rows", func(es []event) bool {
+		n := 0
+		for _, e := range es {
+			if e.op == schema.OpSnapshot && e.v == e.id {
+				n++
+			}
+		}
+		return n == 5
+	})
+	h.InsertAdded(t, 6, 6)
+	r2.mustUntil("a change of the added table", has(6, schema.OpInsert, 6))
 }
