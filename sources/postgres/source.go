@@ -42,6 +42,8 @@ type Source struct {
 	afterChunkSelect func(ctx context.Context)
 	durable          atomic.Uint64 // highest LSN acked (durable downstream)
 	inFlight         atomic.Uint64 // highest checkpoint LSN emitted
+	// streamedChunks counts chunks of in-progress transactions received (protocol 2).
+	streamedChunks atomic.Int64
 	// announced: tables whose shape was put in a batch since Open (run goroutine only).
 	announced map[schema.TableID]schema.Version
 
@@ -289,6 +291,9 @@ func (s *Source) SourceStatus() sources.Status {
 		"slot": s.cfg.Slot, "publication": s.cfg.Publication,
 		"confirmed_lsn": pglogrepl.LSN(s.durable.Load()).String(),
 	}}
+	if s.cfg.StreamInProgress {
+		st.Detail["streamed_chunks"] = s.streamedChunks.Load()
+	}
 	if s.slot.Exists {
 		st.Detail["wal_status"] = s.slot.WALStatus
 		st.Detail["retained_wal_bytes"] = s.slot.RetainedBytes

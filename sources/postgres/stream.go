@@ -206,6 +206,7 @@ func (st *streamer) messageV2(ctx context.Context, x pglogrepl.XLogData) error {
 	switch m := msg.(type) {
 	case *pglogrepl.StreamStartMessageV2:
 		st.inStream, st.topXid = true, m.Xid
+		st.s.streamedChunks.Add(1)
 		return nil
 	case *pglogrepl.StreamStopMessageV2:
 		st.inStream = false
