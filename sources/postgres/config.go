@@ -29,8 +29,12 @@ type Config struct {
 	Snapshot string `yaml:"snapshot" json:"snapshot"`
 	// SnapshotWorkers bounds the connections reading snapshot chunks in parallel.
 	SnapshotWorkers int `yaml:"snapshot_workers" json:"snapshot_workers"`
-	// SnapshotChunkRows is the target size of one snapshot chunk (CTID block range).
+	// SnapshotChunkRows is the target size of one snapshot chunk.
 	SnapshotChunkRows int `yaml:"snapshot_chunk_rows" json:"snapshot_chunk_rows"`
+	// SnapshotChunking is "ctid" (default: CTID block ranges read in parallel) or
+	// "primary_key" (each table read in key order, page by page: for tables whose
+	// CTID ranges do not suit, such as heavily bloated ones).
+	SnapshotChunking string `yaml:"snapshot_chunking" json:"snapshot_chunking"`
 	// HeartbeatInterval is how often pg_logical_emit_message is called so that an
 	// idle database does not pin WAL; "0s" disables it.
 	HeartbeatInterval string `yaml:"heartbeat_interval" json:"heartbeat_interval"`
@@ -81,6 +85,9 @@ func (c Config) WithDefaults(pipeline string) Config {
 	}
 	if c.SnapshotChunkRows == 0 {
 		c.SnapshotChunkRows = DefaultSnapshotChunkRows
+	}
+	if c.SnapshotChunking == "" {
+		c.SnapshotChunking = "ctid"
 	}
 	if c.HeartbeatInterval == "" {
 		c.HeartbeatInterval = DefaultHeartbeat.String()
@@ -134,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Snapshot != "initial" && c.Snapshot != "never" {
 		bad("snapshot: must be initial or never, got %q", c.Snapshot)
+	}
+	if c.SnapshotChunking != "ctid" && c.SnapshotChunking != "primary_key" {
+		bad("snapshot_chunking: must be ctid or primary_key, got %q", c.SnapshotChunking)
 	}
 	if c.SnapshotWorkers < 1 || c.SnapshotWorkers > 64 {
 		bad("snapshot_workers: must be between 1 and 64")

@@ -255,7 +255,7 @@ func (s *Source) incrementalChunk(ctx context.Context, t *tableInfo, cursor []st
 	if err := emit("L"); err != nil {
 		return nil, err
 	}
-	rows, last, err := s.selectChunk(ctx, t, cursor)
+	rows, last, err := s.selectChunk(ctx, s.pool, t, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -276,8 +276,14 @@ func (s *Source) incrementalChunk(ctx context.Context, t *tableInfo, cursor []st
 	}
 }
 
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // selectChunk reads up to snapshot_chunk_rows rows after cursor in key order.
-func (s *Source) selectChunk(ctx context.Context, t *tableInfo, cursor []string) ([]schema.Change, []string, error) {
+func (s *Source) selectChunk(ctx context.Context, q querier, t *tableInfo, cursor []string) ([]schema.Change, []string, error) {
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		cols[i] = pgx.Identifier{c.Name}.Sanitize()
@@ -288,21 +294,21 @@ func (s *Source) selectChunk(ctx context.Context, t *tableInfo, cursor []string)
 	for i, k := range keyIdx {
 		keys[i] = cols[k]
 		var typ string
-		if err := s.pool.QueryRow(ctx, `SELECT format_type($1, $2)`, t.Columns[k].Type, t.Columns[k].Typmod).Scan(&typ); err != nil {
+		if err := q.QueryRow(ctx, `SELECT format_type($1, $2)`, t.Columns[k].Type, t.Columns[k].Typmod).Scan(&typ); err != nil {
 			return nil, nil, err
 		}
 		params[i] = fmt.Sprintf("$%d::text::%s", i+1, typ)
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s", strings.Join(cols, ", "), quoted(t.ID))
+	sql := fmt.Sprintf("SELECT %s FROM %s", strings.Join(cols, ", "), quoted(t.ID))
 	args := []any{pgx.QueryResultFormats{pgx.TextFormatCode}}
 	if cursor != nil {
-		q += fmt.Sprintf(" WHERE (%s) > (%s)", strings.Join(keys, ", "), strings.Join(params, ", "))
+		sql += fmt.Sprintf(" WHERE (%s) > (%s)", strings.Join(keys, ", "), strings.Join(params, ", "))
 		for _, c := range cursor {
 			args = append(args, c)
 		}
 	}
-	q += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(keys, ", "), s.cfg.SnapshotChunkRows)
-	rows, err := s.pool.Query(ctx, q, args...)
+	sql += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(keys, ", "), s.cfg.SnapshotChunkRows)
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", t.ID, err)
 	}

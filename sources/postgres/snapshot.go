@@ -43,11 +43,13 @@ type snapshotPlan struct {
 type closer interface{ Close(context.Context) error }
 
 type planChunk struct {
-	table *tableInfo
-	idx   int
-	rel   string // the relation to scan, quoted (a leaf partition or the table)
-	lo    uint32
-	hi    uint32 // 0: open-ended
+	table  *tableInfo
+	idx    int
+	rel    string // the relation to scan, quoted (a leaf partition or the table)
+	lo     uint32
+	hi     uint32   // 0: open-ended
+	byKey  bool     // primary_key chunking: the whole table in key order
+	cursor []string // byKey: resume after this key
 }
 
 // tableProgress is the persisted snapshot state of one table.
@@ -59,11 +61,13 @@ type tableProgress struct {
 }
 
 type chunkState struct {
-	Rel  string `json:"rel"`
-	Lo   uint32 `json:"lo"`
-	Hi   uint32 `json:"hi,omitempty"`
-	Done bool   `json:"done,omitempty"`
-	Rows int64  `json:"rows,omitempty"`
+	Rel    string   `json:"rel"`
+	Lo     uint32   `json:"lo"`
+	Hi     uint32   `json:"hi,omitempty"`
+	Done   bool     `json:"done,omitempty"`
+	Rows   int64    `json:"rows,omitempty"`
+	ByKey  bool     `json:"by_key,omitempty"`
+	Cursor []string `json:"cursor,omitempty"` // by_key: the last key acked
 }
 
 func (p *tableProgress) done() bool {
@@ -76,11 +80,12 @@ func (p *tableProgress) done() bool {
 }
 
 type emittedPart struct {
-	part  uint64
-	table schema.TableID
-	chunk int
-	rows  int64
-	last  bool
+	part   uint64
+	table  schema.TableID
+	chunk  int
+	rows   int64
+	last   bool
+	cursor []string // by-key chunks: the part's last key
 }
 
 var snapshotNameRE = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
@@ -219,7 +224,7 @@ func (s *Source) pendingChunks() []planChunk {
 		p := s.progress[id]
 		for i, c := range p.Chunks {
 			if !c.Done {
-				out = append(out, planChunk{table: s.byID[id], idx: i, rel: c.Rel, lo: c.Lo, hi: c.Hi})
+				out = append(out, planChunk{table: s.byID[id], idx: i, rel: c.Rel, lo: c.Lo, hi: c.Hi, byKey: c.ByKey, cursor: c.Cursor})
 			}
 		}
 	}
@@ -229,6 +234,9 @@ func (s *Source) pendingChunks() []planChunk {
 // planTable splits a table (each leaf partition of it) into CTID block ranges of
 // about snapshot_chunk_rows rows; the last range of each relation is open-ended.
 func (s *Source) planTable(ctx context.Context, t *tableInfo) (*tableProgress, error) {
+	if s.cfg.SnapshotChunking == "primary_key" {
+		return &tableProgress{RowsEstimated: t.EstRows, Chunks: []chunkState{{Rel: quoted(t.ID), ByKey: true}}}, nil
+	}
 	rels := t.Leaves
 	if !t.Partitioned {
 		rels = []uint32{t.OID}
@@ -282,6 +290,14 @@ func (s *Source) ackSnapshot(ctx context.Context, upTo uint64) error {
 		}
 		n++
 		p := s.progress[ep.table]
+		if c := &p.Chunks[ep.chunk]; c.ByKey {
+			// a by-key chunk is durable page by page: resume after its last key
+			c.Rows += ep.rows
+			p.RowsDone += ep.rows
+			c.Cursor, c.Done = ep.cursor, ep.last
+			touched[ep.table] = tableProgress{RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Chunks: append([]chunkState(nil), p.Chunks...)}
+			continue
+		}
 		p.inFlight += ep.rows
 		if ep.last {
 			p.Chunks[ep.chunk].Done = true
@@ -306,6 +322,7 @@ type snapPart struct {
 	chunk   int
 	changes []schema.Change
 	last    bool
+	cursor  []string
 }
 
 // snapshot reads every planned chunk and emits the rows in order of completion.
@@ -363,7 +380,7 @@ func (s *Source) snapshot(ctx context.Context, plan *snapshotPlan) error {
 		}
 		b.Changes = p.changes
 		s.mu.Lock()
-		s.parts = append(s.parts, emittedPart{part: part, table: p.table.ID, chunk: p.chunk, rows: int64(len(p.changes)), last: p.last})
+		s.parts = append(s.parts, emittedPart{part: part, table: p.table.ID, chunk: p.chunk, rows: int64(len(p.changes)), last: p.last, cursor: p.cursor})
 		s.mu.Unlock()
 		if err := s.emit(gctx, b, nil, nil); err != nil {
 			break
@@ -400,6 +417,9 @@ func (s *Source) snapshotWorker(ctx context.Context, snapshot string, imported *
 }
 
 func (s *Source) readChunk(ctx context.Context, tx pgx.Tx, ch planChunk, parts chan<- snapPart) error {
+	if ch.byKey {
+		return s.readByKey(ctx, tx, ch, parts)
+	}
 	t := ch.table
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
@@ -501,4 +521,29 @@ func (s *Source) observe(ctx context.Context, b *schema.Batch, shape schema.Tabl
 	b.Deltas = append(b.Deltas, d)
 	s.announced[shape.ID] = d.Table.Version
 	return d.Table.Version, nil
+}
+
+// readByKey reads a whole table in key order, page by page, within the worker's
+// snapshot; each page is a part whose last key is saved when it is acked.
+func (s *Source) readByKey(ctx context.Context, tx pgx.Tx, ch planChunk, parts chan<- snapPart) error {
+	cursor := ch.cursor
+	for {
+		rows, last, err := s.selectChunk(ctx, tx, ch.table, cursor)
+		if err != nil {
+			return err
+		}
+		end := len(rows) < s.cfg.SnapshotChunkRows
+		if last == nil {
+			last = cursor
+		}
+		select {
+		case parts <- snapPart{table: ch.table, chunk: ch.idx, changes: rows, last: end, cursor: last}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if end {
+			return nil
+		}
+		cursor = last
+	}
 }
