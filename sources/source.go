@@ -22,7 +22,10 @@ type Source interface {
 	// Read blocks until it has a batch, ctx is done, or it fails. A batch holds at
 	// most the configured limits, ends on a transaction boundary unless a single
 	// transaction exceeds the limits (then its Checkpoint is nil), and its changes'
-	// positions increase. The caller owns the returned batch. On ctx cancel Read
+	// positions increase. A position identifies one change: a change delivered
+	// again after a restart comes at the same position or a later one, and a
+	// position is never reused for a different change (sinks skip positions they
+	// hold). The caller owns the returned batch. On ctx cancel Read
 	// returns ctx's error; the source stays usable only for Close.
 	Read(ctx context.Context) (schema.Batch, error)
 	// Ack reports that everything up to upTo is durable downstream and recorded in
@@ -94,6 +97,10 @@ type Deps struct {
 	MaxChanges int
 	MaxBytes   int
 	MaxWait    time.Duration
+	// Epoch is this attempt's lease epoch; it grows with every attempt. A source
+	// whose reads are not replayable in the same order (a resumed snapshot) puts it
+	// in its positions, so that a position is never reused for a different change.
+	Epoch uint64
 }
 
 // Factory builds a source from its config.

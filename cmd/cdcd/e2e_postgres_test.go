@@ -95,6 +95,21 @@ func requireSinkEqualsSource(t *testing.T, pool *pgxpool.Pool, dir string) {
 			extra++
 		}
 	}
+	var sample []string
+	for k := range want {
+		if _, ok := got[k]; !ok && len(sample) < 5 {
+			sample = append(sample, k)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "public.acct.jsonl"))
+	for _, k := range sample {
+		t.Logf("missing %s; source %s", k, want[k])
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"key":`+k) {
+				t.Logf("  sink line: %s", line)
+			}
+		}
+	}
 	t.Fatalf("sink never equal to source: %d missing, %d extra, %d stale", missing, extra, stale)
 }
 
@@ -168,6 +183,12 @@ func TestPostgresSurvivesKills(t *testing.T) {
 	time.Sleep(time.Second)
 	stopWriter()
 	wg.Wait()
+	defer func() {
+		if t.Failed() {
+			l := log.String()
+			t.Logf("cdcd log (last 6000 bytes):\n%s", l[max(0, len(l)-6000):])
+		}
+	}()
 	requireSinkEqualsSource(t, pool, filepath.Join(dir, "out"))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "%s", log.String())

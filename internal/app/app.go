@@ -111,6 +111,7 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 	src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{
 		Pipeline: p.Name, Logger: log, Metrics: a.Registerer, Schema: reg,
 		Progress:   store.Bind(a.Store, p.Name, progressEpoch),
+		Epoch:      uint64(progressEpoch),
 		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
 	})
 	if err != nil {

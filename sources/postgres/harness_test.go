@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/offsets/memstore"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -89,14 +90,19 @@ func (h *harness) config(tables ...string) Config {
 
 // runner builds a runner for one attempt.
 func (h *harness) runner(cfg Config) (*pipeline.Runner, *Source) {
+	return h.runnerWith(cfg, h.offsets)
+}
+
+// runnerWith builds a runner committing offsets to store (which wraps h.offsets).
+func (h *harness) runnerWith(cfg Config, store offsets.Store) (*pipeline.Runner, *Source) {
 	ctx := context.Background()
 	epoch, err := h.offsets.Acquire(ctx, "p")
 	require.NoError(h.t, err)
 	reg, err := schema.NewRegistry(ctx, h.versions, "p")
 	require.NoError(h.t, err)
-	src := New(cfg, sources.Deps{Pipeline: "p", Schema: reg, Progress: h.progress, MaxChanges: 500, MaxWait: 20 * time.Millisecond})
+	src := New(cfg, sources.Deps{Pipeline: "p", Schema: reg, Progress: h.progress, MaxChanges: 500, MaxWait: 20 * time.Millisecond, Epoch: uint64(epoch)})
 	r, err := pipeline.NewRunner(pipeline.RunnerConfig{Pipeline: "p", Source: src, Sink: file.New(file.Config{Dir: h.dir}, sinks.Deps{}),
-		Offsets: h.offsets, Epoch: epoch, MaxChanges: 2000, MaxWait: 20 * time.Millisecond, DrainTimeout: 10 * time.Second})
+		Offsets: store, Epoch: epoch, MaxChanges: 2000, MaxWait: 20 * time.Millisecond, DrainTimeout: 10 * time.Second})
 	require.NoError(h.t, err)
 	return r, src
 }

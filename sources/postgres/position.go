@@ -11,12 +11,15 @@ import (
 
 // Positions (offsets tuple encoding):
 //
-//	snapshot change      (0, consistentLSN, part, row)
-//	snapshot checkpoint  (0, consistentLSN, part, MaxUint64)
+//	snapshot change      (0, consistentLSN, run, part, row)
+//	snapshot checkpoint  (0, consistentLSN, run, part, MaxUint64)
 //	stream change        (1, commitLSN, seq)
 //	stream checkpoint    (1, commitLSN, MaxUint64, endLSN)
 //
-// Every snapshot position sorts before every stream position, so a snapshot row's
+// run is the attempt's lease epoch: a snapshot resumed after a crash reads chunks
+// in a different order than the attempt before it, so its positions must follow
+// everything that attempt may have written (a position is never reused for a
+// different change). Every snapshot position sorts before every stream position, so a snapshot row's
 // version is older than any streamed change of that row. commitLSN (the commit
 // record's LSN, known at BEGIN) orders transactions in commit order and is unique,
 // so changes of a transaction larger than a batch get positions before its COMMIT
@@ -28,9 +31,10 @@ const (
 	phaseStream   = 1
 )
 
-func snapshotPos(consistent pglogrepl.LSN, part, row uint64) offsets.Position {
+func snapshotPos(consistent pglogrepl.LSN, run, part, row uint64) offsets.Position {
 	p := offsets.AppendUint(nil, phaseSnapshot)
 	p = offsets.AppendUint(p, uint64(consistent))
+	p = offsets.AppendUint(p, run)
 	p = offsets.AppendUint(p, part)
 	return offsets.AppendUint(p, row)
 }
@@ -49,6 +53,7 @@ func streamCheckpoint(commit, end pglogrepl.LSN) offsets.Position {
 type checkpoint struct {
 	phase      uint64
 	consistent pglogrepl.LSN // snapshot: the slot's consistent point
+	run        uint64        // snapshot: the attempt that emitted it
 	part       uint64        // snapshot: the last part emitted
 	commit     pglogrepl.LSN // stream: the commit record of the last transaction
 	end        pglogrepl.LSN // stream: where to resume
@@ -61,6 +66,7 @@ func decodeCheckpoint(p offsets.Position) (checkpoint, error) {
 	switch c.phase {
 	case phaseSnapshot:
 		c.consistent = pglogrepl.LSN(d.Uint())
+		c.run = d.Uint()
 		c.part = d.Uint()
 		if d.Uint() != math.MaxUint64 {
 			return c, component.Permanent(fmt.Errorf("position %s is a change, not a checkpoint", p))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/cdcd-dev/cdcd/sources/sourcetest"
@@ -99,7 +100,8 @@ CREATE TABLE typed (
   n numeric, n2 numeric(10,2), nnan numeric, ninf numeric, t text, vc varchar(20), c char(5), by bytea,
   d date, dinf date, tm time, tmtz timetz, ts timestamp, tsinf timestamp, tstz timestamptz, iv interval,
   j json, jb jsonb, u uuid, ai int4[], at2 text[][], e mood, ae mood[], dom posint, inet inet, pt point, x xml, m money,
-  r int4range, tr tstzrange, bt bit(4), vb varbit, mac macaddr, cidr cidr, tsv tsvector, af float8[], an numeric[], oidc oid);
+  r int4range, tr tstzrange, bt bit(4), vb varbit, mac macaddr, cidr cidr, tsv tsvector, af float8[], an numeric[], oidc oid,
+  bx box, ci circle, pa path, po polygon, ls lseg, li line, lsn pg_lsn, nr numrange, dr daterange, jp jsonpath, tq tsquery, m8 macaddr8);
 INSERT INTO typed VALUES (1, true, -32768, 2147483647, -9223372036854775808, 1.5, 3.141592653589793, 'NaN', '-Infinity',
   '123456789012345678901234567890.123456789', 12.30, 'NaN', 'Infinity', E'multi\nline "quoted" ü', 'varchar', 'ab',
   '\xdeadbeef00', '2024-02-29', 'infinity', '23:59:59.999999', '10:00:00+02', '2024-02-29 12:34:56.789',
@@ -107,14 +109,16 @@ INSERT INTO typed VALUES (1, true, -32768, 2147483647, -9223372036854775808, 1.5
   'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{1,NULL,3}', '{{"a","b\"c"},{NULL,"d,e"}}', 'happy', '{sad,happy}', 7,
   '192.168.0.1/24', '(1.5,2)', '<a>x</a>', 12.34,
   '[1,10)', '[2024-01-01 00:00+00,2024-02-01 00:00+00)', B'1010', B'101', '08:00:2b:01:02:03', '10.0.0.0/8',
-  'the quick brown fox', '{1.5,NaN,-Infinity}', '{1.10,NaN}', 12345);`)
+  'the quick brown fox', '{1.5,NaN,-Infinity}', '{1.10,NaN}', 12345,
+  '((0,0),(1,1))', '<(1,1),2>', '[(0,0),(1,1),(2,0)]', '((0,0),(1,1),(1,0))', '[(0,0),(1,1)]', '{1,-1,0}', '16/B374D848',
+  '[1.5,2.5)', '[2024-01-01,2024-02-01)', '$.a[*] ? (@ > 1)', 'fat & rat', '08:00:2b:01:02:03:04:05');`)
 	cfg := h.config("public.typed")
 	stop, _ := h.start(cfg)
 	defer stop()
 	h.waitSynced("public.typed", "id")
 	h.exec(`INSERT INTO typed SELECT 2, b, i2, i4, i8, f4, f8, f8nan, f8inf, n, n2, nnan, ninf, t, vc, c, by, d, dinf, tm, tmtz,
-		ts, tsinf, tstz, iv, j, jb, u, ai, at2, e, ae, dom, inet, pt, x, m, r, tr, bt, vb, mac, cidr, tsv, af, an, oidc
-		FROM typed WHERE id = 1`)
+		ts, tsinf, tstz, iv, j, jb, u, ai, at2, e, ae, dom, inet, pt, x, m, r, tr, bt, vb, mac, cidr, tsv, af, an, oidc,
+		bx, ci, pa, po, ls, li, lsn, nr, dr, jp, tq, m8 FROM typed WHERE id = 1`)
 	h.waitSynced("public.typed", "id")
 	require.NoError(t, stop())
 
@@ -324,5 +328,47 @@ func TestSnapshotByPrimaryKey(t *testing.T) {
 	defer stop()
 	h.waitSynced("public.orders", "id")
 	h.waitSynced("public.pairs", "a")
+	require.NoError(t, stop())
+}
+
+// refusingStore commits normally `allow` times, then refuses: the sink holds
+// batches whose offsets were never committed, as after a crash between the two.
+type refusingStore struct {
+	offsets.Store
+	allow atomic.Int32
+}
+
+func (s *refusingStore) Commit(ctx context.Context, p string, e offsets.Epoch, pos offsets.Position) error {
+	if s.allow.Add(-1) < 0 {
+		return errors.New("offset store unavailable")
+	}
+	return s.Store.Commit(ctx, p, e, pos)
+}
+
+// TestSnapshotResumeAfterUncommittedParts: the sink already holds snapshot parts
+// whose offsets were never committed; the resumed snapshot reads its chunks in
+// another order, so it must not reuse their positions (the sink would skip its
+// rows as replays).
+func TestSnapshotResumeAfterUncommittedParts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, startPG(t), `CREATE TABLE many (id int8 PRIMARY KEY, v text);
+		INSERT INTO many SELECT g, md5(g::text) FROM generate_series(1, 50000) g`)
+	cfg := h.config("public.many")
+	store := &refusingStore{Store: h.offsets}
+	store.allow.Store(1)
+	r, _ := h.runnerWith(cfg, store)
+	err := r.Run(context.Background())
+	require.ErrorContains(t, err, "offset store unavailable")
+	p, err := h.offsets.Load(context.Background(), "p")
+	require.NoError(t, err)
+	cp, err := decodeCheckpoint(p)
+	require.NoError(t, err)
+	require.Equal(t, uint64(phaseSnapshot), cp.phase, "the committed offset is inside the snapshot")
+	require.Greater(t, r.Progress().ChangesWritten, uint64(500), "the sink holds parts past the committed offset")
+	require.Less(t, r.Progress().ChangesWritten, uint64(50000), "and not the whole table")
+
+	stop, _ := h.start(cfg)
+	defer stop()
+	h.waitSynced("public.many", "id")
 	require.NoError(t, stop())
 }

@@ -35,7 +35,6 @@ type snapshotPlan struct {
 	snapshot   string // snapshot name the workers import
 	exported   closer // holds the snapshot until every worker imported it
 	chunks     []planChunk
-	firstPart  uint64
 	// incremental lists added tables to snapshot while streaming
 	incremental []*incTable
 }
@@ -147,7 +146,7 @@ func (s *Source) createSlot(ctx context.Context, exists bool) (*snapshotPlan, er
 // resumePlan continues a snapshot that a crash interrupted: the chunks not done,
 // read under a fresh snapshot exported by a coordinator transaction.
 func (s *Source) resumePlan(ctx context.Context, cp checkpoint) (*snapshotPlan, error) {
-	plan := &snapshotPlan{consistent: cp.consistent, firstPart: cp.part + 1}
+	plan := &snapshotPlan{consistent: cp.consistent}
 	saved := map[schema.TableID]sources.SnapshotProgress{}
 	if s.deps.Progress != nil {
 		list, err := s.deps.Progress.LoadSnapshotProgress(ctx)
@@ -367,15 +366,15 @@ func (s *Source) snapshot(ctx context.Context, plan *snapshotPlan) error {
 		running.Wait()
 		close(parts)
 	}()
-	part := plan.firstPart
+	part := uint64(0)
 	for p := range parts {
-		b := schema.Batch{Checkpoint: snapshotPos(plan.consistent, part, math.MaxUint64)}
-		v, err := s.announce(gctx, &b, p.table, snapshotPos(plan.consistent, part, 0))
+		b := schema.Batch{Checkpoint: snapshotPos(plan.consistent, s.attempt, part, math.MaxUint64)}
+		v, err := s.announce(gctx, &b, p.table, snapshotPos(plan.consistent, s.attempt, part, 0))
 		if err != nil {
 			return err
 		}
 		for i := range p.changes {
-			p.changes[i].Pos = snapshotPos(plan.consistent, part, uint64(i))
+			p.changes[i].Pos = snapshotPos(plan.consistent, s.attempt, part, uint64(i))
 			p.changes[i].Version = v
 		}
 		b.Changes = p.changes

@@ -31,10 +31,11 @@ type Source struct {
 	tables map[uint32]*tableInfo
 	byID   map[schema.TableID]*tableInfo
 
-	out    chan schema.Batch
-	errc   chan error
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	attempt uint64 // this attempt's number in snapshot positions (the lease epoch)
+	out     chan schema.Batch
+	errc    chan error
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	wm watermarks // incremental snapshots of added tables
 	// afterChunkSelect, when set (tests only), runs between an incremental chunk's
@@ -78,6 +79,10 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		if err := s.cfg.Validate(); err != nil {
 			return permanent(err)
 		}
+	}
+	s.attempt = s.deps.Epoch
+	if s.attempt == 0 {
+		s.attempt = uint64(time.Now().UnixNano()) // no lease given (tests, benchmarks): still unique per attempt
 	}
 	var cp checkpoint
 	if from != nil {
@@ -265,6 +270,9 @@ func (s *Source) Ack(ctx context.Context, upTo offsets.Position) error {
 		}
 		// everything before the stream is durable: the snapshot is complete
 		return s.ackSnapshot(ctx, ^uint64(0))
+	}
+	if cp.run != s.attempt {
+		return nil // a checkpoint of an earlier attempt: nothing of this one
 	}
 	return s.ackSnapshot(ctx, cp.part)
 }
