@@ -140,10 +140,14 @@ func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.Fil
 		conns[c.Name] = c
 	}
 	fileConns := func(context.Context) (map[string]config.Connection, error) { return conns, nil }
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	supErr := make(chan error, 1)
 	go func() { supErr <- a.Supervisor.Run(ctx) }()
 	for _, p := range f.Pipelines {
 		if err := a.Supervisor.Upsert(ctx, a.Spec(p, fileConns)); err != nil {
+			cancel()
+			<-supErr // the supervisor stops its pipelines before we return
 			return err
 		}
 	}

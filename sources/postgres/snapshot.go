@@ -362,10 +362,11 @@ func (s *Source) snapshot(ctx context.Context, plan *snapshotPlan) error {
 		}
 		return nil
 	})
-	go func() {
+	g.Go(func() error {
 		running.Wait()
 		close(parts)
-	}()
+		return nil
+	})
 	part := uint64(0)
 	for p := range parts {
 		b := schema.Batch{Checkpoint: snapshotPos(plan.consistent, s.attempt, part, math.MaxUint64)}

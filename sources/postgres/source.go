@@ -183,9 +183,11 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		err := s.run(runCtx, plan)
-		if err != nil && runCtx.Err() == nil {
-			s.errc <- err
+		if err := s.run(runCtx, plan); err != nil && runCtx.Err() == nil {
+			select { // the health goroutine may have reported first
+			case s.errc <- err:
+			case <-runCtx.Done():
+			}
 		}
 	}()
 	go func() {
