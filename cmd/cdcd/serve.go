@@ -111,11 +111,8 @@ func newRun(lf *logFlags) *cobra.Command {
 		Short: "Run the pipelines of a config file in the foreground (no API); offsets persist in the metadata store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := config.LoadFile(file)
+			f, err := loadValid(file)
 			if err != nil {
-				return &exitError{2, err}
-			}
-			if err := config.Validate(f, registry(), nil, os.LookupEnv); err != nil {
 				return err
 			}
 			if len(f.Pipelines) == 0 {
@@ -167,11 +164,8 @@ func newConfig() *cobra.Command {
 		Short: "Validate a config file and list every problem with its path (no I/O)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := config.LoadFile(file)
+			f, err := loadValid(file)
 			if err != nil {
-				return &exitError{2, err}
-			}
-			if err := config.Validate(f, registry(), nil, os.LookupEnv); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d connections, %d pipelines)\n", file, len(f.Connections), len(f.Pipelines))
@@ -182,4 +176,17 @@ func newConfig() *cobra.Command {
 	_ = check.MarkFlagRequired("file")
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// loadValid reads a config file and validates it against the registry (no I/O
+// beyond reading the file and ${file:} secrets).
+func loadValid(file string) (config.File, error) {
+	f, err := config.LoadFile(file)
+	if err != nil {
+		return config.File{}, &exitError{2, err}
+	}
+	if err := config.Validate(f, registry(), nil, os.LookupEnv); err != nil {
+		return config.File{}, err
+	}
+	return f, nil
 }

@@ -123,15 +123,9 @@ type incTable struct {
 // planIncremental adds the configured tables missing from the publication and
 // returns every table whose incremental snapshot is not done.
 func (s *Source) planIncremental(ctx context.Context, missing []*tableInfo) ([]*incTable, error) {
-	saved := map[schema.TableID]sources.SnapshotProgress{}
-	if s.deps.Progress != nil {
-		list, err := s.deps.Progress.LoadSnapshotProgress(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range list {
-			saved[p.Table] = p
-		}
+	saved, err := s.savedProgress(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var out []*incTable
 	for _, t := range missing {

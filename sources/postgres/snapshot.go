@@ -147,15 +147,9 @@ func (s *Source) createSlot(ctx context.Context, exists bool) (*snapshotPlan, er
 // read under a fresh snapshot exported by a coordinator transaction.
 func (s *Source) resumePlan(ctx context.Context, cp checkpoint) (*snapshotPlan, error) {
 	plan := &snapshotPlan{consistent: cp.consistent}
-	saved := map[schema.TableID]sources.SnapshotProgress{}
-	if s.deps.Progress != nil {
-		list, err := s.deps.Progress.LoadSnapshotProgress(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range list {
-			saved[p.Table] = p
-		}
+	saved, err := s.savedProgress(ctx)
+	if err != nil {
+		return nil, err
 	}
 	for _, id := range s.cfg.tables {
 		var p tableProgress
@@ -212,6 +206,22 @@ func (s *Source) setProgress(id schema.TableID, p *tableProgress) {
 	s.mu.Lock()
 	s.progress[id] = p
 	s.mu.Unlock()
+}
+
+// savedProgress loads the pipeline's snapshot progress by table.
+func (s *Source) savedProgress(ctx context.Context) (map[schema.TableID]sources.SnapshotProgress, error) {
+	saved := map[schema.TableID]sources.SnapshotProgress{}
+	if s.deps.Progress == nil {
+		return saved, nil
+	}
+	list, err := s.deps.Progress.LoadSnapshotProgress(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range list {
+		saved[p.Table] = p
+	}
+	return saved, nil
 }
 
 // pendingChunks lists the chunks not done, table by table.

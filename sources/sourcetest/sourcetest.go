@@ -227,11 +227,7 @@ func testResume(t *testing.T, h Harness) {
 
 func testReplayUnacked(t *testing.T, h Harness) {
 	r := open(t, h, nil)
-	h.Insert(t, 1, 1)
-	r.mustUntil("first", has(1, schema.OpInsert, 1))
-	r.mustUntil("its checkpoint", func([]event) bool { return len(r.ckpts) > 0 && lastCheckpoint(t, r).Compare(r.last) > 0 })
-	ck := lastCheckpoint(t, r)
-	r.ack(ck)
+	ck := insertAndAck(t, h, r)
 	h.Insert(t, 2, 2)
 	h.Insert(t, 3, 3)
 	r.mustUntil("unacked", has(3, schema.OpInsert, 3))
@@ -272,11 +268,7 @@ func testAddColumn(t *testing.T, h Harness) {
 
 func testReconnect(t *testing.T, h Harness) {
 	r := open(t, h, nil)
-	h.Insert(t, 1, 1)
-	r.mustUntil("first", has(1, schema.OpInsert, 1))
-	r.mustUntil("its checkpoint", func([]event) bool { return len(r.ckpts) > 0 && lastCheckpoint(t, r).Compare(r.last) > 0 })
-	ck := lastCheckpoint(t, r)
-	r.ack(ck)
+	ck := insertAndAck(t, h, r)
 	h.Disconnect(t)
 	h.Insert(t, 2, 2)
 	// The source either survives the drop or reports an error; then the engine
@@ -329,11 +321,7 @@ func testCheckpoints(t *testing.T, h Harness) {
 // rows arrive) and then streamed, without disturbing the first table.
 func testAddTable(t *testing.T, h Harness) {
 	r := open(t, h, nil)
-	h.Insert(t, 1, 1)
-	r.mustUntil("first", has(1, schema.OpInsert, 1))
-	r.mustUntil("its checkpoint", func([]event) bool { return len(r.ckpts) > 0 && lastCheckpoint(t, r).Compare(r.last) > 0 })
-	ck := lastCheckpoint(t, r)
-	r.ack(ck)
+	ck := insertAndAck(t, h, r)
 	r.close()
 
 	added := h.AddTable(t)
@@ -351,4 +339,14 @@ func testAddTable(t *testing.T, h Harness) {
 	})
 	h.InsertAdded(t, 6, 6)
 	r2.mustUntil("a change of the added table", has(6, schema.OpInsert, 6))
+}
+
+// insertAndAck inserts row 1, reads it and its checkpoint, and acks it.
+func insertAndAck(t *testing.T, h Harness, r *reader) offsets.Position {
+	h.Insert(t, 1, 1)
+	r.mustUntil("first", has(1, schema.OpInsert, 1))
+	r.mustUntil("its checkpoint", func([]event) bool { return len(r.ckpts) > 0 && lastCheckpoint(t, r).Compare(r.last) > 0 })
+	ck := lastCheckpoint(t, r)
+	r.ack(ck)
+	return ck
 }
