@@ -216,7 +216,7 @@ func TestSlotLostNeedsResync(t *testing.T) {
 // restarted; the runner is restarted after its failure, and the sink ends equal.
 func TestPostgresKilledMidStream(t *testing.T) {
 	t.Parallel()
-	pg := startPG(t)
+	pg := testenv.StartPostgres(t, testenv.WithSetting("synchronous_commit", "on")) // durable commits for a crash test
 	h := newHarness(t, pg, `CREATE TABLE k (id int PRIMARY KEY, v int)`)
 	cfg := h.config("public.k")
 	stop, _ := h.start(cfg)
