@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -37,7 +38,7 @@ pipelines:
 }
 
 // startRun starts `cdcd run -f` and returns the process.
-func startRun(t *testing.T, cfg, data string, log *bytes.Buffer) *exec.Cmd {
+func startRun(t *testing.T, cfg, data string, log io.Writer) *exec.Cmd {
 	cmd := exec.Command(binary, "run", "-f", cfg, "--data-dir", data)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -106,6 +107,10 @@ func requireSinkEqualsSource(t *testing.T, pool *pgxpool.Pool, dir string) {
 			t.Logf("extra in the sink: %s = %s", k, v)
 		}
 	}
+	if ev := os.Getenv("CDCD_KEEP_EVIDENCE"); ev != "" {
+		_ = exec.Command("cp", "-r", dir, ev).Run()
+		t.Logf("sink output kept in %s", ev)
+	}
 	b, _ := os.ReadFile(filepath.Join(dir, "public.acct.jsonl"))
 	for _, k := range sample {
 		t.Logf("missing %s; source %s", k, want[k])
@@ -169,7 +174,7 @@ func TestPostgresSurvivesKills(t *testing.T) {
 		}
 	}()
 
-	var log bytes.Buffer
+	var log syncBuffer
 	kills := 0
 	for i := range 6 {
 		cmd := startRun(t, cfg, data, &log)
@@ -221,7 +226,7 @@ func TestPostgresLargeTransactionMemory(t *testing.T) {
 	_, err = pool.Exec(ctx, `CREATE TABLE acct (id int8 PRIMARY KEY, note text, v int8)`)
 	require.NoError(t, err)
 	dir := t.TempDir()
-	var log bytes.Buffer
+	var log syncBuffer
 	cmd := startRun(t, pgConfig(t, dir, dsn, ""), filepath.Join(dir, "data"), &log)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	require.Eventually(t, func() bool {

@@ -370,3 +370,27 @@ func TestSnapshotResumeAfterUncommittedParts(t *testing.T) {
 	h.waitSynced("public.many", "id")
 	require.NoError(t, stop())
 }
+
+// TestRestartBeforeFirstCommit: an attempt writes snapshot rows but dies before
+// any offset is committed; rows are then deleted at the source. The next attempt
+// must not start over on a new slot (the deletes would never reach the sink): it
+// resumes on the existing slot and streams them.
+func TestRestartBeforeFirstCommit(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, startPG(t), `CREATE TABLE many (id int8 PRIMARY KEY, v text);
+		INSERT INTO many SELECT g, md5(g::text) FROM generate_series(1, 20000) g`)
+	cfg := h.config("public.many")
+	store := &refusingStore{Store: h.offsets} // refuses every commit
+	r, _ := h.runnerWith(cfg, store)
+	require.ErrorContains(t, r.Run(context.Background()), "offset store unavailable")
+	require.Greater(t, r.Progress().ChangesWritten, uint64(0), "the sink holds rows of the failed attempt")
+	_, err := h.offsets.Load(context.Background(), "p")
+	require.ErrorIs(t, err, offsets.ErrNotFound, "nothing was committed")
+
+	h.exec(`DELETE FROM many WHERE id % 7 = 0`)
+	h.exec(`UPDATE many SET v = 'changed' WHERE id % 11 = 0`)
+	stop, _ := h.start(cfg)
+	defer stop()
+	h.waitSynced("public.many", "id")
+	require.NoError(t, stop())
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"math"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -138,11 +139,28 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		}
 		missing = nil
 	}
+	if from == nil && slot.Exists && slot.WALStatus != "lost" {
+		// No committed offset, but the slot exists: an earlier attempt created it and
+		// may have written snapshot rows before dying. Recreating the slot would skip
+		// the changes made since (a row deleted in between would stay at the
+		// destination). Nothing was acked, so the slot's confirmed LSN is still its
+		// consistent point: snapshot every table again and stream from there.
+		if slot.Plugin != "pgoutput" {
+			return permanent(fmt.Errorf("replication slot %s exists with plugin %s: drop it or set another slot name", s.cfg.Slot, slot.Plugin))
+		}
+		s.log.Info("resuming on the existing slot: snapshotting again from its consistent point", "consistent_point", slot.ConfirmedFlush.String())
+		from = snapshotPos(slot.ConfirmedFlush, 0, 0, math.MaxUint64)
+		if cp, err = decodeCheckpoint(from); err != nil {
+			return err
+		}
+	}
 	switch {
 	case from == nil:
-		// A fresh pipeline: nothing was ever committed, so an existing slot (from an
-		// attempt that died before its first commit) is unused and is recreated to
-		// get a snapshot consistent with it.
+		// A fresh pipeline (or a lost slot with nothing committed): create the slot
+		// and snapshot consistently with it.
+		if slot.Exists {
+			s.log.Warn("replacing a lost replication slot before anything was committed; rows an earlier attempt wrote may be stale at the destination")
+		}
 		plan, err = s.createSlot(ctx, slot.Exists)
 		if err != nil {
 			return err

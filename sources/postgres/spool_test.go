@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/stretchr/testify/require"
@@ -24,6 +25,14 @@ func TestStreamInProgress(t *testing.T) {
 	go func() { errc <- r.Run(ctx) }()
 	stop := func() error { cancel(); return <-errc }
 	h.waitSynced("public.big", "id")
+	// stream first: a transaction running while the slot is created lands before
+	// its consistent point and comes through the snapshot instead
+	require.Eventually(t, func() bool { return r.Streaming() && !r.Snapshotting() && h.slotConfirmed(cfg.Slot) > 0 }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		var active bool
+		err := h.pool.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&active)
+		return err == nil && active
+	}, 30*time.Second, 10*time.Millisecond)
 
 	h.exec(`INSERT INTO big SELECT g, repeat('a', 50) FROM generate_series(1, 20000) g`)
 	h.exec(`BEGIN; INSERT INTO big SELECT g, 'never' FROM generate_series(100001, 120000) g; ROLLBACK`)
