@@ -2,10 +2,10 @@ package postgres
 
 import (
 	"context"
-	"math"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
