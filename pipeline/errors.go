@@ -35,5 +35,3 @@ func Classify(err error) Class {
 	}
 	return ClassRetryable
 }
-
-func fmtPermanent(err error) error { return component.Permanent(err) }

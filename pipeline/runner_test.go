@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/transforms"
@@ -202,7 +203,7 @@ func TestRunnerRandomFaults(t *testing.T) {
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, ClassRetryable, Classify(errors.New("x")))
-	require.Equal(t, ClassPermanent, Classify(fmtPermanent(errors.New("x"))))
+	require.Equal(t, ClassPermanent, Classify(component.Permanent(errors.New("x"))))
 	require.Equal(t, ClassNeedsResync, Classify(resyncErr{}))
 	require.Equal(t, ClassPermanent, Classify(&offsets.RegressionError{}))
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
 )
 
 // State is a pipeline's life-cycle state (DESIGN.md §5).
@@ -442,7 +444,7 @@ func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
 	}
 	r, err := NewRunner(cfg)
 	if err != nil {
-		return fmtPermanent(err)
+		return component.Permanent(err)
 	}
 	m.mu.Lock()
 	m.runner = r

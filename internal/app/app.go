@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/offsets"
@@ -87,7 +88,7 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 
 	sink, err := a.Registry.Sinks[r.SinkType].New(r.Sink, sinks.Deps{Pipeline: p.Name, Logger: log, Metrics: a.Registerer})
 	if err != nil {
-		return pipeline.RunnerConfig{}, permanent(fmt.Errorf("sink config: %w", err))
+		return pipeline.RunnerConfig{}, component.Permanent(fmt.Errorf("sink config: %w", err))
 	}
 	var offs offsets.Store = a.Store
 	if os, ok := sink.(sinks.OffsetStorer); ok {
@@ -115,13 +116,13 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
 	})
 	if err != nil {
-		return pipeline.RunnerConfig{}, permanent(fmt.Errorf("source config: %w", err))
+		return pipeline.RunnerConfig{}, component.Permanent(fmt.Errorf("source config: %w", err))
 	}
 	steps := make([]transforms.Step, 0, len(p.Transforms))
 	for i, t := range p.Transforms {
 		tr, err := a.Registry.Transforms[t.Type].New(r.Transforms[i], transforms.Deps{Logger: log})
 		if err != nil {
-			return pipeline.RunnerConfig{}, permanent(fmt.Errorf("transform %s: %w", t.Name, err))
+			return pipeline.RunnerConfig{}, component.Permanent(fmt.Errorf("transform %s: %w", t.Name, err))
 		}
 		steps = append(steps, transforms.Step{Name: t.Name, Tables: t.Tables, Transform: tr})
 	}
@@ -132,12 +133,6 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 		DrainTimeout: time.Duration(p.DrainTimeout), Logger: a.log(),
 	}, nil
 }
-
-type permanentError struct{ error }
-
-func (permanentError) Permanent() bool { return true }
-func (e permanentError) Unwrap() error { return e.error }
-func permanent(err error) error        { return permanentError{err} }
 
 // Start loads every stored pipeline into the supervisor.
 func (a *App) Start(ctx context.Context) error {

@@ -51,15 +51,6 @@ func joinLines(errs []string) string {
 	return b.String()
 }
 
-// Node returns v encoded as a YAML node, for tests and for building configs in code.
-func Node(v any) *yaml.Node {
-	var n yaml.Node
-	if err := n.Encode(v); err != nil {
-		panic(fmt.Sprintf("component.Node: %v", err))
-	}
-	return &n
-}
-
 // IsPermanent reports whether err (or an error it wraps) says it must not be
 // retried, through a `Permanent() bool` method (pgx's SafeToRetry style).
 func IsPermanent(err error) bool {

@@ -385,13 +385,6 @@ func (s *Source) Ack(_ context.Context, upTo offsets.Position) error {
 	return nil
 }
 
-// Acked returns the last acked position.
-func (s *Source) Acked() offsets.Position {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.acked
-}
-
 // SourceStatus implements sources.StatusReporter.
 func (s *Source) SourceStatus() sources.Status {
 	s.mu.Lock()

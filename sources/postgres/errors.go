@@ -3,15 +3,12 @@ package postgres
 import (
 	"errors"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// permanentError is not retried: the pipeline parks as failed with its message.
-type permanentError struct{ error }
-
-func (permanentError) Permanent() bool { return true }
-func (e permanentError) Unwrap() error { return e.error }
-func permanent(err error) error        { return permanentError{err} }
+// permanent marks an error not retried: the pipeline parks as failed with its message.
+func permanent(err error) error { return component.Permanent(err) }
 
 // ResyncError means the source lost history the pipeline needs (a dropped or
 // invalidated slot, a position behind the slot): the pipeline goes to

@@ -43,7 +43,6 @@ type Source struct {
 	// select and its high watermark: the window where the stream may change rows.
 	afterChunkSelect func(ctx context.Context)
 	durable          atomic.Uint64 // highest LSN acked (durable downstream)
-	inFlight         atomic.Uint64 // highest checkpoint LSN emitted
 	// streamedChunks counts chunks of in-progress transactions received (protocol 2).
 	streamedChunks atomic.Int64
 	// announced: tables whose shape was put in a batch since Open (run goroutine only).
@@ -190,7 +189,6 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		}
 	}
 	s.durable.Store(uint64(plan.consistent))
-	s.inFlight.Store(uint64(plan.consistent))
 	s.mu.Lock()
 	s.slot = slot
 	s.snapping = len(plan.chunks) > 0
@@ -321,6 +319,12 @@ func (s *Source) SourceStatus() sources.Status {
 	}}
 	if s.cfg.StreamInProgress {
 		st.Detail["streamed_chunks"] = s.streamedChunks.Load()
+	}
+	if !s.heartbeat.IsZero() {
+		st.Detail["last_heartbeat"] = s.heartbeat
+	}
+	if !s.lastPoll.IsZero() {
+		st.Detail["slot_polled_at"] = s.lastPoll
 	}
 	if s.slot.Exists {
 		st.Detail["wal_status"] = s.slot.WALStatus

@@ -170,7 +170,6 @@ func (st *streamer) copyData(ctx context.Context, data []byte) error {
 			pglogrepl.LSN(st.s.durable.Load()) >= st.lastCkpt && pkm.ServerWALEnd > st.lastCkpt {
 			st.cur.Checkpoint = streamCheckpoint(pkm.ServerWALEnd, pkm.ServerWALEnd)
 			st.lastCkpt = pkm.ServerWALEnd
-			st.s.inFlight.Store(uint64(pkm.ServerWALEnd))
 			if err := st.flush(ctx); err != nil {
 				return err
 			}
@@ -347,7 +346,6 @@ func (st *streamer) handle(ctx context.Context, msg pglogrepl.Message) error {
 			st.curStart = time.Now()
 		}
 		st.lastCkpt = m.TransactionEndLSN
-		st.s.inFlight.Store(uint64(m.TransactionEndLSN))
 		st.txn.open = false
 		st.s.mu.Lock()
 		st.s.lastTS = m.CommitTime
