@@ -267,3 +267,23 @@ func sameOnSourceColumns(source, sink string) bool {
 }
 
 func readDir(dir string) ([]os.DirEntry, error) { return os.ReadDir(dir) }
+
+// committedPhase returns the phase (snapshot or stream) of the committed offset.
+func (h *harness) committedPhase() uint64 {
+	h.t.Helper()
+	p, err := h.offsets.Load(context.Background(), "p")
+	require.NoError(h.t, err)
+	cp, err := decodeCheckpoint(p)
+	require.NoError(h.t, err)
+	return cp.phase
+}
+
+// onFreeSlot terminates the slot's walsender (which may still be exiting after
+// a stop) and runs f, until f reports success.
+func (h *harness) onFreeSlot(slot string, f func() bool) {
+	h.t.Helper()
+	require.Eventually(h.t, func() bool {
+		_, err := h.pool.Exec(context.Background(), `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
+		return err == nil && f()
+	}, 10*time.Second, 20*time.Millisecond)
+}

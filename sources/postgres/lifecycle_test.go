@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/sources"
@@ -52,16 +51,12 @@ func TestSlotConfirmedPastCheckpoint(t *testing.T) {
 	require.NoError(t, stop())
 
 	h.exec(`INSERT INTO a VALUES (3)`) // a change the pipeline has not seen
-	require.Eventually(t, func() bool {
-		_, err := h.pool.Exec(context.Background(), `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, cfg.Slot)
-		if err != nil {
-			return false
-		}
+	h.onFreeSlot(cfg.Slot, func() bool {
 		// advance stops at the flushed WAL (the test server commits asynchronously):
 		// repeat until the slot really is past the stored checkpoint
-		_, err = h.pool.Exec(context.Background(), `SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())`, cfg.Slot)
+		_, err := h.pool.Exec(context.Background(), `SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())`, cfg.Slot)
 		return err == nil && h.slotConfirmed(cfg.Slot) > h.committedLSN()
-	}, 10*time.Second, 20*time.Millisecond)
+	})
 
 	r, _ := h.runner(cfg)
 	err := r.Run(context.Background())

@@ -196,14 +196,10 @@ func TestSlotLostNeedsResync(t *testing.T) {
 	h.waitSynced("public.t", "id")
 	require.NoError(t, stop())
 	// the server-side walsender may still be exiting: stop it, then drop the slot
-	require.Eventually(t, func() bool {
-		_, err := h.pool.Exec(context.Background(), `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, cfg.Slot)
-		if err != nil {
-			return false
-		}
-		_, err = h.pool.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, cfg.Slot)
+	h.onFreeSlot(cfg.Slot, func() bool {
+		_, err := h.pool.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, cfg.Slot)
 		return err == nil
-	}, 10*time.Second, 20*time.Millisecond)
+	})
 
 	r, _ := h.runner(cfg)
 	err := r.Run(context.Background())
@@ -249,11 +245,7 @@ func TestResumeInterruptedSnapshot(t *testing.T) {
 	stop, r := h.start(cfg)
 	require.Eventually(t, func() bool { return r.Progress().ChangesWritten >= 600 }, 30*time.Second, time.Millisecond)
 	require.NoError(t, stop())
-	p, err := h.offsets.Load(context.Background(), "p")
-	require.NoError(t, err)
-	cp, err := decodeCheckpoint(p)
-	require.NoError(t, err)
-	require.Equal(t, uint64(phaseSnapshot), cp.phase, "stopped in the middle of the snapshot")
+	require.Equal(t, uint64(phaseSnapshot), h.committedPhase(), "stopped in the middle of the snapshot")
 	h.exec(`UPDATE orders SET note = 'after stop' WHERE id % 10 = 0`)
 	stop, _ = h.start(cfg)
 	defer stop()
@@ -304,11 +296,7 @@ func TestSnapshotByPrimaryKey(t *testing.T) {
 	stop, r := h.start(cfg)
 	require.Eventually(t, func() bool { return r.Progress().ChangesWritten >= 700 }, 30*time.Second, time.Millisecond)
 	require.NoError(t, stop())
-	p, err := h.offsets.Load(context.Background(), "p")
-	require.NoError(t, err)
-	cp, err := decodeCheckpoint(p)
-	require.NoError(t, err)
-	require.Equal(t, uint64(phaseSnapshot), cp.phase, "stopped in the middle of the snapshot")
+	require.Equal(t, uint64(phaseSnapshot), h.committedPhase(), "stopped in the middle of the snapshot")
 	saved, err := h.progress.LoadSnapshotProgress(context.Background())
 	require.NoError(t, err)
 	var cursors int
@@ -357,11 +345,7 @@ func TestSnapshotResumeAfterUncommittedParts(t *testing.T) {
 	r, _ := h.runnerWith(cfg, store)
 	err := r.Run(context.Background())
 	require.ErrorContains(t, err, "offset store unavailable")
-	p, err := h.offsets.Load(context.Background(), "p")
-	require.NoError(t, err)
-	cp, err := decodeCheckpoint(p)
-	require.NoError(t, err)
-	require.Equal(t, uint64(phaseSnapshot), cp.phase, "the committed offset is inside the snapshot")
+	require.Equal(t, uint64(phaseSnapshot), h.committedPhase(), "the committed offset is inside the snapshot")
 	require.Greater(t, r.Progress().ChangesWritten, uint64(500), "the sink holds parts past the committed offset")
 	require.Less(t, r.Progress().ChangesWritten, uint64(50000), "and not the whole table")
 
