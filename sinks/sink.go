@@ -47,20 +47,50 @@ type Factory = component.Factory[Sink, Deps]
 // the newest one (the last, since positions increase within a batch), in the order
 // of their last occurrence. Truncates are kept in place and drop the earlier changes
 // of their table. Sinks that upsert use it so that one statement sees each key once.
+//
+// A kept change whose After marks a column unchanged (unchanged TOAST) takes that
+// column's value from the key's earlier change in the batch when that one carried
+// it, so collapsing never loses a value the batch held; the marker stays only where
+// no change of the batch knew the value.
 func CollapseByKey(changes []schema.Change) []schema.Change {
 	type key struct {
 		t schema.TableID
 		k string
 	}
-	last := make(map[key]int, len(changes))
+	type entry struct {
+		last  int
+		after schema.Row // the key's newest known image (unchanged markers filled in)
+	}
+	last := make(map[key]*entry, len(changes))
 	truncatedAt := map[schema.TableID]int{}
+	var kb []byte
 	for i := range changes {
 		c := &changes[i]
 		if c.Op == schema.OpTruncate {
 			truncatedAt[c.Table] = i
+			for k := range last {
+				if k.t == c.Table {
+					delete(last, k)
+				}
+			}
 			continue
 		}
-		last[key{c.Table, string(c.Key.AppendJSON(nil))}] = i
+		kb = c.Key.AppendJSON(kb[:0])
+		k := key{c.Table, string(kb)}
+		e := last[k]
+		if e == nil {
+			e = &entry{}
+			last[k] = e
+		}
+		e.last = i
+		switch {
+		case c.Op == schema.OpDelete:
+			e.after = nil
+		case e.after != nil && hasUnchanged(c.After):
+			e.after = fillUnchanged(c.After, e.after)
+		default:
+			e.after = c.After
+		}
 	}
 	out := make([]schema.Change, 0, len(last)+len(truncatedAt))
 	for i := range changes {
@@ -74,8 +104,37 @@ func CollapseByKey(changes []schema.Change) []schema.Change {
 			}
 			continue
 		}
-		if last[key{c.Table, string(c.Key.AppendJSON(nil))}] == i {
-			out = append(out, *c)
+		kb = c.Key.AppendJSON(kb[:0])
+		if e := last[key{c.Table, string(kb)}]; e != nil && e.last == i {
+			kept := *c
+			if c.Op != schema.OpDelete {
+				kept.After = e.after
+			}
+			out = append(out, kept)
+		}
+	}
+	return out
+}
+
+func hasUnchanged(r schema.Row) bool {
+	for _, f := range r {
+		if f.Value.Kind() == schema.KindUnchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// fillUnchanged returns a copy of r with its unchanged markers replaced by prev's
+// values of the same columns, where prev has them.
+func fillUnchanged(r, prev schema.Row) schema.Row {
+	out := r.Clone()
+	for i, f := range out {
+		if f.Value.Kind() != schema.KindUnchanged {
+			continue
+		}
+		if v, ok := prev.Get(f.Name); ok {
+			out[i].Value = v
 		}
 	}
 	return out

@@ -30,3 +30,35 @@ func TestCollapseByKey(t *testing.T) {
 	}
 	require.Equal(t, []uint64{5, 6, 7, 8}, got)
 }
+
+func TestCollapseByKeyFillsUnchanged(t *testing.T) {
+	t.Parallel()
+	ins := ch(1, "a", schema.OpInsert, 1)
+	ins.After = schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "doc", Value: schema.String("big")}, {Name: "n", Value: schema.Int(1)}}
+	upd := ch(2, "a", schema.OpUpdate, 1)
+	upd.After = schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "doc", Value: schema.Unchanged()}, {Name: "n", Value: schema.Int(2)}}
+	upd2 := ch(3, "a", schema.OpUpdate, 1)
+	upd2.After = schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "doc", Value: schema.Unchanged()}, {Name: "n", Value: schema.Int(3)}}
+	lone := ch(4, "a", schema.OpUpdate, 2)
+	lone.After = schema.Row{{Name: "id", Value: schema.Int(2)}, {Name: "doc", Value: schema.Unchanged()}}
+
+	out := CollapseByKey([]schema.Change{ins, upd, upd2, lone})
+	require.Len(t, out, 2)
+	doc, _ := out[0].After.Get("doc")
+	require.Equal(t, "big", doc.Text(), "the insert's value fills the later marker")
+	n, _ := out[0].After.Get("n")
+	require.Equal(t, int64(3), n.AsInt())
+	doc, _ = out[1].After.Get("doc")
+	require.Equal(t, schema.KindUnchanged, doc.Kind(), "no earlier value: the marker stays")
+	d, _ := upd.After.Get("doc")
+	require.Equal(t, schema.KindUnchanged, d.Kind(), "the input is not modified")
+
+	// a delete in between: the reinsert carries every value; nothing leaks across
+	del := ch(5, "a", schema.OpDelete, 1)
+	re := ch(6, "a", schema.OpUpdate, 1)
+	re.After = schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "doc", Value: schema.Unchanged()}}
+	out = CollapseByKey([]schema.Change{ins, del, re})
+	require.Len(t, out, 1)
+	doc, _ = out[0].After.Get("doc")
+	require.Equal(t, schema.KindUnchanged, doc.Kind())
+}

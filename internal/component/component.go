@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -79,4 +80,12 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &PermanentError{Err: err}
+}
+
+var dsnPassword = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
+
+// RedactDSN replaces the password of any URL-style DSN in s (as in a driver's
+// parse error) with asterisks.
+func RedactDSN(s string) string {
+	return dsnPassword.ReplaceAllString(s, "${1}******@")
 }

@@ -111,7 +111,7 @@ func (c *Config) Validate() error {
 	if c.DSN == "" {
 		bad("dsn: required (e.g. postgres://cdcd@db:5432/app)")
 	} else if _, err := pgconn.ParseConfig(c.DSN); err != nil {
-		bad("dsn: %v", redactErr(err))
+		bad("dsn: %v", component.RedactDSN(err.Error()))
 	}
 	if len(c.Tables) == 0 {
 		bad("tables: list at least one table as schema.table")
@@ -182,11 +182,6 @@ func (c *Config) truncatePolicy(id schema.TableID) string {
 		return p
 	}
 	return c.Truncate
-}
-
-// redactErr drops a DSN's password from a parse error.
-func redactErr(err error) string {
-	return regexp.MustCompile(`(://[^:/@]*:)[^@]*@`).ReplaceAllString(err.Error(), "${1}******@")
 }
 
 // Factory returns the Postgres source factory.

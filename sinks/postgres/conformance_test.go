@@ -1,0 +1,188 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/cdcd-dev/cdcd/sinks/sinktest"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMain(m *testing.M) { sinktest.VerifyTestMain(m) }
+
+// harness is a private destination Postgres (its own server, so that it can be
+// killed without disturbing other tests).
+type harness struct {
+	pg   *testenv.Postgres
+	dsn  string
+	mode string
+}
+
+func newHarness(mode string) func(t *testing.T) sinktest.Harness {
+	return func(t *testing.T) sinktest.Harness {
+		// synchronous commit: a commit the sink saw must survive a server crash
+		pg := testenv.StartPostgres(t, testenv.WithSetting("synchronous_commit", "on"))
+		dsn := pg.CreateDatabase(t, "dest")
+		conn, err := pgx.Connect(context.Background(), dsn)
+		require.NoError(t, err)
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(context.Background(), "CREATE TYPE mood AS ENUM ('sad', 'happy')")
+		require.NoError(t, err)
+		return &harness{pg: pg, dsn: dsn, mode: mode}
+	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Run("merge", func(t *testing.T) { sinktest.Run(t, newHarness("merge")) })
+	t.Run("upsert", func(t *testing.T) { sinktest.Run(t, newHarness("upsert")) })
+}
+
+func (h *harness) config(o sinktest.Options) Config {
+	c := Config{DSN: h.dsn, WriteMode: h.mode, Schema: "dest"}
+	if o.HardDelete {
+		c.DeleteMode = "hard"
+	}
+	return c.WithDefaults()
+}
+
+func (h *harness) NewSink(t *testing.T, o sinktest.Options) sinks.Sink {
+	c := h.config(o)
+	require.NoError(t, c.Validate())
+	return New(c, sinks.Deps{Pipeline: "sinktest"})
+}
+
+func (h *harness) Skip(string) string { return "" }
+
+func (h *harness) KillAndRestart(t *testing.T) {
+	time.Sleep(5 * time.Millisecond) // let the write begin
+	h.pg.Kill()
+	require.NoError(t, h.pg.Restart())
+}
+
+// State reads a table back, every value as text (arrays as JSON) decoded by the
+// column's type.
+func (h *harness) State(t *testing.T, table schema.Table) map[string]sinktest.Stored {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, h.dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SET TIME ZONE 'UTC'; SET extra_float_digits = 3")
+	require.NoError(t, err)
+	var sel []string
+	for _, c := range table.Columns {
+		id := pgx.Identifier{c.Name}.Sanitize()
+		if c.Type.Kind == schema.KindArray {
+			sel = append(sel, "array_to_json("+id+")::text")
+		} else {
+			sel = append(sel, id+"::text")
+		}
+	}
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT %s, _cdc_deleted FROM dest.%s", strings.Join(sel, ", "), pgx.Identifier{table.ID.Name}.Sanitize()))
+	require.NoError(t, err)
+	defer rows.Close()
+	out := map[string]sinktest.Stored{}
+	for rows.Next() {
+		texts := make([]*string, len(table.Columns))
+		dest := make([]any, 0, len(texts)+1)
+		for i := range texts {
+			dest = append(dest, &texts[i])
+		}
+		var st sinktest.Stored
+		dest = append(dest, &st.Deleted)
+		require.NoError(t, rows.Scan(dest...))
+		for i, c := range table.Columns {
+			v := schema.Null()
+			if texts[i] != nil {
+				v = decode(t, c.Type, *texts[i])
+			}
+			st.Row = append(st.Row, schema.Field{Name: c.Name, Value: v})
+		}
+		var key schema.Row
+		for _, k := range table.PrimaryKey {
+			v, _ := st.Row.Get(k)
+			key = append(key, schema.Field{Name: k, Value: v})
+		}
+		out[string(key.AppendJSON(nil))] = st
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// decode turns Postgres's text output back into a Value of the column's kind.
+func decode(t *testing.T, typ schema.Type, s string) schema.Value {
+	t.Helper()
+	var err error
+	var v schema.Value
+	switch typ.Kind {
+	case schema.KindBool:
+		v = schema.Bool(s == "true" || s == "t")
+	case schema.KindInt:
+		var i int64
+		i, err = strconv.ParseInt(s, 10, 64)
+		v = schema.Int(i)
+	case schema.KindUint:
+		var u uint64
+		u, err = strconv.ParseUint(s, 10, 64)
+		v = schema.Uint(u)
+	case schema.KindFloat:
+		var f float64
+		f, err = strconv.ParseFloat(s, 64)
+		v = schema.Float(f)
+	case schema.KindDecimal:
+		v, err = schema.Decimal(s)
+	case schema.KindString:
+		v = schema.String(s)
+	case schema.KindBytes:
+		var b []byte
+		b, err = hex.DecodeString(strings.TrimPrefix(s, `\x`))
+		v = schema.Bytes(b)
+	case schema.KindTimestamp:
+		var ts time.Time
+		ts, err = time.Parse("2006-01-02 15:04:05.999999-07", s)
+		v = schema.Timestamp(ts)
+	case schema.KindDateTime:
+		var ts time.Time
+		ts, err = time.Parse("2006-01-02 15:04:05.999999", s)
+		v = schema.DateTime(ts)
+	case schema.KindDate:
+		var d time.Time
+		d, err = time.Parse("2006-01-02", s)
+		v = schema.Date(d.Year(), d.Month(), d.Day())
+	case schema.KindTime:
+		var tt time.Time
+		tt, err = time.Parse("15:04:05.999999", s)
+		v = schema.TimeOfDay(int64(tt.Hour())*3600e6 + int64(tt.Minute())*60e6 + int64(tt.Second())*1e6 + int64(tt.Nanosecond()/1000))
+	case schema.KindJSON:
+		v = schema.JSON(s)
+	case schema.KindUnknown:
+		v = schema.Unknown(typ.Name, s)
+	case schema.KindArray:
+		var elems []json.RawMessage
+		err = json.Unmarshal([]byte(s), &elems)
+		var vs []schema.Value
+		for _, e := range elems {
+			if string(e) == "null" {
+				vs = append(vs, schema.Null())
+				continue
+			}
+			var text string
+			if json.Unmarshal(e, &text) != nil {
+				text = string(e)
+			}
+			vs = append(vs, decode(t, *typ.Elem, text))
+		}
+		v = schema.Array(vs...)
+	}
+	require.NoError(t, err, "decode %q as %s", s, typ)
+	return v
+}
