@@ -9,6 +9,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/sinks/file"
+	pgsink "github.com/cdcd-dev/cdcd/sinks/postgres"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
 	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
 )
@@ -22,6 +23,7 @@ func registry() *pipeline.Registry {
 	r.Sources["datagen"] = datagen.Factory()
 	r.Sources["postgres"] = pgsrc.Factory()
 	r.Sinks["file"] = file.Factory()
+	r.Sinks["postgres"] = pgsink.Factory()
 	return r
 }
 
