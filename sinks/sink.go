@@ -146,3 +146,10 @@ func fillUnchanged(r, prev schema.Row) schema.Row {
 type OffsetStorer interface {
 	offsets.Store
 }
+
+// Cleaner is implemented by sinks that keep per-pipeline state at the
+// destination besides the data (a stored offset). Cleanup, called when the
+// pipeline is deleted, removes that state and keeps the data.
+type Cleaner interface {
+	Cleanup(ctx context.Context) error
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sources"
 )
 
@@ -146,7 +147,8 @@ func ignoreUnknown(err error) error {
 }
 
 // cleanup lets the pipeline's source drop what it holds on the server (a
-// replication slot and publication), unless its config says to keep them.
+// replication slot and publication), unless its config says to keep them, and
+// its sink forget its offset at the destination.
 func (a *App) cleanup(ctx context.Context, name string) error {
 	sp, err := a.Store.GetPipeline(ctx, name)
 	if err != nil {
@@ -172,6 +174,15 @@ func (a *App) cleanup(ctx context.Context, name string) error {
 	if c, ok := src.(sources.Cleaner); ok {
 		if err := c.Cleanup(ctx); err != nil {
 			return fmt.Errorf("clean up the source of pipeline %q (set keep_slot_on_delete to delete without it): %w", name, err)
+		}
+	}
+	snk, err := a.Registry.Sinks[r.SinkType].New(r.Sink, sinks.Deps{Pipeline: name, Logger: a.log()})
+	if err != nil {
+		return nil
+	}
+	if c, ok := snk.(sinks.Cleaner); ok {
+		if err := c.Cleanup(ctx); err != nil {
+			return fmt.Errorf("clean up the sink of pipeline %q (its offset at the destination): %w", name, err)
 		}
 	}
 	return nil

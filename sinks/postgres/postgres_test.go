@@ -47,6 +47,8 @@ func TestDestType(t *testing.T) {
 		"json":             {Kind: schema.KindJSON, Name: "json"}, // json keeps its text exactly
 		"double precision": {Kind: schema.KindFloat, Name: "double"},
 		"real":             {Kind: schema.KindFloat, Name: "float"},
+		"varchar(10)":      {Kind: schema.KindString, Name: "char", Length: 10}, // MySQL CHAR(10)
+		`"char"`:           {Kind: schema.KindString, Name: "char"},             // Postgres "char"
 	}
 	for want, typ := range cases {
 		if want == "text " {

@@ -55,6 +55,7 @@ type Sink struct {
 	epochMu sync.Mutex
 	epoch   offsets.Epoch    // from the last Acquire; Write checks it
 	written offsets.Position // the highest checkpoint a Write of this epoch stored
+	gen     []byte           // the generation prefix of _cdc_version
 
 	conn       *pgx.Conn // writes: one session, so that staging tables persist
 	merge      bool      // MERGE is available and chosen
@@ -69,6 +70,7 @@ var _ interface {
 	sinks.Sink
 	sinks.Checker
 	sinks.OffsetStorer
+	sinks.Cleaner
 } = (*Sink)(nil)
 
 // New returns a Postgres sink; c must have its defaults applied and be valid.
@@ -167,11 +169,17 @@ func (s *Sink) ensureOffsetsTable(ctx context.Context, pool *pgxpool.Pool) error
 	if !qualified {
 		ns = s.cfg.Schema
 	}
+	seq := pgx.Identifier{ns, "_cdc_generations"}.Sanitize()
 	stmts := []string{
 		"CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{ns}.Sanitize(),
+		"CREATE SEQUENCE IF NOT EXISTS " + seq,
 		"CREATE TABLE IF NOT EXISTS " + s.offsets + ` (
 			pipeline text PRIMARY KEY,
 			epoch bigint NOT NULL,
+			-- prefixes every _cdc_version this pipeline writes; a pipeline deleted
+			-- and created again (a resync) starts a newer generation, so its
+			-- snapshot's rows outrank the rows of the old history
+			generation bigint NOT NULL DEFAULT nextval('` + strings.ReplaceAll(seq, "'", "''") + `'),
 			position bytea,
 			updated_at timestamptz NOT NULL DEFAULT now())`,
 		// hard deletes leave a tombstone until the offset passes it, so that an
@@ -197,15 +205,16 @@ func (s *Sink) Acquire(ctx context.Context, pipeline string) (offsets.Epoch, err
 	if err != nil {
 		return 0, err
 	}
-	var e int64
+	var e, gen int64
 	err = pool.QueryRow(ctx, "INSERT INTO "+s.offsets+` AS o (pipeline, epoch) VALUES ($1, 1)
-		ON CONFLICT (pipeline) DO UPDATE SET epoch = o.epoch + 1, updated_at = now() RETURNING epoch`, pipeline).Scan(&e)
+		ON CONFLICT (pipeline) DO UPDATE SET epoch = o.epoch + 1, updated_at = now() RETURNING epoch, generation`, pipeline).Scan(&e, &gen)
 	if err != nil {
 		return 0, classify(fmt.Errorf("acquire lease: %w", err))
 	}
 	if pipeline == s.pipeline {
 		s.epochMu.Lock()
 		s.epoch, s.written = offsets.Epoch(e), nil
+		s.gen = offsets.AppendUint(nil, uint64(gen))
 		s.epochMu.Unlock()
 	}
 	return offsets.Epoch(e), nil
@@ -413,7 +422,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) (err error) {
 		}
 		if s.cfg.DeleteMode == "hard" && s.tombstones {
 			// what is at or below the offset is never written again
-			if _, err := tx.Exec(ctx, "DELETE FROM "+s.tombs+" WHERE version <= $1", []byte(b.Checkpoint)); err != nil {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+s.tombs+" WHERE version <= $1", s.version(b.Checkpoint)); err != nil {
 				return classify(fmt.Errorf("purge tombstones: %w", err))
 			}
 			s.tombstones = false
@@ -428,6 +437,26 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) (err error) {
 			s.written = b.Checkpoint.Clone()
 		}
 		s.epochMu.Unlock()
+	}
+	return nil
+}
+
+// version is the _cdc_version of position p: the generation prefix, then p.
+func (s *Sink) version(p offsets.Position) []byte {
+	return append(append(make([]byte, 0, len(s.gen)+len(p)), s.gen...), p...)
+}
+
+// Cleanup forgets the pipeline at the destination (its offset and lease) when
+// the pipeline is deleted; the replicated tables stay. A pipeline of the same
+// name created later starts a new generation of row versions.
+func (s *Sink) Cleanup(ctx context.Context) error {
+	pool, err := s.poolFor(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close(ctx) //nolint:errcheck // only the pool is open
+	if _, err := pool.Exec(ctx, "DELETE FROM "+s.offsets+" WHERE pipeline = $1", s.pipeline); err != nil {
+		return classify(fmt.Errorf("forget the offset of pipeline %q at the destination: %w", s.pipeline, err))
 	}
 	return nil
 }

@@ -55,6 +55,10 @@ func DestType(t schema.Type) string {
 		switch name {
 		case "numeric":
 			return numericType(t)
+		case "char":
+			if t.Length > 0 { // MySQL CHAR(n); Postgres's "char" has no length
+				return fmt.Sprintf("varchar(%d)", t.Length)
+			}
 		case "varchar", "bpchar":
 			if t.Length > 0 {
 				return fmt.Sprintf("%s(%d)", sql, t.Length)

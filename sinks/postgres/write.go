@@ -182,6 +182,7 @@ func (s *Sink) encode(t *destTable, st *stage, changes []schema.Change) error {
 			s.buf.WriteByte('\t')
 		}
 		s.buf.WriteString(`\\x`)
+		s.buf.Write(hex.AppendEncode(s.buf.AvailableBuffer(), s.gen))
 		s.buf.Write(hex.AppendEncode(s.buf.AvailableBuffer(), c.Pos))
 		s.buf.WriteByte('\t')
 		s.buf.WriteString(c.Op.String())
@@ -242,7 +243,7 @@ func (s *Sink) truncate(ctx context.Context, tx pgx.Tx, t *destTable, c schema.C
 	if s.cfg.DeleteMode == "soft" {
 		q = fmt.Sprintf("UPDATE %s SET %s = true, %s = $1, %s = now()%s WHERE %s < $1 AND NOT %s", t.ident, del, v, sy, s.opSet("'t'"), v, del)
 	}
-	if _, err := tx.Exec(ctx, q, []byte(c.Pos)); err != nil {
+	if _, err := tx.Exec(ctx, q, s.version(c.Pos)); err != nil {
 		return classify(fmt.Errorf("truncate %s: %w", t.name, err))
 	}
 	return nil

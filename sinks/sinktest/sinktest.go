@@ -81,6 +81,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"crash_then_replay":       testCrashReplay,
 		"fenced_writer":           testFenced,
 		"commit_behind_write":     testCommitBehindWrite,
+		"resync_after_cleanup":    testResync,
 	}
 	for name, f := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -475,4 +476,31 @@ func testCommitBehindWrite(t *testing.T, h Harness) {
 	s2 := open(t, h, Options{})
 	var re *offsets.RegressionError
 	require.ErrorAs(t, s2.s.(sinks.OffsetStorer).Commit(ctx, pipeline, s2.epoch, b1.Checkpoint), &re)
+}
+
+// testResync: a pipeline deleted (Cleanup) and created again re-snapshots with
+// positions that start over; its rows must replace those of the old history.
+func testResync(t *testing.T, h Harness) {
+	s := open(t, h, Options{})
+	c, ok := s.s.(sinks.Cleaner)
+	if !ok {
+		t.Skip("the sink keeps no per-pipeline state")
+	}
+	var g gen
+	g.n.Store(1_000_000) // the old history's positions are high
+	s.apply(createDelta(Items))
+	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "old"), g.change(schema.OpInsert, 2, 20, "old")))
+	s.close()
+	require.NoError(t, c.Cleanup(context.Background()))
+
+	s = open(t, h, Options{})
+	var g2 gen // positions start over
+	s.apply(createDelta(Items))
+	s.write(batch(true, g2.change(schema.OpSnapshot, 1, 11, "new")))
+	expect(t, h, Items, map[int64]schema.Row{1: row(1, 11, "new"), 2: row(2, 20, "old")})
+	if st, ok := s.s.(sinks.OffsetStorer); ok {
+		p, err := st.Load(context.Background(), pipeline)
+		require.NoError(t, err)
+		require.Equal(t, 0, p.Compare(offsets.AppendUint(nil, 1)))
+	}
 }
