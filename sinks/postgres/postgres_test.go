@@ -223,3 +223,31 @@ func TestSchemaChanges(t *testing.T) {
 	require.True(t, component.IsPermanent(err), "%v", err)
 	require.ErrorContains(t, err, "does not exist")
 }
+
+// FuzzCopyEscape: an escaped field never contains a raw delimiter and unescapes
+// to its input, so no value can shift COPY's columns or rows.
+func FuzzCopyEscape(f *testing.F) {
+	for _, s := range []string{"", "a\tb", "x\\ny", "\r\n\\\\", "héllo"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendCopyEscapedString(nil, s)
+		for _, b := range out {
+			if b == '\t' || b == '\n' || b == '\r' {
+				t.Fatalf("raw delimiter in %q", out)
+			}
+		}
+		var back []byte
+		for i := 0; i < len(out); i++ {
+			if out[i] != '\\' {
+				back = append(back, out[i])
+				continue
+			}
+			i++
+			back = append(back, map[byte]byte{'\\': '\\', 'n': '\n', 'r': '\r', 't': '\t'}[out[i]])
+		}
+		if string(back) != s {
+			t.Fatalf("%q → %q → %q", s, out, back)
+		}
+	})
+}

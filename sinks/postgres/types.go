@@ -337,8 +337,11 @@ func appendCopyText(dst []byte, v schema.Value) []byte {
 	case schema.KindBytes:
 		dst = append(dst, `\\x`...)
 		return hex.AppendEncode(dst, v.AsBytes())
+	case schema.KindString, schema.KindJSON, schema.KindUnknown:
+		return appendCopyEscapedString(dst, v.Text())
 	}
-	return appendCopyEscaped(dst, appendText(nil, v))
+	// the text forms of the other kinds hold nothing COPY escapes
+	return appendText(dst, v)
 }
 
 // appendText appends v's text form as Postgres's input functions accept it.
@@ -397,16 +400,25 @@ func appendDate(dst []byte, t time.Time) []byte {
 }
 
 func appendTimestamp(dst []byte, t time.Time, zone bool) []byte {
-	bc := t.Year() <= 0
+	y := t.Year()
+	bc := y <= 0
 	if bc {
-		// the date part is written by appendDate; " BC" must follow the time
-		dst = fmt.Appendf(dst, "%04d-%02d-%02d", 1-t.Year(), int(t.Month()), t.Day())
-	} else {
-		dst = fmt.Appendf(dst, "%04d-%02d-%02d", t.Year(), int(t.Month()), t.Day())
+		y = 1 - y // the date is written as a BC year; " BC" must follow the time
 	}
-	dst = fmt.Appendf(dst, " %02d:%02d:%02d", t.Hour(), t.Minute(), t.Second())
+	dst = appendPadded(dst, y, 4)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, int(t.Month()), 2)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, t.Day(), 2)
+	dst = append(dst, ' ')
+	dst = appendPadded(dst, t.Hour(), 2)
+	dst = append(dst, ':')
+	dst = appendPadded(dst, t.Minute(), 2)
+	dst = append(dst, ':')
+	dst = appendPadded(dst, t.Second(), 2)
 	if ns := t.Nanosecond(); ns != 0 {
-		dst = fmt.Appendf(dst, ".%06d", ns/1000) // Postgres keeps microseconds
+		dst = append(dst, '.')
+		dst = appendPadded(dst, ns/1000, 6) // Postgres keeps microseconds
 	}
 	if zone {
 		dst = append(dst, "+00"...)
@@ -415,6 +427,21 @@ func appendTimestamp(dst []byte, t time.Time, zone bool) []byte {
 		dst = append(dst, " BC"...)
 	}
 	return dst
+}
+
+// appendPadded appends n (≥ 0) in decimal with at least width digits.
+func appendPadded(dst []byte, n, width int) []byte {
+	var b [20]byte
+	i := len(b)
+	for n >= 10 || width > 1 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		width--
+	}
+	i--
+	b[i] = byte('0' + n)
+	return append(dst, b[i:]...)
 }
 
 // appendArrayLiteral writes an array literal: {a,"b c",NULL,{1,2}}. Every
@@ -447,8 +474,17 @@ func appendArrayLiteral(dst []byte, v schema.Value) []byte {
 
 // appendCopyEscaped escapes text for COPY's text format.
 func appendCopyEscaped(dst, text []byte) []byte {
-	for _, b := range text {
-		switch b {
+	return appendCopyEscapedString(dst, string(text))
+}
+
+func appendCopyEscapedString(dst []byte, text string) []byte {
+	for len(text) > 0 {
+		i := strings.IndexAny(text, "\\\n\r\t")
+		if i < 0 {
+			return append(dst, text...)
+		}
+		dst = append(dst, text[:i]...)
+		switch text[i] {
 		case '\\':
 			dst = append(dst, `\\`...)
 		case '\n':
@@ -457,9 +493,8 @@ func appendCopyEscaped(dst, text []byte) []byte {
 			dst = append(dst, `\r`...)
 		case '\t':
 			dst = append(dst, `\t`...)
-		default:
-			dst = append(dst, b)
 		}
+		text = text[i+1:]
 	}
 	return dst
 }
