@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
@@ -83,18 +84,11 @@ func TestWidens(t *testing.T) {
 		{"varchar(5)", "text"}, {"numeric(5,2)", "numeric(7,3)"}, {"numeric(5,2)", "numeric"}, {"timestamptz(3)", "timestamptz"}}
 	no := [][2]string{{"bigint", "integer"}, {"varchar(10)", "varchar(5)"}, {"numeric(5,2)", "numeric(5,3)"}, {"text", "integer"},
 		{"numeric", "numeric(10,2)"}, {"int8", "numeric(18,0)"}, {"timestamp", "timestamptz"}}
-	spec := func(s string) colSpec {
-		c := parseDest(s)
-		if c.typname == "int4" || c.typname == "int2" || c.typname == "int8" || c.typname == "float4" {
-			return c
-		}
-		return c
-	}
 	for _, p := range yes {
-		require.True(t, widens(spec(p[0]), parseDest(p[1])), "%s → %s", p[0], p[1])
+		require.True(t, widens(parseDest(p[0]), parseDest(p[1])), "%s → %s", p[0], p[1])
 	}
 	for _, p := range no {
-		require.False(t, widens(spec(p[0]), parseDest(p[1])), "%s → %s", p[0], p[1])
+		require.False(t, widens(parseDest(p[0]), parseDest(p[1])), "%s → %s", p[0], p[1])
 	}
 }
 
@@ -146,7 +140,7 @@ func TestUnrepresentableError(t *testing.T) {
 
 func TestUnrepresentableNull(t *testing.T) {
 	t.Parallel()
-	s, h, reg := openSink(t, func(c *Config) { c.OnUnrepresentable = "null" })
+	s, h, _ := openSink(t, func(c *Config) { c.OnUnrepresentable = "null" })
 	ctx := context.Background()
 	require.NoError(t, s.Apply(ctx, []schema.Delta{{Table: money, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}))
 	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: []schema.Change{moneyRow(1, 1, "12345.67", "x"), moneyRow(2, 2, "1.005", "y"), moneyRow(3, 3, "9.99", "z")}}))
@@ -156,7 +150,6 @@ func TestUnrepresentableNull(t *testing.T) {
 	amt, _ = st[`{"id":3}`].Row.Get("amount")
 	require.Equal(t, "9.99", amt.Text())
 	require.Equal(t, 2.0, testutil.ToFloat64(s.m.nulled.WithLabelValues("p", "dest.money", "amount")))
-	_ = reg
 }
 
 func TestSchemaChanges(t *testing.T) {
@@ -250,4 +243,23 @@ func FuzzCopyEscape(f *testing.F) {
 			t.Fatalf("%q → %q → %q", s, out, back)
 		}
 	})
+}
+
+func TestCheckNamesMissingPrivilege(t *testing.T) {
+	t.Parallel()
+	h := newHarness("auto")(t).(*harness)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, h.dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE ROLE reader LOGIN; CREATE SCHEMA ro; REVOKE CREATE ON DATABASE dest FROM PUBLIC")
+	require.NoError(t, err)
+	ok := New(Config{DSN: h.dsn, Schema: "ro"}.WithDefaults(), sinks.Deps{})
+	require.NoError(t, ok.Check(ctx))
+	dsn := strings.Replace(h.dsn, "postgres://postgres@", "postgres://reader@", 1)
+	err = New(Config{DSN: dsn, Schema: "ro"}.WithDefaults(), sinks.Deps{}).Check(ctx)
+	require.ErrorContains(t, err, `role "reader" cannot create tables in schema "ro"`)
+	require.ErrorContains(t, err, "GRANT CREATE ON SCHEMA")
+	err = New(Config{DSN: dsn, Schema: "brand_new"}.WithDefaults(), sinks.Deps{}).Check(ctx)
+	require.ErrorContains(t, err, "cannot create")
 }
