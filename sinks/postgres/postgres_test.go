@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
@@ -262,4 +263,44 @@ func TestCheckNamesMissingPrivilege(t *testing.T) {
 	require.ErrorContains(t, err, "GRANT CREATE ON SCHEMA")
 	err = New(Config{DSN: dsn, Schema: "brand_new"}.WithDefaults(), sinks.Deps{}).Check(ctx)
 	require.ErrorContains(t, err, "cannot create")
+}
+
+func TestOptionalMetadataAndNaming(t *testing.T) {
+	t.Parallel()
+	s, h, _ := openSink(t, func(c *Config) {
+		c.IncludeOp, c.IncludeSourceTS, c.TableName, c.MetadataPrefix = true, true, "{namespace}_{table}", "meta_"
+	})
+	ctx := context.Background()
+	require.NoError(t, s.Apply(ctx, []schema.Delta{{Table: money, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}))
+	ins := moneyRow(1, 1, "1.00", "a")
+	ins.CommitTS = time.Date(2025, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	del := schema.Change{Op: schema.OpDelete, Table: money.ID, Version: 1, Pos: offsets.AppendUint(nil, 2), Key: ins.Key, CommitTS: ins.CommitTS.Add(time.Second)}
+	second := moneyRow(3, 2, "2.00", "b")
+	second.CommitTS = ins.CommitTS
+	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: []schema.Change{ins, second}}))
+	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: []schema.Change{del}}))
+	conn, err := pgx.Connect(ctx, h.dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT id, meta_op, meta_source_ts, meta_deleted FROM dest.public_money ORDER BY id`)
+	require.NoError(t, err)
+	type got struct {
+		id      int64
+		op      string
+		ts      time.Time
+		deleted bool
+	}
+	var all []got
+	for rows.Next() {
+		var g got
+		require.NoError(t, rows.Scan(&g.id, &g.op, &g.ts, &g.deleted))
+		all = append(all, g)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, all, 2)
+	require.Equal(t, "d", all[0].op)
+	require.True(t, all[0].deleted)
+	require.True(t, all[0].ts.Equal(del.CommitTS), "%v", all[0].ts)
+	require.Equal(t, "c", all[1].op)
+	require.False(t, all[1].deleted)
 }
