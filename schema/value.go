@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -358,4 +359,26 @@ func (v Value) AppendJSON(dst []byte) []byte {
 func appendJSONString(dst []byte, s string) []byte {
 	b, _ := json.Marshal(s) // cannot fail for a string
 	return append(dst, b...)
+}
+
+// DecimalDigits counts the significant integer digits and the fraction digits
+// (without trailing zeros) of a plain or exponent decimal text, e.g. 3 and 2 for
+// "-123.450", 4 and 0 for "1.5e3": what a destination's precision and scale must
+// hold for the value to be stored exactly.
+func DecimalDigits(text string) (intDigits, fracDigits int) {
+	text = strings.TrimLeft(text, "+-")
+	exp := 0
+	if i := strings.IndexAny(text, "eE"); i >= 0 {
+		exp, _ = strconv.Atoi(text[i+1:])
+		text = text[:i]
+	}
+	ip, fp, _ := strings.Cut(text, ".")
+	digits := strings.TrimLeft(ip+fp, "0")
+	point := len(ip) + exp // the decimal point's place within ip+fp
+	lead := len(ip+fp) - len(digits)
+	digits = strings.TrimRight(digits, "0")
+	if digits == "" {
+		return 0, 0
+	}
+	return max(point-lead, 0), max(lead+len(digits)-point, 0)
 }

@@ -65,7 +65,7 @@ func TestDecimalDigits(t *testing.T) {
 	for in, want := range map[string][2]int{
 		"123.450": {3, 2}, "-0.001": {0, 3}, "1000": {4, 0}, "0": {0, 0}, "1.5e3": {4, 0}, "12e-4": {0, 4}, "00012.3400": {2, 2},
 	} {
-		i, f := decimalDigits(in)
+		i, f := schema.DecimalDigits(in)
 		require.Equal(t, want, [2]int{i, f}, in)
 	}
 	s := colSpec{typname: "numeric", precision: 5, scale: 2}

@@ -294,7 +294,7 @@ func (s colSpec) decimalProblem(v schema.Value) string {
 	case "Infinity", "inf", "Inf":
 		return fmt.Sprintf("is infinite; numeric(%d,%d) cannot hold it", s.precision, s.scale)
 	}
-	intDigits, fracDigits := decimalDigits(text)
+	intDigits, fracDigits := schema.DecimalDigits(text)
 	if intDigits > s.precision-s.scale {
 		return fmt.Sprintf("has %d integer digits; numeric(%d,%d) holds %d", intDigits, s.precision, s.scale, s.precision-s.scale)
 	}
@@ -302,29 +302,6 @@ func (s colSpec) decimalProblem(v schema.Value) string {
 		return fmt.Sprintf("has %d fraction digits; numeric(%d,%d) would round it to %d", fracDigits, s.precision, s.scale, s.scale)
 	}
 	return ""
-}
-
-// decimalDigits counts the significant integer digits and the fraction digits
-// (without trailing zeros) of a plain or exponent decimal text.
-func decimalDigits(text string) (intDigits, fracDigits int) {
-	text = strings.TrimLeft(text, "+-")
-	exp := 0
-	if i := strings.IndexAny(text, "eE"); i >= 0 {
-		exp, _ = strconv.Atoi(text[i+1:])
-		text = text[:i]
-	}
-	ip, fp, _ := strings.Cut(text, ".")
-	digits := strings.TrimLeft(ip+fp, "0")
-	point := len(ip) + exp // position of the decimal point within ip+fp
-	lead := len(ip+fp) - len(digits)
-	digits = strings.TrimRight(digits, "0")
-	if digits == "" {
-		return 0, 0
-	}
-	// digits occupy positions [lead, lead+len(digits)) of ip+fp
-	intDigits = max(point-lead, 0)
-	fracDigits = max(lead+len(digits)-point, 0)
-	return intDigits, fracDigits
 }
 
 // appendCopyText appends v in Postgres's COPY text format (escaped, \N for NULL).

@@ -80,10 +80,22 @@ func testTypes(t *testing.T, h Harness) {
 	s := open(t, h, Options{})
 	tbl := TypesTable()
 	var cases []TypeCase
+	lim, _ := h.(Limits)
 	for _, c := range TypeCases {
 		if reason := h.Skip(c.Name); reason != "" {
 			t.Logf("type %s skipped: %s", c.Name, reason)
 			continue
+		}
+		if lim != nil {
+			var held []schema.Value
+			for _, v := range c.Values {
+				if lim.Holds(c.Name, v) {
+					held = append(held, v)
+				} else {
+					t.Logf("type %s: %s left out: the destination does not hold it", c.Name, v.AppendJSON(nil))
+				}
+			}
+			c.Values = held
 		}
 		cases = append(cases, c)
 	}
@@ -115,6 +127,9 @@ func testTypes(t *testing.T, h Harness) {
 			t.Fatalf("row %d missing", id)
 		}
 		for _, f := range w {
+			if f.Value.IsNull() && lim != nil && !lim.Holds(f.Name, f.Value) {
+				continue // the destination has no NULL for this type (ClickHouse arrays)
+			}
 			gv, _ := g.Row.Get(f.Name)
 			if !Equal(f.Value, gv) {
 				t.Errorf("type %s row %d: wrote %s, read back %s", f.Name, id, f.Value.AppendJSON(nil), gv.AppendJSON(nil))

@@ -1,0 +1,137 @@
+package clickhouse
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Config configures the ClickHouse sink.
+type Config struct {
+	// Addr lists native-protocol endpoints (host:9000, or :9440 with secure).
+	Addr []string `yaml:"addr" json:"addr"`
+	// Database holds the destination tables (created if missing). Default "default".
+	Database string `yaml:"database" json:"database"`
+	Username string `yaml:"username" json:"username"`
+	Password string `yaml:"password" json:"password"`
+	// Secure uses TLS.
+	Secure bool `yaml:"secure" json:"secure"`
+	// TableName names each destination table; "{namespace}" and "{table}" are
+	// replaced. Default "{table}".
+	TableName string `yaml:"table_name" json:"table_name"`
+	// DeleteMode "soft" (default): tombstones stay visible with _cdc_deleted = 1;
+	// "hard": the engine's is_deleted column hides them from FINAL and merges with
+	// CLEANUP drop them (ClickHouse 23.2 or later).
+	DeleteMode string `yaml:"delete_mode" json:"delete_mode"`
+	// MetadataPrefix prefixes the metadata columns. Default "_cdc_".
+	MetadataPrefix string `yaml:"metadata_prefix" json:"metadata_prefix"`
+	// IncludeOp and IncludeSourceTS add <prefix>op and <prefix>source_ts.
+	IncludeOp       bool `yaml:"include_op" json:"include_op"`
+	IncludeSourceTS bool `yaml:"include_source_ts" json:"include_source_ts"`
+	// JSON is how JSON columns are stored: "string" (default) or "json" (the JSON
+	// type, ClickHouse 25.3 or later).
+	JSON string `yaml:"json" json:"json"`
+	// WideDecimal is what happens to decimal columns wider than the server's
+	// Decimal (76 digits; 38 before 20.8) or without a declared precision:
+	// "string" (default: exact text) or "error".
+	WideDecimal string `yaml:"wide_decimal" json:"wide_decimal"`
+	// OnUnrepresentable is what happens to a value its column cannot hold (digits
+	// beyond Decimal(P,S), a date outside Date32/DateTime64, an integer beyond its
+	// column): "error" (default) or "null" (nullable columns only; counted).
+	OnUnrepresentable string `yaml:"on_unrepresentable" json:"on_unrepresentable"`
+	// CreateViews creates <table>_current, a view of the current rows (FINAL,
+	// without tombstones), next to each table.
+	CreateViews bool `yaml:"create_views" json:"create_views"`
+	// Tables overrides the table layout per source table (namespace.table).
+	Tables map[string]TableOptions `yaml:"tables" json:"tables"`
+}
+
+// TableOptions shape one destination table.
+type TableOptions struct {
+	// OrderBy is the sorting key (default: the primary key); it must begin with
+	// the primary key's columns, which define uniqueness.
+	OrderBy []string `yaml:"order_by" json:"order_by"`
+	// PartitionBy is a PARTITION BY expression, e.g. toYYYYMM(created_at).
+	PartitionBy string `yaml:"partition_by" json:"partition_by"`
+	// Engine replaces the engine, e.g. ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/t', '{replica}', _cdc_version, _cdc_deleted).
+	Engine string `yaml:"engine" json:"engine"`
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.Database == "" {
+		c.Database = "default"
+	}
+	if c.Username == "" {
+		c.Username = "default"
+	}
+	if c.TableName == "" {
+		c.TableName = "{table}"
+	}
+	if c.DeleteMode == "" {
+		c.DeleteMode = "soft"
+	}
+	if c.MetadataPrefix == "" {
+		c.MetadataPrefix = "_cdc_"
+	}
+	if c.JSON == "" {
+		c.JSON = "string"
+	}
+	if c.WideDecimal == "" {
+		c.WideDecimal = "string"
+	}
+	if c.OnUnrepresentable == "" {
+		c.OnUnrepresentable = "error"
+	}
+	return c
+}
+
+var (
+	prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,30}$`)
+	addrRE   = regexp.MustCompile(`^[^\s/:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:]+\]:[0-9]{1,5}$`)
+)
+
+// Validate reports every problem, one per joined error.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(c.Addr) == 0 {
+		bad("addr: list at least one host:port of the native protocol (e.g. clickhouse:9000)")
+	}
+	for i, a := range c.Addr {
+		if !addrRE.MatchString(a) {
+			bad("addr[%d]: %q is not host:port", i, a)
+		}
+	}
+	if c.Database == "" || strings.ContainsAny(c.Database, "`\x00") {
+		bad("database: %q is not a database name", c.Database)
+	}
+	if !strings.Contains(c.TableName, "{table}") {
+		bad("table_name: %q must contain {table}, or every source table would land in one destination table", c.TableName)
+	}
+	if c.DeleteMode != "soft" && c.DeleteMode != "hard" {
+		bad("delete_mode: must be soft or hard, got %q", c.DeleteMode)
+	}
+	if !prefixRE.MatchString(c.MetadataPrefix) {
+		bad("metadata_prefix: %q must match %s", c.MetadataPrefix, prefixRE)
+	}
+	if c.JSON != "string" && c.JSON != "json" {
+		bad("json: must be string or json, got %q", c.JSON)
+	}
+	if c.WideDecimal != "string" && c.WideDecimal != "error" {
+		bad("wide_decimal: must be string or error, got %q", c.WideDecimal)
+	}
+	if c.OnUnrepresentable != "error" && c.OnUnrepresentable != "null" {
+		bad("on_unrepresentable: must be error or null, got %q", c.OnUnrepresentable)
+	}
+	for name, t := range c.Tables {
+		if !strings.Contains(name, ".") {
+			bad("tables[%s]: name the source table as namespace.table", name)
+		}
+		if strings.ContainsAny(t.PartitionBy, ";") || strings.ContainsAny(t.Engine, ";") {
+			bad("tables[%s]: partition_by and engine must be single expressions", name)
+		}
+	}
+	return errors.Join(errs...)
+}

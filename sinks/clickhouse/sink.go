@@ -1,0 +1,768 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+)
+
+// Factory returns the ClickHouse sink's factory.
+func Factory() sinks.Factory {
+	return sinks.Factory{
+		Spec: func() any { return Config{}.WithDefaults() },
+		New: func(raw *yaml.Node, d sinks.Deps) (sinks.Sink, error) {
+			var c Config
+			if err := component.Decode(raw, &c); err != nil {
+				return nil, err
+			}
+			c = c.WithDefaults()
+			if err := c.Validate(); err != nil {
+				return nil, err
+			}
+			return New(c, d), nil
+		},
+	}
+}
+
+// Option adjusts a Sink.
+type Option func(*Sink)
+
+// WithBackend makes the sink use b instead of dialing the configured servers
+// (tests run the sink against the chdb engine this way).
+func WithBackend(b Backend) Option {
+	return func(s *Sink) { s.dial = func(context.Context) (Backend, error) { return b, nil } }
+}
+
+// Sink is the ClickHouse sink. It implements sinks.Sink, sinks.Checker and
+// sinks.Cleaner.
+type Sink struct {
+	cfg      Config
+	pipeline string
+	log      *slog.Logger
+	rows     *prometheus.CounterVec
+	nulled   *prometheus.CounterVec
+	dial     func(context.Context) (Backend, error)
+
+	be     Backend
+	feat   features
+	db     string // quoted database
+	meta   metaCols
+	tables map[schema.TableID]*chTable
+	seq    uint64           // the last batch number stored in the state table
+	hwm    offsets.Position // the position of the last change stored
+	warned map[string]bool
+}
+
+var _ interface {
+	sinks.Sink
+	sinks.Checker
+	sinks.Cleaner
+} = (*Sink)(nil)
+
+type metaCols struct{ version, deleted, synced, op, sourceTS, unchanged string }
+
+type chTable struct {
+	ident  string // quoted db.table
+	name   string // unquoted, for messages
+	cols   []chCol
+	byName map[string]int
+	pk     []string
+}
+
+type chCol struct {
+	name string
+	ct   colType
+}
+
+// keyComment marks the primary-key columns (the sorting key may be longer).
+const keyComment = "cdcd: primary key"
+
+// New returns a ClickHouse sink; c must have its defaults applied and be valid.
+func New(c Config, d sinks.Deps, opts ...Option) *Sink {
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.clickhouse"), db: ident(c.Database)}
+	s.meta = metaCols{version: c.MetadataPrefix + "version", deleted: c.MetadataPrefix + "deleted", synced: c.MetadataPrefix + "synced_at",
+		op: c.MetadataPrefix + "op", sourceTS: c.MetadataPrefix + "source_ts", unchanged: c.MetadataPrefix + "unchanged"}
+	s.rows = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_sink_clickhouse_rows_total",
+		Help: "Rows inserted into ClickHouse tables (after collapsing per key), by pipeline and table."}, []string{"pipeline", "table"})
+	s.nulled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_sink_values_nulled_total",
+		Help: "Values stored as NULL because the destination column could not hold them (on_unrepresentable: null)."}, []string{"pipeline", "table", "column"})
+	if d.Metrics != nil {
+		s.rows = register(d.Metrics, s.rows)
+		s.nulled = register(d.Metrics, s.nulled)
+	}
+	s.dial = func(ctx context.Context) (Backend, error) { return dialNative(ctx, c) }
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+func (s *Sink) stateTable() string { return s.db + "." + ident(s.cfg.MetadataPrefix+"sink_state") }
+
+// connect dials and reads the server's features.
+func (s *Sink) connect(ctx context.Context) (Backend, features, error) {
+	be, err := s.dial(ctx)
+	if err != nil {
+		return nil, features{}, fmt.Errorf("connect to ClickHouse: %w", err)
+	}
+	ma, mi, err := be.ServerVersion(ctx)
+	if err != nil {
+		be.Close()
+		return nil, features{}, fmt.Errorf("server version: %w", err)
+	}
+	return be, featuresOf(ma, mi), nil
+}
+
+// requirements lists what the config needs that the server lacks.
+func (s *Sink) requirements(f features) []error {
+	var errs []error
+	if s.cfg.DeleteMode == "hard" && !f.isDeleted {
+		errs = append(errs, fmt.Errorf("delete_mode: hard needs ClickHouse 23.2 or later (ReplacingMergeTree's is_deleted column); the server runs %d.%d: use delete_mode: soft and read with WHERE %s = 0", f.major, f.minor, s.meta.deleted))
+	}
+	if s.cfg.JSON == "json" && !f.jsonType {
+		errs = append(errs, fmt.Errorf("json: json needs ClickHouse 25.3 or later; the server runs %d.%d: use json: string", f.major, f.minor))
+	}
+	return errs
+}
+
+// Check connects and reports what would stop the sink from working.
+func (s *Sink) Check(ctx context.Context) error {
+	be, f, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	errs := s.requirements(f)
+	if err := be.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+		errs = append(errs, fmt.Errorf("cannot create database %s: %w", s.cfg.Database, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Open connects, creates the database and the state table, and reads the state.
+func (s *Sink) Open(ctx context.Context) error {
+	if s.be != nil {
+		return nil
+	}
+	be, f, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if errs := s.requirements(f); len(errs) > 0 {
+		be.Close()
+		return component.Permanent(errors.Join(errs...))
+	}
+	s.be, s.feat = be, f
+	s.tables = map[schema.TableID]*chTable{}
+	s.warned = map[string]bool{}
+	if f.major < 20 {
+		s.log.Warn("old ClickHouse server: timestamps are stored as ISO 8601 text, booleans as UInt8, dates as Date (1970–2149)",
+			"version", fmt.Sprintf("%d.%d", f.major, f.minor))
+	}
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS " + s.db,
+		"CREATE TABLE IF NOT EXISTS " + s.stateTable() + " (pipeline String, seq UInt64, position String) ENGINE = ReplacingMergeTree(seq) ORDER BY pipeline",
+	} {
+		if err := be.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return s.loadState(ctx)
+}
+
+func (s *Sink) loadState(ctx context.Context) error {
+	rows, err := s.be.QueryStrings(ctx, "SELECT pipeline, toString(seq), position FROM "+s.stateTable()+" FINAL")
+	if err != nil {
+		return fmt.Errorf("read sink state: %w", err)
+	}
+	s.seq, s.hwm = 0, nil
+	for _, r := range rows {
+		if r[0] != s.pipeline {
+			continue
+		}
+		seq, err := strconv.ParseUint(r[1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("sink state: seq %q: %w", r[1], err)
+		}
+		pos, err := hex.DecodeString(r[2])
+		if err != nil {
+			return fmt.Errorf("sink state: position %q: %w", r[2], err)
+		}
+		s.seq, s.hwm = seq, pos
+	}
+	return nil
+}
+
+func (s *Sink) saveState(ctx context.Context, seq uint64, pos offsets.Position) error {
+	cols := []Column{{"pipeline", "String"}, {"seq", "UInt64"}, {"position", "String"}}
+	return s.be.Insert(ctx, s.stateTable(), cols, [][]any{{s.pipeline, seq, hex.EncodeToString(pos)}}, "")
+}
+
+// Cleanup forgets the pipeline's written position when it is deleted; the batch
+// numbers go on, so a resync's rows outrank the old ones.
+func (s *Sink) Cleanup(ctx context.Context) error {
+	opened := s.be != nil
+	if !opened {
+		if err := s.Open(ctx); err != nil {
+			return err
+		}
+		defer s.Close(ctx) //nolint:errcheck // nothing was written
+	}
+	s.seq++
+	return s.saveState(ctx, s.seq, nil)
+}
+
+// Close closes the connection. It is idempotent.
+func (s *Sink) Close(context.Context) error {
+	if s.be == nil {
+		return nil
+	}
+	err := s.be.Close()
+	s.be = nil
+	return err
+}
+
+func (s *Sink) destName(id schema.TableID) string {
+	return strings.NewReplacer("{namespace}", id.Namespace, "{table}", id.Name).Replace(s.cfg.TableName)
+}
+
+// readTable reads a destination table's columns; nil if it does not exist.
+func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*chTable, error) {
+	name := s.destName(id)
+	rows, err := s.be.QueryStrings(ctx, "SELECT table, name, type, comment FROM system.columns WHERE database = "+literal(s.cfg.Database))
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", name, err)
+	}
+	t := &chTable{ident: s.db + "." + ident(name), name: s.cfg.Database + "." + name, byName: map[string]int{}}
+	for _, r := range rows {
+		if r[0] != name {
+			continue
+		}
+		t.byName[r[1]] = len(t.cols)
+		t.cols = append(t.cols, chCol{name: r[1], ct: parseType(r[2])})
+		if r[3] == keyComment {
+			t.pk = append(t.pk, r[1])
+		}
+	}
+	if len(t.cols) == 0 {
+		return nil, nil
+	}
+	if len(t.pk) == 0 {
+		return nil, component.Permanent(fmt.Errorf("destination table %s has no columns marked %q: it was not created by this sink", t.name, keyComment))
+	}
+	if _, ok := t.byName[s.meta.version]; !ok {
+		return nil, component.Permanent(fmt.Errorf("destination table %s has no %s column: it was not created by this sink (or with another metadata_prefix)", t.name, s.meta.version))
+	}
+	return t, nil
+}
+
+// parseType reads a ClickHouse type as system.columns spells it.
+func parseType(s string) colType {
+	ct := colType{sql: s, base: s}
+	if inner, ok := strings.CutPrefix(s, "Nullable("); ok {
+		ct.nullable, ct.base = true, strings.TrimSuffix(inner, ")")
+	}
+	if inner, ok := strings.CutPrefix(ct.base, "LowCardinality("); ok {
+		ct.base = strings.TrimSuffix(inner, ")")
+	}
+	if inner, ok := strings.CutPrefix(ct.base, "Array("); ok {
+		e := parseType(strings.TrimSuffix(inner, ")"))
+		ct.elem = &e
+	}
+	if strings.HasPrefix(ct.base, "Decimal(") {
+		fmt.Sscanf(ct.base, "Decimal(%d, %d)", &ct.p, &ct.s)
+	}
+	return ct
+}
+
+func (s *Sink) table(ctx context.Context, id schema.TableID) (*chTable, error) {
+	if t := s.tables[id]; t != nil {
+		return t, nil
+	}
+	t, err := s.readTable(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, component.Permanent(fmt.Errorf("destination table %s.%s for %s does not exist; it was dropped at the destination: recreate it or resync the pipeline", s.cfg.Database, s.destName(id), id))
+	}
+	s.tables[id] = t
+	return t, nil
+}
+
+// Apply creates tables and applies column changes ClickHouse can take without
+// loss: added columns, widened integers, floats and decimals, renames (20.4+).
+// Drops keep the destination column. Anything else is a permanent error naming
+// the table and column.
+func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
+	if s.be == nil {
+		return errors.New("clickhouse sink: Apply before Open")
+	}
+	for _, d := range deltas {
+		delete(s.tables, d.Table.ID)
+		if err := s.applyDelta(ctx, d); err != nil {
+			return err
+		}
+		delete(s.tables, d.Table.ID)
+	}
+	return nil
+}
+
+func (s *Sink) exec(ctx context.Context, q string) error {
+	if err := s.be.Exec(ctx, q); err != nil {
+		return classify(fmt.Errorf("%s: %w", q, err))
+	}
+	return nil
+}
+
+func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
+	cur, err := s.readTable(ctx, d.Table.ID)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
+			return nil
+		}
+		return s.createTable(ctx, d.Table)
+	}
+	for _, ch := range d.Changes {
+		switch ch.Op {
+		case schema.RenameColumn:
+			_, hasOld := cur.byName[ch.Old.Name]
+			_, hasNew := cur.byName[ch.Column.Name]
+			if hasOld && !hasNew {
+				if s.feat.major < 20 || (s.feat.major == 20 && s.feat.minor < 4) {
+					return component.Permanent(fmt.Errorf("table %s: column %s was renamed to %s at the source; ClickHouse before 20.4 cannot rename columns: rename or add it yourself, then resume", cur.name, ch.Old.Name, ch.Column.Name))
+				}
+				if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", cur.ident, ident(ch.Old.Name), ident(ch.Column.Name))); err != nil {
+					return err
+				}
+				cur.byName[ch.Column.Name] = cur.byName[ch.Old.Name]
+			}
+		case schema.AlterColumnType:
+			i, ok := cur.byName[ch.Column.Name]
+			if !ok {
+				continue
+			}
+			want, err := s.DestType(ch.Column.Type, !slices.Contains(d.Table.PrimaryKey, ch.Column.Name) && (ch.Column.Nullable || cur.cols[i].ct.nullable))
+			if err != nil {
+				return component.Permanent(fmt.Errorf("table %s column %s: %w", cur.name, ch.Column.Name, err))
+			}
+			have := cur.cols[i].ct
+			if have.base == want.base {
+				continue
+			}
+			if !widens(have, want) {
+				return component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and cannot take it without loss: alter the column yourself, or resync the table",
+					cur.name, ch.Column.Name, ch.Column.Type, have.sql))
+			}
+			if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s MODIFY COLUMN %s %s", cur.ident, ident(ch.Column.Name), want.sql)); err != nil {
+				return err
+			}
+		case schema.SetPrimaryKey:
+			if !slices.Equal(cur.pk, d.Table.PrimaryKey) {
+				return component.Permanent(fmt.Errorf("table %s: the source's primary key changed from (%s) to (%s); the table's sorting key cannot follow it: resync the table",
+					cur.name, strings.Join(cur.pk, ", "), strings.Join(d.Table.PrimaryKey, ", ")))
+			}
+		}
+	}
+	// columns the destination lacks
+	for _, c := range d.Table.Columns {
+		if _, ok := cur.byName[c.Name]; ok {
+			continue
+		}
+		ct, err := s.DestType(c.Type, true) // added later: existing rows have no value
+		if err != nil {
+			return component.Permanent(fmt.Errorf("table %s column %s: %w", cur.name, c.Name, err))
+		}
+		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", cur.ident, ident(c.Name), ct.sql)
+		if s.feat.ifNotExists {
+			q = fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cur.ident, ident(c.Name), ct.sql)
+		}
+		if err := s.exec(ctx, q); err != nil {
+			return err
+		}
+		s.log.Info("column added at destination", "table", cur.name, "column", c.Name, "type", ct.sql)
+	}
+	return nil
+}
+
+func (s *Sink) tableOptions(id schema.TableID) TableOptions {
+	return s.cfg.Tables[id.String()]
+}
+
+func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
+	if len(t.PrimaryKey) == 0 {
+		return component.Permanent(fmt.Errorf("table %s has no primary key: ReplacingMergeTree needs one to replace rows", t.ID))
+	}
+	opts := s.tableOptions(t.ID)
+	var b strings.Builder
+	name := s.db + "." + ident(s.destName(t.ID))
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", name)
+	for _, c := range t.Columns {
+		key := slices.Contains(t.PrimaryKey, c.Name)
+		ct, err := s.DestType(c.Type, c.Nullable && !key)
+		if err != nil {
+			return component.Permanent(fmt.Errorf("table %s column %s: %w", t.ID, c.Name, err))
+		}
+		fmt.Fprintf(&b, "%s %s", ident(c.Name), ct.sql)
+		if key {
+			fmt.Fprintf(&b, " COMMENT %s", literal(keyComment))
+		}
+		b.WriteString(", ")
+	}
+	synced := "DateTime DEFAULT now()"
+	if s.feat.now64 {
+		synced = "DateTime64(6, 'UTC') DEFAULT now64(6)"
+	}
+	fmt.Fprintf(&b, "%s UInt64, %s UInt8, %s %s", ident(s.meta.version), ident(s.meta.deleted), ident(s.meta.synced), synced)
+	if s.cfg.IncludeOp {
+		fmt.Fprintf(&b, ", %s String", ident(s.meta.op))
+	}
+	if s.cfg.IncludeSourceTS {
+		tsType, _ := s.DestType(schema.Type{Kind: schema.KindTimestamp}, true)
+		fmt.Fprintf(&b, ", %s %s", ident(s.meta.sourceTS), tsType.sql)
+	}
+	b.WriteString(") ENGINE = ")
+	switch {
+	case opts.Engine != "":
+		b.WriteString(opts.Engine)
+	case s.cfg.DeleteMode == "hard":
+		fmt.Fprintf(&b, "ReplacingMergeTree(%s, %s)", ident(s.meta.version), ident(s.meta.deleted))
+	default:
+		fmt.Fprintf(&b, "ReplacingMergeTree(%s)", ident(s.meta.version))
+	}
+	if opts.PartitionBy != "" {
+		b.WriteString(" PARTITION BY " + opts.PartitionBy)
+	}
+	order := opts.OrderBy
+	if len(order) == 0 {
+		order = t.PrimaryKey
+	} else if len(order) < len(t.PrimaryKey) || !slices.Equal(order[:len(t.PrimaryKey)], t.PrimaryKey) {
+		return component.Permanent(fmt.Errorf("tables[%s].order_by: (%s) must begin with the primary key (%s), which defines which rows replace each other",
+			t.ID, strings.Join(order, ", "), strings.Join(t.PrimaryKey, ", ")))
+	}
+	quoted := make([]string, len(order))
+	for i, k := range order {
+		quoted[i] = ident(k)
+	}
+	fmt.Fprintf(&b, " ORDER BY (%s)", strings.Join(quoted, ", "))
+	if s.feat.dedupToken {
+		b.WriteString(" SETTINGS non_replicated_deduplication_window = 1000")
+	}
+	if err := s.exec(ctx, b.String()); err != nil {
+		return err
+	}
+	if s.cfg.CreateViews {
+		view := s.db + "." + ident(s.destName(t.ID)+"_current")
+		if err := s.exec(ctx, fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS SELECT * FROM %s FINAL WHERE %s = 0", view, name, ident(s.meta.deleted))); err != nil {
+			return err
+		}
+	}
+	s.log.Info("destination table created", "table", s.cfg.Database+"."+s.destName(t.ID), "source", t.ID.String())
+	return nil
+}
+
+// widens reports whether changing a column from have to want keeps every value.
+func widens(have, want colType) bool {
+	if have.nullable && !want.nullable {
+		return false
+	}
+	hb, wb := have.base, want.base
+	ints := []string{"Int8", "Int16", "Int32", "Int64"}
+	uints := []string{"UInt8", "UInt16", "UInt32", "UInt64"}
+	hi, wi := slices.Index(ints, hb), slices.Index(ints, wb)
+	hu, wu := slices.Index(uints, hb), slices.Index(uints, wb)
+	switch {
+	case hi >= 0 && wi >= 0:
+		return wi >= hi
+	case hu >= 0 && wu >= 0:
+		return wu >= hu
+	case hu >= 0 && wi >= 0:
+		return wi > hu
+	case hb == "Float32" && wb == "Float64":
+		return true
+	case have.p > 0 && want.p > 0:
+		return want.s >= have.s && want.p-want.s >= have.p-have.s
+	}
+	return hb == wb
+}
+
+// classify marks ClickHouse errors a retry cannot fix as permanent: syntax,
+// unknown identifiers and types, type mismatches, access denied.
+func classify(err error) error {
+	msg := err.Error()
+	for _, code := range []string{"code: 62,", "code: 47,", "code: 50,", "code: 53,", "code: 60,", "code: 44,", "code: 497,", "code: 516,", "code: 36,", "code: 43,"} {
+		if strings.Contains(strings.ToLower(msg), code) {
+			return component.Permanent(err)
+		}
+	}
+	return err
+}
+
+// Write inserts b's changes (collapsed per key, each a row with a version) and
+// then records the batch in the state table.
+func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	if s.be == nil {
+		return errors.New("clickhouse sink: Write before Open")
+	}
+	changes := b.Changes
+	skip := 0
+	for skip < len(changes) && changes[skip].Pos.Compare(s.hwm) <= 0 {
+		skip++ // written already: positions increase and are never reused
+	}
+	if skip == len(changes) {
+		return nil
+	}
+	last := changes[len(changes)-1].Pos
+	changes = sinks.CollapseByKey(changes[skip:])
+	if len(changes) >= 1<<24 {
+		return component.Permanent(fmt.Errorf("a batch of %d changes is more than the ClickHouse sink numbers (16,777,215): lower batch.max_changes", len(changes)))
+	}
+	n := s.seq + 1
+	var order []schema.TableID
+	byTable := map[schema.TableID][]int{}
+	for i := range changes {
+		id := changes[i].Table
+		if _, ok := byTable[id]; !ok {
+			order = append(order, id)
+		}
+		byTable[id] = append(byTable[id], i)
+	}
+	for _, id := range order {
+		if err := s.writeTable(ctx, id, changes, byTable[id], n); err != nil {
+			return err
+		}
+	}
+	if err := s.saveState(ctx, n, last); err != nil {
+		return fmt.Errorf("record batch %d: %w", n, err)
+	}
+	s.seq, s.hwm = n, last.Clone()
+	return nil
+}
+
+func version(n uint64, i int) uint64 { return n<<24 | uint64(i) }
+
+func (s *Sink) writeTable(ctx context.Context, id schema.TableID, changes []schema.Change, idx []int, n uint64) error {
+	t, err := s.table(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c := &changes[idx[0]]; c.Op == schema.OpTruncate {
+		// a tombstone, at the truncate's version, for every live key
+		keys := make([]string, len(t.pk))
+		for i, k := range t.pk {
+			keys[i] = ident(k)
+		}
+		q := fmt.Sprintf("INSERT INTO %s (%s, %s, %s) SELECT %s, toUInt64(%d), toUInt8(1) FROM %s FINAL WHERE %s = 0",
+			t.ident, strings.Join(keys, ", "), ident(s.meta.version), ident(s.meta.deleted), strings.Join(keys, ", "), version(n, idx[0]), t.ident, ident(s.meta.deleted))
+		if err := s.exec(ctx, q); err != nil {
+			return fmt.Errorf("truncate %s: %w", t.name, err)
+		}
+		idx = idx[1:]
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	// the columns this batch carries, in table order, then the metadata
+	present := make([]bool, len(t.cols))
+	for _, i := range idx {
+		c := &changes[i]
+		for _, r := range []schema.Row{c.Key, c.After} {
+			for _, f := range r {
+				j, ok := t.byName[f.Name]
+				if !ok {
+					return component.Permanent(fmt.Errorf("table %s: column %q is not at the destination (the schema change that added it was not applied): resync the table or add the column", t.name, f.Name))
+				}
+				present[j] = true
+			}
+		}
+	}
+	var cols []Column
+	var colIdx []int
+	for j, c := range t.cols {
+		if present[j] {
+			cols = append(cols, Column{c.name, c.ct.sql})
+			colIdx = append(colIdx, j)
+		}
+	}
+	cols = append(cols, Column{s.meta.version, "UInt64"}, Column{s.meta.deleted, "UInt8"})
+	opIdx, tsIdx := -1, -1
+	if j, ok := t.byName[s.meta.op]; ok && s.cfg.IncludeOp {
+		opIdx = len(cols)
+		cols = append(cols, Column{s.meta.op, t.cols[j].ct.sql})
+	}
+	if j, ok := t.byName[s.meta.sourceTS]; ok && s.cfg.IncludeSourceTS {
+		tsIdx = len(cols)
+		cols = append(cols, Column{s.meta.sourceTS, t.cols[j].ct.sql})
+	}
+	var direct, staged [][]any
+	var unchangedCols [][]any
+	first, lastPos := changes[idx[0]].Pos, changes[idx[len(idx)-1]].Pos
+	for _, i := range idx {
+		c := &changes[i]
+		row := make([]any, len(cols))
+		src := c.After
+		if c.Op == schema.OpDelete {
+			src = c.Key
+		}
+		var unchanged []any
+		for k, j := range colIdx {
+			col := &t.cols[j]
+			v, ok := src.Get(col.name)
+			if !ok {
+				v, ok = c.Key.Get(col.name)
+			}
+			if ok && v.Kind() == schema.KindUnchanged {
+				unchanged = append(unchanged, col.name)
+			}
+			x, problem := encode(col.ct, v)
+			if problem != "" {
+				if x, err = s.unrepresentable(t, col, c, problem); err != nil {
+					return err
+				}
+			}
+			row[k] = x
+		}
+		row[len(colIdx)] = version(n, i)
+		var del uint8
+		if c.Op == schema.OpDelete {
+			del = 1
+		}
+		row[len(colIdx)+1] = del
+		if opIdx >= 0 {
+			row[opIdx] = c.Op.String()
+		}
+		if tsIdx >= 0 {
+			if c.CommitTS.IsZero() {
+				row[tsIdx] = nil
+			} else {
+				row[tsIdx], _ = encode(t.cols[t.byName[s.meta.sourceTS]].ct, schema.Timestamp(c.CommitTS))
+			}
+		}
+		if len(unchanged) > 0 {
+			staged = append(staged, row)
+			unchangedCols = append(unchangedCols, unchanged)
+		} else {
+			direct = append(direct, row)
+		}
+	}
+	token := ""
+	if s.feat.dedupToken {
+		// the same rows replayed get the same token and are dropped as a duplicate
+		// block; different rows under the same batch number get another one
+		token = fmt.Sprintf("%s:%d:%s:%s:%s:%d", s.pipeline, n, t.name, hex.EncodeToString(first), hex.EncodeToString(lastPos), len(idx))
+	}
+	if len(direct) > 0 {
+		if err := s.be.Insert(ctx, t.ident, cols, direct, token); err != nil {
+			return classify(fmt.Errorf("insert %d rows into %s: %w", len(direct), t.name, err))
+		}
+	}
+	if len(staged) > 0 {
+		if err := s.insertKeepingUnchanged(ctx, t, cols, staged, unchangedCols); err != nil {
+			return err
+		}
+	}
+	s.rows.WithLabelValues(s.pipeline, t.name).Add(float64(len(idx)))
+	return nil
+}
+
+// insertKeepingUnchanged inserts rows whose unchanged-TOAST columns take the
+// stored value: the rows go to a staging table, then INSERT … SELECT joins them
+// to the current row of their key.
+func (s *Sink) insertKeepingUnchanged(ctx context.Context, t *chTable, cols []Column, rows [][]any, unchanged [][]any) error {
+	h := fnv.New64a()
+	h.Write([]byte(s.pipeline + "\x00" + t.ident))
+	stage := s.db + "." + ident(fmt.Sprintf("%sstage_%x", s.cfg.MetadataPrefix, h.Sum64()))
+	var def strings.Builder
+	for _, c := range cols {
+		fmt.Fprintf(&def, "%s %s, ", ident(c.Name), c.Type)
+	}
+	fmt.Fprintf(&def, "%s Array(String)", ident(s.meta.unchanged))
+	if err := s.exec(ctx, "DROP TABLE IF EXISTS "+stage); err != nil {
+		return err
+	}
+	if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s (%s) ENGINE = Memory", stage, def.String())); err != nil {
+		return err
+	}
+	defer s.be.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+stage) //nolint:errcheck // best effort: recreated next time
+	scols := append(slices.Clone(cols), Column{s.meta.unchanged, "Array(String)"})
+	srows := make([][]any, len(rows))
+	for i, r := range rows {
+		srows[i] = append(slices.Clone(r), unchanged[i])
+	}
+	if err := s.be.Insert(ctx, stage, scols, srows, ""); err != nil {
+		return classify(fmt.Errorf("stage %d rows for %s: %w", len(rows), t.name, err))
+	}
+	var names, sel, cur []string
+	keys := make([]string, len(t.pk))
+	for i, k := range t.pk {
+		keys[i] = ident(k)
+	}
+	for i, c := range cols {
+		names = append(names, ident(c.Name))
+		_, inTable := t.byName[c.Name]
+		isData := inTable && c.Name != s.meta.version && c.Name != s.meta.deleted && c.Name != s.meta.op && c.Name != s.meta.sourceTS
+		if !isData || slices.Contains(t.pk, c.Name) {
+			sel = append(sel, "s."+ident(c.Name))
+			continue
+		}
+		alias := fmt.Sprintf("%scur_%d", s.cfg.MetadataPrefix, i)
+		cur = append(cur, fmt.Sprintf("%s AS %s", ident(c.Name), ident(alias)))
+		sel = append(sel, fmt.Sprintf("if(has(s.%s, %s), %s, s.%s)", ident(s.meta.unchanged), literal(c.Name), ident(alias), ident(c.Name)))
+	}
+	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS s ANY LEFT JOIN (SELECT %s, %s FROM %s FINAL) AS c USING (%s)",
+		t.ident, strings.Join(names, ", "), strings.Join(sel, ", "), stage, strings.Join(keys, ", "), strings.Join(cur, ", "), t.ident, strings.Join(keys, ", "))
+	if err := s.exec(ctx, q); err != nil {
+		return fmt.Errorf("insert rows keeping unchanged values into %s: %w", t.name, err)
+	}
+	return nil
+}
+
+// unrepresentable applies on_unrepresentable; neither error nor log carries the value.
+func (s *Sink) unrepresentable(t *chTable, col *chCol, c *schema.Change, problem string) (any, error) {
+	if s.cfg.OnUnrepresentable == "null" && col.ct.nullable {
+		s.nulled.WithLabelValues(s.pipeline, t.name, col.name).Inc()
+		if k := t.name + "\x00" + col.name; !s.warned[k] {
+			s.warned[k] = true
+			s.log.Warn("value the destination column cannot hold stored as NULL (on_unrepresentable: null); further ones are only counted",
+				"table", t.name, "column", col.name, "position", c.Pos.String(), "reason", errUnrepresentablePrefix+problem)
+		}
+		return nil, nil
+	}
+	hint := "set on_unrepresentable: null to store NULL instead, or change the column's type"
+	if !col.ct.nullable {
+		hint = "the column is not Nullable, so on_unrepresentable: null cannot apply; change the column's type"
+	}
+	return nil, component.Permanent(fmt.Errorf("table %s column %s (%s) at position %s: the value %s; %s", t.name, col.name, col.ct.sql, c.Pos, problem, hint))
+}
