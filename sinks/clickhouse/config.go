@@ -33,7 +33,7 @@ type Config struct {
 	// type, ClickHouse 25.3 or later).
 	JSON string `yaml:"json" json:"json"`
 	// WideDecimal is what happens to decimal columns wider than the server's
-	// Decimal (76 digits; 38 before 20.8) or without a declared precision:
+	// Decimal (76 digits; 38 before 20.8; 18 before 20.1) or without a declared precision:
 	// "string" (default: exact text) or "error".
 	WideDecimal string `yaml:"wide_decimal" json:"wide_decimal"`
 	// OnUnrepresentable is what happens to a value its column cannot hold (digits

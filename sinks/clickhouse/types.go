@@ -105,8 +105,14 @@ func (s *Sink) baseType(t schema.Type, f features) (string, error) {
 		return "Float64", nil
 	case schema.KindDecimal:
 		limit := 38
-		if f.decimal256 {
+		switch {
+		case f.decimal256:
 			limit = 76
+		case !f.dateTime64:
+			// before 20.1 Decimal128 prints wrong digits (measured on 18.16:
+			// toString of Decimal(38, 10) garbles the leading digits): keep
+			// wide decimals exact as text there
+			limit = 18
 		}
 		if t.Precision > 0 && t.Precision <= limit {
 			return fmt.Sprintf("Decimal(%d, %d)", t.Precision, t.Scale), nil
