@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/sinks/clickhouse"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	pgsink "github.com/cdcd-dev/cdcd/sinks/postgres"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
@@ -24,6 +25,7 @@ func registry() *pipeline.Registry {
 	r.Sources["postgres"] = pgsrc.Factory()
 	r.Sinks["file"] = file.Factory()
 	r.Sinks["postgres"] = pgsink.Factory()
+	r.Sinks["clickhouse"] = clickhouse.Factory()
 	return r
 }
 

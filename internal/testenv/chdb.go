@@ -142,8 +142,9 @@ func (c *ChDB) Query(sql string) ([][]any, error) {
 	return r.Rows, err
 }
 
-// InsertNative loads a block in Native format into table's columns.
-func (c *ChDB) InsertNative(table string, columns string, native []byte) error {
+// InsertNative loads a block in Native format into table's columns, with
+// settings (e.g. insert_deduplication_token = 'x') if not empty.
+func (c *ChDB) InsertNative(table string, columns string, native []byte, settings string) error {
 	c.mu.Lock()
 	c.file++
 	path := filepath.Join(c.dir, fmt.Sprintf("block-%d.native", c.file))
@@ -152,5 +153,8 @@ func (c *ChDB) InsertNative(table string, columns string, native []byte) error {
 		return err
 	}
 	defer os.Remove(path)
-	return c.Exec(fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM file('%s', 'Native')", table, columns, columns, path))
+	if settings != "" {
+		settings = " SETTINGS " + settings
+	}
+	return c.Exec(fmt.Sprintf("INSERT INTO %s (%s)%s SELECT %s FROM file('%s', 'Native')", table, columns, settings, columns, path))
 }

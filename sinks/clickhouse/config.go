@@ -49,10 +49,12 @@ type Config struct {
 
 // TableOptions shape one destination table.
 type TableOptions struct {
-	// OrderBy is the sorting key (default: the primary key); it must begin with
-	// the primary key's columns, which define uniqueness.
+	// OrderBy orders the primary key's columns in the sorting key (default: the
+	// key's order). It may name only key columns: the sorting key decides which
+	// rows replace each other, and a delete carries only the key.
 	OrderBy []string `yaml:"order_by" json:"order_by"`
-	// PartitionBy is a PARTITION BY expression, e.g. toYYYYMM(created_at).
+	// PartitionBy is a PARTITION BY expression over key columns, e.g.
+	// intDiv(id, 1000000) (FINAL does not merge across partitions).
 	PartitionBy string `yaml:"partition_by" json:"partition_by"`
 	// Engine replaces the engine, e.g. ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/t', '{replica}', _cdc_version, _cdc_deleted).
 	Engine string `yaml:"engine" json:"engine"`

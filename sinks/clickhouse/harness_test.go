@@ -59,7 +59,7 @@ func (b chdbBackend) QueryStrings(_ context.Context, sql string) ([][]string, er
 	return out, nil
 }
 
-func (b chdbBackend) Insert(_ context.Context, table string, cols []Column, rows [][]any, _ string) error {
+func (b chdbBackend) Insert(_ context.Context, table string, cols []Column, rows [][]any, token string) error {
 	block := proto.NewBlock()
 	names := make([]string, len(cols))
 	for i, c := range cols {
@@ -77,7 +77,11 @@ func (b chdbBackend) Insert(_ context.Context, table string, cols []Column, rows
 	if err := block.Encode(&buf, 0); err != nil { // revision 0: the Native format
 		return err
 	}
-	return b.db.InsertNative(table, strings.Join(names, ", "), buf.Buf)
+	settings := ""
+	if token != "" {
+		settings = "insert_deduplication_token = " + literal(token)
+	}
+	return b.db.InsertNative(table, strings.Join(names, ", "), buf.Buf, settings)
 }
 
 func (chdbBackend) Close() error { return nil }

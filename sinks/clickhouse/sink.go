@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -468,9 +469,20 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	order := opts.OrderBy
 	if len(order) == 0 {
 		order = t.PrimaryKey
-	} else if len(order) < len(t.PrimaryKey) || !slices.Equal(order[:len(t.PrimaryKey)], t.PrimaryKey) {
-		return component.Permanent(fmt.Errorf("tables[%s].order_by: (%s) must begin with the primary key (%s), which defines which rows replace each other",
+	} else if len(order) != len(t.PrimaryKey) || !sameSet(order, t.PrimaryKey) {
+		// The sorting key decides which rows replace each other, and a delete
+		// carries only the key: any other column would leave tombstones apart
+		// from the rows they delete.
+		return component.Permanent(fmt.Errorf("tables[%s].order_by: (%s) must be the primary key's columns (%s) in any order: rows replace each other by the sorting key, and a delete carries only the key",
 			t.ID, strings.Join(order, ", "), strings.Join(t.PrimaryKey, ", ")))
+	}
+	if p := opts.PartitionBy; p != "" {
+		for _, m := range identRE.FindAllStringSubmatch(p, -1) {
+			if m[2] != "(" && !slices.Contains(t.PrimaryKey, strings.Trim(m[1], "`")) {
+				return component.Permanent(fmt.Errorf("tables[%s].partition_by: %q uses %s, which is not a primary-key column: FINAL does not merge across partitions, so a delete (which carries only the key) would not reach the row",
+					t.ID, p, m[1]))
+			}
+		}
 	}
 	quoted := make([]string, len(order))
 	for i, k := range order {
@@ -491,6 +503,16 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	}
 	s.log.Info("destination table created", "table", s.cfg.Database+"."+s.destName(t.ID), "source", t.ID.String())
 	return nil
+}
+
+// identRE finds identifiers in an expression; group 2 is "(" for function names.
+var identRE = regexp.MustCompile("(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)\\s*(\\(?)")
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
 }
 
 // widens reports whether changing a column from have to want keeps every value.
