@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -27,6 +28,62 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// workload is a source Postgres with the acct table of a snapshot's worth of
+// rows, and a writer that then makes a budget of changes in transactions of 1 to
+// 1,000 rows (inserts, updates, deletes, key updates).
+type workload struct {
+	src   *testenv.Postgres
+	dsn   string
+	pool  *pgxpool.Pool
+	done  chan error // the writer's result
+	rng   *rand.Rand
+	rows  int
+	total int
+}
+
+func startWorkload(t *testing.T, rowsEnv, changesEnv string, defRows int) *workload {
+	rows := envInt(rowsEnv, defRows)
+	changes := envInt(changesEnv, rows*13/10)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d, %d rows, %d changes", seed, rows, changes)
+	w := &workload{rng: rand.New(rand.NewPCG(seed, 7)), rows: rows, total: changes, done: make(chan error, 1)}
+	w.src = testenv.StartPostgres(t, testenv.WithSetting("synchronous_commit", "on"))
+	w.dsn = w.src.CreateDatabase(t, "app")
+	ctx := context.Background()
+	var err error
+	w.pool, err = pgxpool.New(ctx, w.dsn)
+	require.NoError(t, err)
+	t.Cleanup(w.pool.Close)
+	require.NoError(t, testenv.FillAcct(ctx, w.pool, rows))
+	return w
+}
+
+// write runs the writer in the background.
+func (w *workload) write() {
+	rng := rand.New(rand.NewPCG(w.rng.Uint64(), 8))
+	go func() { w.done <- testenv.WriteAcct(context.Background(), w.pool, rng, w.rows, w.total) }()
+}
+
+// runWithKills runs `cdcd run -f cfg` while the writer writes, SIGKILLing it at
+// random points (at least 6 times), and returns the last, running, process.
+func (w *workload) runWithKills(t *testing.T, cfg, data string, log *syncBuffer) (*exec.Cmd, int) {
+	w.write()
+	kills := 0
+	for writing := true; writing || kills < 6; kills++ {
+		cmd := startRun(t, cfg, data, log)
+		time.Sleep(time.Duration(500+w.rng.IntN(2500)) * time.Millisecond)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		_ = cmd.Wait()
+		select {
+		case err := <-w.done:
+			require.NoError(t, err)
+			writing = false
+		default:
+		}
+	}
+	return startRun(t, cfg, data, log), kills
+}
+
 // TestPostgresToPostgresSurvivesKills replicates a table of CDCD_PG2PG_ROWS rows
 // (snapshot) and CDCD_PG2PG_CHANGES further changes (inserts, updates, deletes in
 // transactions of up to 1,000 rows) from one private Postgres into another, with
@@ -38,29 +95,14 @@ func envInt(name string, def int) int {
 // 1,000,000 + 1,300,000.
 func TestPostgresToPostgresSurvivesKills(t *testing.T) {
 	t.Parallel()
-	rows := envInt("CDCD_PG2PG_ROWS", 200_000)
-	changes := envInt("CDCD_PG2PG_CHANGES", rows*13/10)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d, %d rows, %d changes", seed, rows, changes)
-	rng := rand.New(rand.NewPCG(seed, 7))
-
-	src := testenv.StartPostgres(t, testenv.WithSetting("synchronous_commit", "on"))
+	w := startWorkload(t, "CDCD_PG2PG_ROWS", "CDCD_PG2PG_CHANGES", 200_000)
+	sp, srcDSN := w.pool, w.dsn
 	dst := testenv.StartPostgres(t, testenv.WithSetting("synchronous_commit", "on"))
-	srcDSN := src.CreateDatabase(t, "app")
 	dstDSN := dst.CreateDatabase(t, "warehouse")
 	ctx := context.Background()
-	sp, err := pgxpool.New(ctx, srcDSN)
-	require.NoError(t, err)
-	defer sp.Close()
 	dp, err := pgxpool.New(ctx, dstDSN)
 	require.NoError(t, err)
 	defer dp.Close()
-	_, err = sp.Exec(ctx, `CREATE TABLE acct (id int8 PRIMARY KEY, note text, v int8, amount numeric(12,2), at timestamptz, tags text[], doc jsonb)`)
-	require.NoError(t, err)
-	_, err = sp.Exec(ctx, `INSERT INTO acct SELECT g, 'note ' || g, g, g * 1.25, '2024-01-01'::timestamptz + g * interval '1 second',
-			ARRAY['t' || (g % 7), NULL], jsonb_build_object('g', g)
-		FROM generate_series(1, $1) g`, rows)
-	require.NoError(t, err)
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "pg2pg.yaml")
@@ -75,40 +117,6 @@ pipelines:
       config: {dsn: %q, schema: replica}
     batch: {max_changes: 20000, max_wait: 100ms}
 `, srcDSN, dstDSN)), 0o644))
-	data := filepath.Join(dir, "data")
-
-	// the writer: changes in transactions of 1 to 1,000 rows, until the budget is spent
-	writerDone := make(chan error, 1)
-	go func() {
-		wr := rand.New(rand.NewPCG(seed, 8))
-		next, done := int64(rows+1), 0
-		for done < changes {
-			n := 1 + wr.IntN(1000)
-			lo := 1 + wr.Int64N(int64(rows))
-			var q string
-			var args []any
-			switch wr.IntN(5) {
-			case 0:
-				q, args = `INSERT INTO acct SELECT g, 'ins', 0, g / 3.0, now(), ARRAY['new'], '{"new": true}' FROM generate_series($1::int8, $2::int8) g`, []any{next, next + int64(n) - 1}
-				next += int64(n)
-			case 1, 2:
-				q, args = `UPDATE acct SET v = v + 1, note = note || '+', amount = amount + 0.01, doc = doc || '{"u": 1}' WHERE id BETWEEN $1 AND $2`, []any{lo, lo + int64(n) - 1}
-			case 3:
-				q, args = `DELETE FROM acct WHERE id BETWEEN $1 AND $2`, []any{lo, lo + int64(n/4)}
-			case 4:
-				// a key update moves a row: the old key is deleted at the destination
-				q, args = `UPDATE acct SET id = id + 1000000000 WHERE id BETWEEN $1 AND $2 AND id < 1000000000`, []any{lo, lo + 9}
-			}
-			tag, err := sp.Exec(ctx, q, args...)
-			if err != nil {
-				writerDone <- err
-				return
-			}
-			done += int(max(tag.RowsAffected(), 1))
-		}
-		writerDone <- nil
-	}()
-
 	var log syncBuffer
 	defer func() {
 		if t.Failed() {
@@ -116,20 +124,7 @@ pipelines:
 			t.Logf("cdcd log (last 6000 bytes):\n%s", l[max(0, len(l)-6000):])
 		}
 	}()
-	kills := 0
-	for writing := true; writing || kills < 6; kills++ {
-		cmd := startRun(t, cfg, data, &log)
-		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
-		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-		_ = cmd.Wait()
-		select {
-		case err := <-writerDone:
-			require.NoError(t, err)
-			writing = false
-		default:
-		}
-	}
-	cmd := startRun(t, cfg, data, &log)
+	cmd, kills := w.runWithKills(t, cfg, filepath.Join(dir, "data"), &log)
 
 	// equal row for row: compare per-row hashes of the rows' text forms
 	rowHashes := func(pool *pgxpool.Pool, from string) map[int64]string {
@@ -146,41 +141,9 @@ pipelines:
 		require.NoError(t, rs.Err())
 		return out
 	}
+	requireEventuallyEqual(t, func() map[int64]string { return rowHashes(sp, "acct") },
+		func() map[int64]string { return rowHashes(dp, "replica.acct WHERE NOT _cdc_deleted") })
 	want := rowHashes(sp, "acct")
-	var got map[int64]string
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		got = rowHashes(dp, "replica.acct WHERE NOT _cdc_deleted")
-		if len(got) == len(want) {
-			same := true
-			for id, h := range want {
-				if got[id] != h {
-					same = false
-					break
-				}
-			}
-			if same {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			missing, stale, extra := 0, 0, 0
-			for id, h := range want {
-				if g, ok := got[id]; !ok {
-					missing++
-				} else if g != h {
-					stale++
-				}
-			}
-			for id := range got {
-				if _, ok := want[id]; !ok {
-					extra++
-				}
-			}
-			t.Fatalf("destination never equal to source: %d missing, %d stale, %d extra (of %d)", missing, stale, extra, len(want))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 
 	// the offset stored with the data is the position the source's slot confirmed
 	require.Eventually(t, func() bool {
@@ -207,4 +170,46 @@ pipelines:
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "%s", log.String())
 	t.Logf("%d SIGKILLs of cdcd; %d rows at the destination equal the source", kills, len(want))
+}
+
+// requireEventuallyEqual waits up to 5 minutes for got() to equal want() (rows
+// by id) and reports missing, stale and extra rows if it never does.
+func requireEventuallyEqual(t *testing.T, want, got func() map[int64]string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		w, g := want(), got()
+		if len(w) == len(g) {
+			same := true
+			for id, h := range w {
+				if g[id] != h {
+					same = false
+					break
+				}
+			}
+			if same {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			missing, stale, extra := 0, 0, 0
+			for id, h := range w {
+				if x, ok := g[id]; !ok {
+					missing++
+				} else if x != h {
+					stale++
+					if stale <= 3 {
+						t.Logf("row %d: source %s, destination %s", id, h, x)
+					}
+				}
+			}
+			for id := range g {
+				if _, ok := w[id]; !ok {
+					extra++
+				}
+			}
+			t.Fatalf("destination never equal to source: %d missing, %d stale, %d extra (of %d)", missing, stale, extra, len(w))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
