@@ -57,6 +57,7 @@ var TypeCases = []TypeCase{
 	{"uuid", schema.Type{Kind: schema.KindString, Name: "uuid"}, []schema.Value{schema.String("6ba7b810-9dad-11d1-80b4-00c04fd430c8")}},
 	{"enum", schema.Type{Kind: schema.KindString, Name: "mood"}, []schema.Value{schema.String("happy")}},
 	{"interval", schema.Type{Kind: schema.KindUnknown, Name: "interval"}, []schema.Value{schema.Unknown("interval", "1 day 02:03:04")}},
+	{"int4range", schema.Type{Kind: schema.KindUnknown, Name: "int4range"}, []schema.Value{schema.Unknown("int4range", "[1,5)"), schema.Unknown("int4range", "empty")}},
 }
 
 var (
