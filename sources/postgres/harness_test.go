@@ -19,6 +19,7 @@ import (
 	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/sources/sourcetest"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,30 +27,7 @@ import (
 )
 
 // memProgress is an in-memory sources.ProgressStore.
-type memProgress struct {
-	mu sync.Mutex
-	m  map[schema.TableID]sources.SnapshotProgress
-}
-
-func (p *memProgress) SaveSnapshotProgress(_ context.Context, sp sources.SnapshotProgress) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = map[schema.TableID]sources.SnapshotProgress{}
-	}
-	p.m[sp.Table] = sp
-	return nil
-}
-
-func (p *memProgress) LoadSnapshotProgress(context.Context) ([]sources.SnapshotProgress, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []sources.SnapshotProgress
-	for _, v := range p.m {
-		out = append(out, v)
-	}
-	return out, nil
-}
+type memProgress = sourcetest.MemProgress
 
 // harness is one pipeline from a private Postgres into a file sink, run by the
 // real engine, restartable.

@@ -49,9 +49,17 @@ func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
 		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))...)
 }
 
-// Run runs the suite; newHarness makes a fresh harness for each subtest.
-func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
-	tests := map[string]func(t *testing.T, h Harness){
+// RunOne runs one test of the suite (to debug it).
+func RunOne(t *testing.T, name string, h Harness) {
+	f, ok := suite()[name]
+	if !ok {
+		t.Fatalf("no test %q in the suite", name)
+	}
+	f(t, h)
+}
+
+func suite() map[string]func(t *testing.T, h Harness) {
+	return map[string]func(t *testing.T, h Harness){
 		"open_close_idempotent": testOpenClose,
 		"ordering":              testOrdering,
 		"resume_without_gap":    testResume,
@@ -61,7 +69,11 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"checkpoint_on_commit":  testCheckpoints,
 		"add_table":             testAddTable,
 	}
-	for name, f := range tests {
+}
+
+// Run runs the suite; newHarness makes a fresh harness for each subtest.
+func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
+	for name, f := range suite() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f(t, newHarness(t))

@@ -1,0 +1,482 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// tableState is a captured table as the stream last saw it.
+type tableState struct {
+	id      schema.TableID
+	cols    []colInfo
+	table   schema.Table // the registered version
+	pkIdx   []int
+	checked bool
+}
+
+// window is an open DBLog window: the keys of the table the stream changed
+// since the chunk's low watermark. The chunk is emitted, without those keys,
+// when the stream reaches its high watermark.
+type window struct {
+	id      int
+	table   schema.TableID
+	touched map[string]bool
+	closed  *closeReq // set when the chunk is read
+}
+
+type windowReq struct {
+	open  *openReq
+	close *closeReq
+}
+
+type openReq struct {
+	table schema.TableID
+	reply chan int // the window id
+}
+
+type closeReq struct {
+	id      int
+	rows    []schema.Row // the chunk's rows (key columns first by name)
+	keys    []string     // their keys' JSON
+	hwFile  string
+	hwPos   uint32
+	lastKey string
+	done    bool
+	version schema.Table
+	emitted chan struct{}
+}
+
+// reader turns binlog events into batches and merges snapshot chunks in.
+type reader struct {
+	s        *Source
+	streamer *replication.BinlogStreamer
+	file     string
+	pos      uint32 // where the next event starts
+	gtid     *gtidTracker
+	tables   map[uint64]*tableState // by binlog table id
+	byID     map[schema.TableID]*tableState
+
+	inTxn    bool
+	txn      []schema.Change
+	deltas   []schema.Delta
+	commitTS time.Time
+	xid      string
+
+	open       map[int]*window
+	nextWindow int
+	chunkNo    uint64
+}
+
+type eventOrErr struct {
+	ev  *replication.BinlogEvent
+	err error
+}
+
+func (r *reader) run(ctx context.Context) error {
+	events := make(chan eventOrErr)
+	pumpCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			ev, err := r.streamer.GetEvent(pumpCtx)
+			select {
+			case events <- eventOrErr{ev, err}:
+			case <-pumpCtx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { stop(); <-done }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e := <-events:
+			if e.err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return classify(fmt.Errorf("binlog stream: %w", e.err))
+			}
+			if err := r.handle(ctx, e.ev); err != nil {
+				return err
+			}
+		case req := <-r.s.windows:
+			if err := r.request(ctx, req); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (r *reader) request(ctx context.Context, req windowReq) error {
+	if req.open != nil {
+		r.nextWindow++
+		r.open[r.nextWindow] = &window{id: r.nextWindow, table: req.open.table, touched: map[string]bool{}}
+		req.open.reply <- r.nextWindow
+		return nil
+	}
+	w := r.open[req.close.id]
+	if w == nil {
+		return fmt.Errorf("snapshot window %d is not open", req.close.id)
+	}
+	w.closed = req.close
+	return r.emitReady(ctx)
+}
+
+// reached reports whether the stream is at or past file:pos.
+func (r *reader) reached(file string, pos uint32) bool {
+	fi, hi := fileIndex(r.file), fileIndex(file)
+	return fi > hi || (fi == hi && r.pos >= pos)
+}
+
+// emitReady emits, in one batch, every closed window whose high watermark the
+// stream has reached, if it is between transactions.
+func (r *reader) emitReady(ctx context.Context) error {
+	if r.inTxn {
+		return nil
+	}
+	var ready []*window
+	for _, id := range sortedIDs(r.open) {
+		w := r.open[id]
+		if w.closed != nil && r.reached(w.closed.hwFile, w.closed.hwPos) {
+			ready = append(ready, w)
+			delete(r.open, id)
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	return r.emitChunks(ctx, ready)
+}
+
+func sortedIDs(m map[int]*window) []int {
+	ids := make([]int, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	for i := 1; i < len(ids); i++ {
+		for j := i; j > 0 && ids[j] < ids[j-1]; j-- {
+			ids[j], ids[j-1] = ids[j-1], ids[j]
+		}
+	}
+	return ids
+}
+
+// emitChunks emits the chunks' rows that the stream did not change in their
+// windows, positioned just before the next event, with one checkpoint after them.
+func (r *reader) emitChunks(ctx context.Context, ws []*window) error {
+	r.chunkNo++
+	run, at := r.s.deps.Epoch, r.pos-1
+	var b schema.Batch
+	var emitted []emittedChunk
+	for _, w := range ws {
+		c := w.closed
+		d, err := r.observe(ctx, c.version, r.file, at)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			b.Deltas = append(b.Deltas, *d)
+		}
+		st := r.byID[w.table]
+		for i, row := range c.rows {
+			if w.touched[c.keys[i]] {
+				continue // the stream has a newer version of this row
+			}
+			var key schema.Row
+			for _, k := range st.table.PrimaryKey {
+				v, _ := row.Get(k)
+				key = append(key, schema.Field{Name: k, Value: v})
+			}
+			b.Changes = append(b.Changes, schema.Change{Op: schema.OpSnapshot, Table: w.table, Version: st.table.Version,
+				Pos: snapshotRowPos(r.file, at, run, r.chunkNo, len(b.Changes)), Key: key, After: row})
+		}
+		emitted = append(emitted, emittedChunk{table: w.table, lastKey: c.lastKey, rows: int64(len(c.rows)), done: c.done})
+	}
+	b.Checkpoint = chunkCheckpointPos(r.file, at, run, r.chunkNo, r.resume())
+	r.s.mu.Lock()
+	for _, e := range emitted {
+		e.ckpt = b.Checkpoint
+		r.s.chunks = append(r.s.chunks, e)
+	}
+	r.s.mu.Unlock()
+	if err := r.send(ctx, b); err != nil {
+		return err
+	}
+	for _, w := range ws {
+		close(w.closed.emitted)
+	}
+	return nil
+}
+
+func (r *reader) resume() resume {
+	return resume{gtid: r.gtid.String(), file: r.file, pos: r.pos}
+}
+
+func (r *reader) send(ctx context.Context, b schema.Batch) error {
+	select {
+	case r.s.out <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// observe registers a table shape at pos and returns the delta if it is new.
+func (r *reader) observe(ctx context.Context, t schema.Table, file string, pos uint32) (*schema.Delta, error) {
+	st := r.byID[t.ID]
+	if st != nil && st.table.Version != 0 && st.table.SameShape(t) {
+		return nil, nil
+	}
+	v, d, err := r.s.deps.Schema.Observe(ctx, t, changePos(file, pos, 0))
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		st = &tableState{id: t.ID}
+		r.byID[t.ID] = st
+	}
+	st.table = v
+	return d, nil
+}
+
+var truncateRE = regexp.MustCompile("(?is)^\\s*TRUNCATE\\s+(?:TABLE\\s+)?(?:`?([^`.\\s]+)`?\\.)?`?([^`\\s;]+)`?\\s*;?\\s*$")
+
+func (r *reader) captured(id schema.TableID) bool {
+	for _, t := range r.s.cfg.tables {
+		if t == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	h := ev.Header
+	start := r.pos
+	if h.LogPos >= h.EventSize {
+		start = h.LogPos - h.EventSize
+	}
+	if _, ok := ev.Event.(*replication.RotateEvent); !ok && h.LogPos > 0 {
+		// chunks whose high watermark lies before this event go first
+		r.pos = start
+		if err := r.emitReady(ctx); err != nil {
+			return err
+		}
+	}
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		r.file, r.pos = string(e.NextLogName), uint32(e.Position)
+		return r.emitReady(ctx)
+	case *replication.MariadbGTIDEvent:
+		r.gtid.begin(e.GTID.String())
+		r.inTxn = !e.IsStandalone()
+		r.xid = e.GTID.String()
+	case *replication.GTIDEvent:
+		if g, err := e.GTIDNext(); err == nil {
+			r.gtid.begin(g.String())
+		}
+	case *replication.QueryEvent:
+		q := strings.TrimSpace(string(e.Query))
+		switch {
+		case strings.EqualFold(q, "BEGIN"):
+			r.inTxn = true
+			r.commitTS = time.Unix(int64(h.Timestamp), 0).UTC()
+		case strings.EqualFold(q, "COMMIT"), strings.EqualFold(q, "ROLLBACK"): // non-transactional engines
+			return r.commit(ctx, start, h)
+		case r.inTxn:
+			// a statement inside a transaction (SAVEPOINT): not a boundary
+		default:
+			if m := truncateRE.FindStringSubmatch(q); m != nil {
+				db := m[1]
+				if db == "" {
+					db = string(e.Schema)
+				}
+				if id := (schema.TableID{Namespace: db, Name: m[2]}); r.captured(id) {
+					if err := r.truncate(id, start, h); err != nil {
+						return err
+					}
+				}
+			}
+			// a DDL statement is its own transaction: the table maps that follow carry the new shapes
+			return r.commit(ctx, start, h)
+		}
+	case *replication.TableMapEvent:
+		id := schema.TableID{Namespace: string(e.Schema), Name: string(e.Table)}
+		if !r.captured(id) {
+			break
+		}
+		cols, err := fromTableMap(e)
+		if err != nil {
+			return component.Permanent(err)
+		}
+		st := &tableState{id: id, cols: cols}
+		for _, k := range e.PrimaryKey {
+			st.pkIdx = append(st.pkIdx, int(k))
+		}
+		r.tables[e.TableID] = st
+	case *replication.RowsEvent:
+		st := r.tables[e.TableID]
+		if st == nil {
+			break
+		}
+		return r.rows(ctx, st, e, start, h)
+	case *replication.XIDEvent:
+		return r.commit(ctx, start, h)
+	}
+	if h.LogPos > 0 {
+		r.pos = h.LogPos
+	}
+	r.s.mu.Lock()
+	r.s.curFile, r.s.curPos = r.file, r.pos
+	r.s.mu.Unlock()
+	return r.emitReady(ctx)
+}
+
+func (r *reader) truncate(id schema.TableID, start uint32, h *replication.EventHeader) error {
+	switch r.s.cfg.Truncate {
+	case "ignore":
+		return nil
+	case "halt":
+		return component.Permanent(fmt.Errorf("TRUNCATE of %s at %s:%d and truncate: halt; resync the table, or set truncate: propagate or ignore", id, r.file, start))
+	}
+	st := r.byID[id]
+	var v schema.Version
+	if st != nil {
+		v = st.table.Version
+	}
+	r.txn = append(r.txn, schema.Change{Op: schema.OpTruncate, Table: id, Version: v, Pos: changePos(r.file, start, 0),
+		CommitTS: time.Unix(int64(h.Timestamp), 0).UTC()})
+	return nil
+}
+
+// rows turns a rows event into changes of the transaction.
+func (r *reader) rows(ctx context.Context, st *tableState, e *replication.RowsEvent, start uint32, h *replication.EventHeader) error {
+	t := schema.Table{ID: st.id, Columns: make([]schema.Column, len(st.cols))}
+	for i, c := range st.cols {
+		t.Columns[i] = schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable}
+	}
+	for _, k := range st.pkIdx {
+		t.PrimaryKey = append(t.PrimaryKey, st.cols[k].name)
+	}
+	if len(t.PrimaryKey) == 0 {
+		return component.Permanent(fmt.Errorf("table %s has no primary key in the binlog's row metadata: add one (cdcd identifies rows by it)", st.id))
+	}
+	d, err := r.observe(ctx, t, r.file, start)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		r.deltas = append(r.deltas, *d)
+	}
+	version := r.byID[st.id].table.Version
+	ts := time.Unix(int64(h.Timestamp), 0).UTC()
+	toRow := func(vals []any) (schema.Row, error) {
+		row := make(schema.Row, len(st.cols))
+		for i := range st.cols {
+			var v any
+			if i < len(vals) {
+				v = vals[i]
+			}
+			val, err := r.s.dec.binlog(&st.cols[i], v)
+			if err != nil {
+				return nil, fmt.Errorf("table %s column %s at %s:%d: %w", st.id, st.cols[i].name, r.file, start, err)
+			}
+			row[i] = schema.Field{Name: st.cols[i].name, Value: val}
+		}
+		return row, nil
+	}
+	keyOf := func(row schema.Row) schema.Row {
+		k := make(schema.Row, len(st.pkIdx))
+		for i, j := range st.pkIdx {
+			k[i] = row[j]
+		}
+		return k
+	}
+	n := 0
+	add := func(op schema.Op, key, before, after schema.Row) {
+		r.txn = append(r.txn, schema.Change{Op: op, Table: st.id, Version: version, Pos: changePos(r.file, start, n),
+			TxID: r.xid, CommitTS: ts, Key: key, Before: before, After: after})
+		n++
+		kj := string(key.AppendJSON(nil))
+		for _, w := range r.open {
+			if w.table == st.id {
+				w.touched[kj] = true
+			}
+		}
+	}
+	switch h.EventType {
+	case replication.WRITE_ROWS_EVENTv0, replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2, replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1:
+		for _, vals := range e.Rows {
+			row, err := toRow(vals)
+			if err != nil {
+				return err
+			}
+			add(schema.OpInsert, keyOf(row), nil, row)
+		}
+	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2, replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+		for _, vals := range e.Rows {
+			row, err := toRow(vals)
+			if err != nil {
+				return err
+			}
+			add(schema.OpDelete, keyOf(row), row, nil)
+		}
+	default: // updates: before and after images in pairs
+		for i := 0; i+1 < len(e.Rows); i += 2 {
+			before, err := toRow(e.Rows[i])
+			if err != nil {
+				return err
+			}
+			after, err := toRow(e.Rows[i+1])
+			if err != nil {
+				return err
+			}
+			bk, ak := keyOf(before), keyOf(after)
+			if string(bk.AppendJSON(nil)) != string(ak.AppendJSON(nil)) {
+				add(schema.OpDelete, bk, before, nil) // the key changed: the old one is gone
+			}
+			add(schema.OpUpdate, ak, before, after)
+		}
+	}
+	r.commitTS = ts
+	if len(r.txn) >= r.s.deps.MaxChanges {
+		// a transaction larger than a batch: hand over what there is, without a checkpoint
+		b := schema.Batch{Deltas: r.deltas, Changes: r.txn}
+		r.txn, r.deltas = nil, nil
+		return r.send(ctx, b)
+	}
+	return nil
+}
+
+// commit ends a transaction at the event that starts at start.
+func (r *reader) commit(ctx context.Context, start uint32, h *replication.EventHeader) error {
+	r.gtid.commit()
+	r.inTxn = false
+	if h.LogPos > 0 {
+		r.pos = h.LogPos
+	}
+	b := schema.Batch{Deltas: r.deltas, Changes: r.txn, Checkpoint: checkpointPos(r.file, start, r.resume())}
+	r.txn, r.deltas = nil, nil
+	if len(b.Changes) > 0 {
+		r.s.mu.Lock()
+		r.s.lastTS = r.commitTS
+		r.s.mu.Unlock()
+	}
+	if err := r.send(ctx, b); err != nil {
+		return err
+	}
+	return r.emitReady(ctx)
+}

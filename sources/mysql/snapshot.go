@@ -1,0 +1,230 @@
+package mysql
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sources"
+)
+
+// tablePlan is a table still to be copied, from the key after lastKey.
+type tablePlan struct {
+	id      schema.TableID
+	cols    []colInfo
+	table   schema.Table
+	lastKey []any // nil: from the start
+}
+
+// plan lists the tables whose snapshot is not done. resumed is false for a
+// fresh pipeline, whose earlier progress (of an attempt that committed nothing)
+// does not count.
+func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
+	s.progress = map[schema.TableID]*sources.SnapshotProgress{}
+	if s.cfg.Snapshot == "never" {
+		return nil, nil
+	}
+	saved := map[schema.TableID]sources.SnapshotProgress{}
+	if resumed && s.deps.Progress != nil {
+		list, err := s.deps.Progress.LoadSnapshotProgress(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load snapshot progress: %w", err)
+		}
+		for _, p := range list {
+			saved[p.Table] = p
+		}
+	} else if resumed {
+		return nil, nil
+	}
+	var out []*tablePlan
+	for _, id := range s.cfg.tables {
+		p, ok := saved[id]
+		if resumed && !ok {
+			// the pipeline streamed before this table had progress: it was
+			// snapshotted with no progress store, or added later (not supported yet)
+			p = sources.SnapshotProgress{Table: id}
+		}
+		if p.Done {
+			cp := p
+			s.progress[id] = &cp
+			continue
+		}
+		cols, t, err := s.describe(id)
+		if err != nil {
+			return nil, err
+		}
+		tp := &tablePlan{id: id, cols: cols, table: t}
+		if len(p.State) > 0 {
+			if err := json.Unmarshal(p.State, &tp.lastKey); err != nil {
+				return nil, fmt.Errorf("snapshot progress of %s: %w", id, err)
+			}
+		}
+		if res, err := s.exec("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", id.Namespace, id.Name); err == nil && res.RowNumber() > 0 {
+			p.RowsEstimated, _ = res.GetInt(0, 0)
+		}
+		p.Table = id
+		cp := p
+		s.progress[id] = &cp
+		out = append(out, tp)
+	}
+	return out, nil
+}
+
+// describe reads a table's columns and key from information_schema, built the
+// way a TABLE_MAP event is.
+func (s *Source) describe(id schema.TableID) ([]colInfo, schema.Table, error) {
+	res, err := s.exec(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0), COALESCE(NUMERIC_SCALE, 0),
+		COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, '')
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, id.Namespace, id.Name)
+	if err != nil {
+		return nil, schema.Table{}, fmt.Errorf("read columns of %s: %w", id, err)
+	}
+	var cols []colInfo
+	t := schema.Table{ID: id}
+	for i := 0; i < res.RowNumber(); i++ {
+		name, _ := res.GetString(i, 0)
+		dataType, _ := res.GetString(i, 1)
+		colType, _ := res.GetString(i, 2)
+		nullable, _ := res.GetString(i, 3)
+		prec, _ := res.GetInt(i, 4)
+		scale, _ := res.GetInt(i, 5)
+		dtPrec, _ := res.GetInt(i, 6)
+		charset, _ := res.GetString(i, 7)
+		p := int(prec)
+		switch strings.ToLower(dataType) {
+		case "datetime", "timestamp", "time":
+			p = int(dtPrec)
+		}
+		c := fromInformationSchema(name, dataType, colType, nullable == "YES", p, int(scale), charset)
+		cols = append(cols, c)
+		t.Columns = append(t.Columns, schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable})
+	}
+	if len(cols) == 0 {
+		return nil, t, fmt.Errorf("table %s does not exist", id)
+	}
+	keys, err := s.exec(`SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION`, id.Namespace, id.Name)
+	if err != nil {
+		return nil, t, fmt.Errorf("read the key of %s: %w", id, err)
+	}
+	for i := 0; i < keys.RowNumber(); i++ {
+		k, _ := keys.GetString(i, 0)
+		t.PrimaryKey = append(t.PrimaryKey, k)
+	}
+	if len(t.PrimaryKey) == 0 {
+		return nil, t, fmt.Errorf("table %s has no primary key", id)
+	}
+	return cols, t, nil
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// snapshot copies the planned tables chunk by chunk, each chunk inside a DBLog
+// window of the stream: no locks, no RELOAD, resumable per chunk.
+func (s *Source) snapshot(ctx context.Context, plan []*tablePlan) error {
+	for _, tp := range plan {
+		if err := s.copyTable(ctx, tp); err != nil {
+			return err
+		}
+	}
+	s.log.Info("snapshot read")
+	return nil
+}
+
+func (s *Source) copyTable(ctx context.Context, tp *tablePlan) error {
+	keyIdx := make([]int, len(tp.table.PrimaryKey))
+	for i, k := range tp.table.PrimaryKey {
+		for j, c := range tp.cols {
+			if c.name == k {
+				keyIdx[i] = j
+			}
+		}
+	}
+	var sel, keys []string
+	for _, c := range tp.cols {
+		sel = append(sel, quoteIdent(c.name))
+	}
+	for _, k := range tp.table.PrimaryKey {
+		keys = append(keys, quoteIdent(k))
+	}
+	from := fmt.Sprintf("FROM %s.%s", quoteIdent(tp.id.Namespace), quoteIdent(tp.id.Name))
+	order := " ORDER BY " + strings.Join(keys, ", ") + fmt.Sprintf(" LIMIT %d", s.cfg.SnapshotChunkRows)
+	first := "SELECT " + strings.Join(sel, ", ") + " " + from + order
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ")
+	next := "SELECT " + strings.Join(sel, ", ") + " " + from + " WHERE (" + strings.Join(keys, ", ") + ") > (" + marks + ")" + order
+	last := tp.lastKey
+	for {
+		// open the window: the stream records the table's keys from here on
+		open := &openReq{table: tp.id, reply: make(chan int, 1)}
+		select {
+		case s.windows <- windowReq{open: open}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		id := <-open.reply
+		q, args := first, []any(nil)
+		if last != nil {
+			q, args = next, last
+		}
+		res, err := s.exec(q, args...)
+		if err != nil {
+			return classify(fmt.Errorf("snapshot chunk of %s: %w", tp.id, err))
+		}
+		hw, err := s.currentPosition()
+		if err != nil {
+			return err
+		}
+		c := &closeReq{id: id, hwFile: hw.file, hwPos: hw.pos, version: tp.table, emitted: make(chan struct{}),
+			done: res.RowNumber() < s.cfg.SnapshotChunkRows}
+		for i := 0; i < res.RowNumber(); i++ {
+			row := make(schema.Row, len(tp.cols))
+			for j := range tp.cols {
+				v, err := res.GetValue(i, j)
+				if err != nil {
+					return err
+				}
+				val, err := s.dec.queried(&tp.cols[j], v)
+				if err != nil {
+					return fmt.Errorf("table %s column %s: %w", tp.id, tp.cols[j].name, err)
+				}
+				row[j] = schema.Field{Name: tp.cols[j].name, Value: val}
+			}
+			key := make(schema.Row, len(keyIdx))
+			for k, j := range keyIdx {
+				key[k] = row[j]
+			}
+			c.rows = append(c.rows, row)
+			c.keys = append(c.keys, string(key.AppendJSON(nil)))
+			if i == res.RowNumber()-1 {
+				last = make([]any, len(keyIdx))
+				for k, j := range keyIdx {
+					last[k], _ = res.GetValue(i, j)
+					if b, ok := last[k].([]byte); ok {
+						last[k] = string(b)
+					}
+				}
+				lk, _ := json.Marshal(last)
+				c.lastKey = string(lk)
+			}
+		}
+		if c.lastKey == "" && tp.lastKey != nil {
+			lk, _ := json.Marshal(tp.lastKey)
+			c.lastKey = string(lk)
+		}
+		select {
+		case s.windows <- windowReq{close: c}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select { // one chunk in memory at a time
+		case <-c.emitted:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if c.done {
+			return nil
+		}
+	}
+}
