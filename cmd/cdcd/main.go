@@ -12,6 +12,7 @@ import (
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	pgsink "github.com/cdcd-dev/cdcd/sinks/postgres"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
+	mysqlsrc "github.com/cdcd-dev/cdcd/sources/mysql"
 	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
 )
 
@@ -23,6 +24,7 @@ func registry() *pipeline.Registry {
 	r := pipeline.NewRegistry()
 	r.Sources["datagen"] = datagen.Factory()
 	r.Sources["postgres"] = pgsrc.Factory()
+	r.Sources["mysql"] = mysqlsrc.Factory()
 	r.Sinks["file"] = file.Factory()
 	r.Sinks["postgres"] = pgsink.Factory()
 	r.Sinks["clickhouse"] = clickhouse.Factory()

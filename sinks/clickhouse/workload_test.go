@@ -72,7 +72,9 @@ func TestPostgresWorkloadOnCurrentEngine(t *testing.T) {
 	defer meta.Close()
 	db := testenv.StartChDB(t)
 
-	srcCfg := pgsrc.Config{DSN: dsn, Tables: []string{"public.acct"}, SnapshotChunkRows: 1000, HeartbeatInterval: "1s", StatusInterval: "200ms"}.WithDefaults("p")
+	// small batches at CI size (many crash points), larger ones at full size
+	batch := max(500, rows/50)
+	srcCfg := pgsrc.Config{DSN: dsn, Tables: []string{"public.acct"}, SnapshotChunkRows: 2 * batch, HeartbeatInterval: "1s", StatusInterval: "200ms"}.WithDefaults("p")
 	require.NoError(t, srcCfg.Validate())
 	sinkCfg := Config{Addr: []string{"chdb:0"}, Database: "replica"}.WithDefaults()
 	attempt := func(ctx context.Context, crashAfter int64) error {
@@ -85,11 +87,11 @@ func TestPostgresWorkloadOnCurrentEngine(t *testing.T) {
 			return err
 		}
 		src := pgsrc.New(srcCfg, sources.Deps{Pipeline: "p", Schema: reg, Progress: store.Bind(meta, "p", epoch), Epoch: uint64(epoch),
-			MaxChanges: 500, MaxWait: 50 * time.Millisecond})
+			MaxChanges: batch, MaxWait: 50 * time.Millisecond})
 		snk := &crashingSink{Sink: New(sinkCfg, sinks.Deps{Pipeline: "p"}, WithBackend(chdbBackend{db}))}
 		snk.left.Store(crashAfter)
 		r, err := pipeline.NewRunner(pipeline.RunnerConfig{Pipeline: "p", Source: src, Sink: snk, Offsets: meta, Epoch: epoch,
-			MaxChanges: 500, MaxWait: 50 * time.Millisecond, DrainTimeout: 10 * time.Second})
+			MaxChanges: batch, MaxWait: 50 * time.Millisecond, DrainTimeout: 10 * time.Second})
 		if err != nil {
 			return err
 		}
@@ -148,7 +150,7 @@ func TestPostgresWorkloadOnCurrentEngine(t *testing.T) {
 			}
 		}
 		return true
-	}, 3*time.Minute, 500*time.Millisecond, "ClickHouse (FINAL) never equal to the source: %d rows vs %d", len(got), len(want))
+	}, 15*time.Minute, time.Second, "ClickHouse (FINAL) never equal to the source: %d rows vs %d", len(got), len(want))
 	stop()
 	require.NoError(t, <-final)
 	t.Logf("%d crashed attempts; %d rows in ClickHouse (FINAL, current engine) equal the source", crashes, len(want))

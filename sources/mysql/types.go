@@ -9,6 +9,8 @@ import (
 	"github.com/cdcd-dev/cdcd/schema"
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/pingcap/tidb/pkg/parser/charset"
+	"golang.org/x/text/encoding/charmap"
 )
 
 // colInfo is what decoding one column needs, built identically from a TABLE_MAP
@@ -21,6 +23,7 @@ type colInfo struct {
 	binary   bool     // a binary string (BINARY, VARBINARY, BLOB): bytes, not text
 	labels   []string // ENUM and SET labels
 	dataType string   // base type name: int, varchar, datetime, enum…
+	latin1   bool     // text stored as latin1 (cp1252) in the binlog: transcoded to UTF-8
 }
 
 // columnType maps a MySQL base type to the schema. Lengths of strings are not
@@ -78,6 +81,18 @@ func fromTableMap(tm *replication.TableMapEvent) ([]colInfo, error) {
 	for i := range cols {
 		c := &cols[i]
 		c.name = names[i]
+		if id, ok := collations[i]; ok && id != binaryCollation {
+			if coll, err := charset.GetCollationByID(int(id)); err == nil {
+				switch coll.CharsetName {
+				case "utf8", "utf8mb3", "utf8mb4", "ascii", "binary":
+				case "latin1":
+					c.latin1 = true
+				default:
+					return nil, fmt.Errorf("table %s.%s column %s uses the %s character set; cdcd reads utf8mb4, utf8, ascii, latin1 and binary columns: convert it (ALTER TABLE … CONVERT TO CHARACTER SET utf8mb4)",
+						tm.Schema, tm.Table, c.name, coll.CharsetName)
+				}
+			}
+		}
 		_, c.nullable = tm.Nullable(i)
 		tp, meta := tm.ColumnType[i], tm.ColumnMeta[i]
 		if tp == gmysql.MYSQL_TYPE_STRING && meta >= 256 { // real type in the metadata (ENUM, SET, CHAR)
@@ -281,11 +296,24 @@ func (d decoder) binlog(c *colInfo, v any) (schema.Value, error) {
 	case float64:
 		return schema.Float(x), nil
 	case []byte:
-		return d.text(c, x)
+		return d.text(c, d.utf8(c, x))
 	case string:
-		return d.text(c, []byte(x))
+		return d.text(c, d.utf8(c, []byte(x)))
 	}
 	return d.text(c, []byte(fmt.Sprint(v)))
+}
+
+// utf8 transcodes a latin1 column's bytes (the binlog holds them as stored; a
+// SELECT gets them converted by the server).
+func (d decoder) utf8(c *colInfo, b []byte) []byte {
+	if !c.latin1 || c.typ.Kind != schema.KindString {
+		return b
+	}
+	out, err := charmap.Windows1252.NewDecoder().Bytes(b)
+	if err != nil {
+		return b
+	}
+	return out
 }
 
 func toInt64(v any) int64 {
@@ -354,7 +382,7 @@ func (d decoder) text(c *colInfo, b []byte) (schema.Value, error) {
 		}
 		return schema.DateTime(t), nil
 	case schema.KindTime:
-		return timeValue(s)
+		return timeValue(s, c.typ.Precision)
 	}
 	return schema.Unknown(c.dataType, s), nil
 }
@@ -367,8 +395,9 @@ func (d decoder) zero(c *colInfo) (schema.Value, error) {
 }
 
 // timeValue reads a TIME (-838:59:59.999999 to 838:59:59.999999): a time of day
-// when it is one, else its text.
-func timeValue(s string) (schema.Value, error) {
+// when it is one, else its text in one form (fsp fraction digits), whichever way
+// it was read.
+func timeValue(s string, fsp int) (schema.Value, error) {
 	neg := strings.HasPrefix(s, "-")
 	body := strings.TrimPrefix(s, "-")
 	hms, frac, _ := strings.Cut(body, ".")
@@ -388,7 +417,14 @@ func timeValue(s string) (schema.Value, error) {
 	us, _ := strconv.Atoi(frac[:6])
 	total := int64(h)*3600e6 + int64(m)*60e6 + int64(sec)*1e6 + int64(us)
 	if neg || total > 24*3600e6 {
-		return schema.Unknown("time", s), nil
+		text := fmt.Sprintf("%02d:%02d:%02d", h, m, sec)
+		if neg {
+			text = "-" + text
+		}
+		if fsp > 0 {
+			text += "." + frac[:min(fsp, 6)]
+		}
+		return schema.Unknown("time", text), nil
 	}
 	return schema.TimeOfDay(total), nil
 }
