@@ -22,8 +22,10 @@ type MariaDB struct {
 	admin    string
 }
 
-// StartMariaDB starts a private MariaDB for t and stops it in t.Cleanup.
-func StartMariaDB(t testing.TB) *MariaDB {
+// StartMariaDB starts a private MariaDB for t and stops it in t.Cleanup. args
+// are extra server options (e.g. --sync-binlog=1 for a crash test: the default
+// favours speed over surviving a server crash).
+func StartMariaDB(t testing.TB, args ...string) *MariaDB {
 	t.Helper()
 	mariadbd, err := findBinary("/usr/sbin/mariadbd", "mariadbd")
 	if err != nil {
@@ -51,13 +53,14 @@ func StartMariaDB(t testing.TB) *MariaDB {
 		t.Fatal(err)
 	}
 	m := &MariaDB{Port: FreePort(t), Dir: dir, ServerID: 1, admin: admin}
-	args := []string{"--no-defaults", "--user=" + currentUser(), "--datadir=" + filepath.Join(dir, "data"),
+	srvArgs := []string{"--no-defaults", "--user=" + currentUser(), "--datadir=" + filepath.Join(dir, "data"),
 		"--port=" + strconv.Itoa(m.Port), "--bind-address=127.0.0.1", "--socket=" + m.socket(),
 		"--pid-file=" + filepath.Join(dir, "mariadbd.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
 		"--log-bin=" + filepath.Join(dir, "data", "binlog"), "--binlog-format=ROW", "--binlog-row-image=FULL",
 		"--binlog-row-metadata=FULL", "--server-id=" + strconv.Itoa(m.ServerID), "--skip-name-resolve",
 		"--gtid-strict-mode=ON", "--log-slave-updates=ON",
 		"--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--innodb-buffer-pool-size=64M"}
+	args = append(srvArgs, args...)
 	m.proc = &process{name: mariadbd, args: args, dir: dir, log: filepath.Join(dir, "stdout.log")}
 	t.Cleanup(m.Stop)
 	if err := m.start(); err != nil {

@@ -1,0 +1,120 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/sources/sourcetest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDDLMidStream changes the table between rows (a column added in the
+// middle, one dropped, one retyped) while rows are written before and after:
+// every row is decoded with the columns in force at its position.
+func TestDDLMidStream(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "CREATE TABLE types (id int PRIMARY KEY, a int, b varchar(10), c int)")
+	s := r.open()
+	r.exec("INSERT INTO types VALUES (1, 10, 'x', 100)")
+	r.exec("ALTER TABLE types ADD COLUMN m int AFTER a") // in the middle
+	r.exec("INSERT INTO types VALUES (2, 20, 21, 'y', 200)")
+	r.exec("ALTER TABLE types DROP COLUMN c")
+	r.exec("INSERT INTO types VALUES (3, 30, 31, 'z')")
+	r.exec("ALTER TABLE types MODIFY COLUMN a bigint")
+	r.exec("INSERT INTO types VALUES (4, 40000000000, 41, 'w')")
+	r.exec("UPDATE types SET b = 'v' WHERE id = 1")
+	cs, ds := collect(t, s, 5)
+	row := func(i int) string { return string(cs[i].After.AppendJSON(nil)) }
+	require.Equal(t, `{"id":1,"a":10,"b":"x","c":100}`, row(0))
+	require.Equal(t, `{"id":2,"a":20,"m":21,"b":"y","c":200}`, row(1))
+	require.Equal(t, `{"id":3,"a":30,"m":31,"b":"z"}`, row(2))
+	require.Equal(t, `{"id":4,"a":40000000000,"m":41,"b":"w"}`, row(3))
+	require.Equal(t, `{"id":1,"a":10,"m":null,"b":"v"}`, row(4))
+	var ops []string
+	for _, d := range ds {
+		for _, c := range d.Changes {
+			ops = append(ops, fmt.Sprintf("%s %s", c.Op, c.Column.Name))
+		}
+	}
+	require.Equal(t, []string{"create_table ", "add_column m", "drop_column c", "alter_column_type a"}, ops)
+	for i := 1; i < len(cs); i++ {
+		require.Greater(t, cs[i].Version, schema.Version(0))
+	}
+	require.Less(t, cs[0].Version, cs[1].Version)
+}
+
+// TestPurgedBinlogNeedsResync: a checkpoint in a purged binlog is a resync,
+// with a message that says so.
+func TestPurgedBinlogNeedsResync(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "CREATE TABLE types (id int PRIMARY KEY)")
+	r.cfg.Snapshot = "never"
+	s := r.open()
+	r.exec("INSERT INTO types VALUES (1)")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ckpt offsets.Position
+	for ckpt == nil {
+		b, err := s.Read(ctx)
+		require.NoError(t, err)
+		if len(b.Changes) > 0 {
+			ckpt = b.Checkpoint
+		}
+	}
+	require.NoError(t, s.Close(ctx))
+	r.exec("INSERT INTO types VALUES (2)") // history after the checkpoint, about to be purged
+	res, err := r.conn.Execute("SHOW MASTER STATUS")
+	require.NoError(t, err)
+	cur, _ := res.GetString(0, 0)
+	r.exec("FLUSH BINARY LOGS")
+	r.exec("FLUSH BINARY LOGS")
+	res, err = r.conn.Execute("SHOW MASTER STATUS")
+	require.NoError(t, err)
+	newest, _ := res.GetString(0, 0)
+	// the server keeps a binlog a dump thread still reads: retry until ours is gone
+	require.Eventually(t, func() bool {
+		r.exec("PURGE BINARY LOGS TO '" + newest + "'") // test-made name, not row data
+		res, err := r.conn.Execute("SHOW BINARY LOGS")
+		require.NoError(t, err)
+		first, _ := res.GetString(0, 0)
+		return first != cur
+	}, 20*time.Second, 200*time.Millisecond, "the checkpoint's binlog was never purged")
+
+	s2 := New(r.cfg, sources.Deps{Pipeline: "rig", Schema: r.reg, Progress: r.prog, MaxChanges: 100, Epoch: 3})
+	err = s2.Open(ctx, ckpt)
+	if err == nil {
+		defer s2.Close(ctx)
+		_, err = s2.Read(ctx)
+	}
+	require.Error(t, err)
+	require.True(t, component.NeedsResync(err), "%v", err)
+	require.ErrorContains(t, err, "resync")
+}
+
+// TestCheckListsEveryProblem breaks the server's settings and the table, and
+// expects each problem named with what to change.
+func TestCheckListsEveryProblem(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "CREATE TABLE types (id int PRIMARY KEY)", "CREATE TABLE nokey (v int)")
+	require.NoError(t, New(r.cfg, sources.Deps{}).Check(context.Background()))
+	r.exec("SET GLOBAL binlog_format = 'STATEMENT'")
+	r.exec("SET GLOBAL binlog_row_image = 'MINIMAL'")
+	r.exec("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+	c := r.cfg
+	c.Tables = []string{"app.types", "app.nokey", "app.missing"}
+	c.ServerID = 1 // the server's own
+	require.NoError(t, c.Validate())
+	err := New(c, sources.Deps{}).Check(context.Background())
+	for _, want := range []string{"binlog_format", "binlog_row_image", "binlog_row_metadata", "server_id 1", "app.nokey has no primary key", "app.missing does not exist"} {
+		require.ErrorContains(t, err, want)
+	}
+	s := New(c, sources.Deps{Pipeline: "x", Schema: r.reg, Progress: &sourcetest.MemProgress{}})
+	err = s.Open(context.Background(), nil)
+	require.True(t, component.IsPermanent(err), "Open refuses the same problems: %v", err)
+}
