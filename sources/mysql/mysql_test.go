@@ -11,6 +11,7 @@ import (
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/cdcd-dev/cdcd/sources/sourcetest"
+	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/stretchr/testify/require"
 )
 
@@ -117,4 +118,53 @@ func TestCheckListsEveryProblem(t *testing.T) {
 	s := New(c, sources.Deps{Pipeline: "x", Schema: r.reg, Progress: &sourcetest.MemProgress{}})
 	err = s.Open(context.Background(), nil)
 	require.True(t, component.IsPermanent(err), "Open refuses the same problems: %v", err)
+}
+
+// TestRenamesFromDDL: a column rename (RENAME COLUMN, CHANGE) arrives as a
+// RenameColumn delta, not a drop and an add; TRUNCATE follows the policy.
+func TestRenamesFromDDL(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "CREATE TABLE types (id int PRIMARY KEY, a int, b int)")
+	s := r.open()
+	r.exec("INSERT INTO types VALUES (1, 1, 1)")
+	r.exec("ALTER TABLE types RENAME COLUMN a TO a2")
+	r.exec("INSERT INTO types VALUES (2, 2, 2)")
+	r.exec("ALTER TABLE app.types CHANGE COLUMN b b2 bigint")
+	r.exec("INSERT INTO types VALUES (3, 3, 3)")
+	r.exec("TRUNCATE TABLE types")
+	r.exec("INSERT INTO types VALUES (4, 4, 4)")
+	cs, ds := collect(t, s, 5)
+	var ops []string
+	for _, d := range ds {
+		for _, c := range d.Changes {
+			if c.Old != nil {
+				ops = append(ops, fmt.Sprintf("%s %s→%s", c.Op, c.Old.Name, c.Column.Name))
+			} else {
+				ops = append(ops, fmt.Sprintf("%s %s", c.Op, c.Column.Name))
+			}
+		}
+	}
+	require.Equal(t, []string{"create_table ", "rename_column a→a2", "rename_column b→b2", "alter_column_type b2→b2"}, ops)
+	require.Equal(t, schema.OpTruncate, cs[3].Op)
+	require.Equal(t, `{"id":4,"a2":4,"b2":4}`, string(cs[4].After.AppendJSON(nil)))
+}
+
+func TestDDLDisagreementHalts(t *testing.T) {
+	t.Parallel()
+	p := parser.New()
+	eff, err := parseDDL(p, "ALTER TABLE t ADD COLUMN c int, DROP COLUMN d", "app")
+	require.NoError(t, err)
+	e := eff.expect[schema.TableID{Namespace: "app", Name: "t"}]
+	require.NotNil(t, e)
+	tbl := schema.Table{ID: schema.TableID{Namespace: "app", Name: "t"}, Columns: []schema.Column{{Name: "id"}, {Name: "d"}}}
+	err = e.apply(&schema.Delta{Table: tbl})
+	require.ErrorContains(t, err, "added column c is missing")
+	require.ErrorContains(t, err, "dropped column d is still there")
+	require.ErrorContains(t, err, "columns now: id, d")
+
+	eff, err = parseDDL(p, "RENAME TABLE a TO b, other.x TO other.y; DROP TABLE app.gone; TRUNCATE app.t", "app")
+	require.NoError(t, err)
+	require.Equal(t, schema.TableID{Namespace: "app", Name: "b"}, eff.renamed[schema.TableID{Namespace: "app", Name: "a"}])
+	require.Equal(t, []schema.TableID{{Namespace: "app", Name: "gone"}}, eff.dropped)
+	require.Equal(t, []schema.TableID{{Namespace: "app", Name: "t"}}, eff.truncate)
 }

@@ -3,13 +3,13 @@ package mysql
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/pingcap/tidb/pkg/parser"
 )
 
 // tableState is a captured table as the stream last saw it.
@@ -68,6 +68,9 @@ type reader struct {
 	deltas   []schema.Delta
 	commitTS time.Time
 	xid      string
+
+	parser *parser.Parser
+	expect map[schema.TableID]*expectation // what the last DDL of a table said
 
 	open       map[int]*window
 	nextWindow int
@@ -252,7 +255,42 @@ func (r *reader) observe(ctx context.Context, t schema.Table, file string, pos u
 	return d, nil
 }
 
-var truncateRE = regexp.MustCompile("(?is)^\\s*TRUNCATE\\s+(?:TABLE\\s+)?(?:`?([^`.\\s]+)`?\\.)?`?([^`\\s;]+)`?\\s*;?\\s*$")
+// ddl applies what a statement does to the captured tables: truncates by
+// policy, and the column changes the next TABLE_MAP must show.
+func (r *reader) ddl(q, db string, start uint32, h *replication.EventHeader) error {
+	if r.parser == nil {
+		r.parser = parser.New()
+		r.expect = map[schema.TableID]*expectation{}
+	}
+	eff, err := parseDDL(r.parser, q, db)
+	if err != nil {
+		r.s.log.Debug("statement not parsed; the row metadata decides the table shapes", "error", err)
+		return nil
+	}
+	for _, id := range eff.truncate {
+		if r.captured(id) {
+			if err := r.truncate(id, start, h); err != nil {
+				return err
+			}
+		}
+	}
+	for _, id := range eff.dropped {
+		if r.captured(id) {
+			r.s.log.Warn("a replicated table was dropped at the source; the destination keeps it", "table", id.String(), "position", fmt.Sprintf("%s:%d", r.file, start))
+		}
+	}
+	for from, to := range eff.renamed {
+		if r.captured(from) || r.captured(to) {
+			r.s.log.Warn("a replicated table was renamed at the source", "from", from.String(), "to", to.String())
+		}
+	}
+	for id, e := range eff.expect {
+		if r.captured(id) {
+			r.expect[id] = e
+		}
+	}
+	return nil
+}
 
 func (r *reader) captured(id schema.TableID) bool {
 	for _, t := range r.s.cfg.tables {
@@ -299,16 +337,8 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		case r.inTxn:
 			// a statement inside a transaction (SAVEPOINT): not a boundary
 		default:
-			if m := truncateRE.FindStringSubmatch(q); m != nil {
-				db := m[1]
-				if db == "" {
-					db = string(e.Schema)
-				}
-				if id := (schema.TableID{Namespace: db, Name: m[2]}); r.captured(id) {
-					if err := r.truncate(id, start, h); err != nil {
-						return err
-					}
-				}
+			if err := r.ddl(q, string(e.Schema), start, h); err != nil {
+				return err
 			}
 			// a DDL statement is its own transaction: the table maps that follow carry the new shapes
 			return r.commit(ctx, start, h)
@@ -377,6 +407,16 @@ func (r *reader) rows(ctx context.Context, st *tableState, e *replication.RowsEv
 	d, err := r.observe(ctx, t, r.file, start)
 	if err != nil {
 		return err
+	}
+	if e := r.expect[st.id]; e != nil {
+		delete(r.expect, st.id)
+		check := d
+		if check == nil {
+			check = &schema.Delta{Table: t}
+		}
+		if err := e.apply(check); err != nil {
+			return component.Permanent(err)
+		}
 	}
 	if d != nil {
 		r.deltas = append(r.deltas, *d)
