@@ -99,7 +99,11 @@ func (s *Source) check() problems {
 	if v, _ := s.variable("server_id"); v == strconv.FormatUint(uint64(s.cfg.ServerID), 10) {
 		block("server_id %d is the server's own id: give the pipeline another (server_id in the source config)", s.cfg.ServerID)
 	}
-	if res, err := s.exec("SHOW SLAVE HOSTS"); err == nil {
+	res, err := s.exec("SHOW SLAVE HOSTS")
+	if err != nil {
+		res, err = s.exec("SHOW REPLICAS") // MySQL 8.4
+	}
+	if err == nil {
 		for i := 0; i < res.RowNumber(); i++ {
 			if id, _ := res.GetUint(i, 0); id == uint64(s.cfg.ServerID) {
 				block("server_id %d is already used by a replica or another pipeline connected to this server: give each pipeline its own", s.cfg.ServerID)

@@ -218,7 +218,11 @@ func (s *Source) currentPosition() (resume, error) {
 	var r resume
 	res, err := s.exec("SHOW MASTER STATUS")
 	if err != nil {
-		return r, fmt.Errorf("SHOW MASTER STATUS: %w", err)
+		// MySQL 8.4 renamed it
+		var err2 error
+		if res, err2 = s.exec("SHOW BINARY LOG STATUS"); err2 != nil {
+			return r, fmt.Errorf("SHOW MASTER STATUS: %w", err)
+		}
 	}
 	if res.RowNumber() == 0 {
 		return r, component.Permanent(errors.New("the binary log is off (SHOW MASTER STATUS is empty): start the server with log_bin"))
