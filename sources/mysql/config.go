@@ -26,6 +26,8 @@ type Config struct {
 	Snapshot string `yaml:"snapshot" json:"snapshot"`
 	// SnapshotChunkRows is the number of rows per snapshot chunk.
 	SnapshotChunkRows int `yaml:"snapshot_chunk_rows" json:"snapshot_chunk_rows"`
+	// SnapshotWorkers bounds the tables read at once (one connection each).
+	SnapshotWorkers int `yaml:"snapshot_workers" json:"snapshot_workers"`
 	// HeartbeatInterval is the binlog heartbeat period the server is asked for; a
 	// connection silent for three periods is treated as dead.
 	HeartbeatInterval string `yaml:"heartbeat_interval" json:"heartbeat_interval"`
@@ -59,6 +61,9 @@ func (c Config) WithDefaults(pipeline string) Config {
 	}
 	if c.SnapshotChunkRows == 0 {
 		c.SnapshotChunkRows = DefaultSnapshotChunkRows
+	}
+	if c.SnapshotWorkers == 0 {
+		c.SnapshotWorkers = 4
 	}
 	if c.HeartbeatInterval == "" {
 		c.HeartbeatInterval = DefaultHeartbeat.String()
@@ -109,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotChunkRows < 10 {
 		bad("snapshot_chunk_rows: must be at least 10")
+	}
+	if c.SnapshotWorkers < 1 || c.SnapshotWorkers > 64 {
+		bad("snapshot_workers: must be between 1 and 64")
 	}
 	d, err := time.ParseDuration(c.HeartbeatInterval)
 	switch {

@@ -3,6 +3,8 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ type window struct {
 	id      int
 	table   schema.TableID
 	touched map[string]bool
+	ddl     bool      // a DDL of the table was seen in the window
 	closed  *closeReq // set when the chunk is read
 }
 
@@ -49,8 +52,9 @@ type closeReq struct {
 	hwPos   uint32
 	lastKey string
 	done    bool
+	abandon bool // close the window without a chunk (the SELECT failed on a DDL)
 	version schema.Table
-	emitted chan struct{}
+	emitted chan bool // true: emitted; false: a DDL of the table fell in the window, read the chunk again
 }
 
 // reader turns binlog events into batches and merges snapshot chunks in.
@@ -134,6 +138,10 @@ func (r *reader) request(ctx context.Context, req windowReq) error {
 	if w == nil {
 		return fmt.Errorf("snapshot window %d is not open", req.close.id)
 	}
+	if req.close.abandon {
+		delete(r.open, req.close.id)
+		return nil
+	}
 	w.closed = req.close
 	return r.emitReady(ctx)
 }
@@ -184,8 +192,14 @@ func (r *reader) emitChunks(ctx context.Context, ws []*window) error {
 	run, at := r.s.deps.Epoch, r.pos-1
 	var b schema.Batch
 	var emitted []emittedChunk
+	var redo []*window
 	for _, w := range ws {
 		c := w.closed
+		if w.ddl {
+			// the chunk's columns may be from either side of the DDL
+			redo = append(redo, w)
+			continue
+		}
 		d, err := r.observe(ctx, c.version, r.file, at)
 		if err != nil {
 			return err
@@ -215,11 +229,19 @@ func (r *reader) emitChunks(ctx context.Context, ws []*window) error {
 		r.s.chunks = append(r.s.chunks, e)
 	}
 	r.s.mu.Unlock()
+	for _, w := range redo {
+		w.closed.emitted <- false
+	}
+	if len(emitted) == 0 {
+		return nil
+	}
 	if err := r.send(ctx, b); err != nil {
 		return err
 	}
 	for _, w := range ws {
-		close(w.closed.emitted)
+		if !w.ddl {
+			w.closed.emitted <- true
+		}
 	}
 	return nil
 }
@@ -287,6 +309,16 @@ func (r *reader) ddl(q, db string, start uint32, h *replication.EventHeader) err
 	for id, e := range eff.expect {
 		if r.captured(id) {
 			r.expect[id] = e
+		}
+	}
+	// snapshot windows of tables this statement touched must read their chunk again
+	touched := append(append(slices.Clone(eff.truncate), eff.dropped...), slices.Collect(maps.Keys(eff.expect))...)
+	for from, to := range eff.renamed {
+		touched = append(touched, from, to)
+	}
+	for _, w := range r.open {
+		if slices.Contains(touched, w.table) {
+			w.ddl = true
 		}
 	}
 	return nil

@@ -3,11 +3,15 @@ package mysql
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/go-mysql-org/go-mysql/client"
+	gmysql "github.com/go-mysql-org/go-mysql/mysql"
+	"golang.org/x/sync/errgroup"
 )
 
 // tablePlan is a table still to be copied, from the key after lastKey.
@@ -122,26 +126,52 @@ func (s *Source) describe(id schema.TableID) ([]colInfo, schema.Table, error) {
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
 // snapshot copies the planned tables chunk by chunk, each chunk inside a DBLog
-// window of the stream: no locks, no RELOAD, resumable per chunk.
+// window of the stream: no locks, no RELOAD, resumable per chunk. Up to
+// snapshot_workers tables are read at once, each on its own connection.
 func (s *Source) snapshot(ctx context.Context, plan []*tablePlan) error {
-	for _, tp := range plan {
-		if err := s.copyTable(ctx, tp); err != nil {
-			return err
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *tablePlan)
+	for range min(s.cfg.SnapshotWorkers, len(plan)) {
+		g.Go(func() error {
+			conn, err := s.connect(gctx)
+			if err != nil {
+				return err
+			}
+			// closing the socket (safe concurrently, unlike the client's Close)
+			// unblocks a running query
+			stop := context.AfterFunc(gctx, func() { conn.Conn.Conn.Close() })
+			defer func() {
+				stop()
+				conn.Close()
+			}()
+			for tp := range work {
+				if err := s.copyTable(gctx, conn, tp); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(work)
+		for _, tp := range plan {
+			select {
+			case work <- tp:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
 		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	s.log.Info("snapshot read")
 	return nil
 }
 
-func (s *Source) copyTable(ctx context.Context, tp *tablePlan) error {
-	keyIdx := make([]int, len(tp.table.PrimaryKey))
-	for i, k := range tp.table.PrimaryKey {
-		for j, c := range tp.cols {
-			if c.name == k {
-				keyIdx[i] = j
-			}
-		}
-	}
+// queries are the first-chunk and next-chunk SELECTs of the table's current columns.
+func (tp *tablePlan) queries(chunkRows int) (first, next string) {
 	var sel, keys []string
 	for _, c := range tp.cols {
 		sel = append(sel, quoteIdent(c.name))
@@ -150,10 +180,49 @@ func (s *Source) copyTable(ctx context.Context, tp *tablePlan) error {
 		keys = append(keys, quoteIdent(k))
 	}
 	from := fmt.Sprintf("FROM %s.%s", quoteIdent(tp.id.Namespace), quoteIdent(tp.id.Name))
-	order := " ORDER BY " + strings.Join(keys, ", ") + fmt.Sprintf(" LIMIT %d", s.cfg.SnapshotChunkRows)
-	first := "SELECT " + strings.Join(sel, ", ") + " " + from + order
+	order := " ORDER BY " + strings.Join(keys, ", ") + fmt.Sprintf(" LIMIT %d", chunkRows)
+	first = "SELECT " + strings.Join(sel, ", ") + " " + from + order
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ")
-	next := "SELECT " + strings.Join(sel, ", ") + " " + from + " WHERE (" + strings.Join(keys, ", ") + ") > (" + marks + ")" + order
+	next = "SELECT " + strings.Join(sel, ", ") + " " + from + " WHERE (" + strings.Join(keys, ", ") + ") > (" + marks + ")" + order
+	return first, next
+}
+
+func (tp *tablePlan) keyIndexes() []int {
+	keyIdx := make([]int, len(tp.table.PrimaryKey))
+	for i, k := range tp.table.PrimaryKey {
+		for j, c := range tp.cols {
+			if c.name == k {
+				keyIdx[i] = j
+			}
+		}
+	}
+	return keyIdx
+}
+
+// redescribe reads the table's columns again (after a DDL).
+func (s *Source) redescribe(tp *tablePlan) error {
+	cols, t, err := s.describe(tp.id)
+	if err != nil {
+		return err
+	}
+	tp.cols, tp.table = cols, t
+	return nil
+}
+
+// abandon closes a window without a chunk.
+func (s *Source) abandon(ctx context.Context, id int) error {
+	c := &closeReq{id: id, abandon: true}
+	select {
+	case s.windows <- windowReq{close: c}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan) error {
+	first, next := tp.queries(s.cfg.SnapshotChunkRows)
+	retries := 0
 	last := tp.lastKey
 	for {
 		// open the window: the stream records the table's keys from here on
@@ -164,19 +233,39 @@ func (s *Source) copyTable(ctx context.Context, tp *tablePlan) error {
 			return ctx.Err()
 		}
 		id := <-open.reply
+		// the columns as of now, inside the window: a DDL after this read falls in
+		// the window, and the chunk is read again
+		if err := s.redescribe(tp); err != nil {
+			return err
+		}
+		first, next = tp.queries(s.cfg.SnapshotChunkRows)
+		prev := last
 		q, args := first, []any(nil)
 		if last != nil {
 			q, args = next, last
 		}
-		res, err := s.exec(q, args...)
+		res, err := conn.Execute(q, args...)
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var me *gmysql.MyError
+			if errors.As(err, &me) && (me.Code == gmysql.ER_BAD_FIELD_ERROR || me.Code == gmysql.ER_NO_SUCH_TABLE) && retries < 10 {
+				// the table changed since it was described: describe it again
+				retries++
+				if err := s.abandon(ctx, id); err != nil {
+					return err
+				}
+				continue
+			}
 			return classify(fmt.Errorf("snapshot chunk of %s: %w", tp.id, err))
 		}
+		keyIdx := tp.keyIndexes()
 		hw, err := s.currentPosition()
 		if err != nil {
 			return err
 		}
-		c := &closeReq{id: id, hwFile: hw.file, hwPos: hw.pos, version: tp.table, emitted: make(chan struct{}),
+		c := &closeReq{id: id, hwFile: hw.file, hwPos: hw.pos, version: tp.table, emitted: make(chan bool, 1),
 			done: res.RowNumber() < s.cfg.SnapshotChunkRows}
 		for i := 0; i < res.RowNumber(); i++ {
 			row := make(schema.Row, len(tp.cols))
@@ -219,10 +308,18 @@ func (s *Source) copyTable(ctx context.Context, tp *tablePlan) error {
 			return ctx.Err()
 		}
 		select { // one chunk in memory at a time
-		case <-c.emitted:
+		case ok := <-c.emitted:
+			if !ok { // a DDL of the table fell in the window: read the chunk again
+				if retries++; retries > 10 {
+					return fmt.Errorf("snapshot of %s: the table kept changing shape while a chunk was read", tp.id)
+				}
+				last = prev
+				continue
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		retries = 0
 		if c.done {
 			return nil
 		}
