@@ -168,3 +168,28 @@ func TestDDLDisagreementHalts(t *testing.T) {
 	require.Equal(t, []schema.TableID{{Namespace: "app", Name: "gone"}}, eff.dropped)
 	require.Equal(t, []schema.TableID{{Namespace: "app", Name: "t"}}, eff.truncate)
 }
+
+// TestDropAndRenameTable: dropping or renaming a replicated table away is a
+// DropTable delta; a table created again under the name continues its history
+// (its columns as deltas from the last shape the name had).
+func TestDropAndRenameTable(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "CREATE TABLE types (id int PRIMARY KEY, a int)")
+	s := r.open()
+	r.exec("INSERT INTO types VALUES (1, 1)")
+	r.exec("RENAME TABLE types TO types_old")
+	r.exec("CREATE TABLE types (id int PRIMARY KEY, b varchar(5))")
+	r.exec("INSERT INTO types VALUES (2, 'x')")
+	r.exec("DROP TABLE types")
+	r.exec("CREATE TABLE types (id int PRIMARY KEY, b varchar(5))")
+	r.exec("INSERT INTO types VALUES (3, 'y')")
+	cs, ds := collect(t, s, 3)
+	var ops []string
+	for _, d := range ds {
+		for _, c := range d.Changes {
+			ops = append(ops, c.Op.String())
+		}
+	}
+	require.Equal(t, []string{"create_table", "drop_table", "drop_column", "add_column", "drop_table"}, ops)
+	require.Equal(t, `{"id":3,"b":"y"}`, string(cs[2].After.AppendJSON(nil)))
+}

@@ -200,6 +200,10 @@ func (r *reader) emitChunks(ctx context.Context, ws []*window) error {
 			redo = append(redo, w)
 			continue
 		}
+		if len(c.rows) == 0 {
+			emitted = append(emitted, emittedChunk{table: w.table, lastKey: c.lastKey, done: c.done})
+			continue
+		}
 		d, err := r.observe(ctx, c.version, r.file, at)
 		if err != nil {
 			return err
@@ -296,14 +300,21 @@ func (r *reader) ddl(q, db string, start uint32, h *replication.EventHeader) err
 			}
 		}
 	}
+	gone := func(id schema.TableID, why string) {
+		r.s.log.Warn(why+"; the destination keeps it", "table", id.String(), "position", fmt.Sprintf("%s:%d", r.file, start))
+		if st := r.byID[id]; st != nil && st.table.Version != 0 {
+			r.deltas = append(r.deltas, schema.Delta{Table: st.table, From: st.table.Version, Changes: []schema.ColumnChange{{Op: schema.DropTable}}})
+			st.table = schema.Table{} // a table of that name later is registered afresh
+		}
+	}
 	for _, id := range eff.dropped {
 		if r.captured(id) {
-			r.s.log.Warn("a replicated table was dropped at the source; the destination keeps it", "table", id.String(), "position", fmt.Sprintf("%s:%d", r.file, start))
+			gone(id, "a replicated table was dropped at the source")
 		}
 	}
 	for from, to := range eff.renamed {
-		if r.captured(from) || r.captured(to) {
-			r.s.log.Warn("a replicated table was renamed at the source", "from", from.String(), "to", to.String())
+		if r.captured(from) {
+			gone(from, "a replicated table was renamed to "+to.String()+" at the source")
 		}
 	}
 	for id, e := range eff.expect {

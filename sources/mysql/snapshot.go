@@ -106,7 +106,7 @@ func (s *Source) describe(id schema.TableID) ([]colInfo, schema.Table, error) {
 		t.Columns = append(t.Columns, schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable})
 	}
 	if len(cols) == 0 {
-		return nil, t, fmt.Errorf("table %s does not exist", id)
+		return nil, t, errNoTable
 	}
 	keys, err := s.exec(`SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION`, id.Namespace, id.Name)
@@ -122,6 +122,9 @@ func (s *Source) describe(id schema.TableID) ([]colInfo, schema.Table, error) {
 	}
 	return cols, t, nil
 }
+
+// errNoTable: the table does not exist (any more).
+var errNoTable = errors.New("table does not exist")
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
@@ -235,7 +238,27 @@ func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan
 		id := <-open.reply
 		// the columns as of now, inside the window: a DDL after this read falls in
 		// the window, and the chunk is read again
-		if err := s.redescribe(tp); err != nil {
+		if err := s.redescribe(tp); errors.Is(err, errNoTable) {
+			// dropped or renamed away: nothing left to copy; what a table of that
+			// name holds later comes from the stream
+			s.log.Warn("a table being snapshotted no longer exists; its snapshot ends here", "table", tp.id.String())
+			hw, err := s.currentPosition()
+			if err != nil {
+				return err
+			}
+			c := &closeReq{id: id, hwFile: hw.file, hwPos: hw.pos, done: true, lastKey: "null", emitted: make(chan bool, 1)}
+			select {
+			case s.windows <- windowReq{close: c}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case <-c.emitted:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		} else if err != nil {
 			return err
 		}
 		first, next = tp.queries(s.cfg.SnapshotChunkRows)
