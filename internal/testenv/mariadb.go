@@ -110,3 +110,10 @@ func (m *MariaDB) Restart() error {
 
 // Stop shuts the server down; it is idempotent.
 func (m *MariaDB) Stop() { m.proc.signal(syscall.SIGTERM, 30*time.Second) }
+
+// Freeze stops the server without closing its connections (SIGSTOP): clients
+// see a silent socket, as with a network partition. Thaw resumes it.
+func (m *MariaDB) Freeze() { m.proc.pause(true) }
+
+// Thaw resumes a frozen server.
+func (m *MariaDB) Thaw() { m.proc.pause(false) }

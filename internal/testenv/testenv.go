@@ -319,3 +319,18 @@ func findBinary(candidates ...string) (string, error) {
 	}
 	return "", errors.New("none of " + strings.Join(candidates, ", ") + " found")
 }
+
+// pause stops (SIGSTOP) or continues (SIGCONT) the server.
+func (p *process) pause(stop bool) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	sig := syscall.SIGCONT
+	if stop {
+		sig = syscall.SIGSTOP
+	}
+	_ = syscall.Kill(cmd.Process.Pid, sig)
+}

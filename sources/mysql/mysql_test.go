@@ -193,3 +193,26 @@ func TestDropAndRenameTable(t *testing.T) {
 	require.Equal(t, []string{"create_table", "drop_table", "drop_column", "add_column", "drop_table"}, ops)
 	require.Equal(t, `{"id":3,"b":"y"}`, string(cs[2].After.AppendJSON(nil)))
 }
+
+// TestStaleConnection: a server that goes silent (frozen, like a partition) is
+// noticed after three heartbeat periods and reported as a retryable error.
+func TestStaleConnection(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "CREATE TABLE types (id int PRIMARY KEY)")
+	s := r.open()
+	r.exec("INSERT INTO types VALUES (1)")
+	collect(t, s, 1)
+	r.m.Freeze()
+	defer r.m.Thaw()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	for err == nil {
+		_, err = s.Read(ctx)
+	}
+	require.NotErrorIs(t, err, context.DeadlineExceeded, "the silent connection was never noticed")
+	require.False(t, component.IsPermanent(err), "%v", err)
+	require.Less(t, time.Since(start), 15*time.Second)
+	t.Logf("noticed after %v: %v", time.Since(start).Round(100*time.Millisecond), err)
+}

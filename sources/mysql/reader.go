@@ -105,11 +105,22 @@ func (r *reader) run(ctx context.Context) error {
 		}
 	}()
 	defer func() { stop(); <-done }()
+	// the server sends a heartbeat after each silent period: a stream silent for
+	// three periods is dead (a partition, a frozen server), whatever TCP says
+	stale := 3 * r.s.cfg.heartbeat
+	watch := time.NewTicker(r.s.cfg.heartbeat / 2)
+	defer watch.Stop()
+	lastEvent := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-watch.C:
+			if silent := time.Since(lastEvent); silent > stale {
+				return fmt.Errorf("binlog stream silent for %v (heartbeats every %v): the connection is stale; reconnecting", silent.Round(time.Second), r.s.cfg.heartbeat)
+			}
 		case e := <-events:
+			lastEvent = time.Now()
 			if e.err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()

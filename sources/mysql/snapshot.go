@@ -55,7 +55,7 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 			s.progress[id] = &cp
 			continue
 		}
-		cols, t, err := s.describe(id)
+		cols, t, err := s.describe(s.exec, id)
 		if err != nil {
 			return nil, err
 		}
@@ -78,8 +78,8 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 
 // describe reads a table's columns and key from information_schema, built the
 // way a TABLE_MAP event is.
-func (s *Source) describe(id schema.TableID) ([]colInfo, schema.Table, error) {
-	res, err := s.exec(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0), COALESCE(NUMERIC_SCALE, 0),
+func (s *Source) describe(exec querier, id schema.TableID) ([]colInfo, schema.Table, error) {
+	res, err := exec(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0), COALESCE(NUMERIC_SCALE, 0),
 		COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, '')
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, id.Namespace, id.Name)
 	if err != nil {
@@ -108,7 +108,7 @@ func (s *Source) describe(id schema.TableID) ([]colInfo, schema.Table, error) {
 	if len(cols) == 0 {
 		return nil, t, errNoTable
 	}
-	keys, err := s.exec(`SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+	keys, err := exec(`SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION`, id.Namespace, id.Name)
 	if err != nil {
 		return nil, t, fmt.Errorf("read the key of %s: %w", id, err)
@@ -203,8 +203,8 @@ func (tp *tablePlan) keyIndexes() []int {
 }
 
 // redescribe reads the table's columns again (after a DDL).
-func (s *Source) redescribe(tp *tablePlan) error {
-	cols, t, err := s.describe(tp.id)
+func (s *Source) redescribe(exec querier, tp *tablePlan) error {
+	cols, t, err := s.describe(exec, tp.id)
 	if err != nil {
 		return err
 	}
@@ -224,6 +224,7 @@ func (s *Source) abandon(ctx context.Context, id int) error {
 }
 
 func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan) error {
+	exec := querier(conn.Execute) // every query of the snapshot on the worker's connection, which ctx can abort
 	first, next := tp.queries(s.cfg.SnapshotChunkRows)
 	retries := 0
 	last := tp.lastKey
@@ -238,11 +239,11 @@ func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan
 		id := <-open.reply
 		// the columns as of now, inside the window: a DDL after this read falls in
 		// the window, and the chunk is read again
-		if err := s.redescribe(tp); errors.Is(err, errNoTable) {
+		if err := s.redescribe(exec, tp); errors.Is(err, errNoTable) {
 			// dropped or renamed away: nothing left to copy; what a table of that
 			// name holds later comes from the stream
 			s.log.Warn("a table being snapshotted no longer exists; its snapshot ends here", "table", tp.id.String())
-			hw, err := s.currentPosition()
+			hw, err := s.positionOn(exec)
 			if err != nil {
 				return err
 			}
@@ -284,7 +285,7 @@ func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan
 			return classify(fmt.Errorf("snapshot chunk of %s: %w", tp.id, err))
 		}
 		keyIdx := tp.keyIndexes()
-		hw, err := s.currentPosition()
+		hw, err := s.positionOn(exec)
 		if err != nil {
 			return err
 		}

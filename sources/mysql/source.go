@@ -90,7 +90,29 @@ func New(c Config, d sources.Deps) *Source {
 
 func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
-	conn, err := client.ConnectWithDialer(ctx, "tcp", s.cfg.Addr, s.cfg.User, s.cfg.Password, "", d.DialContext)
+	// a silent server (partition, frozen process) must not hang a query: every
+	// read and write has a deadline, generous enough for a chunk's first row
+	timeouts := func(c *client.Conn) error {
+		c.ReadTimeout = max(time.Minute, 3*s.cfg.heartbeat)
+		c.WriteTimeout = c.ReadTimeout
+		return nil
+	}
+	// until the connection is set up, ctx's end closes the socket (the handshake
+	// and the session settings are not cancellable otherwise)
+	var stop func() bool
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			stop = context.AfterFunc(ctx, func() { c.Close() })
+		}
+		return c, err
+	}
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	conn, err := client.ConnectWithDialer(ctx, "tcp", s.cfg.Addr, s.cfg.User, s.cfg.Password, "", dial, timeouts)
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to %s: %w", s.cfg.Addr, err))
 	}
@@ -109,6 +131,9 @@ func (s *Source) exec(q string, args ...any) (*gmysql.Result, error) {
 	defer s.qmu.Unlock()
 	return s.query.Execute(q, args...)
 }
+
+// querier runs queries: the shared connection, or a snapshot worker's own.
+type querier func(q string, args ...any) (*gmysql.Result, error)
 
 // Open connects, checks the server, and starts the stream (and the snapshot of
 // the tables not yet copied).
@@ -214,13 +239,15 @@ func runBoth(ctx context.Context, a, b func(context.Context) error) error {
 }
 
 // currentPosition is where the binlog ends now: a fresh pipeline starts there.
-func (s *Source) currentPosition() (resume, error) {
+func (s *Source) currentPosition() (resume, error) { return s.positionOn(s.exec) }
+
+func (s *Source) positionOn(exec querier) (resume, error) {
 	var r resume
-	res, err := s.exec("SHOW MASTER STATUS")
+	res, err := exec("SHOW MASTER STATUS")
 	if err != nil {
 		// MySQL 8.4 renamed it
 		var err2 error
-		if res, err2 = s.exec("SHOW BINARY LOG STATUS"); err2 != nil {
+		if res, err2 = exec("SHOW BINARY LOG STATUS"); err2 != nil {
 			return r, fmt.Errorf("SHOW MASTER STATUS: %w", err)
 		}
 	}
@@ -234,17 +261,17 @@ func (s *Source) currentPosition() (resume, error) {
 	if s.flavor == gmysql.MariaDBFlavor {
 		q = "SELECT @@GLOBAL.gtid_binlog_pos" // not gtid_current_pos: it may hold positions never written here
 	}
-	if res, err := s.exec(q); err == nil && res.RowNumber() > 0 {
+	if res, err := exec(q); err == nil && res.RowNumber() > 0 {
 		r.gtid, _ = res.GetString(0, 0)
 	}
-	if s.flavor == gmysql.MySQLFlavor && !s.gtidMode() {
+	if s.flavor == gmysql.MySQLFlavor && !s.gtidMode(exec) {
 		r.gtid = ""
 	}
 	return r, nil
 }
 
-func (s *Source) gtidMode() bool {
-	res, err := s.exec("SELECT @@GLOBAL.gtid_mode")
+func (s *Source) gtidMode(exec querier) bool {
+	res, err := exec("SELECT @@GLOBAL.gtid_mode")
 	if err != nil || res.RowNumber() == 0 {
 		return false
 	}

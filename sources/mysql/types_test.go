@@ -38,6 +38,7 @@ const typesValues = `(%d, -128, 255, -32768, 65535, -8388608, 16777215,
 
 type typesRig struct {
 	t    *testing.T
+	m    *testenv.MariaDB
 	conn *client.Conn
 	cfg  Config
 	reg  schema.Registry
@@ -57,7 +58,7 @@ func newRig(t *testing.T, setup ...string) *typesRig {
 	require.NoError(t, cfg.Validate())
 	reg, err := schema.NewRegistry(context.Background(), &schema.MemoryVersions{}, "rig")
 	require.NoError(t, err)
-	return &typesRig{t: t, conn: conn, cfg: cfg, reg: reg, prog: &sourcetest.MemProgress{}}
+	return &typesRig{t: t, m: m, conn: conn, cfg: cfg, reg: reg, prog: &sourcetest.MemProgress{}}
 }
 
 func (r *typesRig) exec(q string, args ...any) {
