@@ -202,7 +202,9 @@ func requireFinal(t *testing.T, dir string, changes int) {
 	t.Helper()
 	want := datagen.Final(datagen.Config{Tables: 3, SnapshotRows: 300, Keys: 500, Seed: 42, TxnSize: 7, Changes: int64(changes)}, 500)
 	var state map[string]map[string]string
-	require.Eventually(t, func() bool {
+	// wait for the whole final state, not just the row counts: every key exists
+	// long before the last change of each has been applied
+	eventually := func() bool {
 		var err error
 		state, err = file.State(dir)
 		require.NoError(t, err) // also fails on any duplicate or reordered line
@@ -210,9 +212,17 @@ func requireFinal(t *testing.T, dir string, changes int) {
 			if len(state[id.String()]) != len(rows) {
 				return false
 			}
+			for k, r := range rows {
+				if state[id.String()][fmt.Sprintf(`{"id":%d}`, k)] != string(r.AppendJSON(nil)) {
+					return false
+				}
+			}
 		}
 		return true
-	}, 60*time.Second, 50*time.Millisecond)
+	}
+	for deadline := time.Now().Add(60 * time.Second); !eventually() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	for id, rows := range want {
 		for k, r := range rows {
 			key := fmt.Sprintf(`{"id":%d}`, k)
