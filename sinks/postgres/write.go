@@ -50,7 +50,8 @@ func (s *Sink) writeTable(ctx context.Context, tx pgx.Tx, id schema.TableID, cha
 	if err != nil {
 		return err
 	}
-	if err := s.encode(t, st, changes); err != nil {
+	anyUnchanged, err := s.encode(t, st, changes)
+	if err != nil {
 		return err
 	}
 	var copySQL strings.Builder
@@ -72,7 +73,7 @@ func (s *Sink) writeTable(ctx context.Context, tx pgx.Tx, id schema.TableID, cha
 			return classify(fmt.Errorf("filter replayed changes of %s: %w", t.name, err))
 		}
 	}
-	for _, q := range s.mergeSQL(t, st) {
+	for _, q := range s.mergeSQL(t, st, anyUnchanged) {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return classify(fmt.Errorf("merge into %s: %w", t.name, err))
 		}
@@ -144,8 +145,9 @@ func stagedColumns(t *destTable, changes []schema.Change) ([]int, error) {
 	return out, nil
 }
 
-// encode writes the staging rows of changes into s.buf in COPY text format.
-func (s *Sink) encode(t *destTable, st *stage, changes []schema.Change) error {
+// encode writes the staging rows of changes into s.buf in COPY text format and
+// reports whether any row marks a column unchanged.
+func (s *Sink) encode(t *destTable, st *stage, changes []schema.Change) (anyUnchanged bool, err error) {
 	s.buf.Reset()
 	var unchanged []int
 	for ci := range changes {
@@ -173,7 +175,7 @@ func (s *Sink) encode(t *destTable, st *stage, changes []schema.Change) error {
 				if p := col.spec.problem(v); p != "" {
 					nv, err := s.unrepresentable(t, col.name, c, p)
 					if err != nil {
-						return err
+						return false, err
 					}
 					v = nv
 				}
@@ -190,6 +192,7 @@ func (s *Sink) encode(t *destTable, st *stage, changes []schema.Change) error {
 		if len(unchanged) == 0 {
 			s.buf.WriteString(`\N`)
 		} else {
+			anyUnchanged = true
 			s.buf.WriteByte('{')
 			for j, k := range unchanged {
 				if j > 0 {
@@ -207,7 +210,7 @@ func (s *Sink) encode(t *destTable, st *stage, changes []schema.Change) error {
 		}
 		s.buf.WriteByte('\n')
 	}
-	return nil
+	return anyUnchanged, nil
 }
 
 // unrepresentable applies the on_unrepresentable policy to a value of column
@@ -259,8 +262,10 @@ func (s *Sink) opSet(expr string) string {
 
 // mergeSQL returns the statements that merge a staging table into t: one MERGE,
 // or the upsert sequence for servers without MERGE. Every branch that changes a
-// stored row requires the staged version to be newer than the stored one.
-func (s *Sink) mergeSQL(t *destTable, st *stage) []string {
+// stored row requires the staged version to be newer than the stored one. With
+// unchanged, a column a row marks unchanged keeps its stored value (a CASE per
+// column); without, the plain assignment is cheaper.
+func (s *Sink) mergeSQL(t *destTable, st *stage, unchanged bool) []string {
 	q := pgx.Identifier.Sanitize
 	v, del, sy := q(pgx.Identifier{s.meta.version}), q(pgx.Identifier{s.meta.deleted}), q(pgx.Identifier{s.meta.synced})
 	op, unch, ts := q(pgx.Identifier{s.meta.op}), q(pgx.Identifier{s.meta.unchanged}), q(pgx.Identifier{s.meta.sourceTS})
@@ -281,6 +286,10 @@ func (s *Sink) mergeSQL(t *destTable, st *stage) []string {
 			continue
 		}
 		n := q(pgx.Identifier{name})
+		if !unchanged {
+			fmt.Fprintf(&set, "%[1]s = s.%[1]s, ", n)
+			continue
+		}
 		fmt.Fprintf(&set, "%[1]s = CASE WHEN s.%[2]s IS NOT NULL AND %[3]d = ANY(s.%[2]s) THEN t.%[1]s ELSE s.%[1]s END, ", n, unch, k+1)
 	}
 	fmt.Fprintf(&set, "%s = false, %s = s.%s, %s = now()", del, v, v, sy)
