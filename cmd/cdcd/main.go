@@ -14,6 +14,11 @@ import (
 	"github.com/cdcd-dev/cdcd/sources/datagen"
 	mysqlsrc "github.com/cdcd-dev/cdcd/sources/mysql"
 	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
+	"github.com/cdcd-dev/cdcd/transforms/addfields"
+	"github.com/cdcd-dev/cdcd/transforms/columns"
+	"github.com/cdcd-dev/cdcd/transforms/filter"
+	"github.com/cdcd-dev/cdcd/transforms/mask"
+	"github.com/cdcd-dev/cdcd/transforms/route"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -28,6 +33,11 @@ func registry() *pipeline.Registry {
 	r.Sinks["file"] = file.Factory()
 	r.Sinks["postgres"] = pgsink.Factory()
 	r.Sinks["clickhouse"] = clickhouse.Factory()
+	r.Transforms["filter"] = filter.Factory()
+	r.Transforms["mask"] = mask.Factory()
+	r.Transforms["columns"] = columns.Factory()
+	r.Transforms["route"] = route.Factory()
+	r.Transforms["add_fields"] = addfields.Factory()
 	return r
 }
 

@@ -1,0 +1,172 @@
+// Package filter is the filter transform: it keeps or drops changes by an
+// expression over the row, the operation and metadata, in expr-lang
+// (github.com/expr-lang/expr), compiled and type-checked once at config time.
+//
+// The expression sees: op ("c", "u", "d", "r", "t"), row (the new image, or the
+// old one for deletes: a map of column to value), before (the old image, when
+// the source has it), key, table ("namespace.name") and commit_ts (a time).
+// Values are Go values: integers int64/uint64, decimals float64 (for comparison
+// only: the row keeps its exact text), strings, bools, times, nil for NULL.
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/transforms"
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config configures the filter.
+type Config struct {
+	// Keep is the expression; a change is kept when it is true.
+	Keep string `yaml:"keep" json:"keep"`
+	// Drop is the opposite: a change is dropped when it is true. Set one of them.
+	Drop string `yaml:"drop" json:"drop"`
+}
+
+// env is the expression's environment (names and types for the checker).
+type env struct {
+	Op       string         `expr:"op"`
+	Row      map[string]any `expr:"row"`
+	Before   map[string]any `expr:"before"`
+	Key      map[string]any `expr:"key"`
+	Table    string         `expr:"table"`
+	CommitTS time.Time      `expr:"commit_ts"`
+}
+
+// Filter is the transform.
+type Filter struct {
+	prog   *vm.Program
+	negate bool
+	uses   map[string]bool // the top-level names the expression reads
+}
+
+// New compiles the expression; a syntax or type error names the problem.
+func New(c Config) (*Filter, error) {
+	src, negate := c.Keep, false
+	switch {
+	case c.Keep != "" && c.Drop != "":
+		return nil, errors.New("set keep or drop, not both")
+	case c.Keep == "" && c.Drop == "":
+		return nil, errors.New("keep: required (an expression, e.g. op != \"d\" && row.status != \"test\")")
+	case c.Drop != "":
+		src, negate = c.Drop, true
+	}
+	prog, err := expr.Compile(src, expr.Env(env{}), expr.AsBool())
+	if err != nil {
+		return nil, fmt.Errorf("expression %q: %w", src, err)
+	}
+	// build per change only the maps the expression reads
+	uses := map[string]bool{}
+	if tree, err := parser.Parse(src); err == nil {
+		ast.Walk(&tree.Node, identifiers(uses))
+	}
+	return &Filter{prog: prog, negate: negate, uses: uses}, nil
+}
+
+type identifiers map[string]bool
+
+func (v identifiers) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		v[id.Value] = true
+	}
+}
+
+// Factory returns the filter's factory.
+func Factory() transforms.Factory {
+	return transforms.Factory{
+		Spec: func() any { return Config{} },
+		New: func(raw *yaml.Node, _ transforms.Deps) (transforms.Transform, error) {
+			var c Config
+			if err := component.Decode(raw, &c); err != nil {
+				return nil, err
+			}
+			return New(c)
+		},
+	}
+}
+
+// Schema leaves shapes as they are.
+func (f *Filter) Schema(in schema.Table) (schema.Table, error) { return in, nil }
+
+// Apply evaluates the expression on c. A run-time error (a type mismatch on a
+// row) names the expression's problem, never the row's values.
+func (f *Filter) Apply(c *schema.Change) (bool, error) {
+	e := env{Op: c.Op.String(), CommitTS: c.CommitTS}
+	if f.uses["table"] {
+		e.Table = c.Table.String()
+	}
+	if f.uses["row"] {
+		switch {
+		case c.After != nil:
+			e.Row = toMap(c.After)
+		case c.Before != nil:
+			e.Row = toMap(c.Before)
+		default:
+			e.Row = toMap(c.Key)
+		}
+	}
+	if f.uses["before"] {
+		e.Before = toMap(c.Before)
+	}
+	if f.uses["key"] {
+		e.Key = toMap(c.Key)
+	}
+	out, err := expr.Run(f.prog, e)
+	if err != nil {
+		return false, component.Permanent(fmt.Errorf("filter: %w", err))
+	}
+	keep, _ := out.(bool)
+	return keep != f.negate, nil
+}
+
+func toMap(r schema.Row) map[string]any {
+	if r == nil {
+		return nil
+	}
+	m := make(map[string]any, len(r))
+	for _, f := range r {
+		m[f.Name] = GoValue(f.Value)
+	}
+	return m
+}
+
+// GoValue is the value an expression sees.
+func GoValue(v schema.Value) any {
+	switch v.Kind() {
+	case schema.KindNull, schema.KindUnchanged:
+		return nil
+	case schema.KindBool:
+		return v.AsBool()
+	case schema.KindInt:
+		return v.AsInt()
+	case schema.KindUint:
+		return v.AsUint()
+	case schema.KindFloat:
+		return v.AsFloat()
+	case schema.KindDecimal:
+		f, _ := strconv.ParseFloat(v.Text(), 64)
+		return f
+	case schema.KindTimestamp, schema.KindDateTime, schema.KindDate:
+		return v.AsTime()
+	case schema.KindBytes:
+		return v.AsBytes()
+	case schema.KindArray:
+		es := v.Elems()
+		out := make([]any, len(es))
+		for i, e := range es {
+			out[i] = GoValue(e)
+		}
+		return out
+	}
+	return v.Text()
+}

@@ -1,0 +1,210 @@
+// Package mask is the PII masking transform. A masked column's clear value
+// never leaves it: not to a sink, a log, an error message or a dead letter.
+//
+// Methods:
+//   - hash: HMAC-SHA256 with a secret key (from config, ${ENV} or ${file:…}), in
+//     hex or base64, optionally truncated: equal inputs give equal outputs (joins
+//     still work) and the value cannot be recovered without the key;
+//   - redact: NULL, or a constant;
+//   - partial: keeps the first and last N characters, masks the rest with '*'
+//     (card numbers: keep_last: 4);
+//   - email: keeps the domain, masks the local part.
+package mask
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/transforms"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config configures the mask.
+type Config struct {
+	Columns []string `yaml:"columns" json:"columns"`
+	// Method is hash (default), redact, partial or email.
+	Method string `yaml:"method" json:"method"`
+	// Key is the HMAC key of hash (at least 16 bytes; keep it in ${ENV} or ${file:}).
+	Key string `yaml:"key" json:"key"`
+	// Encoding of hash: hex (default) or base64.
+	Encoding string `yaml:"encoding" json:"encoding"`
+	// Length truncates a hash to this many characters (0: whole).
+	Length int `yaml:"length" json:"length"`
+	// Replacement is redact's constant (unset: NULL).
+	Replacement *string `yaml:"replacement" json:"replacement"`
+	// KeepFirst and KeepLast are partial's kept characters.
+	KeepFirst int `yaml:"keep_first" json:"keep_first"`
+	KeepLast  int `yaml:"keep_last" json:"keep_last"`
+}
+
+// Mask is the transform.
+type Mask struct {
+	cfg  Config
+	cols map[string]bool
+	macs sync.Pool // HMAC states keyed with cfg.Key, reset before each use
+}
+
+// New validates c; every problem is reported.
+func New(c Config) (*Mask, error) {
+	if c.Method == "" {
+		c.Method = "hash"
+	}
+	if c.Encoding == "" {
+		c.Encoding = "hex"
+	}
+	var errs []error
+	if len(c.Columns) == 0 {
+		errs = append(errs, errors.New("columns: list the columns to mask"))
+	}
+	switch c.Method {
+	case "hash":
+		if len(c.Key) < 16 {
+			errs = append(errs, errors.New("key: hash needs a secret key of at least 16 bytes (use ${MASK_KEY} or ${file:/path})"))
+		}
+		if c.Encoding != "hex" && c.Encoding != "base64" {
+			errs = append(errs, fmt.Errorf("encoding: must be hex or base64, got %q", c.Encoding))
+		}
+		if c.Length < 0 || (c.Length > 0 && c.Length < 8) {
+			errs = append(errs, errors.New("length: 0 (whole hash) or at least 8"))
+		}
+	case "redact", "email":
+	case "partial":
+		if c.KeepFirst < 0 || c.KeepLast < 0 {
+			errs = append(errs, errors.New("keep_first, keep_last: must not be negative"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("method: must be hash, redact, partial or email, got %q", c.Method))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	m := &Mask{cfg: c, cols: map[string]bool{}}
+	m.macs.New = func() any { return hmac.New(sha256.New, []byte(c.Key)) }
+	for _, col := range c.Columns {
+		m.cols[col] = true
+	}
+	return m, nil
+}
+
+// Factory returns the mask's factory.
+func Factory() transforms.Factory {
+	return transforms.Factory{
+		Spec: func() any { return Config{Method: "hash", Encoding: "hex"} },
+		New: func(raw *yaml.Node, _ transforms.Deps) (transforms.Transform, error) {
+			var c Config
+			if err := component.Decode(raw, &c); err != nil {
+				return nil, err
+			}
+			return New(c)
+		},
+	}
+}
+
+// Schema turns masked columns into text (nullable); a masked key column is an
+// error: rows would merge on masked keys.
+func (m *Mask) Schema(in schema.Table) (schema.Table, error) {
+	out := in.Clone()
+	for i, c := range out.Columns {
+		if !m.cols[c.Name] {
+			continue
+		}
+		for _, k := range in.PrimaryKey {
+			if k == c.Name && m.cfg.Method != "hash" {
+				return schema.Table{}, fmt.Errorf("column %s is part of the primary key: only method hash keeps keys distinct", c.Name)
+			}
+		}
+		out.Columns[i].Type = schema.Type{Kind: schema.KindString, Name: "text"}
+		if m.cfg.Method == "redact" {
+			out.Columns[i].Nullable = true
+		}
+	}
+	return out, nil
+}
+
+// Apply masks the columns in every image of c. Images are copied first: a
+// source may share memory between them.
+func (m *Mask) Apply(c *schema.Change) (bool, error) {
+	for _, r := range []*schema.Row{&c.Key, &c.Before, &c.After} {
+		var out schema.Row
+		for i, f := range *r {
+			if !m.cols[f.Name] {
+				continue
+			}
+			if out == nil {
+				out = (*r).Clone()
+			}
+			out[i].Value = m.mask(f.Value)
+		}
+		if out != nil {
+			*r = out
+		}
+	}
+	return true, nil
+}
+
+func (m *Mask) mask(v schema.Value) schema.Value {
+	if v.IsNull() || v.Kind() == schema.KindUnchanged {
+		return v
+	}
+	var text string
+	switch v.Kind() {
+	case schema.KindString, schema.KindDecimal, schema.KindJSON, schema.KindUnknown:
+		text = v.Text()
+	case schema.KindBytes:
+		text = string(v.AsBytes())
+	default:
+		text = string(v.AppendJSON(nil))
+	}
+	switch m.cfg.Method {
+	case "redact":
+		if m.cfg.Replacement == nil {
+			return schema.Null()
+		}
+		return schema.String(*m.cfg.Replacement)
+	case "partial":
+		return schema.String(partial(text, m.cfg.KeepFirst, m.cfg.KeepLast))
+	case "email":
+		local, domain, ok := strings.Cut(text, "@")
+		if !ok {
+			return schema.String(strings.Repeat("*", utf8.RuneCountInString(text)))
+		}
+		return schema.String(strings.Repeat("*", max(utf8.RuneCountInString(local), 1)) + "@" + domain)
+	}
+	mac := m.macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write([]byte(text))
+	var buf [sha256.Size]byte
+	sum := mac.Sum(buf[:0])
+	m.macs.Put(mac)
+	out := hex.EncodeToString(sum)
+	if m.cfg.Encoding == "base64" {
+		out = base64.RawURLEncoding.EncodeToString(sum)
+	}
+	if m.cfg.Length > 0 && m.cfg.Length < len(out) {
+		out = out[:m.cfg.Length]
+	}
+	return schema.String(out)
+}
+
+// partial keeps first and last runes; it masks everything when the value is
+// too short to keep them and still hide something.
+func partial(s string, first, last int) string {
+	r := []rune(s)
+	if first+last >= len(r) {
+		return strings.Repeat("*", len(r))
+	}
+	for i := first; i < len(r)-last; i++ {
+		r[i] = '*'
+	}
+	return string(r)
+}
