@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
@@ -118,13 +119,17 @@ func (s *Source) describe(exec querier, id schema.TableID) ([]colInfo, schema.Ta
 		t.PrimaryKey = append(t.PrimaryKey, k)
 	}
 	if len(t.PrimaryKey) == 0 {
-		return nil, t, fmt.Errorf("table %s has no primary key", id)
+		return nil, t, fmt.Errorf("table %s: %w", id, errNoKey)
 	}
 	return cols, t, nil
 }
 
 // errNoTable: the table does not exist (any more).
 var errNoTable = errors.New("table does not exist")
+
+// errNoKey: the table has no primary key (or was replaced between the two
+// catalog reads of describe).
+var errNoKey = errors.New("has no primary key: cdcd needs one to read it in chunks and identify rows")
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
@@ -259,6 +264,18 @@ func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		} else if errors.Is(err, errNoKey) && retries < 10 {
+			// a DDL may have replaced the table between the catalog reads: look again
+			retries++
+			if err := s.abandon(ctx, id); err != nil {
+				return err
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
 		} else if err != nil {
 			return err
 		}

@@ -243,19 +243,27 @@ func testReplayUnacked(t *testing.T, h Harness) {
 	h.Insert(t, 2, 2)
 	h.Insert(t, 3, 3)
 	r.mustUntil("unacked", has(3, schema.OpInsert, 3))
-	var unacked []event
-	for _, e := range r.events {
-		if e.pos.Compare(ck) > 0 {
-			unacked = append(unacked, e)
+	// snapshot rows are left out: a chunk not acknowledged is read again under a
+	// new window, at new positions (they never reuse old ones)
+	stream := func(es []event) []event {
+		var out []event
+		for _, e := range es {
+			if e.op != schema.OpSnapshot && e.pos.Compare(ck) > 0 {
+				out = append(out, e)
+			}
 		}
+		return out
 	}
+	unacked := stream(r.events)
 	r.close()
 
 	r2 := open(t, h, ck)
 	defer r2.close()
 	r2.last = ck
 	r2.mustUntil("replay", has(3, schema.OpInsert, 3))
-	require.Equal(t, unacked, r2.events[:len(unacked)], "exactly the unacknowledged changes come again, at the same positions")
+	replayed := stream(r2.events)
+	require.GreaterOrEqual(t, len(replayed), len(unacked), "unacknowledged changes missing from the replay")
+	require.Equal(t, unacked, replayed[:len(unacked)], "exactly the unacknowledged changes come again, at the same positions")
 }
 
 func testAddColumn(t *testing.T, h Harness) {
