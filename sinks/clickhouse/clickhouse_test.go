@@ -251,7 +251,7 @@ func TestColumnChanges(t *testing.T) {
 
 func TestOldServerRefusesHardDelete(t *testing.T) {
 	t.Parallel()
-	h := newServerHarness(t).(*harness)
+	h := newServerHarness(t).(serverHarness)
 	s := h.NewSink(t, sinktest.Options{HardDelete: true})
 	err := s.Open(context.Background())
 	require.True(t, component.IsPermanent(err), "%v", err)

@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,71 +116,28 @@ func (h *harness) State(t *testing.T, table schema.Table) map[string]sinktest.St
 	return out
 }
 
-// decode turns Postgres's text output back into a Value of the column's kind.
+// decode turns Postgres's text output back into a Value (arrays come as
+// array_to_json).
 func decode(t *testing.T, typ schema.Type, s string) schema.Value {
 	t.Helper()
-	var err error
-	var v schema.Value
-	switch typ.Kind {
-	case schema.KindBool:
-		v = schema.Bool(s == "true" || s == "t")
-	case schema.KindInt:
-		var i int64
-		i, err = strconv.ParseInt(s, 10, 64)
-		v = schema.Int(i)
-	case schema.KindUint:
-		var u uint64
-		u, err = strconv.ParseUint(s, 10, 64)
-		v = schema.Uint(u)
-	case schema.KindFloat:
-		var f float64
-		f, err = strconv.ParseFloat(s, 64)
-		v = schema.Float(f)
-	case schema.KindDecimal:
-		v, err = schema.Decimal(s)
-	case schema.KindString:
-		v = schema.String(s)
-	case schema.KindBytes:
-		var b []byte
-		b, err = hex.DecodeString(strings.TrimPrefix(s, `\x`))
-		v = schema.Bytes(b)
-	case schema.KindTimestamp:
-		var ts time.Time
-		ts, err = time.Parse("2006-01-02 15:04:05.999999-07", s)
-		v = schema.Timestamp(ts)
-	case schema.KindDateTime:
-		var ts time.Time
-		ts, err = time.Parse("2006-01-02 15:04:05.999999", s)
-		v = schema.DateTime(ts)
-	case schema.KindDate:
-		var d time.Time
-		d, err = time.Parse("2006-01-02", s)
-		v = schema.Date(d.Year(), d.Month(), d.Day())
-	case schema.KindTime:
-		var tt time.Time
-		tt, err = time.Parse("15:04:05.999999", s)
-		v = schema.TimeOfDay(int64(tt.Hour())*3600e6 + int64(tt.Minute())*60e6 + int64(tt.Second())*1e6 + int64(tt.Nanosecond()/1000))
-	case schema.KindJSON:
-		v = schema.JSON(s)
-	case schema.KindUnknown:
-		v = schema.Unknown(typ.Name, s)
-	case schema.KindArray:
-		var elems []json.RawMessage
-		err = json.Unmarshal([]byte(s), &elems)
-		var vs []schema.Value
-		for _, e := range elems {
-			if string(e) == "null" {
-				vs = append(vs, schema.Null())
-				continue
-			}
-			var text string
-			if json.Unmarshal(e, &text) != nil {
-				text = string(e)
-			}
-			vs = append(vs, decode(t, *typ.Elem, text))
-		}
-		v = schema.Array(vs...)
+	if typ.Kind != schema.KindArray {
+		v, err := sinktest.ParseText(typ, s)
+		require.NoError(t, err, "decode %q as %s", s, typ)
+		return v
 	}
-	require.NoError(t, err, "decode %q as %s", s, typ)
-	return v
+	var elems []json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(s), &elems), "decode %q as %s", s, typ)
+	var vs []schema.Value
+	for _, e := range elems {
+		if string(e) == "null" {
+			vs = append(vs, schema.Null())
+			continue
+		}
+		var text string
+		if json.Unmarshal(e, &text) != nil {
+			text = string(e)
+		}
+		vs = append(vs, decode(t, *typ.Elem, text))
+	}
+	return schema.Array(vs...)
 }
