@@ -153,3 +153,13 @@ type OffsetStorer interface {
 type Cleaner interface {
 	Cleanup(ctx context.Context) error
 }
+
+// NulledValues is the counter of values a sink stored as NULL because the
+// destination column could not hold them (an on_unrepresentable: null policy),
+// shared by every sink on reg.
+func NulledValues(reg prometheus.Registerer) *prometheus.CounterVec {
+	return component.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cdcd_sink_values_nulled_total",
+		Help: "Values stored as NULL because the destination column could not hold them (on_unrepresentable: null).",
+	}, []string{"pipeline", "table", "column"}))
+}

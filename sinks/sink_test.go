@@ -5,6 +5,8 @@ import (
 
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,4 +63,15 @@ func TestCollapseByKeyFillsUnchanged(t *testing.T) {
 	require.Len(t, out, 1)
 	doc, _ = out[0].After.Get("doc")
 	require.Equal(t, schema.KindUnchanged, doc.Kind())
+}
+
+func TestNulledValuesIsSharedOnARegistry(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	a, b := NulledValues(reg), NulledValues(reg)
+	a.WithLabelValues("p", "t", "c").Inc()
+	require.Equal(t, 1.0, testutil.ToFloat64(b.WithLabelValues("p", "t", "c")), "two sinks on one registry count together")
+	n, err := testutil.GatherAndCount(reg, "cdcd_sink_values_nulled_total")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 }

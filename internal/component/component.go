@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -88,4 +89,22 @@ var dsnPassword = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
 // parse error) with asterisks.
 func RedactDSN(s string) string {
 	return dsnPassword.ReplaceAllString(s, "${1}******@")
+}
+
+// Register registers c on reg and returns it, or the collector already
+// registered under the same description (the components of several pipelines
+// share one registry). A nil reg leaves c unexported (tests).
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
 }

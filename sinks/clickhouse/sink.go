@@ -100,31 +100,14 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.clickhouse"), db: ident(c.Database)}
 	s.meta = metaCols{version: c.MetadataPrefix + "version", deleted: c.MetadataPrefix + "deleted", synced: c.MetadataPrefix + "synced_at",
 		op: c.MetadataPrefix + "op", sourceTS: c.MetadataPrefix + "source_ts", unchanged: c.MetadataPrefix + "unchanged"}
-	s.rows = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_sink_clickhouse_rows_total",
-		Help: "Rows inserted into ClickHouse tables (after collapsing per key), by pipeline and table."}, []string{"pipeline", "table"})
-	s.nulled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_sink_values_nulled_total",
-		Help: "Values stored as NULL because the destination column could not hold them (on_unrepresentable: null)."}, []string{"pipeline", "table", "column"})
-	if d.Metrics != nil {
-		s.rows = register(d.Metrics, s.rows)
-		s.nulled = register(d.Metrics, s.nulled)
-	}
+	s.rows = component.Register(d.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_sink_clickhouse_rows_total",
+		Help: "Rows inserted into ClickHouse tables (after collapsing per key), by pipeline and table."}, []string{"pipeline", "table"}))
+	s.nulled = sinks.NulledValues(d.Metrics)
 	s.dial = func(ctx context.Context) (Backend, error) { return dialNative(ctx, c) }
 	for _, o := range opts {
 		o(s)
 	}
 	return s
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 func (s *Sink) stateTable() string { return s.db + "." + ident(s.cfg.MetadataPrefix+"sink_state") }

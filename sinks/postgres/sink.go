@@ -110,33 +110,13 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+	return &metrics{
+		rows: component.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcd_sink_postgres_rows_total",
 			Help: "Rows merged into destination tables (after collapsing per key), by pipeline and table.",
-		}, []string{"pipeline", "table"}),
-		nulled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cdcd_sink_values_nulled_total",
-			Help: "Values stored as NULL because the destination column could not hold them (on_unrepresentable: null).",
-		}, []string{"pipeline", "table", "column"}),
+		}, []string{"pipeline", "table"})),
+		nulled: sinks.NulledValues(reg),
 	}
-	if reg != nil {
-		m.rows = register(reg, m.rows)
-		m.nulled = register(reg, m.nulled)
-	}
-	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // poolFor returns the offset store's pool, connecting on first use (the engine

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
@@ -399,18 +399,9 @@ type metrics struct {
 // newMetrics registers the source's collectors, sharing them between the sources
 // of one registry.
 func newMetrics(reg prometheus.Registerer) *metrics {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	return &metrics{retained: component.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "cdcd_source_slot_retained_bytes", Help: "WAL the replication slot keeps on the Postgres server.",
-	}, []string{"pipeline"})
-	if reg != nil {
-		if err := reg.Register(g); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				g = are.ExistingCollector.(*prometheus.GaugeVec)
-			}
-		}
-	}
-	return &metrics{retained: g}
+	}, []string{"pipeline"}))}
 }
 
 // replicationConn opens a replication-protocol connection.
