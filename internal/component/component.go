@@ -108,3 +108,17 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	}
 	return c
 }
+
+// Decoded makes a Factory.New from build: the raw config is decoded strictly
+// (Decode) into a C first, so that a component writes only what is its own —
+// defaults, validation, construction.
+func Decoded[C, T, D any](build func(c C, deps D) (T, error)) func(raw *yaml.Node, deps D) (T, error) {
+	return func(raw *yaml.Node, deps D) (T, error) {
+		var c C
+		if err := Decode(raw, &c); err != nil {
+			var zero T
+			return zero, err
+		}
+		return build(c, deps)
+	}
+}

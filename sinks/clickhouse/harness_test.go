@@ -180,7 +180,6 @@ func (h *harness) Holds(typeCase string, v schema.Value) bool {
 	return true
 }
 
-
 // State reads the table with FINAL, every column rendered as text by the server
 // (arrays element by element, in hex, so no element text can confuse the parse),
 // decoded by the column's source type.

@@ -19,7 +19,6 @@ import (
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
-	"go.yaml.in/yaml/v3"
 )
 
 // Config configures the file sink.
@@ -40,16 +39,12 @@ func (c Config) Validate() error {
 func Factory() sinks.Factory {
 	return sinks.Factory{
 		Spec: func() any { return Config{} },
-		New: func(raw *yaml.Node, d sinks.Deps) (sinks.Sink, error) {
-			var c Config
-			if err := component.Decode(raw, &c); err != nil {
-				return nil, err
-			}
+		New: component.Decoded(func(c Config, d sinks.Deps) (sinks.Sink, error) {
 			if err := c.Validate(); err != nil {
 				return nil, err
 			}
 			return New(c, d), nil
-		},
+		}),
 	}
 }
 

@@ -17,24 +17,19 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.yaml.in/yaml/v3"
 )
 
 // Factory returns the Postgres sink's factory.
 func Factory() sinks.Factory {
 	return sinks.Factory{
 		Spec: func() any { return Config{}.WithDefaults() },
-		New: func(raw *yaml.Node, d sinks.Deps) (sinks.Sink, error) {
-			var c Config
-			if err := component.Decode(raw, &c); err != nil {
-				return nil, err
-			}
+		New: component.Decoded(func(c Config, d sinks.Deps) (sinks.Sink, error) {
 			c = c.WithDefaults()
 			if err := c.Validate(); err != nil {
 				return nil, err
 			}
 			return New(c, d), nil
-		},
+		}),
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
-	"go.yaml.in/yaml/v3"
 )
 
 // Config configures the generator.
@@ -92,17 +91,13 @@ func (c Config) Validate() error {
 func Factory() sources.Factory {
 	return sources.Factory{
 		Spec: func() any { return Config{}.WithDefaults() },
-		New: func(raw *yaml.Node, d sources.Deps) (sources.Source, error) {
-			var c Config
-			if err := component.Decode(raw, &c); err != nil {
-				return nil, err
-			}
+		New: component.Decoded(func(c Config, d sources.Deps) (sources.Source, error) {
 			c = c.WithDefaults()
 			if err := c.Validate(); err != nil {
 				return nil, err
 			}
 			return New(c, d), nil
-		},
+		}),
 	}
 }
 

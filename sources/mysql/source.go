@@ -19,24 +19,19 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	"go.yaml.in/yaml/v3"
 )
 
 // Factory returns the MySQL/MariaDB source factory.
 func Factory() sources.Factory {
 	return sources.Factory{
 		Spec: func() any { return Config{}.WithDefaults("<pipeline>") },
-		New: func(raw *yaml.Node, d sources.Deps) (sources.Source, error) {
-			var c Config
-			if err := component.Decode(raw, &c); err != nil {
-				return nil, err
-			}
+		New: component.Decoded(func(c Config, d sources.Deps) (sources.Source, error) {
 			c = c.WithDefaults(d.Pipeline)
 			if err := c.Validate(); err != nil {
 				return nil, err
 			}
 			return New(c, d), nil
-		},
+		}),
 	}
 }
 

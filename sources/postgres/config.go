@@ -11,7 +11,6 @@ import (
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/jackc/pgx/v5/pgconn"
-	"go.yaml.in/yaml/v3"
 )
 
 // Config configures the Postgres source.
@@ -188,16 +187,12 @@ func (c *Config) truncatePolicy(id schema.TableID) string {
 func Factory() sources.Factory {
 	return sources.Factory{
 		Spec: func() any { return Config{}.WithDefaults("<pipeline>") },
-		New: func(raw *yaml.Node, d sources.Deps) (sources.Source, error) {
-			var c Config
-			if err := component.Decode(raw, &c); err != nil {
-				return nil, err
-			}
+		New: component.Decoded(func(c Config, d sources.Deps) (sources.Source, error) {
 			c = c.WithDefaults(d.Pipeline)
 			if err := c.Validate(); err != nil {
 				return nil, err
 			}
 			return New(c, d), nil
-		},
+		}),
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
-	"go.yaml.in/yaml/v3"
 )
 
 // Config configures the filter.
@@ -85,13 +84,9 @@ func (v identifiers) Visit(n *ast.Node) {
 func Factory() transforms.Factory {
 	return transforms.Factory{
 		Spec: func() any { return Config{} },
-		New: func(raw *yaml.Node, _ transforms.Deps) (transforms.Transform, error) {
-			var c Config
-			if err := component.Decode(raw, &c); err != nil {
-				return nil, err
-			}
+		New: component.Decoded(func(c Config, _ transforms.Deps) (transforms.Transform, error) {
 			return New(c)
-		},
+		}),
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/transforms"
-	"go.yaml.in/yaml/v3"
 )
 
 // Config configures the route: Map first, then Pattern/Replace on
@@ -56,13 +55,9 @@ func New(c Config) (*Route, error) {
 func Factory() transforms.Factory {
 	return transforms.Factory{
 		Spec: func() any { return Config{} },
-		New: func(raw *yaml.Node, _ transforms.Deps) (transforms.Transform, error) {
-			var c Config
-			if err := component.Decode(raw, &c); err != nil {
-				return nil, err
-			}
+		New: component.Decoded(func(c Config, _ transforms.Deps) (transforms.Transform, error) {
 			return New(c)
-		},
+		}),
 	}
 }
 
