@@ -18,8 +18,8 @@ import (
 
 func TestConfigValidateListsEveryProblem(t *testing.T) {
 	t.Parallel()
-	err := Config{Addr: []string{"nohost"}, Database: "a`b", TableName: "x", DeleteMode: "gone", MetadataPrefix: "Bad-",
-		JSON: "yaml", WideDecimal: "round", OnUnrepresentable: "guess", Tables: map[string]TableOptions{"orders": {}}}.Validate()
+	err := Config{Addr: []string{"nohost"}, Database: "a`b", Common: sinks.Common{TableName: "x", DeleteMode: "gone", MetadataPrefix: "Bad-",
+		OnUnrepresentable: "guess"}, JSON: "yaml", WideDecimal: "round", Tables: map[string]TableOptions{"orders": {}}}.Validate()
 	for _, want := range []string{"addr[0]:", "database:", "table_name:", "delete_mode:", "metadata_prefix:", "json:", "wide_decimal:", "on_unrepresentable:", "tables[orders]:"} {
 		require.ErrorContains(t, err, want)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/cdcd-dev/cdcd/sinks"
 )
 
 // Config configures the ClickHouse sink.
@@ -17,18 +19,12 @@ type Config struct {
 	Password string `yaml:"password" json:"password"`
 	// Secure uses TLS.
 	Secure bool `yaml:"secure" json:"secure"`
-	// TableName names each destination table; "{namespace}" and "{table}" are
-	// replaced. Default "{table}".
-	TableName string `yaml:"table_name" json:"table_name"`
-	// DeleteMode "soft" (default): tombstones stay visible with _cdc_deleted = 1;
-	// "hard": the engine's is_deleted column hides them from FINAL and merges with
-	// CLEANUP drop them (ClickHouse 23.2 or later).
-	DeleteMode string `yaml:"delete_mode" json:"delete_mode"`
-	// MetadataPrefix prefixes the metadata columns. Default "_cdc_".
-	MetadataPrefix string `yaml:"metadata_prefix" json:"metadata_prefix"`
-	// IncludeOp and IncludeSourceTS add <prefix>op and <prefix>source_ts.
-	IncludeOp       bool `yaml:"include_op" json:"include_op"`
-	IncludeSourceTS bool `yaml:"include_source_ts" json:"include_source_ts"`
+	// The settings every table sink shares: table_name, delete_mode,
+	// metadata_prefix, include_op, include_source_ts, on_unrepresentable. Here
+	// delete_mode hard makes the engine's is_deleted column hide tombstones from
+	// FINAL (ClickHouse 23.2 or later), and on_unrepresentable null applies to
+	// Nullable columns only.
+	sinks.Common `yaml:",inline"`
 	// JSON is how JSON columns are stored: "string" (default) or "json" (the JSON
 	// type, ClickHouse 25.3 or later).
 	JSON string `yaml:"json" json:"json"`
@@ -36,10 +32,6 @@ type Config struct {
 	// Decimal (76 digits; 38 before 20.8; 18 before 20.1) or without a declared precision:
 	// "string" (default: exact text) or "error".
 	WideDecimal string `yaml:"wide_decimal" json:"wide_decimal"`
-	// OnUnrepresentable is what happens to a value its column cannot hold (digits
-	// beyond Decimal(P,S), a date outside Date32/DateTime64, an integer beyond its
-	// column): "error" (default) or "null" (nullable columns only; counted).
-	OnUnrepresentable string `yaml:"on_unrepresentable" json:"on_unrepresentable"`
 	// CreateViews creates <table>_current, a view of the current rows (FINAL,
 	// without tombstones), next to each table.
 	CreateViews bool `yaml:"create_views" json:"create_views"`
@@ -68,30 +60,18 @@ func (c Config) WithDefaults() Config {
 	if c.Username == "" {
 		c.Username = "default"
 	}
-	if c.TableName == "" {
-		c.TableName = "{table}"
-	}
-	if c.DeleteMode == "" {
-		c.DeleteMode = "soft"
-	}
-	if c.MetadataPrefix == "" {
-		c.MetadataPrefix = "_cdc_"
-	}
+	c.Common = c.Common.WithDefaults()
 	if c.JSON == "" {
 		c.JSON = "string"
 	}
 	if c.WideDecimal == "" {
 		c.WideDecimal = "string"
 	}
-	if c.OnUnrepresentable == "" {
-		c.OnUnrepresentable = "error"
-	}
 	return c
 }
 
 var (
-	prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,30}$`)
-	addrRE   = regexp.MustCompile(`^[^\s/:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:]+\]:[0-9]{1,5}$`)
+	addrRE = regexp.MustCompile(`^[^\s/:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:]+\]:[0-9]{1,5}$`)
 )
 
 // Validate reports every problem, one per joined error.
@@ -109,23 +89,12 @@ func (c Config) Validate() error {
 	if c.Database == "" || strings.ContainsAny(c.Database, "`\x00") {
 		bad("database: %q is not a database name", c.Database)
 	}
-	if !strings.Contains(c.TableName, "{table}") {
-		bad("table_name: %q must contain {table}, or every source table would land in one destination table", c.TableName)
-	}
-	if c.DeleteMode != "soft" && c.DeleteMode != "hard" {
-		bad("delete_mode: must be soft or hard, got %q", c.DeleteMode)
-	}
-	if !prefixRE.MatchString(c.MetadataPrefix) {
-		bad("metadata_prefix: %q must match %s", c.MetadataPrefix, prefixRE)
-	}
+	errs = append(errs, c.Common.Problems()...)
 	if c.JSON != "string" && c.JSON != "json" {
 		bad("json: must be string or json, got %q", c.JSON)
 	}
 	if c.WideDecimal != "string" && c.WideDecimal != "error" {
 		bad("wide_decimal: must be string or error, got %q", c.WideDecimal)
-	}
-	if c.OnUnrepresentable != "error" && c.OnUnrepresentable != "null" {
-		bad("on_unrepresentable: must be error or null, got %q", c.OnUnrepresentable)
 	}
 	for name, t := range c.Tables {
 		if !strings.Contains(name, ".") {

@@ -55,7 +55,7 @@ type Sink struct {
 	be     Backend
 	feat   features
 	db     string // quoted database
-	meta   metaCols
+	meta   sinks.MetaColumns
 	tables map[schema.TableID]*chTable
 	seq    uint64           // the last batch number stored in the state table
 	hwm    offsets.Position // the position of the last change stored
@@ -67,8 +67,6 @@ var _ interface {
 	sinks.Checker
 	sinks.Cleaner
 } = (*Sink)(nil)
-
-type metaCols struct{ version, deleted, synced, op, sourceTS, unchanged string }
 
 type chTable struct {
 	ident  string // quoted db.table
@@ -93,8 +91,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.clickhouse"), db: ident(c.Database)}
-	s.meta = metaCols{version: c.MetadataPrefix + "version", deleted: c.MetadataPrefix + "deleted", synced: c.MetadataPrefix + "synced_at",
-		op: c.MetadataPrefix + "op", sourceTS: c.MetadataPrefix + "source_ts", unchanged: c.MetadataPrefix + "unchanged"}
+	s.meta = c.Meta()
 	s.rows = component.Register(d.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_sink_clickhouse_rows_total",
 		Help: "Rows inserted into ClickHouse tables (after collapsing per key), by pipeline and table."}, []string{"pipeline", "table"}))
 	s.nulled = sinks.NulledValues(d.Metrics)
@@ -125,7 +122,7 @@ func (s *Sink) connect(ctx context.Context) (Backend, features, error) {
 func (s *Sink) requirements(f features) []error {
 	var errs []error
 	if s.cfg.DeleteMode == "hard" && !f.isDeleted {
-		errs = append(errs, fmt.Errorf("delete_mode: hard needs ClickHouse 23.2 or later (ReplacingMergeTree's is_deleted column); the server runs %d.%d: use delete_mode: soft and read with WHERE %s = 0", f.major, f.minor, s.meta.deleted))
+		errs = append(errs, fmt.Errorf("delete_mode: hard needs ClickHouse 23.2 or later (ReplacingMergeTree's is_deleted column); the server runs %d.%d: use delete_mode: soft and read with WHERE %s = 0", f.major, f.minor, s.meta.Deleted))
 	}
 	if s.cfg.JSON == "json" && !f.jsonType {
 		errs = append(errs, fmt.Errorf("json: json needs ClickHouse 25.3 or later; the server runs %d.%d: use json: string", f.major, f.minor))
@@ -230,13 +227,9 @@ func (s *Sink) Close(context.Context) error {
 	return err
 }
 
-func (s *Sink) destName(id schema.TableID) string {
-	return strings.NewReplacer("{namespace}", id.Namespace, "{table}", id.Name).Replace(s.cfg.TableName)
-}
-
 // readTable reads a destination table's columns; nil if it does not exist.
 func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*chTable, error) {
-	name := s.destName(id)
+	name := s.cfg.DestName(id)
 	rows, err := s.be.QueryStrings(ctx, "SELECT table, name, type, comment FROM system.columns WHERE database = "+literal(s.cfg.Database))
 	if err != nil {
 		return nil, fmt.Errorf("read columns of %s: %w", name, err)
@@ -258,8 +251,8 @@ func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*chTable, erro
 	if len(t.pk) == 0 {
 		return nil, component.Permanent(fmt.Errorf("destination table %s has no columns marked %q: it was not created by this sink", t.name, keyComment))
 	}
-	if _, ok := t.byName[s.meta.version]; !ok {
-		return nil, component.Permanent(fmt.Errorf("destination table %s has no %s column: it was not created by this sink (or with another metadata_prefix)", t.name, s.meta.version))
+	if _, ok := t.byName[s.meta.Version]; !ok {
+		return nil, component.Permanent(fmt.Errorf("destination table %s has no %s column: it was not created by this sink (or with another metadata_prefix)", t.name, s.meta.Version))
 	}
 	return t, nil
 }
@@ -292,7 +285,7 @@ func (s *Sink) table(ctx context.Context, id schema.TableID) (*chTable, error) {
 		return nil, err
 	}
 	if t == nil {
-		return nil, component.Permanent(fmt.Errorf("destination table %s.%s for %s does not exist; it was dropped at the destination: recreate it or resync the pipeline", s.cfg.Database, s.destName(id), id))
+		return nil, component.Permanent(fmt.Errorf("destination table %s.%s for %s does not exist; it was dropped at the destination: recreate it or resync the pipeline", s.cfg.Database, s.cfg.DestName(id), id))
 	}
 	s.tables[id] = t
 	return t, nil
@@ -406,7 +399,7 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	}
 	opts := s.tableOptions(t.ID)
 	var b strings.Builder
-	name := s.db + "." + ident(s.destName(t.ID))
+	name := s.db + "." + ident(s.cfg.DestName(t.ID))
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", name)
 	for _, c := range t.Columns {
 		key := slices.Contains(t.PrimaryKey, c.Name)
@@ -424,22 +417,22 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	if s.feat.now64 {
 		synced = "DateTime64(6, 'UTC') DEFAULT now64(6)"
 	}
-	fmt.Fprintf(&b, "%s UInt64, %s UInt8, %s %s", ident(s.meta.version), ident(s.meta.deleted), ident(s.meta.synced), synced)
+	fmt.Fprintf(&b, "%s UInt64, %s UInt8, %s %s", ident(s.meta.Version), ident(s.meta.Deleted), ident(s.meta.SyncedAt), synced)
 	if s.cfg.IncludeOp {
-		fmt.Fprintf(&b, ", %s String", ident(s.meta.op))
+		fmt.Fprintf(&b, ", %s String", ident(s.meta.Op))
 	}
 	if s.cfg.IncludeSourceTS {
 		tsType, _ := s.DestType(schema.Type{Kind: schema.KindTimestamp}, true)
-		fmt.Fprintf(&b, ", %s %s", ident(s.meta.sourceTS), tsType.sql)
+		fmt.Fprintf(&b, ", %s %s", ident(s.meta.SourceTS), tsType.sql)
 	}
 	b.WriteString(") ENGINE = ")
 	switch {
 	case opts.Engine != "":
 		b.WriteString(opts.Engine)
 	case s.cfg.DeleteMode == "hard":
-		fmt.Fprintf(&b, "ReplacingMergeTree(%s, %s)", ident(s.meta.version), ident(s.meta.deleted))
+		fmt.Fprintf(&b, "ReplacingMergeTree(%s, %s)", ident(s.meta.Version), ident(s.meta.Deleted))
 	default:
-		fmt.Fprintf(&b, "ReplacingMergeTree(%s)", ident(s.meta.version))
+		fmt.Fprintf(&b, "ReplacingMergeTree(%s)", ident(s.meta.Version))
 	}
 	if opts.PartitionBy != "" {
 		b.WriteString(" PARTITION BY " + opts.PartitionBy)
@@ -474,12 +467,12 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 		return err
 	}
 	if s.cfg.CreateViews {
-		view := s.db + "." + ident(s.destName(t.ID)+"_current")
-		if err := s.exec(ctx, fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS SELECT * FROM %s FINAL WHERE %s = 0", view, name, ident(s.meta.deleted))); err != nil {
+		view := s.db + "." + ident(s.cfg.DestName(t.ID)+"_current")
+		if err := s.exec(ctx, fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS SELECT * FROM %s FINAL WHERE %s = 0", view, name, ident(s.meta.Deleted))); err != nil {
 			return err
 		}
 	}
-	s.log.Info("destination table created", "table", s.cfg.Database+"."+s.destName(t.ID), "source", t.ID.String())
+	s.log.Info("destination table created", "table", s.cfg.Database+"."+s.cfg.DestName(t.ID), "source", t.ID.String())
 	return nil
 }
 
@@ -585,7 +578,7 @@ func (s *Sink) writeTable(ctx context.Context, id schema.TableID, changes []sche
 			keys[i] = ident(k)
 		}
 		q := fmt.Sprintf("INSERT INTO %s (%s, %s, %s) SELECT %s, toUInt64(%d), toUInt8(1) FROM %s FINAL WHERE %s = 0",
-			t.ident, strings.Join(keys, ", "), ident(s.meta.version), ident(s.meta.deleted), strings.Join(keys, ", "), version(n, idx[0]), t.ident, ident(s.meta.deleted))
+			t.ident, strings.Join(keys, ", "), ident(s.meta.Version), ident(s.meta.Deleted), strings.Join(keys, ", "), version(n, idx[0]), t.ident, ident(s.meta.Deleted))
 		if err := s.exec(ctx, q); err != nil {
 			return fmt.Errorf("truncate %s: %w", t.name, err)
 		}
@@ -616,15 +609,15 @@ func (s *Sink) writeTable(ctx context.Context, id schema.TableID, changes []sche
 			colIdx = append(colIdx, j)
 		}
 	}
-	cols = append(cols, Column{s.meta.version, "UInt64"}, Column{s.meta.deleted, "UInt8"})
+	cols = append(cols, Column{s.meta.Version, "UInt64"}, Column{s.meta.Deleted, "UInt8"})
 	opIdx, tsIdx := -1, -1
-	if j, ok := t.byName[s.meta.op]; ok && s.cfg.IncludeOp {
+	if j, ok := t.byName[s.meta.Op]; ok && s.cfg.IncludeOp {
 		opIdx = len(cols)
-		cols = append(cols, Column{s.meta.op, t.cols[j].ct.sql})
+		cols = append(cols, Column{s.meta.Op, t.cols[j].ct.sql})
 	}
-	if j, ok := t.byName[s.meta.sourceTS]; ok && s.cfg.IncludeSourceTS {
+	if j, ok := t.byName[s.meta.SourceTS]; ok && s.cfg.IncludeSourceTS {
 		tsIdx = len(cols)
-		cols = append(cols, Column{s.meta.sourceTS, t.cols[j].ct.sql})
+		cols = append(cols, Column{s.meta.SourceTS, t.cols[j].ct.sql})
 	}
 	var direct, staged [][]any
 	var unchangedCols [][]any
@@ -667,7 +660,7 @@ func (s *Sink) writeTable(ctx context.Context, id schema.TableID, changes []sche
 			if c.CommitTS.IsZero() {
 				row[tsIdx] = nil
 			} else {
-				row[tsIdx], _ = encode(t.cols[t.byName[s.meta.sourceTS]].ct, schema.Timestamp(c.CommitTS))
+				row[tsIdx], _ = encode(t.cols[t.byName[s.meta.SourceTS]].ct, schema.Timestamp(c.CommitTS))
 			}
 		}
 		if len(unchanged) > 0 {
@@ -708,7 +701,7 @@ func (s *Sink) insertKeepingUnchanged(ctx context.Context, t *chTable, cols []Co
 	for _, c := range cols {
 		fmt.Fprintf(&def, "%s %s, ", ident(c.Name), c.Type)
 	}
-	fmt.Fprintf(&def, "%s Array(String)", ident(s.meta.unchanged))
+	fmt.Fprintf(&def, "%s Array(String)", ident(s.meta.Unchanged))
 	if err := s.exec(ctx, "DROP TABLE IF EXISTS "+stage); err != nil {
 		return err
 	}
@@ -716,7 +709,7 @@ func (s *Sink) insertKeepingUnchanged(ctx context.Context, t *chTable, cols []Co
 		return err
 	}
 	defer s.be.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+stage) //nolint:errcheck // best effort: recreated next time
-	scols := append(slices.Clone(cols), Column{s.meta.unchanged, "Array(String)"})
+	scols := append(slices.Clone(cols), Column{s.meta.Unchanged, "Array(String)"})
 	srows := make([][]any, len(rows))
 	for i, r := range rows {
 		srows[i] = append(slices.Clone(r), unchanged[i])
@@ -732,14 +725,14 @@ func (s *Sink) insertKeepingUnchanged(ctx context.Context, t *chTable, cols []Co
 	for i, c := range cols {
 		names = append(names, ident(c.Name))
 		_, inTable := t.byName[c.Name]
-		isData := inTable && c.Name != s.meta.version && c.Name != s.meta.deleted && c.Name != s.meta.op && c.Name != s.meta.sourceTS
+		isData := inTable && c.Name != s.meta.Version && c.Name != s.meta.Deleted && c.Name != s.meta.Op && c.Name != s.meta.SourceTS
 		if !isData || slices.Contains(t.pk, c.Name) {
 			sel = append(sel, "s."+ident(c.Name))
 			continue
 		}
 		alias := fmt.Sprintf("%scur_%d", s.cfg.MetadataPrefix, i)
 		cur = append(cur, fmt.Sprintf("%s AS %s", ident(c.Name), ident(alias)))
-		sel = append(sel, fmt.Sprintf("if(has(s.%s, %s), %s, s.%s)", ident(s.meta.unchanged), literal(c.Name), ident(alias), ident(c.Name)))
+		sel = append(sel, fmt.Sprintf("if(has(s.%s, %s), %s, s.%s)", ident(s.meta.Unchanged), literal(c.Name), ident(alias), ident(c.Name)))
 	}
 	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS s ANY LEFT JOIN (SELECT %s, %s FROM %s FINAL) AS c USING (%s)",
 		t.ident, strings.Join(names, ", "), strings.Join(sel, ", "), stage, strings.Join(keys, ", "), strings.Join(cur, ", "), t.ident, strings.Join(keys, ", "))

@@ -15,12 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestConfigValidateListsEveryProblem(t *testing.T) {
 	t.Parallel()
-	err := Config{DSN: "postgres://u:secret@h:bad/db", TableName: "x", DeleteMode: "gone", MetadataPrefix: "Bad-",
-		OnUnrepresentable: "guess", WriteMode: "fast", OffsetsTable: `a.b.c`, Schema: "s"}.Validate()
+	err := Config{DSN: "postgres://u:secret@h:bad/db", Common: sinks.Common{TableName: "x", DeleteMode: "gone", MetadataPrefix: "Bad-",
+		OnUnrepresentable: "guess"}, WriteMode: "fast", OffsetsTable: `a.b.c`, Schema: "s"}.Validate()
 	require.Error(t, err)
 	for _, want := range []string{"dsn:", "table_name:", "delete_mode:", "metadata_prefix:", "on_unrepresentable:", "write_mode:", "offsets_table:"} {
 		require.ErrorContains(t, err, want)
@@ -303,4 +304,19 @@ func TestOptionalMetadataAndNaming(t *testing.T) {
 	require.True(t, all[0].ts.Equal(del.CommitTS), "%v", all[0].ts)
 	require.Equal(t, "c", all[1].op)
 	require.False(t, all[1].deleted)
+}
+
+// TestSharedSettingsDecode: the settings every sink shares decode inline, and
+// unknown keys are still refused.
+func TestSharedSettingsDecode(t *testing.T) {
+	t.Parallel()
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("dsn: postgres://h/db\ndelete_mode: hard\ntable_name: \"{namespace}_{table}\"\ninclude_op: true\n"), &n))
+	var c Config
+	require.NoError(t, component.Decode(&n, &c))
+	require.Equal(t, "hard", c.DeleteMode)
+	require.True(t, c.IncludeOp)
+	require.Equal(t, "app_t", c.DestName(schema.TableID{Namespace: "app", Name: "t"}))
+	require.NoError(t, yaml.Unmarshal([]byte("dsn: postgres://h/db\ndelete_mod: hard\n"), &n))
+	require.ErrorContains(t, component.Decode(&n, &c), "delete_mod")
 }

@@ -40,7 +40,7 @@ type Sink struct {
 	pipeline string
 	log      *slog.Logger
 	m        *metrics
-	meta     metaCols
+	meta     sinks.MetaColumns
 	offsets  string // quoted offsets table
 	tombs    string // quoted tombstones table (hard deletes)
 
@@ -76,11 +76,7 @@ func New(c Config, d sinks.Deps) *Sink {
 	}
 	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.postgres"), m: newMetrics(d.Metrics),
 		tombstones: true} // an earlier run may have left some
-	s.meta = metaCols{
-		version: c.MetadataPrefix + "version", deleted: c.MetadataPrefix + "deleted", synced: c.MetadataPrefix + "synced_at",
-		op: c.MetadataPrefix + "op", sourceTS: c.MetadataPrefix + "source_ts", unchanged: c.MetadataPrefix + "unchanged",
-		includeOp: c.IncludeOp, includeTS: c.IncludeSourceTS,
-	}
+	s.meta = c.Meta()
 	ns, name := c.Schema, c.OffsetsTable
 	if a, b, ok := strings.Cut(c.OffsetsTable, "."); ok {
 		ns, name = a, b
@@ -91,12 +87,6 @@ func New(c Config, d sinks.Deps) *Sink {
 		s.tombs = pgx.Identifier{ns, name + "_tombstones"}.Sanitize()
 	}
 	return s
-}
-
-// metaCols names the metadata columns.
-type metaCols struct {
-	version, deleted, synced, op, sourceTS, unchanged string
-	includeOp, includeTS                              bool
 }
 
 type metrics struct {

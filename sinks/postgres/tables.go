@@ -36,14 +36,8 @@ type stage struct {
 	cols  []int // indexes into destTable.cols, in staging order
 }
 
-// destName is the unquoted destination table name of a source table.
-func (s *Sink) destName(id schema.TableID) string {
-	r := strings.NewReplacer("{namespace}", id.Namespace, "{table}", id.Name)
-	return r.Replace(s.cfg.TableName)
-}
-
 func (s *Sink) destIdent(id schema.TableID) string {
-	return pgx.Identifier{s.cfg.Schema, s.destName(id)}.Sanitize()
+	return pgx.Identifier{s.cfg.Schema, s.cfg.DestName(id)}.Sanitize()
 }
 
 // table returns the destination table of id, reading the catalog on first use.
@@ -78,7 +72,7 @@ func (s *Sink) readTable(ctx context.Context, q pgx.Tx, id schema.TableID) (*des
 	if err != nil {
 		return nil, classify(fmt.Errorf("read destination table %s: %w", ident, err))
 	}
-	t := &destTable{ident: ident, name: s.cfg.Schema + "." + s.destName(id), byName: map[string]int{}, stages: map[string]*stage{}}
+	t := &destTable{ident: ident, name: s.cfg.Schema + "." + s.cfg.DestName(id), byName: map[string]int{}, stages: map[string]*stage{}}
 	type keyCol struct {
 		name string
 		pos  int
@@ -113,7 +107,7 @@ func (s *Sink) readTable(ctx context.Context, q pgx.Tx, id schema.TableID) (*des
 	if len(t.pk) == 0 {
 		return nil, component.Permanent(fmt.Errorf("destination table %s has no primary key; the sink needs one to merge changes (add it, or drop the table so the sink recreates it)", ident))
 	}
-	for _, m := range []string{s.meta.version, s.meta.deleted, s.meta.synced} {
+	for _, m := range []string{s.meta.Version, s.meta.Deleted, s.meta.SyncedAt} {
 		if _, ok := t.byName[m]; !ok {
 			return nil, component.Permanent(fmt.Errorf("destination table %s has no %s column: it was not created by this sink (or with another metadata_prefix)", ident, m))
 		}
@@ -233,12 +227,12 @@ func (s *Sink) createTable(ctx context.Context, tx pgx.Tx, t schema.Table) error
 		b.WriteString(", ")
 	}
 	fmt.Fprintf(&b, "%s bytea NOT NULL, %s boolean NOT NULL DEFAULT false, %s timestamptz NOT NULL DEFAULT now(), ",
-		pgx.Identifier{s.meta.version}.Sanitize(), pgx.Identifier{s.meta.deleted}.Sanitize(), pgx.Identifier{s.meta.synced}.Sanitize())
-	if s.meta.includeOp {
-		fmt.Fprintf(&b, "%s text, ", pgx.Identifier{s.meta.op}.Sanitize())
+		pgx.Identifier{s.meta.Version}.Sanitize(), pgx.Identifier{s.meta.Deleted}.Sanitize(), pgx.Identifier{s.meta.SyncedAt}.Sanitize())
+	if s.cfg.IncludeOp {
+		fmt.Fprintf(&b, "%s text, ", pgx.Identifier{s.meta.Op}.Sanitize())
 	}
-	if s.meta.includeTS {
-		fmt.Fprintf(&b, "%s timestamptz, ", pgx.Identifier{s.meta.sourceTS}.Sanitize())
+	if s.cfg.IncludeSourceTS {
+		fmt.Fprintf(&b, "%s timestamptz, ", pgx.Identifier{s.meta.SourceTS}.Sanitize())
 	}
 	b.WriteString("PRIMARY KEY (")
 	for i, k := range t.PrimaryKey {
@@ -251,7 +245,7 @@ func (s *Sink) createTable(ctx context.Context, tx pgx.Tx, t schema.Table) error
 	if _, err := tx.Exec(ctx, b.String()); err != nil && !isDuplicateObject(err) {
 		return classify(fmt.Errorf("create destination table for %s: %w", t.ID, err))
 	}
-	s.log.Info("destination table created", "table", s.cfg.Schema+"."+s.destName(t.ID), "source", t.ID.String())
+	s.log.Info("destination table created", "table", s.cfg.Schema+"."+s.cfg.DestName(t.ID), "source", t.ID.String())
 	return nil
 }
 
@@ -344,8 +338,8 @@ func (s *Sink) stageFor(ctx context.Context, tx pgx.Tx, t *destTable, cols []int
 		fmt.Fprintf(&b, "%s %s, ", pgx.Identifier{t.cols[i].name}.Sanitize(), t.cols[i].typ)
 	}
 	fmt.Fprintf(&b, "%s bytea NOT NULL, %s \"char\" NOT NULL, %s int2[], %s timestamptz) ON COMMIT DELETE ROWS",
-		pgx.Identifier{s.meta.version}.Sanitize(), pgx.Identifier{s.meta.op}.Sanitize(),
-		pgx.Identifier{s.meta.unchanged}.Sanitize(), pgx.Identifier{s.meta.sourceTS}.Sanitize())
+		pgx.Identifier{s.meta.Version}.Sanitize(), pgx.Identifier{s.meta.Op}.Sanitize(),
+		pgx.Identifier{s.meta.Unchanged}.Sanitize(), pgx.Identifier{s.meta.SourceTS}.Sanitize())
 	if _, err := tx.Exec(ctx, b.String()); err != nil {
 		return nil, classify(fmt.Errorf("create staging table for %s: %w", t.name, err))
 	}

@@ -60,8 +60,8 @@ func (s *Sink) writeTable(ctx context.Context, tx pgx.Tx, id schema.TableID, cha
 		copySQL.WriteString(pgx.Identifier{t.cols[i].name}.Sanitize())
 		copySQL.WriteString(", ")
 	}
-	fmt.Fprintf(&copySQL, "%s, %s, %s, %s) FROM STDIN", pgx.Identifier{s.meta.version}.Sanitize(), pgx.Identifier{s.meta.op}.Sanitize(),
-		pgx.Identifier{s.meta.unchanged}.Sanitize(), pgx.Identifier{s.meta.sourceTS}.Sanitize())
+	fmt.Fprintf(&copySQL, "%s, %s, %s, %s) FROM STDIN", pgx.Identifier{s.meta.Version}.Sanitize(), pgx.Identifier{s.meta.Op}.Sanitize(),
+		pgx.Identifier{s.meta.Unchanged}.Sanitize(), pgx.Identifier{s.meta.SourceTS}.Sanitize())
 	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(s.buf.Bytes()), copySQL.String()); err != nil {
 		return classify(fmt.Errorf("copy %d rows into staging for %s: %w", len(changes), t.name, err))
 	}
@@ -69,7 +69,7 @@ func (s *Sink) writeTable(ctx context.Context, tx pgx.Tx, id schema.TableID, cha
 	if hard {
 		// staged changes older than a recorded hard delete of their key are replays
 		if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS s USING %s AS d WHERE d.dest_table = $1 AND d.key = %s AND d.version >= s.%s",
-			st.ident, s.tombs, keyText(t), pgx.Identifier{s.meta.version}.Sanitize()), t.ident); err != nil {
+			st.ident, s.tombs, keyText(t), pgx.Identifier{s.meta.Version}.Sanitize()), t.ident); err != nil {
 			return classify(fmt.Errorf("filter replayed changes of %s: %w", t.name, err))
 		}
 	}
@@ -79,7 +79,7 @@ func (s *Sink) writeTable(ctx context.Context, tx pgx.Tx, id schema.TableID, cha
 		}
 	}
 	if hard {
-		v, op := pgx.Identifier{s.meta.version}.Sanitize(), pgx.Identifier{s.meta.op}.Sanitize()
+		v, op := pgx.Identifier{s.meta.Version}.Sanitize(), pgx.Identifier{s.meta.Op}.Sanitize()
 		tag, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s AS d (dest_table, key, version) SELECT $1, %[2]s, s.%[3]s FROM %[4]s AS s WHERE s.%[5]s = 'd'
 			ON CONFLICT (dest_table, key) DO UPDATE SET version = EXCLUDED.version WHERE d.version < EXCLUDED.version`,
 			s.tombs, keyText(t), v, st.ident, op), t.ident)
@@ -241,7 +241,7 @@ func containsString(list []string, s string) bool {
 
 // truncate marks (soft) or removes (hard) every row older than the truncate.
 func (s *Sink) truncate(ctx context.Context, tx pgx.Tx, t *destTable, c schema.Change) error {
-	v, del, sy := pgx.Identifier{s.meta.version}.Sanitize(), pgx.Identifier{s.meta.deleted}.Sanitize(), pgx.Identifier{s.meta.synced}.Sanitize()
+	v, del, sy := pgx.Identifier{s.meta.Version}.Sanitize(), pgx.Identifier{s.meta.Deleted}.Sanitize(), pgx.Identifier{s.meta.SyncedAt}.Sanitize()
 	q := fmt.Sprintf("DELETE FROM %s WHERE %s < $1", t.ident, v)
 	if s.cfg.DeleteMode == "soft" {
 		q = fmt.Sprintf("UPDATE %s SET %s = true, %s = $1, %s = now()%s WHERE %s < $1 AND NOT %s", t.ident, del, v, sy, s.opSet("'t'"), v, del)
@@ -254,10 +254,10 @@ func (s *Sink) truncate(ctx context.Context, tx pgx.Tx, t *destTable, c schema.C
 
 // opSet is the optional SET of the op column.
 func (s *Sink) opSet(expr string) string {
-	if !s.meta.includeOp {
+	if !s.cfg.IncludeOp {
 		return ""
 	}
-	return ", " + pgx.Identifier{s.meta.op}.Sanitize() + " = " + expr
+	return ", " + pgx.Identifier{s.meta.Op}.Sanitize() + " = " + expr
 }
 
 // mergeSQL returns the statements that merge a staging table into t: one MERGE,
@@ -267,8 +267,8 @@ func (s *Sink) opSet(expr string) string {
 // column); without, the plain assignment is cheaper.
 func (s *Sink) mergeSQL(t *destTable, st *stage, unchanged bool) []string {
 	q := pgx.Identifier.Sanitize
-	v, del, sy := q(pgx.Identifier{s.meta.version}), q(pgx.Identifier{s.meta.deleted}), q(pgx.Identifier{s.meta.synced})
-	op, unch, ts := q(pgx.Identifier{s.meta.op}), q(pgx.Identifier{s.meta.unchanged}), q(pgx.Identifier{s.meta.sourceTS})
+	v, del, sy := q(pgx.Identifier{s.meta.Version}), q(pgx.Identifier{s.meta.Deleted}), q(pgx.Identifier{s.meta.SyncedAt})
+	op, unch, ts := q(pgx.Identifier{s.meta.Op}), q(pgx.Identifier{s.meta.Unchanged}), q(pgx.Identifier{s.meta.SourceTS})
 	hard := s.cfg.DeleteMode == "hard"
 
 	var on strings.Builder
@@ -294,10 +294,10 @@ func (s *Sink) mergeSQL(t *destTable, st *stage, unchanged bool) []string {
 	}
 	fmt.Fprintf(&set, "%s = false, %s = s.%s, %s = now()", del, v, v, sy)
 	extra := func(b *strings.Builder, prefix string) {
-		if s.meta.includeOp {
+		if s.cfg.IncludeOp {
 			fmt.Fprintf(b, ", %s%s = s.%s::text", prefix, op, op)
 		}
-		if s.meta.includeTS {
+		if s.cfg.IncludeSourceTS {
 			fmt.Fprintf(b, ", %s%s = s.%s", prefix, ts, ts)
 		}
 	}
@@ -315,11 +315,11 @@ func (s *Sink) mergeSQL(t *destTable, st *stage, unchanged bool) []string {
 	}
 	fmt.Fprintf(&cols, "%s, %s, %s", v, del, sy)
 	fmt.Fprintf(&vals, "s.%s, s.%s = 'd', now()", v, op)
-	if s.meta.includeOp {
+	if s.cfg.IncludeOp {
 		fmt.Fprintf(&cols, ", %s", op)
 		fmt.Fprintf(&vals, ", s.%s::text", op)
 	}
-	if s.meta.includeTS {
+	if s.cfg.IncludeSourceTS {
 		fmt.Fprintf(&cols, ", %s", ts)
 		fmt.Fprintf(&vals, ", s.%s", ts)
 	}
