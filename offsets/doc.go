@@ -5,8 +5,8 @@
 //
 // Invariants:
 //   - Positions of one pipeline compare with bytes.Compare. Sources build them with
-//     the order-preserving tuple encoding of this package (AppendUint, AppendString,
-//     AppendBytes), so the engine, stores and tracker order them without knowing the
+//     the order-preserving tuple encoding of this package (AppendUint, AppendString),
+//     so the engine, stores and tracker order them without knowing the
 //     source. A source's own Decode recovers the typed fields.
 //   - A Store never moves a pipeline's position backwards, and accepts a commit only
 //     from the holder of the pipeline's current epoch (DESIGN.md §4, invariant 4).

@@ -85,9 +85,6 @@ func AppendString(b []byte, s string) []byte {
 	return append(b, 0, 1)
 }
 
-// AppendBytes appends v to a tuple-encoded position.
-func AppendBytes(b []byte, v []byte) []byte { return AppendString(b, string(v)) }
-
 // Decoder reads a tuple-encoded position element by element. The first error sticks:
 // later calls return zero values, and Err reports it.
 type Decoder struct {
@@ -145,15 +142,6 @@ func (d *Decoder) String() string {
 	}
 	d.err = fmt.Errorf("%w: unterminated string", ErrMalformed)
 	return ""
-}
-
-// Bytes reads a byte-string element.
-func (d *Decoder) Bytes() []byte {
-	s := d.String()
-	if d.err != nil {
-		return nil
-	}
-	return []byte(s)
 }
 
 // Done reports an error if elements remain undecoded or a decode failed.

@@ -105,18 +105,3 @@ func (t *gtidTracker) String() string {
 	}
 	return t.mysql.String()
 }
-
-// mariaContains reports whether set (a MariaDB GTID position) has reached
-// domain-seq of gtid, whatever server wrote it.
-func mariaContains(set, gtid string) bool {
-	d, _, n, err := parseMariaGTID(gtid)
-	if err != nil {
-		return false
-	}
-	for _, g := range strings.Split(set, ",") {
-		if sd, _, sn, err := parseMariaGTID(strings.TrimSpace(g)); err == nil && sd == d {
-			return sn >= n
-		}
-	}
-	return false
-}

@@ -49,15 +49,6 @@ func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
 		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))...)
 }
 
-// RunOne runs one test of the suite (to debug it).
-func RunOne(t *testing.T, name string, h Harness) {
-	f, ok := suite()[name]
-	if !ok {
-		t.Fatalf("no test %q in the suite", name)
-	}
-	f(t, h)
-}
-
 func suite() map[string]func(t *testing.T, h Harness) {
 	return map[string]func(t *testing.T, h Harness){
 		"open_close_idempotent": testOpenClose,
