@@ -37,13 +37,7 @@ func TestDDLMidStream(t *testing.T) {
 	require.Equal(t, `{"id":3,"a":30,"m":31,"b":"z"}`, row(2))
 	require.Equal(t, `{"id":4,"a":40000000000,"m":41,"b":"w"}`, row(3))
 	require.Equal(t, `{"id":1,"a":10,"m":null,"b":"v"}`, row(4))
-	var ops []string
-	for _, d := range ds {
-		for _, c := range d.Changes {
-			ops = append(ops, fmt.Sprintf("%s %s", c.Op, c.Column.Name))
-		}
-	}
-	require.Equal(t, []string{"create_table ", "add_column m", "drop_column c", "alter_column_type a"}, ops)
+	require.Equal(t, []string{"create_table", "add_column m", "drop_column c", "alter_column_type a→a"}, steps(ds))
 	for i := 1; i < len(cs); i++ {
 		require.Greater(t, cs[i].Version, schema.Version(0))
 	}
@@ -134,17 +128,7 @@ func TestRenamesFromDDL(t *testing.T) {
 	r.exec("TRUNCATE TABLE types")
 	r.exec("INSERT INTO types VALUES (4, 4, 4)")
 	cs, ds := collect(t, s, 5)
-	var ops []string
-	for _, d := range ds {
-		for _, c := range d.Changes {
-			if c.Old != nil {
-				ops = append(ops, fmt.Sprintf("%s %s→%s", c.Op, c.Old.Name, c.Column.Name))
-			} else {
-				ops = append(ops, fmt.Sprintf("%s %s", c.Op, c.Column.Name))
-			}
-		}
-	}
-	require.Equal(t, []string{"create_table ", "rename_column a→a2", "rename_column b→b2", "alter_column_type b2→b2"}, ops)
+	require.Equal(t, []string{"create_table", "rename_column a→a2", "rename_column b→b2", "alter_column_type b2→b2"}, steps(ds))
 	require.Equal(t, schema.OpTruncate, cs[3].Op)
 	require.Equal(t, `{"id":4,"a2":4,"b2":4}`, string(cs[4].After.AppendJSON(nil)))
 }
@@ -184,13 +168,7 @@ func TestDropAndRenameTable(t *testing.T) {
 	r.exec("CREATE TABLE types (id int PRIMARY KEY, b varchar(5))")
 	r.exec("INSERT INTO types VALUES (3, 'y')")
 	cs, ds := collect(t, s, 3)
-	var ops []string
-	for _, d := range ds {
-		for _, c := range d.Changes {
-			ops = append(ops, c.Op.String())
-		}
-	}
-	require.Equal(t, []string{"create_table", "drop_table", "drop_column", "add_column", "drop_table"}, ops)
+	require.Equal(t, []string{"create_table", "drop_table", "drop_column a", "add_column b", "drop_table"}, steps(ds))
 	require.Equal(t, `{"id":3,"b":"y"}`, string(cs[2].After.AppendJSON(nil)))
 }
 
@@ -215,4 +193,22 @@ func TestStaleConnection(t *testing.T) {
 	require.False(t, component.IsPermanent(err), "%v", err)
 	require.Less(t, time.Since(start), 15*time.Second)
 	t.Logf("noticed after %v: %v", time.Since(start).Round(100*time.Millisecond), err)
+}
+
+// steps renders the deltas' steps: "op", "op column" or "op old→new".
+func steps(ds []schema.Delta) []string {
+	var out []string
+	for _, d := range ds {
+		for _, c := range d.Changes {
+			switch {
+			case c.Old != nil:
+				out = append(out, fmt.Sprintf("%s %s→%s", c.Op, c.Old.Name, c.Column.Name))
+			case c.Column.Name != "":
+				out = append(out, fmt.Sprintf("%s %s", c.Op, c.Column.Name))
+			default:
+				out = append(out, c.Op.String())
+			}
+		}
+	}
+	return out
 }
