@@ -15,13 +15,14 @@ import (
 	"github.com/pingcap/tidb/pkg/parser"
 )
 
-// tableState is a captured table as the stream last saw it.
-type tableState struct {
-	id      schema.TableID
-	cols    []colInfo
-	table   schema.Table // the registered version
-	pkIdx   []int
-	checked bool
+// tableMap is a captured table as its last TABLE_MAP event describes it: how
+// to decode its rows, and the shape to register (built once per event, not per
+// row event).
+type tableMap struct {
+	id    schema.TableID
+	cols  []colInfo
+	pkIdx []int
+	shape schema.Table
 }
 
 // window is an open DBLog window: the keys of the table the stream changed
@@ -65,8 +66,8 @@ type reader struct {
 	file     string
 	pos      uint32 // where the next event starts
 	gtid     *gtidTracker
-	tables   map[uint64]*tableState // by binlog table id
-	byID     map[schema.TableID]*tableState
+	tables   map[uint64]*tableMap            // by binlog table id
+	byID     map[schema.TableID]schema.Table // the version registered last, per table
 
 	inTxn    bool
 	txn      []schema.Change
@@ -229,17 +230,17 @@ func (r *reader) emitChunks(ctx context.Context, ws []*window) error {
 		if d != nil {
 			b.Deltas = append(b.Deltas, *d)
 		}
-		st := r.byID[w.table]
+		registered := r.byID[w.table]
 		for i, row := range c.rows {
 			if w.touched[c.keys[i]] {
 				continue // the stream has a newer version of this row
 			}
 			var key schema.Row
-			for _, k := range st.table.PrimaryKey {
+			for _, k := range registered.PrimaryKey {
 				v, _ := row.Get(k)
 				key = append(key, schema.Field{Name: k, Value: v})
 			}
-			b.Changes = append(b.Changes, schema.Change{Op: schema.OpSnapshot, Table: w.table, Version: st.table.Version,
+			b.Changes = append(b.Changes, schema.Change{Op: schema.OpSnapshot, Table: w.table, Version: registered.Version,
 				Pos: snapshotRowPos(r.file, at, run, r.chunkNo, len(b.Changes)), Key: key, After: row})
 		}
 		emitted = append(emitted, emittedChunk{table: w.table, lastKey: c.lastKey, rows: int64(len(c.rows)), done: c.done})
@@ -286,19 +287,14 @@ func (r *reader) send(ctx context.Context, b schema.Batch) error {
 
 // observe registers a table shape at pos and returns the delta if it is new.
 func (r *reader) observe(ctx context.Context, t schema.Table, file string, pos uint32) (*schema.Delta, error) {
-	st := r.byID[t.ID]
-	if st != nil && st.table.Version != 0 && st.table.SameShape(t) {
+	if cur, ok := r.byID[t.ID]; ok && cur.Version != 0 && cur.SameShape(t) {
 		return nil, nil
 	}
 	v, d, err := r.s.deps.Schema.Observe(ctx, t, changePos(file, pos, 0))
 	if err != nil {
 		return nil, err
 	}
-	if st == nil {
-		st = &tableState{id: t.ID}
-		r.byID[t.ID] = st
-	}
-	st.table = v
+	r.byID[t.ID] = v
 	return d, nil
 }
 
@@ -323,9 +319,9 @@ func (r *reader) ddl(q, db string, start uint32, h *replication.EventHeader) err
 	}
 	gone := func(id schema.TableID, why string) {
 		r.s.log.Warn(why+"; the destination keeps it", "table", id.String(), "position", fmt.Sprintf("%s:%d", r.file, start))
-		if st := r.byID[id]; st != nil && st.table.Version != 0 {
-			r.deltas = append(r.deltas, schema.Delta{Table: st.table, From: st.table.Version, Changes: []schema.ColumnChange{{Op: schema.DropTable}}})
-			st.table = schema.Table{} // a table of that name later is registered afresh
+		if cur, ok := r.byID[id]; ok && cur.Version != 0 {
+			r.deltas = append(r.deltas, schema.Delta{Table: cur, From: cur.Version, Changes: []schema.ColumnChange{{Op: schema.DropTable}}})
+			delete(r.byID, id) // a table of that name later is registered afresh
 		}
 	}
 	for _, id := range eff.dropped {
@@ -416,11 +412,15 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		if err != nil {
 			return component.Permanent(err)
 		}
-		st := &tableState{id: id, cols: cols}
-		for _, k := range e.PrimaryKey {
-			st.pkIdx = append(st.pkIdx, int(k))
+		tm := &tableMap{id: id, cols: cols, shape: schema.Table{ID: id, Columns: make([]schema.Column, len(cols))}}
+		for i, c := range cols {
+			tm.shape.Columns[i] = schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable}
 		}
-		r.tables[e.TableID] = st
+		for _, k := range e.PrimaryKey {
+			tm.pkIdx = append(tm.pkIdx, int(k))
+			tm.shape.PrimaryKey = append(tm.shape.PrimaryKey, cols[k].name)
+		}
+		r.tables[e.TableID] = tm
 	case *replication.RowsEvent:
 		st := r.tables[e.TableID]
 		if st == nil {
@@ -446,25 +446,15 @@ func (r *reader) truncate(id schema.TableID, start uint32, h *replication.EventH
 	case "halt":
 		return component.Permanent(fmt.Errorf("TRUNCATE of %s at %s:%d and truncate: halt; resync the table, or set truncate: propagate or ignore", id, r.file, start))
 	}
-	st := r.byID[id]
-	var v schema.Version
-	if st != nil {
-		v = st.table.Version
-	}
+	v := r.byID[id].Version
 	r.txn = append(r.txn, schema.Change{Op: schema.OpTruncate, Table: id, Version: v, Pos: changePos(r.file, start, 0),
 		CommitTS: time.Unix(int64(h.Timestamp), 0).UTC()})
 	return nil
 }
 
 // rows turns a rows event into changes of the transaction.
-func (r *reader) rows(ctx context.Context, st *tableState, e *replication.RowsEvent, start uint32, h *replication.EventHeader) error {
-	t := schema.Table{ID: st.id, Columns: make([]schema.Column, len(st.cols))}
-	for i, c := range st.cols {
-		t.Columns[i] = schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable}
-	}
-	for _, k := range st.pkIdx {
-		t.PrimaryKey = append(t.PrimaryKey, st.cols[k].name)
-	}
+func (r *reader) rows(ctx context.Context, st *tableMap, e *replication.RowsEvent, start uint32, h *replication.EventHeader) error {
+	t := st.shape
 	if len(t.PrimaryKey) == 0 {
 		return component.Permanent(fmt.Errorf("table %s has no primary key in the binlog's row metadata: add one (cdcd identifies rows by it)", st.id))
 	}
@@ -485,7 +475,7 @@ func (r *reader) rows(ctx context.Context, st *tableState, e *replication.RowsEv
 	if d != nil {
 		r.deltas = append(r.deltas, *d)
 	}
-	version := r.byID[st.id].table.Version
+	version := r.byID[st.id].Version
 	ts := time.Unix(int64(h.Timestamp), 0).UTC()
 	toRow := func(vals []any) (schema.Row, error) {
 		row := make(schema.Row, len(st.cols))

@@ -198,7 +198,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	s.errc = make(chan error, 1)
 	s.windows = make(chan windowReq)
 	r := &reader{s: s, streamer: streamer, file: start.file, pos: start.pos, gtid: newGTIDTracker(s.flavor, start.gtid),
-		tables: map[uint64]*tableState{}, byID: map[schema.TableID]*tableState{}, open: map[int]*window{}}
+		tables: map[uint64]*tableMap{}, byID: map[schema.TableID]schema.Table{}, open: map[int]*window{}}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
