@@ -414,7 +414,7 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 		b.WriteString(", ")
 	}
 	synced := "DateTime DEFAULT now()"
-	if s.feat.now64 {
+	if s.feat.dateTime64 {
 		synced = "DateTime64(6, 'UTC') DEFAULT now64(6)"
 	}
 	fmt.Fprintf(&b, "%s UInt64, %s UInt8, %s %s", ident(s.meta.Version), ident(s.meta.Deleted), ident(s.meta.SyncedAt), synced)
@@ -749,7 +749,7 @@ func (s *Sink) unrepresentable(t *chTable, col *chCol, c *schema.Change, problem
 		if k := t.name + "\x00" + col.name; !s.warned[k] {
 			s.warned[k] = true
 			s.log.Warn("value the destination column cannot hold stored as NULL (on_unrepresentable: null); further ones are only counted",
-				"table", t.name, "column", col.name, "position", c.Pos.String(), "reason", errUnrepresentablePrefix+problem)
+				"table", t.name, "column", col.name, "position", c.Pos.String(), "reason", "the value "+problem)
 		}
 		return nil, nil
 	}

@@ -13,7 +13,7 @@ import (
 // features are what the server supports, by version.
 type features struct {
 	major, minor int
-	dateTime64   bool // 20.1
+	dateTime64   bool // 20.1 (and now64)
 	date32       bool // 21.9
 	boolType     bool // 21.12
 	decimal256   bool // 20.8: Decimal up to 76 digits
@@ -21,14 +21,13 @@ type features struct {
 	ifNotExists  bool // ADD COLUMN IF NOT EXISTS (19.x)
 	dedupToken   bool // 22.2: insert_deduplication_token (with non_replicated_deduplication_window)
 	jsonType     bool // 25.3: the JSON type
-	now64        bool // 20.1
 }
 
 func featuresOf(major, minor int) features {
 	at := func(ma, mi int) bool { return major > ma || (major == ma && minor >= mi) }
 	return features{major: major, minor: minor,
 		dateTime64: at(20, 1), date32: at(21, 9), boolType: at(21, 12), decimal256: at(20, 8),
-		isDeleted: at(23, 2), ifNotExists: at(19, 3), dedupToken: at(22, 2), jsonType: at(25, 3), now64: at(20, 1)}
+		isDeleted: at(23, 2), ifNotExists: at(19, 3), dedupToken: at(22, 2), jsonType: at(25, 3)}
 }
 
 // colType is a destination column's ClickHouse type and how values are encoded for it.
@@ -152,12 +151,11 @@ func (s *Sink) baseType(t schema.Type, f features) (string, error) {
 
 // Ranges of the date types, for the unrepresentable check.
 var (
-	dateMin, dateMax         = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2149, 6, 6, 0, 0, 0, 0, time.UTC)
-	date32Min, date32Max     = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2299, 12, 31, 0, 0, 0, 0, time.UTC)
-	dateTime64Min, dt64Max   = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2299, 12, 31, 23, 59, 59, 999999000, time.UTC)
-	intRange                 = map[string][2]int64{"Int8": {math.MinInt8, math.MaxInt8}, "Int16": {math.MinInt16, math.MaxInt16}, "Int32": {math.MinInt32, math.MaxInt32}, "Int64": {math.MinInt64, math.MaxInt64}}
-	uintMax                  = map[string]uint64{"UInt8": math.MaxUint8, "UInt16": math.MaxUint16, "UInt32": math.MaxUint32, "UInt64": math.MaxUint64}
-	errUnrepresentablePrefix = "the value "
+	dateMin, dateMax             = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2149, 6, 6, 0, 0, 0, 0, time.UTC)
+	date32Min, date32Max         = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2299, 12, 31, 0, 0, 0, 0, time.UTC)
+	dateTime64Min, dateTime64Max = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2299, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	intRange                     = map[string][2]int64{"Int8": {math.MinInt8, math.MaxInt8}, "Int16": {math.MinInt16, math.MaxInt16}, "Int32": {math.MinInt32, math.MaxInt32}, "Int64": {math.MinInt64, math.MaxInt64}}
+	uintMax                      = map[string]uint64{"UInt8": math.MaxUint8, "UInt16": math.MaxUint16, "UInt32": math.MaxUint32, "UInt64": math.MaxUint64}
 )
 
 // encode converts v to what clickhouse-go appends for a column of type ct, or
@@ -184,7 +182,7 @@ func encode(ct colType, v schema.Value) (any, string) {
 			}
 			x, p := encode(*ct.elem, e)
 			if p != "" {
-				return nil, "has an element that " + strings.TrimPrefix(p, errUnrepresentablePrefix)
+				return nil, "has an element that " + p
 			}
 			out[i] = x
 		}
@@ -270,7 +268,7 @@ func encode(ct colType, v schema.Value) (any, string) {
 		return v.Text(), ""
 	case strings.HasPrefix(b, "DateTime64"):
 		t := v.AsTime().UTC()
-		if t.Before(dateTime64Min) || t.After(dt64Max) {
+		if t.Before(dateTime64Min) || t.After(dateTime64Max) {
 			return nil, "is outside DateTime64's range (1900-01-01 to 2299-12-31)"
 		}
 		return t, ""
