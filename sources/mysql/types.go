@@ -173,9 +173,8 @@ func blobName(lengthBytes int, binary bool) string {
 }
 
 // fromInformationSchema builds a column from information_schema.COLUMNS.
-func fromInformationSchema(name, dataType, columnType_ string, nullable bool, precision, scale int, charset string) colInfo {
+func fromInformationSchema(name, dataType, fullType string, nullable bool, precision, scale int, charset string) colInfo {
 	c := colInfo{name: name, nullable: nullable, dataType: strings.ToLower(dataType)}
-	unsigned := strings.Contains(strings.ToLower(columnType_), "unsigned")
 	switch c.dataType {
 	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
 		c.binary = true
@@ -185,22 +184,13 @@ func fromInformationSchema(name, dataType, columnType_ string, nullable bool, pr
 			c.dataType = map[string]string{"char": "binary", "varchar": "varbinary", "tinytext": "tinyblob", "text": "blob", "mediumtext": "mediumblob", "longtext": "longblob"}[c.dataType]
 		}
 	case "enum", "set":
-		c.labels = parseLabels(columnType_)
-	case "decimal", "numeric":
+		c.labels = parseLabels(fullType)
+	case "numeric":
 		c.dataType = "decimal"
-	case "bit":
-		// precision is NUMERIC_PRECISION: the number of bits
-	case "datetime", "timestamp", "time":
-		// precision is DATETIME_PRECISION
-	default:
-		if c.dataType != "bit" {
-			precision, scale = 0, 0
-		}
 	}
-	if c.dataType != "decimal" && c.dataType != "bit" && c.dataType != "datetime" && c.dataType != "timestamp" && c.dataType != "time" {
-		precision, scale = 0, 0
-	}
-	c.typ = columnType(c.dataType, unsigned, precision, scale)
+	// columnType reads precision only where it means something: decimal (digits),
+	// bit (NUMERIC_PRECISION: bits), datetime, timestamp, time (DATETIME_PRECISION)
+	c.typ = columnType(c.dataType, strings.Contains(strings.ToLower(fullType), "unsigned"), precision, scale)
 	return c
 }
 
