@@ -1,6 +1,7 @@
 package sinktest
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -61,9 +62,9 @@ var TypeCases = []TypeCase{
 }
 
 var (
-	nan    = func() float64 { var z float64; return z / z }()
-	posInf = func() float64 { var z float64; return 1 / z }()
-	negInf = -posInf
+	nan    = math.NaN()
+	posInf = math.Inf(1)
+	negInf = math.Inf(-1)
 )
 
 // TypesTable is the type matrix's table: an id key and one column per case.

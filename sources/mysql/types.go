@@ -227,7 +227,7 @@ func parseLabels(columnType string) []string {
 	return out
 }
 
-// errZeroDate is returned for a zero date under zero_dates: error.
+// zeroDateError is returned for a zero date under zero_dates: error.
 type zeroDateError struct{ column string }
 
 func (e *zeroDateError) Error() string {
