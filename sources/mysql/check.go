@@ -44,13 +44,19 @@ func (s *Source) Check(ctx context.Context) error {
 	return errors.Join(p.blocking...)
 }
 
-func (s *Source) variable(name string) (string, bool) {
-	res, err := s.exec("SHOW GLOBAL VARIABLES LIKE '" + name + "'") // name is a constant of this file
-	if err != nil || res.RowNumber() == 0 {
-		return "", false
+// globalVariables reads every global server variable in one round trip.
+func (s *Source) globalVariables() (map[string]string, error) {
+	res, err := s.exec("SHOW GLOBAL VARIABLES")
+	if err != nil {
+		return nil, fmt.Errorf("read the server's variables: %w", err)
 	}
-	v, _ := res.GetString(0, 1)
-	return v, true
+	vars := make(map[string]string, res.RowNumber())
+	for i := 0; i < res.RowNumber(); i++ {
+		name, _ := res.GetString(i, 0)
+		value, _ := res.GetString(i, 1)
+		vars[strings.ToLower(name)] = value
+	}
+	return vars, nil
 }
 
 // check reads the server's settings, the user's privileges and the tables.
@@ -58,35 +64,44 @@ func (s *Source) check() problems {
 	var p problems
 	block := func(format string, args ...any) { p.blocking = append(p.blocking, fmt.Errorf(format, args...)) }
 	warn := func(format string, args ...any) { p.warnings = append(p.warnings, fmt.Errorf(format, args...)) }
-	if v, _ := s.variable("log_bin"); !strings.EqualFold(v, "ON") {
+	vars, err := s.globalVariables()
+	if err != nil {
+		block("%v", err)
+		return p
+	}
+	variable := func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+	if v, _ := variable("log_bin"); !strings.EqualFold(v, "ON") {
 		block("log_bin is %q: start the server with --log-bin", v)
 	}
-	if v, _ := s.variable("binlog_format"); !strings.EqualFold(v, "ROW") {
+	if v, _ := variable("binlog_format"); !strings.EqualFold(v, "ROW") {
 		block("binlog_format is %q: set binlog_format=ROW (SET GLOBAL binlog_format = 'ROW' and in the server config)", v)
 	}
-	if v, _ := s.variable("binlog_row_image"); !strings.EqualFold(v, "FULL") {
+	if v, _ := variable("binlog_row_image"); !strings.EqualFold(v, "FULL") {
 		block("binlog_row_image is %q: set binlog_row_image=FULL, or updates arrive without their unchanged columns", v)
 	}
-	if v, ok := s.variable("binlog_row_metadata"); ok && !strings.EqualFold(v, "FULL") {
+	if v, ok := variable("binlog_row_metadata"); ok && !strings.EqualFold(v, "FULL") {
 		block("binlog_row_metadata is %q: set binlog_row_metadata=FULL so that every row event carries its column names (cdcd never decodes old events with today's table definition)", v)
 	} else if !ok {
 		block("the server has no binlog_row_metadata (MySQL before 8.0.1, MariaDB before 10.5): row events carry no column names; upgrade the server")
 	}
-	if v, ok := s.variable("binlog_row_value_options"); ok && v != "" {
+	if v, ok := variable("binlog_row_value_options"); ok && v != "" {
 		block("binlog_row_value_options is %q: clear it (PARTIAL_JSON updates carry only a diff)", v)
 	}
 	if s.flavor == gmysql.MySQLFlavor {
-		if v, _ := s.variable("gtid_mode"); !strings.EqualFold(v, "ON") {
+		if v, _ := variable("gtid_mode"); !strings.EqualFold(v, "ON") {
 			warn("gtid_mode is %q: cdcd resumes by binlog file and position, which does not survive a failover to a replica; set gtid_mode=ON and enforce_gtid_consistency=ON", v)
 		}
 	}
 	// retention
 	var secs int64 = -1
-	if v, ok := s.variable("binlog_expire_logs_seconds"); ok {
+	if v, ok := variable("binlog_expire_logs_seconds"); ok {
 		secs, _ = strconv.ParseInt(v, 10, 64)
 	}
 	if secs <= 0 {
-		if v, ok := s.variable("expire_logs_days"); ok {
+		if v, ok := variable("expire_logs_days"); ok {
 			if d, err := strconv.ParseFloat(v, 64); err == nil && d > 0 {
 				secs = int64(d * 86400)
 			}
@@ -96,7 +111,7 @@ func (s *Source) check() problems {
 		warn("binlogs are kept %d hours: a pipeline stopped longer than that must be resynced; keep them at least 24 hours (binlog_expire_logs_seconds)", secs/3600)
 	}
 	// the replica id
-	if v, _ := s.variable("server_id"); v == strconv.FormatUint(uint64(s.cfg.ServerID), 10) {
+	if v, _ := variable("server_id"); v == strconv.FormatUint(uint64(s.cfg.ServerID), 10) {
 		block("server_id %d is the server's own id: give the pipeline another (server_id in the source config)", s.cfg.ServerID)
 	}
 	res, err := s.exec("SHOW SLAVE HOSTS")
