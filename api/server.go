@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/app"
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -33,6 +35,8 @@ type Control interface {
 	PausePipeline(ctx context.Context, name string) error
 	ResumePipeline(ctx context.Context, name string) error
 	DeletePipeline(ctx context.Context, name string) error
+	SchemaChanges(ctx context.Context, name string) ([]pipeline.Hold, error)
+	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
 }
 
 // Tokens is the token store the API authenticates against.
@@ -116,6 +120,8 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/pipelines/{name}/pause", false, s.pausePipeline},
 		{"POST", "/api/v1/pipelines/{name}/resume", false, s.resumePipeline},
 		{"GET", "/api/v1/pipelines/{name}/status", false, s.pipelineStatus},
+		{"GET", "/api/v1/pipelines/{name}/schema-changes", false, s.listSchemaChanges},
+		{"POST", "/api/v1/pipelines/{name}/schema-changes/{table}", false, s.resolveSchemaChange},
 
 		{"GET", "/api/v1/tokens", false, s.listTokens},
 		{"POST", "/api/v1/tokens", false, s.createToken},
@@ -216,6 +222,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, err.Error(), nil)
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error(), nil)
+	case errors.Is(err, app.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request cancelled", nil)
 	default:
@@ -477,6 +485,44 @@ func (s *Server) deletePipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// --- schema changes ---
+
+// SchemaChangeList is the held tables of a pipeline.
+type SchemaChangeList struct {
+	SchemaChanges []pipeline.Hold `json:"schema_changes"`
+}
+
+func (s *Server) listSchemaChanges(w http.ResponseWriter, r *http.Request) {
+	holds, err := s.cfg.Control.SchemaChanges(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, SchemaChangeList{SchemaChanges: holds})
+}
+
+func (s *Server) resolveSchemaChange(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Decision string `json:"decision"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be {\"decision\": \"approve\" | \"reject\" | \"new_column\"}: "+err.Error(), nil)
+		return
+	}
+	h, err := s.cfg.Control.ResolveSchemaChange(r.Context(), r.PathValue("name"), r.PathValue("table"), req.Decision)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
 }
 
 // --- tokens ---

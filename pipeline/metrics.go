@@ -16,6 +16,8 @@ type Metrics struct {
 	state        *prometheus.GaugeVec
 	errors       *prometheus.CounterVec
 	stalls       *prometheus.CounterVec
+	held         *prometheus.GaugeVec
+	heldChanges  *prometheus.CounterVec
 }
 
 // NewMetrics registers the engine's collectors on reg. A nil reg makes collectors
@@ -51,9 +53,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcd_stage_stalls_total", Help: "Sends that waited more than 10s for a full queue (back-pressure).",
 		}, []string{"pipeline", "stage"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcd_schema_held_tables", Help: "Tables held by a schema-change policy, waiting for a decision.",
+		}, []string{"pipeline"}),
+		heldChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcd_schema_held_changes_total", Help: "Changes of held tables kept aside for replay.",
+		}, []string{"pipeline"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.changes, m.lag, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls)
+		reg.MustRegister(m.changes, m.lag, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls, m.held, m.heldChanges)
 	}
 	return m
 }
@@ -71,7 +79,7 @@ func (m *Metrics) setState(pipeline string, s State) {
 func (m *Metrics) forget(pipeline string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.changes, m.lag, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls} {
+	}{m.changes, m.lag, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls, m.held, m.heldChanges} {
 		v.DeletePartialMatch(prometheus.Labels{"pipeline": pipeline})
 	}
 }

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
@@ -45,6 +48,11 @@ type RunnerConfig struct {
 	MaxWait      time.Duration // … or this long after its first change arrived
 	QueueDepth   int           // batches buffered between two stages
 	DrainTimeout time.Duration // after a stop, how long in-flight batches may take
+
+	// Evolution is the schema-change policy; Holds keeps the tables it holds
+	// (nil: a policy that would hold a table fails the pipeline instead).
+	Evolution Evolution
+	Holds     HoldStore
 
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -87,6 +95,8 @@ type Progress struct {
 	LastOffsetCommit time.Time       `json:"last_offset_commit,omitzero"`
 	LagSeconds       float64         `json:"lag_seconds"`
 	Source           *sources.Status `json:"source,omitempty"`
+	// HeldTables are the destination tables a schema-change policy holds.
+	HeldTables []string `json:"held_tables,omitempty"`
 }
 
 // Runner runs one pipeline until it is stopped or fails.
@@ -158,6 +168,12 @@ func (r *Runner) update(f func(p *Progress)) {
 type ticketed struct {
 	b  schema.Batch
 	tk offsets.Ticket
+	// ev is what the schema-change policy took out of b; holds reports that some
+	// table is held, so the write raises the holds' watermark; base is the last
+	// position of the previous batch, above which drained changes are restamped.
+	ev    routed
+	holds bool
+	base  offsets.Position
 }
 
 // Run opens the source and sink, streams until ctx is cancelled or a stage fails,
@@ -198,6 +214,10 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			err = fmt.Errorf("close source: %w", cerr)
 		}
 	}()
+	ev, err := r.newEvolver(ctx)
+	if err != nil {
+		return err
+	}
 	r.log.Info("pipeline running", "from", from.String(), "epoch", c.Epoch)
 	r.opened.Store(true)
 	defer r.opened.Store(false)
@@ -228,7 +248,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	written := make(chan struct{}, 1)
 
 	g.Go(func() error { return r.readStage(readCtx, gctx, read) })
-	g.Go(func() error { return r.transformStage(gctx, read, write, tracker) })
+	g.Go(func() error { return r.transformStage(gctx, read, write, tracker, ev) })
 	g.Go(func() error { return r.writeStage(gctx, write, written, tracker) })
 	g.Go(func() error { return r.commitStage(gctx, written, tracker) })
 	err = g.Wait()
@@ -314,10 +334,11 @@ func (r *Runner) readStage(readCtx, gctx context.Context, out chan<- schema.Batc
 
 // transformStage runs the chain over each source batch and coalesces them into
 // write batches bounded by MaxChanges, MaxBytes and MaxWait.
-func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out chan<- ticketed, tr *offsets.Tracker) error {
+func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out chan<- ticketed, tr *offsets.Tracker, ev *evolver) error {
 	defer close(out)
 	c := r.cfg
 	var pending schema.Batch
+	var pendingEv routed
 	var pendingBytes int
 	var has bool // pending holds something worth flushing (changes, deltas or a checkpoint)
 	timer := time.NewTimer(time.Hour)
@@ -333,11 +354,15 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 		if err != nil {
 			return context.Cause(ctx)
 		}
-		if err := send(ctx, r, "write", out, ticketed{b: pending, tk: tk}); err != nil {
+		t := ticketed{b: pending, tk: tk, ev: pendingEv, holds: len(ev.holds) > 0, base: ev.lastEmitted}
+		if last := pending.Last(); last != nil {
+			ev.lastEmitted = last
+		}
+		if err := send(ctx, r, "write", out, t); err != nil {
 			return err
 		}
 		c.Metrics.queue.WithLabelValues(c.Pipeline, "write").Set(float64(len(out)))
-		pending, pendingBytes, has = schema.Batch{}, 0, false
+		pending, pendingEv, pendingBytes, has = schema.Batch{}, routed{}, 0, false
 		return nil
 	}
 
@@ -356,9 +381,24 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			if err := c.Chain.ApplyBatch(&b); err != nil {
 				return err
 			}
+			rt, err := ev.route(&b)
+			if err != nil {
+				return err
+			}
+			if len(rt.created) > 0 && c.Holds == nil {
+				return component.Permanent(fmt.Errorf("schema change on %s: %s, but holding a table needs the metadata store (cdcd serve); set that policy to apply or fail for this pipeline", rt.created[0].Table, rt.created[0].Reason))
+			}
+			for _, h := range rt.created {
+				r.log.Warn("table held by the schema-change policy; the rest of the pipeline continues",
+					"table", h.Table.String(), "reason", h.Reason, "ddl", strings.Join(h.DDL, "; "))
+			}
+			if len(rt.drain) > 0 || len(rt.created) > 0 {
+				r.setHeld(ev)
+			}
 			// Deltas must precede the rows that need them and follow the rows
 			// encoded before them: a batch with deltas starts a new write batch.
-			if len(b.Deltas) > 0 {
+			// So does a replay of held changes, which goes before its batch.
+			if len(b.Deltas) > 0 || len(rt.drain) > 0 {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -367,6 +407,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 				timer.Reset(c.MaxWait)
 			}
 			has = true
+			pendingEv.add(rt)
 			pending.Deltas = append(pending.Deltas, b.Deltas...)
 			switch {
 			case pending.Changes == nil && len(b.Changes) >= c.MaxChanges/2:
@@ -390,6 +431,120 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 	}
 }
 
+// newEvolver loads the pipeline's holds. The changes kept for a rejected table
+// are discarded here: its decision needs no ordering with the stream.
+func (r *Runner) newEvolver(ctx context.Context) (*evolver, error) {
+	c := r.cfg
+	ev := &evolver{policy: c.Evolution, holds: map[schema.TableID]*Hold{}, shapes: map[schema.TableID]schema.Table{}, now: c.Now}
+	if c.Holds == nil {
+		return ev, nil
+	}
+	holds, err := c.Holds.LoadHolds(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load held tables: %w", err)
+	}
+	for _, h := range holds {
+		if h.Status == HoldRejected && h.Held > 0 {
+			if err := c.Holds.FinishHold(ctx, h.Table, true); err != nil {
+				return nil, fmt.Errorf("discard the held changes of rejected table %s: %w", h.Table, err)
+			}
+			r.log.Warn("schema change rejected: the table's held changes are discarded and its further changes dropped", "table", h.Table.String())
+		}
+		ev.holds[h.Table] = &h
+	}
+	r.setHeld(ev)
+	return ev, nil
+}
+
+func (r *Runner) setHeld(ev *evolver) {
+	held := make([]string, 0, len(ev.holds))
+	for id, h := range ev.holds {
+		if h.Status != HoldRejected {
+			held = append(held, id.String())
+		}
+	}
+	slices.Sort(held)
+	r.cfg.Metrics.held.WithLabelValues(r.cfg.Pipeline).Set(float64(len(held)))
+	r.update(func(p *Progress) { p.HeldTables = held })
+}
+
+// spool makes what the schema-change policy took out of a batch durable before
+// the batch counts as written, then replays the held tables whose resolution is
+// due, before the batch's own changes.
+func (r *Runner) spool(ctx context.Context, tb *ticketed) error {
+	c := r.cfg
+	if c.Holds == nil || (!tb.holds && len(tb.ev.entries) == 0 && len(tb.ev.created) == 0 && len(tb.ev.dropped) == 0 && len(tb.ev.drain) == 0) {
+		return nil
+	}
+	var mark offsets.Position
+	if tb.holds || len(tb.ev.created) > 0 {
+		mark = tb.b.Last()
+	}
+	if err := c.Holds.Spool(ctx, tb.ev.created, tb.ev.entries, tb.ev.dropped, mark); err != nil {
+		return fmt.Errorf("keep the changes of held tables: %w", err)
+	}
+	if n := len(tb.ev.entries); n > 0 {
+		c.Metrics.heldChanges.WithLabelValues(c.Pipeline).Add(float64(n))
+	}
+	for _, h := range tb.ev.drain {
+		if err := r.drain(ctx, h, tb.base); err != nil {
+			return fmt.Errorf("replay the held changes of %s: %w", h.Table, err)
+		}
+	}
+	return nil
+}
+
+// drain replays a resolved hold's entries into the sink in order, deltas
+// resolved per the user's decision and changes restamped above base, recording
+// progress so that a crash resumes where it stopped, then forgets the hold.
+func (r *Runner) drain(ctx context.Context, h Hold, base offsets.Position) error {
+	c := r.cfg
+	seq, n := h.Drained, 0
+	var b schema.Batch
+	write := func(upTo int64) error {
+		if len(b.Changes) > 0 {
+			if err := c.Sink.Write(ctx, &b); err != nil {
+				return err
+			}
+			n += len(b.Changes)
+			b = schema.Batch{}
+		}
+		return c.Holds.MarkDrained(ctx, h.Table, upTo)
+	}
+	for {
+		entries, err := c.Holds.ReadHeld(ctx, h.Table, seq, c.MaxChanges)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			if e.Delta != nil {
+				if err := write(seq); err != nil {
+					return err
+				}
+				if err := c.Sink.Apply(ctx, []schema.Delta{resolve(h, *e.Delta)}); err != nil {
+					return fmt.Errorf("apply the held schema change: %w", err)
+				}
+			} else {
+				ch := *e.Change
+				ch.Pos = restamp(base, e.Seq)
+				b.Changes = append(b.Changes, ch)
+			}
+			seq = e.Seq
+		}
+		if err := write(seq); err != nil {
+			return err
+		}
+	}
+	if err := c.Holds.FinishHold(ctx, h.Table, false); err != nil {
+		return err
+	}
+	r.log.Info("held table resumed", "table", h.Table.String(), "decision", string(h.Status), "replayed_changes", n)
+	return nil
+}
+
 // writeStage applies each batch at the sink, deltas first, then marks it durable.
 func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written chan<- struct{}, tr *offsets.Tracker) error {
 	defer close(written)
@@ -404,6 +559,9 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 			if !ok {
 				return nil
 			}
+		}
+		if err := r.spool(ctx, &tb); err != nil {
+			return err
 		}
 		if len(tb.b.Deltas) > 0 {
 			if err := c.Sink.Apply(ctx, tb.b.Deltas); err != nil {

@@ -234,6 +234,24 @@ func (s *Supervisor) Resume(name string) error {
 	return nil
 }
 
+// Restart stops a running pipeline gracefully and starts it again at once (a
+// decision it must load at start, such as a resolved schema-change hold). A
+// paused pipeline stays paused; a failed one is started again.
+func (s *Supervisor) Restart(name string) error {
+	m, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.restart, m.attempts, m.nextRetry = true, 0, time.Time{}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.mu.Unlock()
+	m.wake()
+	return nil
+}
+
 // Remove stops a pipeline gracefully and forgets it. It returns when the
 // pipeline's goroutine has exited or ctx ends.
 func (s *Supervisor) Remove(ctx context.Context, name string) error {

@@ -209,3 +209,44 @@ func FuzzDecimalJSON(f *testing.F) {
 		_ = v.AppendJSON(nil)
 	})
 }
+
+func TestWidens(t *testing.T) {
+	ty := func(k Kind, name string, p, s, l int) Type {
+		return Type{Kind: k, Name: name, Precision: p, Scale: s, Length: l}
+	}
+	for _, c := range []struct {
+		old, new Type
+		want     bool
+	}{
+		{ty(KindInt, "int4", 0, 0, 0), ty(KindInt, "int8", 0, 0, 0), true},
+		{ty(KindInt, "int8", 0, 0, 0), ty(KindInt, "int4", 0, 0, 0), false},
+		{ty(KindString, "varchar", 0, 0, 10), ty(KindString, "varchar", 0, 0, 20), true},
+		{ty(KindString, "varchar", 0, 0, 20), ty(KindString, "varchar", 0, 0, 10), false},
+		{ty(KindString, "varchar", 0, 0, 20), ty(KindString, "text", 0, 0, 0), true},
+		{ty(KindString, "text", 0, 0, 0), ty(KindString, "varchar", 0, 0, 10), false},
+		{ty(KindDecimal, "numeric", 10, 2, 0), ty(KindDecimal, "numeric", 12, 2, 0), true},
+		{ty(KindDecimal, "numeric", 10, 2, 0), ty(KindDecimal, "numeric", 10, 3, 0), false},
+		{ty(KindDecimal, "numeric", 10, 2, 0), ty(KindDecimal, "numeric", 0, 0, 0), true},
+		{ty(KindFloat, "float4", 0, 0, 0), ty(KindFloat, "float8", 0, 0, 0), true},
+		{ty(KindInt, "int4", 0, 0, 0), ty(KindString, "text", 0, 0, 0), false},
+		{ty(KindTimestamp, "timestamptz", 3, 0, 0), ty(KindTimestamp, "timestamptz", 6, 0, 0), true},
+	} {
+		require.Equal(t, c.want, Widens(c.old, c.new), "%s -> %s", c.old, c.new)
+	}
+}
+
+func TestInferRenames(t *testing.T) {
+	text := Type{Kind: KindString, Name: "text"}
+	old := Table{ID: TableID{Name: "t"}, Columns: []Column{{Name: "id", Type: Type{Kind: KindInt, Name: "int4"}}, {Name: "mail", Type: text}, {Name: "x", Type: text}}}
+	renamed := Table{ID: TableID{Name: "t"}, Columns: []Column{old.Columns[0], {Name: "email", Type: text}, {Name: "x", Type: text}}}
+	steps := InferRenames(old, renamed, Diff(old, renamed))
+	require.Len(t, steps, 1)
+	require.Equal(t, RenameColumn, steps[0].Op)
+	require.Equal(t, "mail", steps[0].Old.Name)
+	require.Equal(t, "email", steps[0].Column.Name)
+
+	// a dropped column and an unrelated column appended at the end stay a drop and an add
+	other := Table{ID: TableID{Name: "t"}, Columns: []Column{old.Columns[0], {Name: "x", Type: text}, {Name: "y", Type: text}}}
+	steps = InferRenames(old, other, Diff(old, other))
+	require.Equal(t, []DeltaOp{DropColumn, AddColumn}, []DeltaOp{steps[0].Op, steps[1].Op})
+}

@@ -179,7 +179,41 @@ func newPipelines() *cobra.Command {
 			return nil
 		}}
 	}
-	cmd.AddCommand(list, get, apply,
+	changes := &cobra.Command{Use: "schema-changes NAME", Short: "List the tables a schema-change policy holds, with the proposed change", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			if err := c.do(cmd.Context(), "GET", "/api/v1/pipelines/"+args[0]+"/schema-changes", nil, &raw); err != nil {
+				return err
+			}
+			var v struct {
+				SchemaChanges []struct {
+					Table struct{ Namespace, Name string } `json:"table"`
+					Status string   `json:"status"`
+					Reason string   `json:"reason"`
+					DDL    []string `json:"ddl"`
+					Held   int64    `json:"held_changes"`
+				} `json:"schema_changes"`
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			return c.print(cmd, raw, []string{"TABLE", "STATUS", "HELD", "CHANGE", "PROPOSED DDL"}, func(tw io.Writer) {
+				for _, h := range v.SchemaChanges {
+					fmt.Fprintf(tw, "%s.%s\t%s\t%d\t%s\t%s\n", h.Table.Namespace, h.Table.Name, h.Status, h.Held, h.Reason, strings.Join(h.DDL, "; "))
+				}
+			})
+		}}
+	resolve := &cobra.Command{Use: "resolve NAME TABLE approve|reject|new_column",
+		Short: "Decide on a held schema change; the pipeline restarts and applies it in order", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]string{"decision": args[2]}
+			if err := c.do(cmd.Context(), "POST", "/api/v1/pipelines/"+args[0]+"/schema-changes/"+args[1], body, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: table %s: %s\n", args[0], args[1], args[2])
+			return nil
+		}}
+	cmd.AddCommand(list, get, apply, changes, resolve,
 		action("pause", "pause", "Drain and stop a pipeline until resumed"),
 		action("resume", "resume", "Start a paused or failed pipeline again"),
 		action("delete", "", "Stop and delete a pipeline with its offsets"))

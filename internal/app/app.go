@@ -129,6 +129,7 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 	return pipeline.RunnerConfig{
 		Pipeline: p.Name, Source: src, Sink: sink, Chain: transforms.NewChain(steps...),
 		Offsets: offs, Epoch: epoch,
+		Evolution: p.SchemaChanges.Evolution(), Holds: store.BindHolds(a.Store, p.Name, progressEpoch),
 		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
 		DrainTimeout: time.Duration(p.DrainTimeout), Logger: a.log(),
 	}, nil

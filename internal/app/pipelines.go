@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sources"
 )
@@ -186,4 +188,57 @@ func (a *App) cleanup(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// SchemaChanges lists the tables of a pipeline that its schema-change policy holds
+// (and those rejected), with the proposed change.
+func (a *App) SchemaChanges(ctx context.Context, name string) ([]pipeline.Hold, error) {
+	if _, err := a.Store.GetPipeline(ctx, name); err != nil {
+		return nil, err
+	}
+	holds, err := a.Store.ListHolds(ctx, name)
+	if holds == nil && err == nil {
+		holds = []pipeline.Hold{}
+	}
+	return holds, err
+}
+
+// Decisions a user can take on a held schema change.
+var holdDecisions = map[string]pipeline.HoldStatus{
+	"approve": pipeline.HoldApproved, "reject": pipeline.HoldRejected, "new_column": pipeline.HoldNewColumn,
+}
+
+// ErrInvalid is returned for a request that cannot be carried out as asked.
+var ErrInvalid = errors.New("invalid request")
+
+// ResolveSchemaChange records a decision (approve, reject, new_column) on a
+// held table and restarts the pipeline, whose next run carries it out in order:
+// the change is applied (or not), then the held changes, then the stream.
+func (a *App) ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error) {
+	st, ok := holdDecisions[decision]
+	if !ok {
+		return pipeline.Hold{}, fmt.Errorf("%w: decision must be approve, reject or new_column, got %q", ErrInvalid, decision)
+	}
+	holds, err := a.SchemaChanges(ctx, name)
+	if err != nil {
+		return pipeline.Hold{}, err
+	}
+	id := schema.ParseTableID(table)
+	i := slices.IndexFunc(holds, func(h pipeline.Hold) bool { return h.Table == id })
+	if i < 0 {
+		return pipeline.Hold{}, fmt.Errorf("no schema change held for table %s of pipeline %q: %w", table, name, ErrNotFound)
+	}
+	h := holds[i]
+	if st == pipeline.HoldNewColumn && !slices.ContainsFunc(h.Proposed.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.RenameColumn }) {
+		return pipeline.Hold{}, fmt.Errorf("%w: new_column applies to renamed columns, and the change held for %s renames none; approve or reject it", ErrInvalid, table)
+	}
+	if err := a.Store.ResolveHold(ctx, name, id, st); err != nil {
+		return pipeline.Hold{}, err
+	}
+	a.log().Info("schema change resolved", "pipeline", name, "table", table, "decision", decision)
+	if err := ignoreUnknown(a.Supervisor.Restart(name)); err != nil {
+		return pipeline.Hold{}, err
+	}
+	h.Status = st
+	return h, nil
 }

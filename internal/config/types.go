@@ -56,8 +56,39 @@ type Pipeline struct {
 	Sink         Endpoint    `yaml:"sink" json:"sink"`
 	Batch        Batch       `yaml:"batch,omitempty" json:"batch,omitempty"`
 	DrainTimeout Duration    `yaml:"drain_timeout,omitempty" json:"drain_timeout,omitempty"`
+	// SchemaChanges is the schema-change policy (DESIGN.md §7 when empty).
+	SchemaChanges SchemaChanges `yaml:"schema_changes,omitempty" json:"schema_changes,omitzero"`
+	// OnTransformError is what a row that a transform fails on does: stop (the
+	// pipeline fails, naming the transform and position) or skip (the row is
+	// dropped, counted and recorded in the pipeline's errors).
+	OnTransformError string `yaml:"on_transform_error,omitempty" json:"on_transform_error,omitempty"`
 	// Paused creates the pipeline without starting it.
 	Paused bool `yaml:"paused,omitempty" json:"paused,omitempty"`
+}
+
+// SchemaPolicy sets, per kind of source schema change, what the pipeline does:
+// apply, keep (drops), hold (the table waits for a decision), fail, new_column
+// (renames). Empty fields take the default.
+type SchemaPolicy struct {
+	AddColumn    string `yaml:"add_column,omitempty" json:"add_column,omitempty"`
+	Widen        string `yaml:"widen,omitempty" json:"widen,omitempty"`
+	DropColumn   string `yaml:"drop_column,omitempty" json:"drop_column,omitempty"`
+	RenameColumn string `yaml:"rename_column,omitempty" json:"rename_column,omitempty"`
+	Narrow       string `yaml:"narrow,omitempty" json:"narrow,omitempty"`
+	KeyChange    string `yaml:"key_change,omitempty" json:"key_change,omitempty"`
+}
+
+// SchemaChanges is a pipeline's policy and its per-table overrides.
+type SchemaChanges struct {
+	SchemaPolicy `yaml:",inline"`
+	Tables       []TableSchemaPolicy `yaml:"tables,omitempty" json:"tables,omitempty"`
+}
+
+// TableSchemaPolicy overrides the policy for destination tables matching Match
+// ("namespace.name", with * and ? wildcards). The first match wins.
+type TableSchemaPolicy struct {
+	Match        string `yaml:"match" json:"match"`
+	SchemaPolicy `yaml:",inline"`
 }
 
 // Defaults.

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	pathpkg "path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -169,6 +171,13 @@ func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map
 		ps.add(path+".drain_timeout", "must be at least 1s")
 	}
 
+	ps = append(ps, validateSchemaChanges(p.SchemaChanges, path+".schema_changes")...)
+	switch p.OnTransformError {
+	case "", "stop", "skip":
+	default:
+		ps.add(path+".on_transform_error", "must be stop or skip, got %q", p.OnTransformError)
+	}
+
 	r, rps := resolve(p, path, reg, conns, env)
 	ps = append(ps, rps...)
 	for i, t := range p.Transforms {
@@ -275,4 +284,54 @@ func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]C
 		r.Transforms = append(r.Transforms, n)
 	}
 	return r, ps
+}
+
+func validateSchemaChanges(sc SchemaChanges, path string) Problems {
+	var ps Problems
+	check := func(p SchemaPolicy, at string) {
+		for _, f := range p.fields() {
+			field, v := f[0], f[1]
+			if v == "" {
+				continue
+			}
+			ok := slices.Contains(pipeline.PolicyActions[field], pipeline.Action(v))
+			if !ok {
+				var allowed []string
+				for _, a := range pipeline.PolicyActions[field] {
+					allowed = append(allowed, string(a))
+				}
+				ps.add(at+"."+field, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+			}
+		}
+	}
+	check(sc.SchemaPolicy, path)
+	for i, t := range sc.Tables {
+		at := fmt.Sprintf("%s.tables[%d]", path, i)
+		if _, err := pathpkg.Match(t.Match, ""); err != nil || t.Match == "" {
+			ps.add(at+".match", "must be a table name or pattern like public.* (got %q)", t.Match)
+		}
+		check(t.SchemaPolicy, at)
+	}
+	return ps
+}
+
+func (p SchemaPolicy) fields() [][2]string {
+	return [][2]string{{"add_column", p.AddColumn}, {"widen", p.Widen}, {"drop_column", p.DropColumn},
+		{"rename_column", p.RenameColumn}, {"narrow", p.Narrow}, {"key_change", p.KeyChange}}
+}
+
+// Policy returns the engine's form of p.
+func (p SchemaPolicy) Policy() pipeline.EvolutionPolicy {
+	return pipeline.EvolutionPolicy{AddColumn: pipeline.Action(p.AddColumn), Widen: pipeline.Action(p.Widen),
+		DropColumn: pipeline.Action(p.DropColumn), RenameColumn: pipeline.Action(p.RenameColumn),
+		Narrow: pipeline.Action(p.Narrow), KeyChange: pipeline.Action(p.KeyChange)}
+}
+
+// Evolution returns the engine's form of sc.
+func (sc SchemaChanges) Evolution() pipeline.Evolution {
+	e := pipeline.Evolution{Default: sc.Policy()}
+	for _, t := range sc.Tables {
+		e.Tables = append(e.Tables, pipeline.TablePolicy{Pattern: t.Match, Policy: t.SchemaPolicy.Policy()})
+	}
+	return e
 }

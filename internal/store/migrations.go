@@ -60,4 +60,28 @@ var migrations = []string{
 		created_at   {{bigint}} NOT NULL,
 		last_used_at {{bigint}} NOT NULL DEFAULT 0
 	);`,
+	`CREATE TABLE cdcd_holds (
+		pipeline    TEXT NOT NULL,
+		namespace   TEXT NOT NULL,
+		name        TEXT NOT NULL,
+		status      TEXT NOT NULL,
+		proposal    TEXT NOT NULL,
+		since       {{blob}},
+		watermark   {{blob}},
+		last_key    {{blob}},
+		held        {{bigint}} NOT NULL DEFAULT 0,
+		drained     {{bigint}} NOT NULL DEFAULT 0,
+		dropped     {{bigint}} NOT NULL DEFAULT 0,
+		created_at  {{bigint}} NOT NULL,
+		resolved_at {{bigint}} NOT NULL DEFAULT 0,
+		PRIMARY KEY (pipeline, namespace, name)
+	);
+	CREATE TABLE cdcd_held_changes (
+		pipeline  TEXT NOT NULL,
+		namespace TEXT NOT NULL,
+		name      TEXT NOT NULL,
+		seq       {{bigint}} NOT NULL,
+		entry     TEXT NOT NULL,
+		PRIMARY KEY (pipeline, namespace, name, seq)
+	);`,
 }

@@ -473,6 +473,8 @@ func (s *sqlStore) DeletePipeline(ctx context.Context, name string) error {
 			`DELETE FROM cdcd_offsets WHERE pipeline = ?`,
 			`DELETE FROM cdcd_schema_versions WHERE pipeline = ?`,
 			`DELETE FROM cdcd_snapshot_progress WHERE pipeline = ?`,
+			`DELETE FROM cdcd_held_changes WHERE pipeline = ?`,
+			`DELETE FROM cdcd_holds WHERE pipeline = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, s.q(q), name); err != nil {
 				return fmt.Errorf("delete pipeline %q: %w", name, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/offsets"
+	engine "github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 )
@@ -81,6 +82,13 @@ type Store interface {
 	// DeletePipeline removes the pipeline with its offsets, schema history and
 	// snapshot progress.
 	DeletePipeline(ctx context.Context, name string) error
+
+	// ListHolds returns the tables a pipeline's schema-change policy holds;
+	// ResolveHold records a user's decision on one; DeleteHold forgets one with
+	// its held changes. BindHolds gives a run its fenced view.
+	ListHolds(ctx context.Context, pipeline string) ([]engine.Hold, error)
+	ResolveHold(ctx context.Context, pipeline string, table schema.TableID, status engine.HoldStatus) error
+	DeleteHold(ctx context.Context, pipeline string, table schema.TableID) error
 
 	// CreateToken makes a token and returns its plaintext, which is not stored.
 	CreateToken(ctx context.Context, name string) (plaintext string, t Token, err error)

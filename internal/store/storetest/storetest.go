@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/stretchr/testify/require"
@@ -26,6 +27,7 @@ func Run(t *testing.T, open Open) {
 		"connections":        testConnections,
 		"pipelines":          testPipelines,
 		"tokens":             testTokens,
+		"holds":              testHolds,
 		"reopen_migrations":  func(t *testing.T, s store.Store) {}, // opening twice is covered by the caller's reopen
 	}
 	for name, f := range tests {
@@ -242,4 +244,73 @@ func testTokens(t *testing.T, s store.Store) {
 	_, err = s.VerifyToken(ctx, plain)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.ErrorIs(t, s.DeleteToken(ctx, tok.ID), store.ErrNotFound)
+}
+
+func testHolds(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tbl := schema.TableID{Namespace: "public", Name: "users"}
+	e1, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	b := store.BindHolds(s, "p", e1)
+	h := pipeline.Hold{Table: tbl, Status: pipeline.HoldPending, Reason: "column mail was renamed to email",
+		Proposed: schema.Delta{Table: schema.Table{ID: tbl, Version: 2}, From: 1}, DDL: []string{`ALTER TABLE "public"."users" RENAME COLUMN "mail" TO "email"`}, Since: pos(5)}
+	ch := func(n uint64) pipeline.HeldEntry {
+		c := schema.Change{Op: schema.OpUpdate, Table: tbl, Pos: pos(n), After: schema.Row{{Name: "email", Value: schema.String("a@b.c")}}}
+		return pipeline.HeldEntry{Table: tbl, Key: append(pos(n), 1), Change: &c}
+	}
+	d := h.Proposed
+	entries := []pipeline.HeldEntry{{Table: tbl, Key: append(pos(5), 0), Delta: &d}, ch(5), ch(6)}
+	require.NoError(t, b.Spool(ctx, []pipeline.Hold{h}, entries, nil, pos(6)))
+	// a replay after a crash appends only what is new
+	require.NoError(t, b.Spool(ctx, nil, []pipeline.HeldEntry{ch(6), ch(7)}, nil, pos(7)))
+
+	list, err := s.ListHolds(ctx, "p")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, pipeline.HoldPending, list[0].Status)
+	require.Equal(t, h.Reason, list[0].Reason)
+	require.Equal(t, h.DDL, list[0].DDL)
+	require.Equal(t, int64(3), list[0].Held)
+	require.Equal(t, pos(7), list[0].Watermark)
+
+	got, err := b.ReadHeld(ctx, tbl, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 4)
+	require.NotNil(t, got[0].Delta)
+	for i, want := range []uint64{5, 6, 7} {
+		require.Equal(t, pos(want), got[i+1].Change.Pos)
+		v, _ := got[i+1].Change.After.Get("email")
+		require.Equal(t, "a@b.c", v.Text())
+	}
+	page, err := b.ReadHeld(ctx, tbl, got[1].Seq, 2)
+	require.NoError(t, err)
+	require.Equal(t, []int64{got[2].Seq, got[3].Seq}, []int64{page[0].Seq, page[1].Seq})
+
+	// the user decides; a stale run can no longer write
+	require.NoError(t, s.ResolveHold(ctx, "p", tbl, pipeline.HoldApproved))
+	require.ErrorIs(t, s.ResolveHold(ctx, "p", schema.TableID{Name: "nope"}, pipeline.HoldApproved), store.ErrNotFound)
+	e2, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	require.ErrorIs(t, b.MarkDrained(ctx, tbl, 2), offsets.ErrFenced)
+	b = store.BindHolds(s, "p", e2)
+	require.NoError(t, b.MarkDrained(ctx, tbl, 2))
+	list, err = s.ListHolds(ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, pipeline.HoldApproved, list[0].Status)
+	require.Equal(t, int64(2), list[0].Drained)
+	require.False(t, list[0].ResolvedAt.IsZero())
+
+	// rejected holds stay, their changes go
+	require.NoError(t, b.FinishHold(ctx, tbl, true))
+	got, err = b.ReadHeld(ctx, tbl, 0, 10)
+	require.NoError(t, err)
+	require.Empty(t, got)
+	require.NoError(t, b.Spool(ctx, nil, nil, map[schema.TableID]int64{tbl: 4}, nil))
+	list, err = s.ListHolds(ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, int64(4), list[0].Dropped)
+	require.NoError(t, b.FinishHold(ctx, tbl, false))
+	list, err = s.ListHolds(ctx, "p")
+	require.NoError(t, err)
+	require.Empty(t, list)
 }
