@@ -187,11 +187,11 @@ func newPipelines() *cobra.Command {
 			}
 			var v struct {
 				SchemaChanges []struct {
-					Table struct{ Namespace, Name string } `json:"table"`
-					Status string   `json:"status"`
-					Reason string   `json:"reason"`
-					DDL    []string `json:"ddl"`
-					Held   int64    `json:"held_changes"`
+					Table  struct{ Namespace, Name string } `json:"table"`
+					Status string                           `json:"status"`
+					Reason string                           `json:"reason"`
+					DDL    []string                         `json:"ddl"`
+					Held   int64                            `json:"held_changes"`
 				} `json:"schema_changes"`
 			}
 			if err := json.Unmarshal(raw, &v); err != nil {

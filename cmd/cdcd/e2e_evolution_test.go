@@ -64,7 +64,9 @@ pipelines:
 		}
 		return n
 	}
-	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM wh.users`) == 50 && count(`SELECT count(*) FROM wh.orders`) == 50 },
+	require.Eventually(t, func() bool {
+		return count(`SELECT count(*) FROM wh.users`) == 50 && count(`SELECT count(*) FROM wh.orders`) == 50
+	},
 		60*time.Second, 100*time.Millisecond, "snapshot never landed: %s", s.log)
 
 	// added and widened columns apply on their own
@@ -88,11 +90,11 @@ pipelines:
 		60*time.Second, 100*time.Millisecond, "orders stopped flowing while users was held: %s", s.log)
 
 	type hold struct {
-		Table struct{ Namespace, Name string } `json:"table"`
-		Status string   `json:"status"`
-		Reason string   `json:"reason"`
-		DDL    []string `json:"ddl"`
-		Held   int      `json:"held_changes"`
+		Table  struct{ Namespace, Name string } `json:"table"`
+		Status string                           `json:"status"`
+		Reason string                           `json:"reason"`
+		DDL    []string                         `json:"ddl"`
+		Held   int                              `json:"held_changes"`
 	}
 	var holds struct {
 		SchemaChanges []hold `json:"schema_changes"`
