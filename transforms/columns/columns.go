@@ -4,7 +4,9 @@ package columns
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -70,6 +72,20 @@ func (t *Columns) name(n string) string {
 // Schema drops and renames columns; a key column cannot be dropped, and a
 // rename onto an existing column is an error.
 func (t *Columns) Schema(in schema.Table) (schema.Table, error) {
+	var missing []string
+	for _, c := range t.cfg.Keep {
+		if _, ok := in.Column(c); !ok {
+			missing = append(missing, c)
+		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(t.cfg.Rename)) {
+		if _, ok := in.Column(c); !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return schema.Table{}, fmt.Errorf("columns %s to keep or rename are not in table %s (dropped or renamed at the source?): update the transform, or scope it with tables", strings.Join(missing, ", "), in.ID)
+	}
 	out := in.Clone()
 	out.Columns = out.Columns[:0]
 	names := map[string]bool{}

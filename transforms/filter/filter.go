@@ -12,7 +12,9 @@ package filter
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
@@ -47,6 +49,11 @@ type Filter struct {
 	prog   *vm.Program
 	negate bool
 	uses   map[string]bool // the top-level names the expression reads
+	// cols are the columns the expression reads by name from row, before and
+	// key; only those are converted per change unless whole is set for the map
+	// (the expression indexes it dynamically or passes it along).
+	cols  map[string][]string
+	whole map[string]bool
 }
 
 // New compiles the expression; a syntax or type error names the problem.
@@ -64,19 +71,40 @@ func New(c Config) (*Filter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("expression %q: %w", src, err)
 	}
-	// build per change only the maps the expression reads
-	uses := map[string]bool{}
+	// build per change only the maps, and the columns, the expression reads
+	v := &refs{ids: map[string]int{}, members: map[string]int{}, cols: map[string][]string{}}
 	if tree, err := parser.Parse(src); err == nil {
-		ast.Walk(&tree.Node, identifiers(uses))
+		ast.Walk(&tree.Node, v)
 	}
-	return &Filter{prog: prog, negate: negate, uses: uses}, nil
+	f := &Filter{prog: prog, negate: negate, uses: map[string]bool{}, cols: v.cols, whole: map[string]bool{}}
+	for id, n := range v.ids {
+		f.uses[id] = true
+		f.whole[id] = n > v.members[id]
+	}
+	return f, nil
 }
 
-type identifiers map[string]bool
+// refs collects the identifiers an expression reads and its static column
+// accesses (row.x, row["x"]) of the row maps.
+type refs struct {
+	ids     map[string]int
+	members map[string]int
+	cols    map[string][]string
+}
 
-func (v identifiers) Visit(n *ast.Node) {
-	if id, ok := (*n).(*ast.IdentifierNode); ok {
-		v[id.Value] = true
+func (v *refs) Visit(n *ast.Node) {
+	switch x := (*n).(type) {
+	case *ast.IdentifierNode:
+		v.ids[x.Value]++
+	case *ast.MemberNode:
+		id, ok := x.Node.(*ast.IdentifierNode)
+		prop, ok2 := x.Property.(*ast.StringNode)
+		if ok && ok2 && (id.Value == "row" || id.Value == "before" || id.Value == "key") {
+			v.members[id.Value]++
+			if !slices.Contains(v.cols[id.Value], prop.Value) {
+				v.cols[id.Value] = append(v.cols[id.Value], prop.Value)
+			}
+		}
 	}
 }
 
@@ -90,8 +118,41 @@ func Factory() transforms.Factory {
 	}
 }
 
-// Schema leaves shapes as they are.
-func (f *Filter) Schema(in schema.Table) (schema.Table, error) { return in, nil }
+// Schema leaves shapes as they are. A column the expression reads that the table
+// does not have (dropped or renamed at the source, or a table the transform was
+// not meant for) is an error: the expression would silently see NULL.
+func (f *Filter) Schema(in schema.Table) (schema.Table, error) {
+	for _, m := range []string{"row", "before"} {
+		for _, c := range f.cols[m] {
+			if _, ok := in.Column(c); !ok {
+				return schema.Table{}, fmt.Errorf("the expression reads %s.%s, which table %s does not have (dropped or renamed at the source?): update the expression, or scope the transform with tables", m, c, in.ID)
+			}
+		}
+	}
+	for _, c := range f.cols["key"] {
+		if !slices.Contains(in.PrimaryKey, c) {
+			return schema.Table{}, fmt.Errorf("the expression reads key.%s, which is not in the primary key of %s (%s)", c, in.ID, strings.Join(in.PrimaryKey, ", "))
+		}
+	}
+	return in, nil
+}
+
+func (f *Filter) toMap(name string, r schema.Row) map[string]any {
+	if f.whole[name] {
+		return toMap(r)
+	}
+	if r == nil {
+		return nil
+	}
+	cols := f.cols[name]
+	m := make(map[string]any, len(cols))
+	for _, c := range cols {
+		if i := r.Index(c); i >= 0 {
+			m[c] = GoValue(r[i].Value)
+		}
+	}
+	return m
+}
 
 // Apply evaluates the expression on c. A run-time error (a type mismatch on a
 // row) names the expression's problem, never the row's values.
@@ -103,18 +164,18 @@ func (f *Filter) Apply(c *schema.Change) (bool, error) {
 	if f.uses["row"] {
 		switch {
 		case c.After != nil:
-			e.Row = toMap(c.After)
+			e.Row = f.toMap("row", c.After)
 		case c.Before != nil:
-			e.Row = toMap(c.Before)
+			e.Row = f.toMap("row", c.Before)
 		default:
-			e.Row = toMap(c.Key)
+			e.Row = f.toMap("row", c.Key)
 		}
 	}
 	if f.uses["before"] {
-		e.Before = toMap(c.Before)
+		e.Before = f.toMap("before", c.Before)
 	}
 	if f.uses["key"] {
-		e.Key = toMap(c.Key)
+		e.Key = f.toMap("key", c.Key)
 	}
 	out, err := expr.Run(f.prog, e)
 	if err != nil {

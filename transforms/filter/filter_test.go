@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/schema"
@@ -44,4 +45,20 @@ func FuzzFilter(f *testing.F) {
 		c := schema.Change{Op: schema.OpUpdate, After: schema.Row{{Name: "a", Value: schema.Int(n)}, {Name: "s", Value: schema.String(s)}}}
 		_, _ = flt.Apply(&c)
 	})
+}
+
+func TestFilterNeedsItsColumns(t *testing.T) {
+	f, err := New(Config{Keep: `row.status != "test" && key.id > 0`})
+	require.NoError(t, err)
+	_, err = f.Schema(transformtest.Users)
+	require.NoError(t, err)
+	gone := transformtest.Users.Clone()
+	gone.Columns = slices.DeleteFunc(gone.Columns, func(c schema.Column) bool { return c.Name == "status" })
+	_, err = f.Schema(gone)
+	require.ErrorContains(t, err, "the expression reads row.status, which table public.users does not have")
+	// a dynamic index reads whole rows and cannot be checked: it is not an error
+	f, err = New(Config{Keep: `row["sta" + "tus"] != "test"`})
+	require.NoError(t, err)
+	_, err = f.Schema(gone)
+	require.NoError(t, err)
 }

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -108,6 +110,13 @@ func Factory() transforms.Factory {
 // Schema turns masked columns into text (nullable); a masked key column is an
 // error: rows would merge on masked keys.
 func (m *Mask) Schema(in schema.Table) (schema.Table, error) {
+	// a masked column that disappears is most likely renamed: its values would
+	// flow in clear under the new name, so this is an error, not a no-op
+	for _, c := range slices.Sorted(maps.Keys(m.cols)) {
+		if _, ok := in.Column(c); !ok {
+			return schema.Table{}, fmt.Errorf("column %s to mask is not in table %s (dropped or renamed at the source?): mask the new name, or scope the transform with tables", c, in.ID)
+		}
+	}
 	out := in.Clone()
 	for i, c := range out.Columns {
 		if !m.cols[c.Name] {

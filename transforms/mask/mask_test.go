@@ -4,7 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/transforms"
 	"github.com/cdcd-dev/cdcd/transforms/transformtest"
 	"github.com/stretchr/testify/require"
 )
@@ -71,4 +73,20 @@ func FuzzMask(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A masked column renamed at the source would flow in clear under its new name:
+// the chain stops with the transform and table named instead.
+func TestMaskedColumnRenamedAtSourceIsAnError(t *testing.T) {
+	m, err := New(Config{Columns: []string{"email"}, Method: "redact"})
+	require.NoError(t, err)
+	chain := transforms.NewChain(transforms.Step{Name: "pii", Transform: m})
+	v1 := transformtest.Users
+	require.NoError(t, chain.ApplyBatch(&schema.Batch{Deltas: []schema.Delta{{Table: v1}}}))
+	v2 := v1.Clone()
+	v2.Version = 2
+	v2.Columns[1].Name = "mail"
+	err = chain.ApplyBatch(&schema.Batch{Deltas: []schema.Delta{{Table: v2, From: 1, Changes: schema.Diff(v1, v2)}}})
+	require.ErrorContains(t, err, "transform pii on public.users: column email to mask is not in table public.users (dropped or renamed at the source?)")
+	require.True(t, component.IsPermanent(err))
 }
