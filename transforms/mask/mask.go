@@ -8,7 +8,13 @@
 //   - redact: NULL, or a constant;
 //   - partial: keeps the first and last N characters, masks the rest with '*'
 //     (card numbers: keep_last: 4);
-//   - email: keeps the domain, masks the local part.
+//   - email: keeps the domain, masks the local part;
+//   - tokenize: a deterministic, format-preserving pseudonym: every digit
+//     becomes a digit and every ASCII letter a letter of the same case, other
+//     characters stay, drawn from a stream seeded by the HMAC of the whole value
+//     (so equal inputs give equal tokens, "4111-1111" keeps its shape, and the
+//     value cannot be recovered). Tokens can collide, so it is refused on key
+//     columns, like every method but hash.
 package mask
 
 import (
@@ -20,6 +26,7 @@ import (
 	"fmt"
 	"hash"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -33,9 +40,10 @@ import (
 // Config configures the mask.
 type Config struct {
 	Columns []string `yaml:"columns" json:"columns"`
-	// Method is hash (default), redact, partial or email.
+	// Method is hash (default), redact, partial, email or tokenize.
 	Method string `yaml:"method" json:"method"`
-	// Key is the HMAC key of hash (at least 16 bytes; keep it in ${ENV} or ${file:}).
+	// Key is the HMAC key of hash and tokenize (at least 16 bytes; keep it in
+	// ${ENV} or ${file:}).
 	Key string `yaml:"key" json:"key"`
 	// Encoding of hash: hex (default) or base64.
 	Encoding string `yaml:"encoding" json:"encoding"`
@@ -67,24 +75,24 @@ func New(c Config) (*Mask, error) {
 	if len(c.Columns) == 0 {
 		errs = append(errs, errors.New("columns: list the columns to mask"))
 	}
+	if (c.Method == "hash" || c.Method == "tokenize") && len(c.Key) < 16 {
+		errs = append(errs, fmt.Errorf("key: %s needs a secret key of at least 16 bytes (use ${MASK_KEY} or ${file:/path})", c.Method))
+	}
 	switch c.Method {
 	case "hash":
-		if len(c.Key) < 16 {
-			errs = append(errs, errors.New("key: hash needs a secret key of at least 16 bytes (use ${MASK_KEY} or ${file:/path})"))
-		}
 		if c.Encoding != "hex" && c.Encoding != "base64" {
 			errs = append(errs, fmt.Errorf("encoding: must be hex or base64, got %q", c.Encoding))
 		}
 		if c.Length < 0 || (c.Length > 0 && c.Length < 8) {
 			errs = append(errs, errors.New("length: 0 (whole hash) or at least 8"))
 		}
-	case "redact", "email":
+	case "redact", "email", "tokenize":
 	case "partial":
 		if c.KeepFirst < 0 || c.KeepLast < 0 {
 			errs = append(errs, errors.New("keep_first, keep_last: must not be negative"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("method: must be hash, redact, partial or email, got %q", c.Method))
+		errs = append(errs, fmt.Errorf("method: must be hash, redact, partial, email or tokenize, got %q", c.Method))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -190,6 +198,9 @@ func (m *Mask) mask(v schema.Value) schema.Value {
 	var buf [sha256.Size]byte
 	sum := mac.Sum(buf[:0])
 	m.macs.Put(mac)
+	if m.cfg.Method == "tokenize" {
+		return schema.String(tokenize(text, [32]byte(sum)))
+	}
 	out := hex.EncodeToString(sum)
 	if m.cfg.Encoding == "base64" {
 		out = base64.RawURLEncoding.EncodeToString(sum)
@@ -198,6 +209,24 @@ func (m *Mask) mask(v schema.Value) schema.Value {
 		out = out[:m.cfg.Length]
 	}
 	return schema.String(out)
+}
+
+// tokenize replaces digits and ASCII letters with ones drawn from a stream
+// seeded by seed, keeping every other character and the letters' case.
+func tokenize(s string, seed [32]byte) string {
+	rng := rand.New(rand.NewChaCha8(seed))
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			b[i] = '0' + byte(rng.IntN(10))
+		case c >= 'a' && c <= 'z':
+			b[i] = 'a' + byte(rng.IntN(26))
+		case c >= 'A' && c <= 'Z':
+			b[i] = 'A' + byte(rng.IntN(26))
+		}
+	}
+	return string(b)
 }
 
 // partial keeps first and last runes; it masks everything when the value is
