@@ -12,6 +12,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -140,8 +141,9 @@ pipelines:
 	got := func() string {
 		return snapshot(dst, `SELECT id, email, n, age FROM wh.users WHERE NOT _cdc_deleted ORDER BY id`)
 	}
-	require.Eventually(t, func() bool { return want() == got() && count(`SELECT count(*) FROM wh.orders`) == 90 },
-		60*time.Second, 200*time.Millisecond, "after approval the destination differs:\nwant %s\ngot %s\nlog %s", want(), got(), s.log)
+	if !assert.Eventually(t, func() bool { return want() == got() && count(`SELECT count(*) FROM wh.orders`) == 90 }, 60*time.Second, 200*time.Millisecond) {
+		t.Fatalf("after approval the destination differs (orders: %d):\nwant %s\ngot %s\nlog %s", count(`SELECT count(*) FROM wh.orders`), want(), got(), s.log)
+	}
 	require.Eventually(t, func() bool {
 		require.NoError(t, json.Unmarshal([]byte(cli(t, env, 0, "pipelines", "schema-changes", "shop", "-o", "json")), &holds))
 		return len(holds.SchemaChanges) == 0
