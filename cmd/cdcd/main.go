@@ -15,7 +15,9 @@ import (
 	mysqlsrc "github.com/cdcd-dev/cdcd/sources/mysql"
 	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
 	"github.com/cdcd-dev/cdcd/transforms/addfields"
+	"github.com/cdcd-dev/cdcd/transforms/cast"
 	"github.com/cdcd-dev/cdcd/transforms/columns"
+	"github.com/cdcd-dev/cdcd/transforms/flatten"
 	"github.com/cdcd-dev/cdcd/transforms/filter"
 	"github.com/cdcd-dev/cdcd/transforms/mask"
 	"github.com/cdcd-dev/cdcd/transforms/route"
@@ -38,6 +40,8 @@ func registry() *pipeline.Registry {
 	r.Transforms["columns"] = columns.Factory()
 	r.Transforms["route"] = route.Factory()
 	r.Transforms["add_fields"] = addfields.Factory()
+	r.Transforms["cast"] = cast.Factory()
+	r.Transforms["flatten"] = flatten.Factory()
 	return r
 }
 

@@ -32,6 +32,12 @@ var Users = schema.Table{ID: schema.TableID{Namespace: "public", Name: "users"},
 	{Name: "balance", Type: schema.Type{Kind: schema.KindDecimal, Name: "numeric", Precision: 12, Scale: 2}, Nullable: true},
 }}
 
+// Events is a source table with a JSON column, for transforms of documents.
+var Events = schema.Table{ID: schema.TableID{Namespace: "public", Name: "events"}, Version: 1, PrimaryKey: []string{"id"}, Columns: []schema.Column{
+	{Name: "id", Type: schema.Type{Kind: schema.KindInt, Name: "int8"}},
+	{Name: "payload", Type: schema.Type{Kind: schema.KindJSON, Name: "jsonb"}, Nullable: true},
+}}
+
 type line struct {
 	Op       string                     `json:"op"`
 	Table    string                     `json:"table,omitempty"`
@@ -61,6 +67,8 @@ func row(t *testing.T, tbl schema.Table, m map[string]json.RawMessage) schema.Ro
 			v = schema.Int(int64(x.(float64)))
 		case c.Type.Kind == schema.KindDecimal:
 			v = schema.MustDecimal(fmt.Sprint(x))
+		case c.Type.Kind == schema.KindJSON:
+			v = schema.JSON(string(raw))
 		default:
 			v = schema.String(fmt.Sprint(x))
 		}
@@ -72,9 +80,15 @@ func row(t *testing.T, tbl schema.Table, m map[string]json.RawMessage) schema.Ro
 // Golden runs the golden test NAME of a transform over Users.
 func Golden(t *testing.T, tr transforms.Transform, name string) {
 	t.Helper()
+	GoldenTable(t, tr, name, Users)
+}
+
+// GoldenTable runs the golden test NAME of a transform over a source table.
+func GoldenTable(t *testing.T, tr transforms.Transform, name string, tbl schema.Table) {
+	t.Helper()
 	in, err := os.ReadFile(filepath.Join("testdata", name+".in.jsonl"))
 	require.NoError(t, err)
-	b := schema.Batch{Deltas: []schema.Delta{{Table: Users, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}}
+	b := schema.Batch{Deltas: []schema.Delta{{Table: tbl, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}}
 	sc := bufio.NewScanner(bytes.NewReader(in))
 	for n := uint64(1); sc.Scan(); n++ {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
@@ -84,8 +98,8 @@ func Golden(t *testing.T, tr transforms.Transform, name string) {
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &l), "line %d", n)
 		op, err := schema.ParseOp(l.Op)
 		require.NoError(t, err)
-		c := schema.Change{Op: op, Table: Users.ID, Version: 1, Pos: offsets.AppendUint(nil, n), TxID: fmt.Sprint(100 + n),
-			Key: row(t, Users, l.Key), Before: row(t, Users, l.Before), After: row(t, Users, l.After)}
+		c := schema.Change{Op: op, Table: tbl.ID, Version: 1, Pos: offsets.AppendUint(nil, n), TxID: fmt.Sprint(100 + n),
+			Key: row(t, tbl, l.Key), Before: row(t, tbl, l.Before), After: row(t, tbl, l.After)}
 		if l.CommitTS != "" {
 			c.CommitTS, err = time.Parse(time.RFC3339, l.CommitTS)
 			require.NoError(t, err)
