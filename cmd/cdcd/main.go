@@ -17,8 +17,8 @@ import (
 	"github.com/cdcd-dev/cdcd/transforms/addfields"
 	"github.com/cdcd-dev/cdcd/transforms/cast"
 	"github.com/cdcd-dev/cdcd/transforms/columns"
-	"github.com/cdcd-dev/cdcd/transforms/flatten"
 	"github.com/cdcd-dev/cdcd/transforms/filter"
+	"github.com/cdcd-dev/cdcd/transforms/flatten"
 	"github.com/cdcd-dev/cdcd/transforms/mask"
 	"github.com/cdcd-dev/cdcd/transforms/route"
 )
