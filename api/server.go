@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,7 @@ type Control interface {
 	DeletePipeline(ctx context.Context, name string) error
 	SchemaChanges(ctx context.Context, name string) ([]pipeline.Hold, error)
 	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
+	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
 }
 
 // Tokens is the token store the API authenticates against.
@@ -122,6 +124,7 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/pipelines/{name}/status", false, s.pipelineStatus},
 		{"GET", "/api/v1/pipelines/{name}/schema-changes", false, s.listSchemaChanges},
 		{"POST", "/api/v1/pipelines/{name}/schema-changes/{table}", false, s.resolveSchemaChange},
+		{"GET", "/api/v1/pipelines/{name}/skipped", false, s.listSkipped},
 
 		{"GET", "/api/v1/tokens", false, s.listTokens},
 		{"POST", "/api/v1/tokens", false, s.createToken},
@@ -523,6 +526,29 @@ func (s *Server) resolveSchemaChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, h)
+}
+
+// SkippedList is the newest changes a pipeline skipped.
+type SkippedList struct {
+	Skipped []store.SkippedChange `json:"skipped"`
+}
+
+func (s *Server) listSkipped(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10_000 {
+			writeError(w, http.StatusBadRequest, "limit must be an integer from 1 to 10000", nil)
+			return
+		}
+		limit = n
+	}
+	list, err := s.cfg.Control.Skipped(r.Context(), r.PathValue("name"), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, SkippedList{Skipped: list})
 }
 
 // --- tokens ---

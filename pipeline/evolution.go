@@ -12,6 +12,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/transforms"
 )
 
 // Action is what a schema-change policy does with one kind of source change.
@@ -158,6 +159,12 @@ type HoldStore interface {
 	// FinishHold deletes the table's entries, and its hold unless keep is set (a
 	// rejected hold is kept: it tells later runs to drop the table's changes).
 	FinishHold(ctx context.Context, table schema.TableID, keep bool) error
+}
+
+// SkipStore records the changes a transform failed on and the chain skipped,
+// durably before their batch's offset is committed.
+type SkipStore interface {
+	RecordSkipped(ctx context.Context, skipped []transforms.Skipped) error
 }
 
 // entry keys: a delta sorts before a change at the same position.

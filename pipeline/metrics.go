@@ -18,6 +18,7 @@ type Metrics struct {
 	stalls       *prometheus.CounterVec
 	held         *prometheus.GaugeVec
 	heldChanges  *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
 }
 
 // NewMetrics registers the engine's collectors on reg. A nil reg makes collectors
@@ -59,9 +60,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		heldChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcd_schema_held_changes_total", Help: "Changes of held tables kept aside for replay.",
 		}, []string{"pipeline"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcd_transform_skipped_total", Help: "Changes a transform failed on, dropped per on_transform_error: skip.",
+		}, []string{"pipeline", "transform"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.changes, m.lag, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls, m.held, m.heldChanges)
+		reg.MustRegister(m.changes, m.lag, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls, m.held, m.heldChanges, m.skipped)
 	}
 	return m
 }
@@ -79,7 +83,7 @@ func (m *Metrics) setState(pipeline string, s State) {
 func (m *Metrics) forget(pipeline string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.changes, m.lag, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls, m.held, m.heldChanges} {
+	}{m.changes, m.lag, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls, m.held, m.heldChanges, m.skipped} {
 		v.DeletePartialMatch(prometheus.Labels{"pipeline": pipeline})
 	}
 }

@@ -53,6 +53,11 @@ type RunnerConfig struct {
 	// (nil: a policy that would hold a table fails the pipeline instead).
 	Evolution Evolution
 	Holds     HoldStore
+	// SkipTransformErrors drops a change a transform fails on (counted and
+	// recorded in Skips before its batch's offset is committed) instead of
+	// failing the pipeline.
+	SkipTransformErrors bool
+	Skips               SkipStore
 
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -171,9 +176,10 @@ type ticketed struct {
 	// ev is what the schema-change policy took out of b; holds reports that some
 	// table is held, so the write raises the holds' watermark; base is the last
 	// position of the previous batch, above which drained changes are restamped.
-	ev    routed
-	holds bool
-	base  offsets.Position
+	ev      routed
+	holds   bool
+	base    offsets.Position
+	skipped []transforms.Skipped
 }
 
 // Run opens the source and sink, streams until ctx is cancelled or a stage fails,
@@ -340,6 +346,14 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 	var pending schema.Batch
 	var pendingEv routed
 	var pendingBytes int
+	var skipped []transforms.Skipped
+	if c.SkipTransformErrors {
+		c.Chain.SkipErrors(func(s transforms.Skipped) {
+			skipped = append(skipped, s)
+			c.Metrics.skipped.WithLabelValues(c.Pipeline, s.Transform).Inc()
+			r.log.Warn("change skipped: a transform failed on it (on_transform_error: skip)", "transform", s.Transform, "table", s.Table.String(), "position", s.Pos.String(), "error", s.Error)
+		})
+	}
 	var has bool // pending holds something worth flushing (changes, deltas or a checkpoint)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -354,7 +368,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 		if err != nil {
 			return context.Cause(ctx)
 		}
-		t := ticketed{b: pending, tk: tk, ev: pendingEv, holds: len(ev.holds) > 0, base: ev.lastEmitted}
+		t := ticketed{b: pending, tk: tk, ev: pendingEv, holds: len(ev.holds) > 0, base: ev.lastEmitted, skipped: skipped}
 		if last := pending.Last(); last != nil {
 			ev.lastEmitted = last
 		}
@@ -362,7 +376,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			return err
 		}
 		c.Metrics.queue.WithLabelValues(c.Pipeline, "write").Set(float64(len(out)))
-		pending, pendingEv, pendingBytes, has = schema.Batch{}, routed{}, 0, false
+		pending, pendingEv, pendingBytes, has, skipped = schema.Batch{}, routed{}, 0, false, nil
 		return nil
 	}
 
@@ -473,6 +487,11 @@ func (r *Runner) setHeld(ev *evolver) {
 // due, before the batch's own changes.
 func (r *Runner) spool(ctx context.Context, tb *ticketed) error {
 	c := r.cfg
+	if len(tb.skipped) > 0 && c.Skips != nil {
+		if err := c.Skips.RecordSkipped(ctx, tb.skipped); err != nil {
+			return fmt.Errorf("record skipped changes: %w", err)
+		}
+	}
 	if c.Holds == nil || (!tb.holds && len(tb.ev.entries) == 0 && len(tb.ev.created) == 0 && len(tb.ev.dropped) == 0 && len(tb.ev.drain) == 0) {
 		return nil
 	}

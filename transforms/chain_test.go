@@ -87,3 +87,17 @@ func TestChainErrorsNameTheStep(t *testing.T) {
 	var zero Chain
 	require.NoError(t, zero.ApplyBatch(&b), "the zero chain passes batches through")
 }
+
+func TestChainSkipsAndReportsFailedRows(t *testing.T) {
+	t.Parallel()
+	var got []Skipped
+	c := NewChain(Step{Name: "bad", Tables: []string{"t"}, Transform: failing{}}).SkipErrors(func(s Skipped) { got = append(got, s) })
+	b := schema.Batch{Changes: []schema.Change{
+		{Op: schema.OpInsert, Table: schema.TableID{Name: "t"}, Pos: offsets.AppendUint(nil, 1)},
+		{Op: schema.OpInsert, Table: schema.TableID{Name: "u"}, Pos: offsets.AppendUint(nil, 2)},
+	}}
+	require.NoError(t, c.ApplyBatch(&b))
+	require.Len(t, b.Changes, 1)
+	require.Equal(t, "u", b.Changes[0].Table.Name)
+	require.Equal(t, []Skipped{{Table: schema.TableID{Name: "t"}, Pos: offsets.AppendUint(nil, 1), Transform: "bad", Error: "boom"}}, got)
+}

@@ -6,6 +6,7 @@ import (
 	"path"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 )
 
@@ -47,9 +48,22 @@ func (s Step) matches(id schema.TableID) bool {
 	return false
 }
 
+// Skipped is a change a transform failed on and the chain dropped, per the
+// pipeline's on_transform_error: skip. It carries where, not what: transform
+// errors never hold row values.
+type Skipped struct {
+	Table     schema.TableID   `json:"table"`
+	Pos       offsets.Position `json:"position"`
+	Transform string           `json:"transform"`
+	Error     string           `json:"error"`
+}
+
 // Chain runs steps in order over batches. The zero Chain passes batches through.
 type Chain struct {
 	steps []Step
+	// skip, when set, drops a change a step fails on and reports it, instead of
+	// failing the batch.
+	skip func(Skipped)
 	// mapped remembers the output shape of each source table version, so the delta
 	// a sink sees is computed between output shapes.
 	mapped map[schema.TableID]map[schema.Version]schema.Table
@@ -59,6 +73,13 @@ type Chain struct {
 // NewChain returns a Chain over steps.
 func NewChain(steps ...Step) *Chain {
 	return &Chain{steps: steps, mapped: map[schema.TableID]map[schema.Version]schema.Table{}, last: map[schema.TableID]schema.Table{}}
+}
+
+// SkipErrors makes the chain drop a change a step fails on and report it to f
+// (on_transform_error: skip) instead of failing the batch (stop, the default).
+func (c *Chain) SkipErrors(f func(Skipped)) *Chain {
+	c.skip = f
+	return c
 }
 
 // Len returns the number of steps.
@@ -86,7 +107,9 @@ func (c *Chain) ApplyBatch(b *schema.Batch) error {
 		return nil
 	}
 	if c.mapped == nil {
+		skip := c.skip
 		*c = *NewChain(c.steps...)
+		c.skip = skip
 	}
 	for i := range b.Deltas {
 		d := &b.Deltas[i]
@@ -116,8 +139,13 @@ func (c *Chain) ApplyBatch(b *schema.Batch) error {
 				continue
 			}
 			ok, err := s.Transform.Apply(&ch)
+			if err != nil && c.skip != nil {
+				c.skip(Skipped{Table: src, Pos: ch.Pos, Transform: s.Name, Error: err.Error()})
+				keep = false
+				break
+			}
 			if err != nil {
-				return fmt.Errorf("transform %s on %s at %s: %w", s.Name, src, ch.Pos, err)
+				return component.Permanent(fmt.Errorf("transform %s on %s at %s: %w (set on_transform_error: skip to drop such rows and record them)", s.Name, src, ch.Pos, err))
 			}
 			if !ok {
 				keep = false

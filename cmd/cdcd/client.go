@@ -213,7 +213,31 @@ func newPipelines() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: table %s: %s\n", args[0], args[1], args[2])
 			return nil
 		}}
-	cmd.AddCommand(list, get, apply, changes, resolve,
+	skipped := &cobra.Command{Use: "skipped NAME", Short: "List the newest changes a transform failed on and the pipeline skipped", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			if err := c.do(cmd.Context(), "GET", "/api/v1/pipelines/"+args[0]+"/skipped", nil, &raw); err != nil {
+				return err
+			}
+			var v struct {
+				Skipped []struct {
+					Table     struct{ Namespace, Name string } `json:"table"`
+					Position  string                           `json:"position"`
+					Transform string                           `json:"transform"`
+					Error     string                           `json:"error"`
+					At        time.Time                        `json:"at"`
+				} `json:"skipped"`
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			return c.print(cmd, raw, []string{"AT", "TABLE", "TRANSFORM", "POSITION", "ERROR"}, func(tw io.Writer) {
+				for _, k := range v.Skipped {
+					fmt.Fprintf(tw, "%s\t%s.%s\t%s\t%s\t%s\n", k.At.Format(time.RFC3339), k.Table.Namespace, k.Table.Name, k.Transform, k.Position, oneLine(k.Error))
+				}
+			})
+		}}
+	cmd.AddCommand(list, get, apply, changes, resolve, skipped,
 		action("pause", "pause", "Drain and stop a pipeline until resumed"),
 		action("resume", "resume", "Start a paused or failed pipeline again"),
 		action("delete", "", "Stop and delete a pipeline with its offsets"))

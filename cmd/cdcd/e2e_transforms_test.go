@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -90,4 +91,65 @@ pipelines:
 	require.NotContains(t, all.String(), "secret-mail.example", "a clear email leaked")
 	require.NotContains(t, all.String(), "4111-0000", "a clear card number leaked")
 	require.NotContains(t, all.String(), "a-secret-key-for-the-test", "the mask key leaked")
+}
+
+// TestTransformErrorsSkipped: with on_transform_error: skip, rows a cast fails
+// on are dropped, counted and listed by the API with where and why, never the
+// value; the other rows flow.
+func TestTransformErrorsSkipped(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t)
+	dsn := pg.CreateDatabase(t, "inv")
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `CREATE TABLE items (id int8 PRIMARY KEY, qty text)`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO items SELECT g, CASE WHEN g % 10 = 0 THEN 'bad-value-' || g ELSE g::text END FROM generate_series(1, 100) g`)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	env := []string{"CDCD_SERVER=" + s.url}
+	cfg := filepath.Join(dir, "p.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - name: inv
+    source:
+      type: postgres
+      config: {dsn: %q, tables: [public.items], heartbeat_interval: 1s, status_interval: 200ms}
+    sink: {type: file, config: {dir: %q}}
+    transforms:
+      - {name: qty_int, type: cast, config: {columns: {qty: int4}}}
+    on_transform_error: skip
+    batch: {max_changes: 100, max_wait: 50ms}
+`, dsn, out)), 0o644))
+	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
+	require.Eventually(t, func() bool {
+		st, err := file.State(out)
+		return err == nil && len(st["public.items"]) == 90
+	}, 60*time.Second, 100*time.Millisecond, "the 90 good rows never landed: %s", s.log)
+	var list struct {
+		Skipped []struct {
+			Table     struct{ Name string } `json:"table"`
+			Transform string                `json:"transform"`
+			Error     string                `json:"error"`
+			Position  string                `json:"position"`
+		} `json:"skipped"`
+	}
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal([]byte(cli(t, env, 0, "pipelines", "skipped", "inv", "-o", "json")), &list))
+		return len(list.Skipped) == 10
+	}, 10*time.Second, 100*time.Millisecond)
+	for _, k := range list.Skipped {
+		require.Equal(t, "items", k.Table.Name)
+		require.Equal(t, "qty_int", k.Transform)
+		require.Contains(t, k.Error, "cast column qty: a string value does not convert to int4")
+		require.NotEmpty(t, k.Position)
+	}
+	table := cli(t, env, 0, "pipelines", "skipped", "inv")
+	require.Contains(t, table, "qty_int")
+	require.NotContains(t, table+s.log.String(), "bad-value", "skipped values never appear")
+	s.stop(t)
 }

@@ -126,10 +126,12 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 		}
 		steps = append(steps, transforms.Step{Name: t.Name, Tables: t.Tables, Transform: tr})
 	}
+	run := store.BindHolds(a.Store, p.Name, progressEpoch)
 	return pipeline.RunnerConfig{
 		Pipeline: p.Name, Source: src, Sink: sink, Chain: transforms.NewChain(steps...),
 		Offsets: offs, Epoch: epoch,
-		Evolution: p.SchemaChanges.Evolution(), Holds: store.BindHolds(a.Store, p.Name, progressEpoch),
+		Evolution: p.SchemaChanges.Evolution(), Holds: run,
+		SkipTransformErrors: p.OnTransformError == "skip", Skips: run,
 		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
 		DrainTimeout: time.Duration(p.DrainTimeout), Logger: a.log(),
 	}, nil

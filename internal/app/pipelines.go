@@ -242,3 +242,12 @@ func (a *App) ResolveSchemaChange(ctx context.Context, name, table, decision str
 	h.Status = st
 	return h, nil
 }
+
+// Skipped lists the newest changes a transform failed on and the pipeline
+// skipped (on_transform_error: skip), at most limit.
+func (a *App) Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error) {
+	if _, err := a.Store.GetPipeline(ctx, name); err != nil {
+		return nil, err
+	}
+	return a.Store.ListSkipped(ctx, name, limit)
+}

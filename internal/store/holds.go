@@ -12,6 +12,7 @@ import (
 	"github.com/cdcd-dev/cdcd/offsets"
 	engine "github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/transforms"
 )
 
 // Holds are tables held by a pipeline's schema-change policy, with the changes
@@ -112,9 +113,13 @@ func deleteHold(ctx context.Context, s *sqlStore, tx *sql.Tx, pipelineName strin
 	return nil
 }
 
-// BindHolds returns the pipeline engine's view of the holds of one pipeline run,
-// fenced by epoch (the metadata store's lease of the pipeline).
-func BindHolds(s Store, pipelineName string, epoch offsets.Epoch) engine.HoldStore {
+// BindHolds returns the pipeline engine's view of the holds and skipped changes
+// of one pipeline run, fenced by epoch (the metadata store's lease of the
+// pipeline).
+func BindHolds(s Store, pipelineName string, epoch offsets.Epoch) interface {
+	engine.HoldStore
+	engine.SkipStore
+} {
 	return boundHolds{s: s.(*sqlStore), pipeline: pipelineName, epoch: epoch}
 }
 
@@ -273,4 +278,55 @@ func (b boundHolds) FinishHold(ctx context.Context, table schema.TableID, keep b
 	return b.fenced(ctx, func(tx *sql.Tx) error {
 		return deleteHold(ctx, b.s, tx, b.pipeline, table, keep)
 	})
+}
+
+// keepSkipped bounds the skipped changes recorded per pipeline (the newest stay).
+const keepSkipped = 10_000
+
+// RecordSkipped records changes a transform failed on (on_transform_error: skip).
+func (b boundHolds) RecordSkipped(ctx context.Context, skipped []transforms.Skipped) error {
+	s := b.s
+	return b.fenced(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(seq), 0) FROM cdcd_skipped WHERE pipeline = ?`), b.pipeline).Scan(&seq); err != nil {
+			return err
+		}
+		now := s.micros()
+		for _, k := range skipped {
+			seq++
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_skipped (pipeline, seq, namespace, name, position, transform, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+				b.pipeline, seq, k.Table.Namespace, k.Table.Name, []byte(k.Pos), k.Transform, k.Error, now); err != nil {
+				return fmt.Errorf("record a skipped change: %w", err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM cdcd_skipped WHERE pipeline = ? AND seq <= ?`), b.pipeline, seq-keepSkipped)
+		return err
+	})
+}
+
+// SkippedChange is a recorded skipped change.
+type SkippedChange struct {
+	transforms.Skipped
+	At time.Time `json:"at"`
+}
+
+// ListSkipped returns a pipeline's most recent skipped changes, newest first.
+func (s *sqlStore) ListSkipped(ctx context.Context, pipelineName string, limit int) ([]SkippedChange, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT namespace, name, position, transform, error, created_at FROM cdcd_skipped
+		WHERE pipeline = ? ORDER BY seq DESC LIMIT ?`), pipelineName, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list skipped changes: %w", err)
+	}
+	defer rows.Close()
+	out := []SkippedChange{}
+	for rows.Next() {
+		var k SkippedChange
+		var at int64
+		if err := rows.Scan(&k.Table.Namespace, &k.Table.Name, &k.Pos, &k.Transform, &k.Error, &at); err != nil {
+			return nil, err
+		}
+		k.At = time.UnixMicro(at).UTC()
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }

@@ -84,4 +84,15 @@ var migrations = []string{
 		entry     TEXT NOT NULL,
 		PRIMARY KEY (pipeline, namespace, name, seq)
 	);`,
+	`CREATE TABLE cdcd_skipped (
+		pipeline   TEXT NOT NULL,
+		seq        {{bigint}} NOT NULL,
+		namespace  TEXT NOT NULL,
+		name       TEXT NOT NULL,
+		position   {{blob}},
+		transform  TEXT NOT NULL,
+		error      TEXT NOT NULL,
+		created_at {{bigint}} NOT NULL,
+		PRIMARY KEY (pipeline, seq)
+	);`,
 }

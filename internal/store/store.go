@@ -89,6 +89,9 @@ type Store interface {
 	ListHolds(ctx context.Context, pipeline string) ([]engine.Hold, error)
 	ResolveHold(ctx context.Context, pipeline string, table schema.TableID, status engine.HoldStatus) error
 	DeleteHold(ctx context.Context, pipeline string, table schema.TableID) error
+	// ListSkipped returns the newest changes a transform failed on and the
+	// pipeline skipped (on_transform_error: skip).
+	ListSkipped(ctx context.Context, pipeline string, limit int) ([]SkippedChange, error)
 
 	// CreateToken makes a token and returns its plaintext, which is not stored.
 	CreateToken(ctx context.Context, name string) (plaintext string, t Token, err error)

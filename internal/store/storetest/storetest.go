@@ -11,6 +11,7 @@ import (
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/transforms"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,6 +29,7 @@ func Run(t *testing.T, open Open) {
 		"pipelines":          testPipelines,
 		"tokens":             testTokens,
 		"holds":              testHolds,
+		"skipped":            testSkipped,
 		"reopen_migrations":  func(t *testing.T, s store.Store) {}, // opening twice is covered by the caller's reopen
 	}
 	for name, f := range tests {
@@ -313,4 +315,22 @@ func testHolds(t *testing.T, s store.Store) {
 	list, err = s.ListHolds(ctx, "p")
 	require.NoError(t, err)
 	require.Empty(t, list)
+}
+
+func testSkipped(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	b := store.BindHolds(s, "p", e)
+	tbl := schema.TableID{Namespace: "public", Name: "t"}
+	require.NoError(t, b.RecordSkipped(ctx, []transforms.Skipped{{Table: tbl, Pos: pos(1), Transform: "cast", Error: "a"}, {Table: tbl, Pos: pos(2), Transform: "cast", Error: "b"}}))
+	require.NoError(t, b.RecordSkipped(ctx, []transforms.Skipped{{Table: tbl, Pos: pos(3), Transform: "cast", Error: "c"}}))
+	list, err := s.ListSkipped(ctx, "p", 2)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, "c", list[0].Error, "newest first")
+	require.Equal(t, offsets.Position(pos(2)), list[1].Pos)
+	_, err = s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	require.ErrorIs(t, b.RecordSkipped(ctx, []transforms.Skipped{{Table: tbl, Transform: "x", Error: "y"}}), offsets.ErrFenced)
 }
