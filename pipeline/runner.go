@@ -369,7 +369,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			return context.Cause(ctx)
 		}
 		t := ticketed{b: pending, tk: tk, ev: pendingEv, holds: len(ev.holds) > 0, base: ev.lastEmitted, skipped: skipped}
-		if last := pending.Last(); last != nil {
+		if last := highest(&pending); last != nil {
 			ev.lastEmitted = last
 		}
 		if err := send(ctx, r, "write", out, t); err != nil {
@@ -445,6 +445,12 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 	}
 }
 
+// highest is the highest position a batch gives the sink: its last change's or
+// its checkpoint, which can sort above it (the end of the transaction).
+func highest(b *schema.Batch) offsets.Position {
+	return offsets.Max(b.Last(), b.Checkpoint)
+}
+
 // newEvolver loads the pipeline's holds. The changes kept for a rejected table
 // are discarded here: its decision needs no ordering with the stream.
 func (r *Runner) newEvolver(ctx context.Context) (*evolver, error) {
@@ -497,7 +503,7 @@ func (r *Runner) spool(ctx context.Context, tb *ticketed) error {
 	}
 	var mark offsets.Position
 	if tb.holds || len(tb.ev.created) > 0 {
-		mark = tb.b.Last()
+		mark = highest(&tb.b)
 	}
 	if err := c.Holds.Spool(ctx, tb.ev.created, tb.ev.entries, tb.ev.dropped, mark); err != nil {
 		return fmt.Errorf("keep the changes of held tables: %w", err)
