@@ -21,6 +21,10 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/sinks/file"
+	"github.com/cdcd-dev/cdcd/transforms/cast"
+	"github.com/cdcd-dev/cdcd/transforms/columns"
+	"github.com/cdcd-dev/cdcd/transforms/filter"
+	"github.com/cdcd-dev/cdcd/transforms/mask"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -84,6 +88,10 @@ func setup(t *testing.T) *harness {
 	reg := pipeline.NewRegistry()
 	reg.Sources["datagen"] = datagen.Factory()
 	reg.Sinks["file"] = file.Factory()
+	reg.Transforms["filter"] = filter.Factory()
+	reg.Transforms["cast"] = cast.Factory()
+	reg.Transforms["columns"] = columns.Factory()
+	reg.Transforms["mask"] = mask.Factory()
 	promReg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(promReg)
 	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Metrics: metrics, States: app.States(st), BackoffBase: 10 * time.Millisecond})
@@ -266,4 +274,43 @@ func TestBodyTooLarge(t *testing.T) {
 	h := setup(t)
 	big := `{"name":"x","type":"file","config":{"dir":"` + strings.Repeat("a", 2<<20) + `"}}`
 	h.do("POST", "/api/v1/connections", big, 413)
+}
+
+func TestTransformPreview(t *testing.T) {
+	h := setup(t)
+	res := h.do("POST", "/api/v1/transforms/preview", map[string]any{
+		"transforms": []any{
+			map[string]any{"type": "filter", "config": map[string]any{"keep": `row.status != "test"`}},
+			map[string]any{"name": "qty", "type": "cast", "config": map[string]any{"columns": map[string]any{"qty": "int4"}}},
+			map[string]any{"type": "columns", "config": map[string]any{"rename": map[string]any{"qty": "quantity"}}},
+		},
+		"rows": []any{
+			map[string]any{"id": 1, "status": "live", "qty": "5", "attrs": map[string]any{"a": 1}},
+			map[string]any{"id": 2, "status": "test", "qty": "6"},
+			map[string]any{"id": 3, "status": "live", "qty": "many"},
+		},
+	}, 200)
+	rows := res["rows"].([]any)
+	require.Len(t, rows, 3)
+	first := rows[0].(map[string]any)
+	require.Equal(t, map[string]any{"id": 1.0, "status": "live", "quantity": 5.0, "attrs": map[string]any{"a": 1.0}}, first["after"])
+	require.Equal(t, "public.sample", first["table"])
+	require.Equal(t, true, rows[1].(map[string]any)["dropped"])
+	require.Contains(t, rows[2].(map[string]any)["error"], "cast column qty: a string value does not convert to int4")
+	cols := res["output"].(map[string]any)["columns"].([]any)
+	require.Equal(t, "quantity", cols[2].(map[string]any)["name"])
+	require.Equal(t, "int", cols[2].(map[string]any)["type"].(map[string]any)["kind"])
+
+	// a declared table types the rows; problems come back with their paths
+	res = h.do("POST", "/api/v1/transforms/preview", map[string]any{
+		"transforms": []any{map[string]any{"type": "nope"}, map[string]any{"type": "mask", "config": map[string]any{"columns": []any{"x"}}}},
+		"table":      map[string]any{"columns": []any{map[string]any{"name": "id", "type": "int9"}}},
+		"rows":       []any{map[string]any{"id": 1}},
+	}, 422)
+	var paths []string
+	for _, p := range res["problems"].([]any) {
+		paths = append(paths, p.(map[string]any)["path"].(string))
+	}
+	require.Equal(t, []string{"transforms[0].type", "transforms[1].config", "table.columns[0].type"}, paths)
+	h.do("POST", "/api/v1/transforms/preview", `{"transforms": [], "bogus": 1}`, 400)
 }

@@ -39,6 +39,7 @@ type Control interface {
 	SchemaChanges(ctx context.Context, name string) ([]pipeline.Hold, error)
 	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
 	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
+	Preview(ctx context.Context, req app.PreviewRequest) (app.PreviewResult, error)
 }
 
 // Tokens is the token store the API authenticates against.
@@ -125,6 +126,8 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/pipelines/{name}/schema-changes", false, s.listSchemaChanges},
 		{"POST", "/api/v1/pipelines/{name}/schema-changes/{table}", false, s.resolveSchemaChange},
 		{"GET", "/api/v1/pipelines/{name}/skipped", false, s.listSkipped},
+
+		{"POST", "/api/v1/transforms/preview", false, s.previewTransforms},
 
 		{"GET", "/api/v1/tokens", false, s.listTokens},
 		{"POST", "/api/v1/tokens", false, s.createToken},
@@ -549,6 +552,26 @@ func (s *Server) listSkipped(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, SkippedList{Skipped: list})
+}
+
+// --- transforms ---
+
+func (s *Server) previewTransforms(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := app.ParsePreview(body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.cfg.Control.Preview(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // --- tokens ---

@@ -44,6 +44,13 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// Sampler is implemented by sources that can read a few current rows of one
+// table outside any pipeline, for previews. It reads; it creates nothing on the
+// server.
+type Sampler interface {
+	Sample(ctx context.Context, table schema.TableID, limit int) (schema.Table, []schema.Row, error)
+}
+
 // Cleaner is implemented by sources that hold server-side state for a pipeline
 // (a replication slot, a publication). Cleanup drops it when the pipeline is
 // deleted; it is called without Open.

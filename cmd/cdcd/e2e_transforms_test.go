@@ -114,11 +114,13 @@ func TestTransformErrorsSkipped(t *testing.T) {
 	env := []string{"CDCD_SERVER=" + s.url}
 	cfg := filepath.Join(dir, "p.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+connections:
+  - {name: invdb, type: postgres, config: {dsn: %q}}
 pipelines:
   - name: inv
     source:
-      type: postgres
-      config: {dsn: %q, tables: [public.items], heartbeat_interval: 1s, status_interval: 200ms}
+      connection: invdb
+      config: {tables: [public.items], heartbeat_interval: 1s, status_interval: 200ms}
     sink: {type: file, config: {dir: %q}}
     transforms:
       - {name: qty_int, type: cast, config: {columns: {qty: int4}}}
@@ -151,5 +153,15 @@ pipelines:
 	table := cli(t, env, 0, "pipelines", "skipped", "inv")
 	require.Contains(t, table, "qty_int")
 	require.NotContains(t, table+s.log.String(), "bad-value", "skipped values never appear")
+
+	// preview the same chain on live rows and on given ones
+	pv := cli(t, env, 0, "transforms", "preview", "-f", cfg, "--table", "public.items", "--limit", "10")
+	require.Contains(t, pv, "destination public.items: id int8 qty int4")
+	require.Contains(t, pv, `after  {"id":1,"qty":1}`)
+	require.Contains(t, pv, "error  transform qty_int: cast column qty: a string value does not convert to int4")
+	rows := filepath.Join(dir, "rows.jsonl")
+	require.NoError(t, os.WriteFile(rows, []byte("{\"id\": 7, \"qty\": \"12\"}\n"), 0o644))
+	pv = cli(t, env, 0, "transforms", "preview", "-f", cfg, "--rows", rows, "-o", "json")
+	require.Contains(t, pv, `"qty": 12`)
 	s.stop(t)
 }

@@ -367,3 +367,48 @@ func (s *Source) Cleanup(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Sample reads up to limit rows of one table (any table the role can read, not
+// only the configured ones) with the snapshot's decoding, for previews.
+func (s *Source) Sample(ctx context.Context, id schema.TableID, limit int) (schema.Table, []schema.Row, error) {
+	pool, err := openPool(ctx, s.cfg.DSN, 1)
+	if err != nil {
+		return schema.Table{}, nil, err
+	}
+	defer pool.Close()
+	types := newTypeCache()
+	ts, err := loadTables(ctx, pool, []schema.TableID{id}, types)
+	if err != nil {
+		return schema.Table{}, nil, err
+	}
+	t := ts[0]
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = pgx.Identifier{c.Name}.Sanitize()
+	}
+	rows, err := pool.Query(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT $1", strings.Join(cols, ", "), pgx.Identifier{id.Namespace, id.Name}.Sanitize()),
+		pgx.QueryResultFormats{pgx.TextFormatCode}, limit)
+	if err != nil {
+		return schema.Table{}, nil, fmt.Errorf("read %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []schema.Row
+	for rows.Next() {
+		raw := rows.RawValues()
+		r := make(schema.Row, len(t.Columns))
+		for i, c := range t.Columns {
+			r[i].Name = c.Name
+			if raw[i] == nil {
+				continue
+			}
+			if r[i].Value, err = types.decodeText(c.Type, raw[i]); err != nil {
+				return schema.Table{}, nil, fmt.Errorf("read %s, column %s: %w", id, c.Name, err)
+			}
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return schema.Table{}, nil, fmt.Errorf("read %s: %w", id, err)
+	}
+	return t.shape(types), out, nil
+}
