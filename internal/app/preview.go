@@ -34,7 +34,7 @@ type PreviewRequest struct {
 
 // PreviewTable declares the shape of given rows.
 type PreviewTable struct {
-	Name       string `yaml:"name"`
+	Name       string   `yaml:"name"`
 	PrimaryKey []string `yaml:"primary_key"`
 	Columns    []struct {
 		Name     string `yaml:"name"`
