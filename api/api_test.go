@@ -314,3 +314,28 @@ func TestTransformPreview(t *testing.T) {
 	require.Equal(t, []string{"transforms[0].type", "transforms[1].config", "table.columns[0].type"}, paths)
 	h.do("POST", "/api/v1/transforms/preview", `{"transforms": [], "bogus": 1}`, 400)
 }
+
+// Changing a pipeline's transforms must say what happens to rows already
+// written; without an answer the update is refused.
+func TestTransformChangeNeedsADecision(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	out := filepath.Join(h.dir, "out")
+	p := func(keep string) map[string]any {
+		return map[string]any{"name": "tc", "source": map[string]any{"type": "datagen", "config": map[string]any{"tables": 1, "snapshot_rows": 10, "seed": 1}},
+			"sink":       map[string]any{"type": "file", "config": map[string]any{"dir": out}},
+			"transforms": []any{map[string]any{"type": "filter", "config": map[string]any{"keep": keep}}}}
+	}
+	h.do("PUT", "/api/v1/pipelines/tc", p(`op != "d"`), 201)
+	h.do("PUT", "/api/v1/pipelines/tc", p(`op != "d"`), 200) // unchanged: no decision needed
+	res := h.do("PUT", "/api/v1/pipelines/tc", p(`op == "c"`), 409)
+	require.Contains(t, res["error"], "transform_change=keep_written")
+	require.Contains(t, res["error"], "transform_change=resync")
+	h.do("PUT", "/api/v1/pipelines/tc?transform_change=maybe", p(`op == "c"`), 400)
+	res = h.do("PUT", "/api/v1/pipelines/tc?transform_change=keep_written", p(`op == "c"`), 200)
+	require.Contains(t, res["notice"], "keep the previous chain's output")
+	require.Equal(t, 2.0, res["generation"])
+	res = h.do("PUT", "/api/v1/pipelines/tc?transform_change=resync", p(`op == "u"`), 201)
+	require.Contains(t, res["notice"], "snapshots every table again")
+	require.Equal(t, 1.0, res["generation"], "a resync starts the pipeline over")
+}

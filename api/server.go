@@ -30,7 +30,7 @@ type Control interface {
 	DeleteConnection(ctx context.Context, name string) error
 	TestConnection(ctx context.Context, name string) (app.CheckResult, error)
 
-	ApplyPipeline(ctx context.Context, p config.Pipeline) (created bool, err error)
+	ApplyPipeline(ctx context.Context, p config.Pipeline, transformChange string) (created bool, notice string, err error)
 	Pipelines(ctx context.Context) ([]app.PipelineView, error)
 	Pipeline(ctx context.Context, name string) (app.PipelineView, error)
 	PausePipeline(ctx context.Context, name string) error
@@ -428,7 +428,7 @@ func (s *Server) putPipeline(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.Pipeline) {
-	created, err := s.cfg.Control.ApplyPipeline(r.Context(), p)
+	created, notice, err := s.cfg.Control.ApplyPipeline(r.Context(), p, r.URL.Query().Get("transform_change"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -438,6 +438,7 @@ func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.
 		s.fail(w, r, err)
 		return
 	}
+	v.Notice = notice
 	writeJSON(w, map[bool]int{true: http.StatusCreated, false: http.StatusOK}[created], v)
 }
 

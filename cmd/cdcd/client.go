@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +22,8 @@ type client struct {
 	server string
 	token  string
 	output string
+	// transformChange is apply's answer to a changed transform chain.
+	transformChange string
 }
 
 func (c *client) register(cmd *cobra.Command) {
@@ -165,6 +168,7 @@ func newPipelines() *cobra.Command {
 	apply := &cobra.Command{Use: "apply -f FILE", Short: "Create or update the connections and pipelines of a file", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.apply(cmd, file, true) }}
 	apply.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	apply.Flags().StringVar(&c.transformChange, "transform-change", "", "when a pipeline's transforms changed: keep_written (rows already written stay as they are) or resync (snapshot again with the new chain)")
 	_ = apply.MarkFlagRequired("file")
 	action := func(use, verb, short string) *cobra.Command {
 		return &cobra.Command{Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
@@ -276,10 +280,20 @@ func (c *client) apply(cmd *cobra.Command, file string, pipelines bool) error {
 		if err != nil {
 			return err
 		}
-		if err := c.do(cmd.Context(), "PUT", "/api/v1/pipelines/"+p.Name, body, nil); err != nil {
+		path := "/api/v1/pipelines/" + p.Name
+		if c.transformChange != "" {
+			path += "?transform_change=" + url.QueryEscape(c.transformChange)
+		}
+		var v struct {
+			Notice string `json:"notice"`
+		}
+		if err := c.do(cmd.Context(), "PUT", path, body, &v); err != nil {
 			return fmt.Errorf("pipeline %s: %w", p.Name, err)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: applied\n", p.Name)
+		if v.Notice != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: %s\n", p.Name, v.Notice)
+		}
 	}
 	return nil
 }

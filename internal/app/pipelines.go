@@ -28,43 +28,105 @@ type PipelineView struct {
 	CreatedAt  time.Time        `json:"created_at"`
 	UpdatedAt  time.Time        `json:"updated_at"`
 	Status     *pipeline.Status `json:"status,omitempty"`
+	// Notice says what an update did about rows already written (a transform change).
+	Notice string `json:"notice,omitempty"`
 }
 
+// Transform changes of an existing pipeline: rows already written were made by
+// the old chain, so a change must say what happens to them.
+const (
+	TransformChangeKeepWritten = "keep_written" // old rows stay as written; new rows use the new chain
+	TransformChangeResync      = "resync"       // delete the pipeline's state and re-snapshot with the new chain
+)
+
 // ApplyPipeline validates p against the stored connections, stores it and
-// (re)starts it. created reports whether it is new.
-func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline) (created bool, err error) {
+// (re)starts it. created reports whether it is new. A change of an existing
+// pipeline's transforms needs transformChange (keep_written or resync): without
+// it the update is refused, so old and new chain output never mix silently.
+// notice says what was done about rows already written.
+func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline, transformChange string) (created bool, notice string, err error) {
 	conns, err := a.StoredConnections(ctx)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	if err := config.ValidatePipeline(p, a.Registry, conns, a.env()); err != nil {
-		return false, err
+		return false, "", err
 	}
 	r, err := config.Resolve(p, a.Registry, conns, a.env())
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	old, gerr := a.Store.GetPipeline(ctx, p.Name)
 	created = errors.Is(gerr, store.ErrNotFound)
 	if gerr != nil && !created {
-		return false, gerr
+		return false, "", gerr
+	}
+	if !created {
+		changed, err := transformsChanged(old.Spec, p)
+		if err != nil {
+			return false, "", err
+		}
+		switch {
+		case !changed && transformChange != "":
+			// nothing to decide
+		case !changed:
+		case transformChange == "":
+			return false, "", fmt.Errorf("%w: the transforms of pipeline %s changed; rows already written were made by the old chain. "+
+				"Say what happens to them: transform_change=keep_written (they stay as written, new rows use the new chain) "+
+				"or transform_change=resync (the pipeline's offsets are dropped and every table is snapshotted again with the new chain)", ErrConflict, p.Name)
+		case transformChange == TransformChangeKeepWritten:
+			at := "the last committed offset"
+			if st, err := a.Supervisor.Status(p.Name); err == nil && st.Progress.CommittedPos != nil {
+				at = "position " + st.Progress.CommittedPos.String()
+			}
+			notice = fmt.Sprintf("transforms changed (generation %d): rows written up to %s keep the previous chain's output; later rows use the new chain", old.Generation+1, at)
+		case transformChange == TransformChangeResync:
+			if err := a.DeletePipeline(ctx, p.Name); err != nil {
+				return false, "", fmt.Errorf("resync for the new transforms: %w", err)
+			}
+			created = true
+			notice = "transforms changed: the pipeline was reset and snapshots every table again with the new chain"
+		default:
+			return false, "", fmt.Errorf("%w: transform_change must be keep_written or resync, got %q", ErrInvalid, transformChange)
+		}
+		if notice != "" {
+			a.log().Warn("pipeline transforms changed", "pipeline", p.Name, "notice", notice)
+		}
 	}
 	raw, err := config.Marshal(p)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	paused := p.Paused
 	if !created && !p.Paused {
 		paused = old.Paused // apply does not resume a paused pipeline; resume does
 	}
 	if err := a.Store.PutPipeline(ctx, store.Pipeline{Name: p.Name, Spec: raw, Paused: paused}, r.Connections); err != nil {
-		return false, err
+		return false, "", err
 	}
 	if !created && string(old.Spec) == string(raw) && old.Paused == paused {
-		return false, nil // unchanged: leave the running pipeline alone
+		return false, "", nil // unchanged: leave the running pipeline alone
 	}
 	p.Paused = paused
-	return created, a.Supervisor.Upsert(ctx, a.Spec(p, a.StoredConnections))
+	return created, notice, a.Supervisor.Upsert(ctx, a.Spec(p, a.StoredConnections))
+}
+
+// transformsChanged reports whether p's transform chain differs from the one
+// of the stored spec.
+func transformsChanged(stored []byte, p config.Pipeline) (bool, error) {
+	old, err := config.ParsePipeline(stored)
+	if err != nil {
+		return true, nil // an unreadable old spec: treat as changed
+	}
+	a, err := config.Marshal(old.WithDefaults().Transforms)
+	if err != nil {
+		return false, err
+	}
+	b, err := config.Marshal(p.WithDefaults().Transforms)
+	if err != nil {
+		return false, err
+	}
+	return string(a) != string(b), nil
 }
 
 func (a *App) view(sp store.Pipeline) (PipelineView, error) {
