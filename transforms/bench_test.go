@@ -16,9 +16,9 @@ import (
 
 // BenchmarkChain5 runs a five-transform chain (filter, mask, drop+rename,
 // route, add fields) over batches of 1,000 changes and reports changes/s on
-// one goroutine (one core).
+// one core, then each transform alone.
 //
-//	go test -run XXX -bench Chain5 ./transforms
+//	go test -run XXX -bench Chain5 -cpu 1 ./transforms
 func BenchmarkChain5(b *testing.B) {
 	must := func(t transforms.Transform, err error) transforms.Transform {
 		if err != nil {
@@ -36,10 +36,15 @@ func BenchmarkChain5(b *testing.B) {
 			b.Fatal(e)
 		}
 	}
-	chain := transforms.NewChain(
-		transforms.Step{Name: "filter", Transform: must(f, nil)}, transforms.Step{Name: "mask", Transform: must(m, nil)},
-		transforms.Step{Name: "columns", Transform: must(c, nil)}, transforms.Step{Name: "route", Transform: must(r, nil)},
-		transforms.Step{Name: "add", Transform: must(a, nil)})
+	steps := []transforms.Step{{Name: "filter", Transform: must(f, nil)}, {Name: "mask", Transform: must(m, nil)},
+		{Name: "columns", Transform: must(c, nil)}, {Name: "route", Transform: must(r, nil)}, {Name: "add_fields", Transform: must(a, nil)}}
+	b.Run("chain5", func(b *testing.B) { benchChain(b, transforms.NewChain(steps...)) })
+	for _, s := range steps { // each alone, to see what bounds the chain
+		b.Run(s.Name, func(b *testing.B) { benchChain(b, transforms.NewChain(s)) })
+	}
+}
+
+func benchChain(b *testing.B, chain *transforms.Chain) {
 	first := schema.Batch{Deltas: []schema.Delta{{Table: transformtest.Users, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}}
 	if err := chain.ApplyBatch(&first); err != nil {
 		b.Fatal(err)

@@ -16,7 +16,8 @@ type Transform interface {
 	// once per table version, not per row.
 	Schema(in schema.Table) (schema.Table, error)
 	// Apply edits c in place; keep=false drops it. It must be pure: no I/O, no
-	// goroutines, no clocks.
+	// goroutines, no clocks. A chain calls it from one goroutine at a time, so it
+	// may reuse scratch memory between calls.
 	Apply(c *schema.Change) (keep bool, err error)
 }
 
@@ -129,16 +130,16 @@ func (c *Chain) ApplyBatch(b *schema.Batch) error {
 		c.last[in.ID] = out
 		d.Table = out
 	}
-	kept := b.Changes[:0]
+	n := 0 // changes are edited in place and the kept ones compacted to the front
 	for i := range b.Changes {
-		ch := b.Changes[i]
+		ch := &b.Changes[i]
 		src := ch.Table
 		keep := true
 		for _, s := range c.steps {
 			if !s.matches(src) {
 				continue
 			}
-			ok, err := s.Transform.Apply(&ch)
+			ok, err := s.Transform.Apply(ch)
 			if err != nil && c.skip != nil {
 				c.skip(Skipped{Table: src, Pos: ch.Pos, Transform: s.Name, Error: err.Error()})
 				keep = false
@@ -153,9 +154,13 @@ func (c *Chain) ApplyBatch(b *schema.Batch) error {
 			}
 		}
 		if keep {
-			kept = append(kept, ch)
+			if n != i {
+				b.Changes[n] = *ch
+			}
+			n++
 		}
 	}
+	kept := b.Changes[:n]
 	clear(b.Changes[len(kept):])
 	b.Changes = kept
 	return nil

@@ -89,7 +89,9 @@ func (a *AddFields) Apply(c *schema.Change) (bool, error) {
 	if c.After == nil {
 		return true, nil
 	}
-	c.After = slices.Clip(c.After) // appending must not write into memory the source shares
+	// a new slice of the final size: appending must not write into memory the
+	// source shares
+	c.After = append(make(schema.Row, 0, len(c.After)+len(a.names)), c.After...)
 	for _, n := range a.names {
 		v := schema.Null()
 		if s, ok := a.cfg.Static[n]; ok {

@@ -109,10 +109,20 @@ func (t *Columns) Schema(in schema.Table) (schema.Table, error) {
 	return out, nil
 }
 
+// touches reports whether r has a column this transform drops or renames.
+func (t *Columns) touches(r schema.Row) bool {
+	for _, f := range r {
+		if t.dropped(f.Name) || t.name(f.Name) != f.Name {
+			return true
+		}
+	}
+	return false
+}
+
 // Apply edits every image of c.
 func (t *Columns) Apply(c *schema.Change) (bool, error) {
 	for _, r := range []*schema.Row{&c.Key, &c.Before, &c.After} {
-		if *r == nil {
+		if *r == nil || !t.touches(*r) {
 			continue
 		}
 		out := make(schema.Row, 0, len(*r)) // a new slice: a source may share memory between images

@@ -34,14 +34,22 @@ type Config struct {
 	Drop string `yaml:"drop" json:"drop"`
 }
 
-// env is the expression's environment (names and types for the checker).
-type env struct {
-	Op       string         `expr:"op"`
-	Row      map[string]any `expr:"row"`
-	Before   map[string]any `expr:"before"`
-	Key      map[string]any `expr:"key"`
-	Table    string         `expr:"table"`
-	CommitTS time.Time      `expr:"commit_ts"`
+// opNames are the ops as the expression sees them, boxed once.
+var opNames = func() (out [256]any) {
+	for i := range out {
+		out[i] = schema.Op(i).String()
+	}
+	return out
+}()
+
+// sampleEnv is the expression's environment with a value of each name's type,
+// for the checker. At run time the same names hold the change's values; a map
+// (not a struct) keeps the VM's lookups free of reflection.
+func sampleEnv() map[string]any {
+	return map[string]any{
+		"op": "", "row": map[string]any{}, "before": map[string]any{}, "key": map[string]any{},
+		"table": "", "commit_ts": time.Time{},
+	}
 }
 
 // Filter is the transform.
@@ -49,11 +57,18 @@ type Filter struct {
 	prog   *vm.Program
 	negate bool
 	uses   map[string]bool // the top-level names the expression reads
+	// the same, for the per-change path
+	usesTS, usesTable, usesRow, usesBefore, usesKey bool
 	// cols are the columns the expression reads by name from row, before and
 	// key; only those are converted per change unless whole is set for the map
 	// (the expression indexes it dynamically or passes it along).
 	cols  map[string][]string
 	whole map[string]bool
+
+	// scratch reused across calls (a chain applies from one goroutine)
+	vm   vm.VM
+	env  map[string]any
+	maps map[string]map[string]any
 }
 
 // New compiles the expression; a syntax or type error names the problem.
@@ -67,7 +82,7 @@ func New(c Config) (*Filter, error) {
 	case c.Drop != "":
 		src, negate = c.Drop, true
 	}
-	prog, err := expr.Compile(src, expr.Env(env{}), expr.AsBool())
+	prog, err := expr.Compile(src, expr.Env(sampleEnv()), expr.AsBool())
 	if err != nil {
 		return nil, fmt.Errorf("expression %q: %w", src, err)
 	}
@@ -76,11 +91,12 @@ func New(c Config) (*Filter, error) {
 	if tree, err := parser.Parse(src); err == nil {
 		ast.Walk(&tree.Node, v)
 	}
-	f := &Filter{prog: prog, negate: negate, uses: map[string]bool{}, cols: v.cols, whole: map[string]bool{}}
+	f := &Filter{prog: prog, negate: negate, uses: map[string]bool{}, cols: v.cols, whole: map[string]bool{}, maps: map[string]map[string]any{}, env: sampleEnv()}
 	for id, n := range v.ids {
 		f.uses[id] = true
 		f.whole[id] = n > v.members[id]
 	}
+	f.usesTS, f.usesTable, f.usesRow, f.usesBefore, f.usesKey = f.uses["commit_ts"], f.uses["table"], f.uses["row"], f.uses["before"], f.uses["key"]
 	return f, nil
 }
 
@@ -145,7 +161,12 @@ func (f *Filter) toMap(name string, r schema.Row) map[string]any {
 		return nil
 	}
 	cols := f.cols[name]
-	m := make(map[string]any, len(cols))
+	m := f.maps[name]
+	if m == nil {
+		m = make(map[string]any, len(cols))
+		f.maps[name] = m
+	}
+	clear(m)
 	for _, c := range cols {
 		if i := r.Index(c); i >= 0 {
 			m[c] = GoValue(r[i].Value)
@@ -157,27 +178,31 @@ func (f *Filter) toMap(name string, r schema.Row) map[string]any {
 // Apply evaluates the expression on c. A run-time error (a type mismatch on a
 // row) names the expression's problem, never the row's values.
 func (f *Filter) Apply(c *schema.Change) (bool, error) {
-	e := env{Op: c.Op.String(), CommitTS: c.CommitTS}
-	if f.uses["table"] {
-		e.Table = c.Table.String()
+	e := f.env
+	e["op"] = opNames[c.Op]
+	if f.usesTS {
+		e["commit_ts"] = c.CommitTS
 	}
-	if f.uses["row"] {
+	if f.usesTable {
+		e["table"] = c.Table.String()
+	}
+	if f.usesRow {
 		switch {
 		case c.After != nil:
-			e.Row = f.toMap("row", c.After)
+			e["row"] = f.toMap("row", c.After)
 		case c.Before != nil:
-			e.Row = f.toMap("row", c.Before)
+			e["row"] = f.toMap("row", c.Before)
 		default:
-			e.Row = f.toMap("row", c.Key)
+			e["row"] = f.toMap("row", c.Key)
 		}
 	}
-	if f.uses["before"] {
-		e.Before = f.toMap("before", c.Before)
+	if f.usesBefore {
+		e["before"] = f.toMap("before", c.Before)
 	}
-	if f.uses["key"] {
-		e.Key = f.toMap("key", c.Key)
+	if f.usesKey {
+		e["key"] = f.toMap("key", c.Key)
 	}
-	out, err := expr.Run(f.prog, e)
+	out, err := f.vm.Run(f.prog, e)
 	if err != nil {
 		return false, component.Permanent(fmt.Errorf("filter: %w", err))
 	}

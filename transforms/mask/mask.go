@@ -61,6 +61,7 @@ type Mask struct {
 	cfg  Config
 	cols map[string]bool
 	macs sync.Pool // HMAC states keyed with cfg.Key, reset before each use
+	buf  []byte    // scratch for the value and its encoding (a chain applies from one goroutine)
 }
 
 // New validates c; every problem is reported.
@@ -194,21 +195,24 @@ func (m *Mask) mask(v schema.Value) schema.Value {
 	}
 	mac := m.macs.Get().(hash.Hash)
 	mac.Reset()
-	mac.Write([]byte(text))
-	var buf [sha256.Size]byte
-	sum := mac.Sum(buf[:0])
+	m.buf = append(m.buf[:0], text...)
+	mac.Write(m.buf)
+	var sumBuf [sha256.Size]byte
+	sum := mac.Sum(sumBuf[:0])
 	m.macs.Put(mac)
 	if m.cfg.Method == "tokenize" {
 		return schema.String(tokenize(text, [32]byte(sum)))
 	}
-	out := hex.EncodeToString(sum)
 	if m.cfg.Encoding == "base64" {
-		out = base64.RawURLEncoding.EncodeToString(sum)
+		m.buf = base64.RawURLEncoding.AppendEncode(m.buf[:0], sum)
+	} else {
+		m.buf = hex.AppendEncode(m.buf[:0], sum)
 	}
+	out := m.buf
 	if m.cfg.Length > 0 && m.cfg.Length < len(out) {
 		out = out[:m.cfg.Length]
 	}
-	return schema.String(out)
+	return schema.String(string(out))
 }
 
 // tokenize replaces digits and ASCII letters with ones drawn from a stream
