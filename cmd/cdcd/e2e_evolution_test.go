@@ -115,6 +115,15 @@ pipelines:
 	require.Contains(t, cli(t, env, 2, "pipelines", "resolve", "shop", "public.users", "maybe"), "decision must be approve, reject or new_column")
 	require.Contains(t, cli(t, env, 1, "pipelines", "resolve", "shop", "public.nope", "approve"), "404")
 
+	// a rename of orders holds it too; it is resolved as a new column
+	exec(`ALTER TABLE orders RENAME COLUMN v TO qty`)
+	exec(`UPDATE orders SET qty = qty * 10 WHERE id > 75`)
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal([]byte(cli(t, env, 0, "pipelines", "schema-changes", "shop", "-o", "json")), &holds))
+		return len(holds.SchemaChanges) == 2
+	}, 30*time.Second, 100*time.Millisecond, "the rename of orders was never held: %+v", &holds)
+	require.Contains(t, cli(t, env, 0, "pipelines", "resolve", "shop", "public.orders", "new_column"), "new_column")
+
 	// more changes while held, then approve: all of them arrive, in order
 	exec(`UPDATE users SET email = 'again' || id || '@x' WHERE id <= 3`)
 	require.Contains(t, cli(t, env, 0, "pipelines", "resolve", "shop", "public.users", "approve"), "approve")
@@ -148,6 +157,15 @@ pipelines:
 		require.NoError(t, json.Unmarshal([]byte(cli(t, env, 0, "pipelines", "schema-changes", "shop", "-o", "json")), &holds))
 		return len(holds.SchemaChanges) == 0
 	}, 10*time.Second, 100*time.Millisecond)
+	// new_column: the old column keeps the values written before the rename, the
+	// new one has every value written after it
+	wantOrders := func() string { return snapshot(src, `SELECT id, qty FROM orders WHERE id > 75 ORDER BY id`) }
+	gotOrders := func() string { return snapshot(dst, `SELECT id, qty FROM wh.orders WHERE id > 75 ORDER BY id`) }
+	require.Eventually(t, func() bool { return wantOrders() == gotOrders() }, 30*time.Second, 100*time.Millisecond,
+		"orders after new_column differ")
+	require.Equal(t, 80, count(`SELECT count(*) FROM wh.orders WHERE v = id`), "the old column keeps the values written before the rename")
+	require.Equal(t, 0, count(`SELECT count(*) FROM wh.orders WHERE id > 80 AND v IS NOT NULL`))
+	require.Equal(t, 0, count(`SELECT count(*) FROM wh.orders WHERE id <= 75 AND qty IS NOT NULL`))
 	require.Contains(t, s.log.String(), "held table resumed")
 	s.stop(t)
 }
