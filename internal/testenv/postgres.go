@@ -124,5 +124,15 @@ func (pg *Postgres) Restart() error {
 	return pg.start()
 }
 
+// Freeze stops the server and all its backends without closing connections
+// (SIGSTOP): clients see a silent socket, as with a hung host. Thaw resumes it.
+func (pg *Postgres) Freeze() { pg.proc.pause(true) }
+
+// Thaw resumes a frozen server.
+func (pg *Postgres) Thaw() { pg.proc.pause(false) }
+
+// Addr is the server's host:port.
+func (pg *Postgres) Addr() string { return fmt.Sprintf("127.0.0.1:%d", pg.Port) }
+
 // Stop shuts the server down (fast mode); it is idempotent.
 func (pg *Postgres) Stop() { pg.proc.signal(syscall.SIGINT, 30*time.Second) }

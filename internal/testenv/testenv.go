@@ -332,5 +332,12 @@ func (p *process) pause(stop bool) {
 	if stop {
 		sig = syscall.SIGSTOP
 	}
-	_ = syscall.Kill(cmd.Process.Pid, sig)
+	// the whole tree: a Postgres backend serves its client without the postmaster
+	all := []int{cmd.Process.Pid}
+	for i := 0; i < len(all); i++ {
+		all = append(all, childrenOf(all[i])...)
+	}
+	for _, q := range all {
+		_ = syscall.Kill(q, sig)
+	}
 }
