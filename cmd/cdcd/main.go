@@ -9,6 +9,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/sinks/clickhouse"
+	"github.com/cdcd-dev/cdcd/sinks/discard"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	pgsink "github.com/cdcd-dev/cdcd/sinks/postgres"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
@@ -33,6 +34,7 @@ func registry() *pipeline.Registry {
 	r.Sources["postgres"] = pgsrc.Factory()
 	r.Sources["mysql"] = mysqlsrc.Factory()
 	r.Sinks["file"] = file.Factory()
+	r.Sinks["discard"] = discard.Factory()
 	r.Sinks["postgres"] = pgsink.Factory()
 	r.Sinks["clickhouse"] = clickhouse.Factory()
 	r.Transforms["filter"] = filter.Factory()
