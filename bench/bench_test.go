@@ -35,13 +35,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 var binary string
 
 func TestMain(m *testing.M) {
@@ -49,13 +42,10 @@ func TestMain(m *testing.M) {
 		fmt.Println("bench: set CDCD_BENCH=1 (or run scripts/bench) to run the end-to-end benchmark")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "cdcd-bench-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "cdcd")
-	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/cdcd").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build cdcd: %v\n%s", err, out)
+	var dir string
+	var err error
+	if binary, dir, err = testenv.BuildCDCD("../cmd/cdcd"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -279,10 +269,10 @@ func percentile(ds []time.Duration, p float64) float64 {
 
 // TestEndToEnd is the benchmark (see the package doc).
 func TestEndToEnd(t *testing.T) {
-	rows := envInt("CDCD_BENCH_ROWS", 1_000_000)
-	txns := envInt("CDCD_BENCH_TXNS", 1300)
-	perTxn := envInt("CDCD_BENCH_TXN_ROWS", 1000)
-	runs := envInt("CDCD_BENCH_RUNS", 3)
+	rows := testenv.EnvInt("CDCD_BENCH_ROWS", 1_000_000)
+	txns := testenv.EnvInt("CDCD_BENCH_TXNS", 1300)
+	perTxn := testenv.EnvInt("CDCD_BENCH_TXN_ROWS", 1000)
+	runs := testenv.EnvInt("CDCD_BENCH_RUNS", 3)
 	sinks := strings.Split(os.Getenv("CDCD_BENCH_SINKS"), ",")
 	if sinks[0] == "" {
 		sinks = []string{"discard", "file", "postgres"}
@@ -389,7 +379,7 @@ func TestEndToEnd(t *testing.T) {
 				_, err := dpool.Exec(ctx, `SELECT 1 FROM wh.lat LIMIT 1`)
 				return err == nil
 			}, time.Minute, 50*time.Millisecond, "the latency table never appeared: %s", srv.log.String())
-			lat := latency(t, ctx, pool, dpool, 10_000, time.Duration(envInt("CDCD_BENCH_LATENCY_S", 20))*time.Second)
+			lat := latency(t, ctx, pool, dpool, 10_000, time.Duration(testenv.EnvInt("CDCD_BENCH_LATENCY_S", 20))*time.Second)
 			s["latency_p50_ms"], s["latency_p99_ms"] = percentile(lat, 0.5), percentile(lat, 0.99)
 			rss, _ := srv.usage()
 			s["latency_peak_rss_mib"] = rss

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -20,13 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// envInt reads a size from the environment (long runs raise it).
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
+var envInt = testenv.EnvInt
 
 // workload is a source Postgres with the acct table of a snapshot's worth of
 // rows, and a writer that then makes a budget of changes in transactions of 1 to

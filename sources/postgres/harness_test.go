@@ -127,15 +127,8 @@ func (h *harness) sourceState(table string, _ string) map[string]string {
 	defer rows.Close()
 	out := map[string]string{}
 	for rows.Next() {
-		raw := rows.RawValues()
-		row := make(schema.Row, len(ti.Columns))
-		for i, c := range ti.Columns {
-			row[i].Name = c.Name
-			if raw[i] != nil {
-				row[i].Value, err = types.decodeText(c.Type, raw[i])
-				require.NoError(h.t, err)
-			}
-		}
+		row, err := types.decodeRow(ti, rows.RawValues())
+		require.NoError(h.t, err)
 		var k schema.Row // the primary key, in key order, as the sink keys rows
 		for _, i := range ti.keyIndexes() {
 			k = append(k, row[i])

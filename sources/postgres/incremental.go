@@ -311,14 +311,9 @@ func (s *Source) selectChunk(ctx context.Context, q querier, t *tableInfo, curso
 	var last []string
 	for rows.Next() {
 		raw := rows.RawValues()
-		after := make(schema.Row, len(t.Columns))
-		for i, c := range t.Columns {
-			after[i].Name = c.Name
-			if raw[i] != nil {
-				if after[i].Value, err = s.types.decodeText(c.Type, raw[i]); err != nil {
-					return nil, nil, permanent(fmt.Errorf("snapshot of %s, column %s: %w", t.ID, c.Name, err))
-				}
-			}
+		after, err := s.types.decodeRow(t, raw)
+		if err != nil {
+			return nil, nil, permanent(fmt.Errorf("snapshot of %s, %w", t.ID, err))
 		}
 		key := make(schema.Row, len(keyIdx))
 		last = make([]string, len(keyIdx))

@@ -394,16 +394,9 @@ func (s *Source) Sample(ctx context.Context, id schema.TableID, limit int) (sche
 	defer rows.Close()
 	var out []schema.Row
 	for rows.Next() {
-		raw := rows.RawValues()
-		r := make(schema.Row, len(t.Columns))
-		for i, c := range t.Columns {
-			r[i].Name = c.Name
-			if raw[i] == nil {
-				continue
-			}
-			if r[i].Value, err = types.decodeText(c.Type, raw[i]); err != nil {
-				return schema.Table{}, nil, fmt.Errorf("read %s, column %s: %w", id, c.Name, err)
-			}
+		r, err := types.decodeRow(t, rows.RawValues())
+		if err != nil {
+			return schema.Table{}, nil, fmt.Errorf("read %s, %w", id, err)
 		}
 		out = append(out, r)
 	}

@@ -455,18 +455,9 @@ func (s *Source) readChunk(ctx context.Context, tx pgx.Tx, ch planChunk, parts c
 	}
 	batch := make([]schema.Change, 0, min(s.deps.MaxChanges, 4096))
 	for rows.Next() {
-		raw := rows.RawValues()
-		after := make(schema.Row, len(t.Columns))
-		for i, c := range t.Columns {
-			after[i].Name = c.Name
-			if raw[i] == nil {
-				continue
-			}
-			v, err := s.types.decodeText(c.Type, raw[i])
-			if err != nil {
-				return permanent(fmt.Errorf("snapshot of %s, column %s: %w", t.ID, c.Name, err))
-			}
-			after[i].Value = v
+		after, err := s.types.decodeRow(t, rows.RawValues())
+		if err != nil {
+			return permanent(fmt.Errorf("snapshot of %s, %w", t.ID, err))
 		}
 		key := make(schema.Row, len(keyIdx))
 		for i, k := range keyIdx {

@@ -385,3 +385,21 @@ func (p *arrayParser) parse(elem func(text string, null bool) (schema.Value, err
 		}
 	}
 }
+
+// decodeRow decodes one text-format result row of t's columns (in order). An
+// error names the column, never the value.
+func (tc *typeCache) decodeRow(t *tableInfo, raw [][]byte) (schema.Row, error) {
+	r := make(schema.Row, len(t.Columns))
+	for i, c := range t.Columns {
+		r[i].Name = c.Name
+		if raw[i] == nil {
+			continue
+		}
+		v, err := tc.decodeText(c.Type, raw[i])
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", c.Name, err)
+		}
+		r[i].Value = v
+	}
+	return r, nil
+}

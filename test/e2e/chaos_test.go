@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -25,36 +24,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 )
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) tail(n int) string {
-	l := s.String()
-	return l[max(0, len(l)-n):]
-}
 
 // proxy is one embedded toxiproxy between cdcd and a server.
 type proxy struct {
@@ -96,7 +65,7 @@ type chaos struct {
 	dstProxy *proxy
 	cfg      string
 	data     string
-	log      *syncBuffer
+	log      *testenv.Output
 	cmd      *exec.Cmd
 	runs     int
 	faults   map[string]int
@@ -241,10 +210,10 @@ func TestChaosPostgresToPostgres(t *testing.T) {
 	if s, err := strconv.ParseUint(os.Getenv("CDCD_CHAOS_SEED"), 10, 64); err == nil {
 		seed = s
 	}
-	nFaults := envInt("CDCD_CHAOS_FAULTS", 10)
+	nFaults := testenv.EnvInt("CDCD_CHAOS_FAULTS", 10)
 	t.Logf("seed %d (replay with CDCD_CHAOS_SEED=%d), %d faults", seed, seed, nFaults)
 	ctx := context.Background()
-	c := &chaos{t: t, rng: rand.New(rand.NewPCG(seed, 3)), log: &syncBuffer{}, faults: map[string]int{}}
+	c := &chaos{t: t, rng: rand.New(rand.NewPCG(seed, 3)), log: &testenv.Output{}, faults: map[string]int{}}
 	c.src = testenv.StartPostgres(t, testenv.WithSetting("wal_sender_timeout", "10s"))
 	c.dst = testenv.StartPostgres(t)
 	srcDSN := c.src.CreateDatabase(t, "app")
@@ -265,7 +234,7 @@ func TestChaosPostgresToPostgres(t *testing.T) {
 	}
 
 	w := newWorkload(c.srcPool, seed)
-	require.NoError(t, w.fill(ctx, envInt("CDCD_CHAOS_ROWS", 30_000), 10_000, 3_000))
+	require.NoError(t, w.fill(ctx, testenv.EnvInt("CDCD_CHAOS_ROWS", 30_000), 10_000, 3_000))
 
 	dir := t.TempDir()
 	c.cfg, c.data = filepath.Join(dir, "chaos.yaml"), filepath.Join(dir, "data")
@@ -281,7 +250,7 @@ pipelines:
 `, viaProxy(srcDSN, c.srcProxy.addr), viaProxy(dstDSN, c.dstProxy.addr))), 0o644))
 	defer func() {
 		if t.Failed() {
-			t.Logf("seed %d; cdcd log (tail):\n%s", seed, c.log.tail(8000))
+			t.Logf("seed %d; cdcd log (tail):\n%s", seed, c.log.Tail(8000))
 		}
 	}()
 
@@ -297,7 +266,7 @@ pipelines:
 		var n int
 		_ = c.dstPool.QueryRow(ctx, `SELECT count(*) FROM wh.items`).Scan(&n)
 		return n > 0
-	}, time.Minute, 5*time.Millisecond, "the snapshot never started: %s", c.log.tail(3000))
+	}, time.Minute, 5*time.Millisecond, "the snapshot never started: %s", c.log.Tail(3000))
 	snapshotting := !strings.Contains(c.log.String(), "snapshot read; streaming")
 	c.kill()
 	c.dstProxy.clear()
@@ -355,6 +324,6 @@ pipelines:
 	require.Empty(t, c.violations, "the slot confirmed past the committed offset")
 	c.mu.Unlock()
 	require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, c.cmd.Wait(), "graceful stop; log:\n%s", c.log.tail(4000))
+	require.NoError(t, c.cmd.Wait(), "graceful stop; log:\n%s", c.log.Tail(4000))
 	t.Logf("faults: %v; %d cdcd runs", c.faults, c.runs)
 }

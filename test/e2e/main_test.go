@@ -3,22 +3,18 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/cdcd-dev/cdcd/internal/testenv"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "cdcd-chaos-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "cdcd")
-	out, err := exec.Command("go", "build", "-o", binary, "../../cmd/cdcd").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build cdcd: %v\n%s", err, out)
+	var dir string
+	var err error
+	if binary, dir, err = testenv.BuildCDCD("../../cmd/cdcd"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -56,7 +57,7 @@ func New(c Config) (*Cast, error) {
 		errs = append(errs, fmt.Errorf("on_error: must be fail or null, got %q", c.OnError))
 	}
 	t := &Cast{cols: map[string]schema.Type{}, null: c.OnError == "null"}
-	for _, name := range sortedKeys(c.Columns) {
+	for _, name := range slices.Sorted(maps.Keys(c.Columns)) {
 		ty, err := ParseType(c.Columns[name])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("columns.%s: %w", name, err))
@@ -68,15 +69,6 @@ func New(c Config) (*Cast, error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Factory returns the cast's factory.
@@ -96,7 +88,7 @@ func (t *Cast) Nulled() int64 { return t.nulled.Load() }
 // nullable. A column to cast that the table lacks is an error.
 func (t *Cast) Schema(in schema.Table) (schema.Table, error) {
 	out := in.Clone()
-	for _, name := range sortedKeys(t.cols) {
+	for _, name := range slices.Sorted(maps.Keys(t.cols)) {
 		i := slices.IndexFunc(out.Columns, func(c schema.Column) bool { return c.Name == name })
 		if i < 0 {
 			return schema.Table{}, fmt.Errorf("column %s to cast is not in table %s (dropped or renamed at the source?): update the transform, or scope it with tables", name, in.ID)
