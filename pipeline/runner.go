@@ -24,7 +24,7 @@ import (
 // Defaults of RunnerConfig.
 const (
 	DefaultMaxChanges   = 10_000
-	DefaultMaxBytes     = 16 << 20
+	DefaultMaxBytes     = 4 << 20
 	DefaultMaxWait      = time.Second
 	DefaultQueueDepth   = 2
 	DefaultDrainTimeout = 30 * time.Second

@@ -94,7 +94,7 @@ type TableSchemaPolicy struct {
 // Defaults.
 const (
 	DefaultMaxChanges   = 10_000
-	DefaultMaxBytes     = ByteSize(16 << 20)
+	DefaultMaxBytes     = ByteSize(4 << 20)
 	DefaultMaxWait      = Duration(time.Second)
 	DefaultDrainTimeout = Duration(30 * time.Second)
 )

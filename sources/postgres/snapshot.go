@@ -335,6 +335,10 @@ type snapPart struct {
 }
 
 // snapshot reads every planned chunk and emits the rows in order of completion.
+// snapshotPartRows bounds the rows of one snapshot part (a batch the source
+// emits), so that memory in flight stays a few MiB per worker.
+const snapshotPartRows = 2048
+
 func (s *Source) snapshot(ctx context.Context, plan *snapshotPlan) error {
 	if !snapshotNameRE.MatchString(plan.snapshot) {
 		return fmt.Errorf("unexpected snapshot name %q", plan.snapshot)
@@ -342,7 +346,7 @@ func (s *Source) snapshot(ctx context.Context, plan *snapshotPlan) error {
 	workers := min(s.cfg.SnapshotWorkers, len(plan.chunks))
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan planChunk)
-	parts := make(chan snapPart, workers)
+	parts := make(chan snapPart)
 	var imported, running sync.WaitGroup
 	imported.Add(workers)
 	running.Add(workers)
@@ -453,7 +457,10 @@ func (s *Source) readChunk(ctx context.Context, tx pgx.Tx, ch planChunk, parts c
 			return ctx.Err()
 		}
 	}
-	batch := make([]schema.Change, 0, min(s.deps.MaxChanges, 4096))
+	// parts stay small: workers, the parts queue and the runner's queues each
+	// hold some, and the runner coalesces them into write batches anyway
+	limit := min(s.deps.MaxChanges, snapshotPartRows)
+	batch := make([]schema.Change, 0, limit)
 	for rows.Next() {
 		after, err := s.types.decodeRow(t, rows.RawValues())
 		if err != nil {
@@ -464,11 +471,11 @@ func (s *Source) readChunk(ctx context.Context, tx pgx.Tx, ch planChunk, parts c
 			key[i] = after[k]
 		}
 		batch = append(batch, schema.Change{Op: schema.OpSnapshot, Table: t.ID, Key: key, After: after})
-		if len(batch) >= s.deps.MaxChanges {
+		if len(batch) >= limit {
 			if err := send(batch, false); err != nil {
 				return err
 			}
-			batch = make([]schema.Change, 0, min(s.deps.MaxChanges, 4096))
+			batch = make([]schema.Change, 0, limit)
 		}
 	}
 	if err := rows.Err(); err != nil {
