@@ -17,12 +17,23 @@ import (
 // (a truncate, if any, comes first: CollapseByKey dropped what preceded it).
 func groupByTable(changes []schema.Change) ([]schema.TableID, map[schema.TableID][]schema.Change) {
 	var order []schema.TableID
-	by := map[schema.TableID][]schema.Change{}
-	for _, c := range changes {
-		if _, ok := by[c.Table]; !ok {
-			order = append(order, c.Table)
+	counts := map[schema.TableID]int{}
+	for i := range changes {
+		if counts[changes[i].Table] == 0 {
+			order = append(order, changes[i].Table)
 		}
-		by[c.Table] = append(by[c.Table], c)
+		counts[changes[i].Table]++
+	}
+	by := make(map[schema.TableID][]schema.Change, len(order))
+	if len(order) == 1 { // the common case: no copy
+		by[order[0]] = changes
+		return order, by
+	}
+	for _, id := range order {
+		by[id] = make([]schema.Change, 0, counts[id])
+	}
+	for i := range changes {
+		by[changes[i].Table] = append(by[changes[i].Table], changes[i])
 	}
 	return order, by
 }
