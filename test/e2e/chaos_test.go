@@ -53,14 +53,28 @@ func (p *proxy) cut(t *testing.T, d time.Duration) {
 	require.NoError(t, p.p.Start())
 }
 
+// peer is a server the harness can crash, freeze and restart.
+type peer interface {
+	Kill()
+	Restart() error
+	Freeze()
+	Thaw()
+	Addr() string
+}
+
 // chaos is one run: a source and a destination Postgres behind proxies, the
 // cdcd binary, a writer, and the fault schedule.
 type chaos struct {
-	t        *testing.T
-	rng      *rand.Rand
-	src, dst *testenv.Postgres
-	srcPool  *pgxpool.Pool // direct, for the writer and the oracle
-	dstPool  *pgxpool.Pool
+	t       *testing.T
+	rng     *rand.Rand
+	src     peer
+	dst     *testenv.Postgres
+	srcPool *pgxpool.Pool // direct, for the flush-LSN watch (Postgres sources)
+	dstPool *pgxpool.Pool
+	// srcExec runs a statement on the source, directly; ddl is the n-th DDL
+	// fault's statements.
+	srcExec func(ctx context.Context, q string) error
+	ddl     func(n int) []string
 	srcProxy *proxy
 	dstProxy *proxy
 	cfg      string
@@ -129,7 +143,7 @@ func (c *chaos) watchFlushLSN(ctx context.Context) {
 
 // fault kinds, each injected at a random point.
 var faultKinds = []string{
-	"kill_cdcd_streaming", "kill_cdcd_in_write", "kill_source", "freeze_destination",
+	"kill_cdcd_streaming", "kill_cdcd_in_write", "kill_source", "freeze_source", "freeze_destination",
 	"kill_destination", "cut_source", "cut_destination", "hang_source", "ddl",
 }
 
@@ -161,6 +175,10 @@ func (c *chaos) inject(kind string) {
 		c.src.Kill()
 		c.sleep(500, 2000)
 		require.NoError(t, c.src.Restart())
+	case "freeze_source":
+		c.src.Freeze()
+		c.sleep(1000, 4000)
+		c.src.Thaw()
 	case "freeze_destination":
 		c.dst.Freeze()
 		c.sleep(1000, 4000)
@@ -179,15 +197,9 @@ func (c *chaos) inject(kind string) {
 		c.sleep(2000, 5000)
 		c.srcProxy.clear()
 	case "ddl":
-		n := c.faults["ddl"]
-		stmt := fmt.Sprintf(`ALTER TABLE items ADD COLUMN extra_%d int4 DEFAULT %d`, n, n)
-		if n == 1 {
-			stmt = `ALTER TABLE items ALTER COLUMN qty TYPE int8` // a widening: applied on its own
+		for _, q := range c.ddl(c.faults["ddl"]) {
+			require.NoError(t, c.srcExec(ctx, q), q)
 		}
-		_, err := c.srcPool.Exec(ctx, stmt)
-		require.NoError(t, err)
-		_, err = c.srcPool.Exec(ctx, `UPDATE items SET qty = qty + 1 WHERE id % 97 = 0`)
-		require.NoError(t, err)
 	default:
 		t.Fatalf("unknown fault %s", kind)
 	}
@@ -203,25 +215,34 @@ func (c *chaos) inject(kind string) {
 // all columns, and the slot's confirmed_flush_lsn must never have passed the
 // offset committed at the destination.
 //
-// CDCD_CHAOS_FAULTS sets the number of faults (default 10); CDCD_CHAOS_SEED
+// CDCD_CHAOS_FAULTS sets the number of faults (default 11: each kind once); CDCD_CHAOS_SEED
 // replays a run.
 func TestChaosPostgresToPostgres(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s, err := strconv.ParseUint(os.Getenv("CDCD_CHAOS_SEED"), 10, 64); err == nil {
 		seed = s
 	}
-	nFaults := testenv.EnvInt("CDCD_CHAOS_FAULTS", 10)
+	nFaults := testenv.EnvInt("CDCD_CHAOS_FAULTS", 11)
 	t.Logf("seed %d (replay with CDCD_CHAOS_SEED=%d), %d faults", seed, seed, nFaults)
 	ctx := context.Background()
 	c := &chaos{t: t, rng: rand.New(rand.NewPCG(seed, 3)), log: &testenv.Output{}, faults: map[string]int{}}
-	c.src = testenv.StartPostgres(t, testenv.WithSetting("wal_sender_timeout", "10s"))
+	src := testenv.StartPostgres(t, testenv.WithSetting("wal_sender_timeout", "10s"))
+	c.src = src
 	c.dst = testenv.StartPostgres(t)
-	srcDSN := c.src.CreateDatabase(t, "app")
+	srcDSN := src.CreateDatabase(t, "app")
 	dstDSN := c.dst.CreateDatabase(t, "wh")
 	var err error
 	c.srcPool, err = pgxpool.New(ctx, srcDSN)
 	require.NoError(t, err)
 	defer c.srcPool.Close()
+	c.srcExec = func(ctx context.Context, q string) error { _, err := c.srcPool.Exec(ctx, q); return err }
+	c.ddl = func(n int) []string {
+		if n == 1 {
+			return []string{`ALTER TABLE items ALTER COLUMN qty TYPE int8`, `UPDATE items SET qty = qty + 1 WHERE id % 97 = 0`} // a widening
+		}
+		return []string{fmt.Sprintf(`ALTER TABLE items ADD COLUMN extra_%d int4 DEFAULT %d`, n, n), `UPDATE items SET qty = qty + 1 WHERE id % 97 = 0`}
+	}
 	c.dstPool, err = pgxpool.New(ctx, dstDSN)
 	require.NoError(t, err)
 	defer c.dstPool.Close()
@@ -259,6 +280,33 @@ pipelines:
 	bg.Go(func() { c.watchFlushLSN(watchCtx) })
 	defer func() { stopWatch(); bg.Wait() }()
 
+	c.run(nFaults, w.run, func() string {
+		return fmt.Sprintf("%d transactions committed, %d attempts failed under faults", w.txns.Load(), w.fails.Load())
+	})
+
+	// the oracle: every table equals its destination by key and all columns
+	for _, tb := range tables {
+		cols, err := columns(ctx, c.srcPool, tb.name)
+		require.NoError(t, err)
+		c.requireEqual(tb.name, len(cols),
+			func() (map[string]string, error) { return rowHashes(ctx, c.srcPool, tb.name, tb.key, cols) },
+			func() (map[string]string, error) {
+				return rowHashes(ctx, c.dstPool, "wh."+tb.name+" WHERE NOT _cdc_deleted", tb.key, cols)
+			})
+	}
+	stopWatch()
+	bg.Wait()
+	c.mu.Lock()
+	require.Empty(t, c.violations, "the slot confirmed past the committed offset")
+	c.mu.Unlock()
+	c.finish()
+}
+
+// run starts cdcd, kills it once during the snapshot, then starts the writer and
+// injects the other faults; it returns when the writer stopped.
+func (c *chaos) run(nFaults int, write func(context.Context) error, stats func() string) {
+	t := c.t
+	ctx := context.Background()
 	// the first fault: a kill during the snapshot (slowed so there is one to hit)
 	c.dstProxy.toxic(t, "slow", "latency", `{"latency": 20}`)
 	c.start()
@@ -267,7 +315,7 @@ pipelines:
 		_ = c.dstPool.QueryRow(ctx, `SELECT count(*) FROM wh.items`).Scan(&n)
 		return n > 0
 	}, time.Minute, 5*time.Millisecond, "the snapshot never started: %s", c.log.Tail(3000))
-	snapshotting := !strings.Contains(c.log.String(), "snapshot read; streaming")
+	snapshotting := !strings.Contains(c.log.String(), "snapshot read") // both sources log it when done
 	c.kill()
 	c.dstProxy.clear()
 	c.faults["kill_cdcd_snapshot"]++
@@ -276,7 +324,7 @@ pipelines:
 
 	writeCtx, stopWriting := context.WithCancel(ctx)
 	writeErr := make(chan error, 1)
-	go func() { writeErr <- w.run(writeCtx) }()
+	go func() { writeErr <- write(writeCtx) }()
 
 	// every kind once, in a seeded order, then random kinds
 	order := append([]string(nil), faultKinds...)
@@ -294,36 +342,39 @@ pipelines:
 	c.sleep(1000, 2000)
 	stopWriting()
 	require.NoError(t, <-writeErr)
-	t.Logf("writer: %d transactions committed, %d attempts failed under faults", w.txns.Load(), w.fails.Load())
+	t.Logf("writer: %s", stats())
+}
 
-	// the oracle: every table equals its destination by key and all columns
-	deadline := time.Now().Add(5 * time.Minute)
-	for _, tb := range tables {
-		cols, err := columns(ctx, c.srcPool, tb.name)
-		require.NoError(t, err)
-		want, err := rowHashes(ctx, c.srcPool, tb.name, tb.key, cols)
-		require.NoError(t, err)
-		var d diff
-		for {
-			got, err := rowHashes(ctx, c.dstPool, "wh."+tb.name+" WHERE NOT _cdc_deleted", tb.key, cols)
-			if err == nil {
-				if d = compare(want, got); d.ok() {
-					break
-				}
+// requireEqual waits up to 5 minutes for a table's destination to equal its
+// source (key → row hash) and fails with missing, extra and stale counts.
+func (c *chaos) requireEqual(name string, ncols int, source, dest func() (map[string]string, error), explain ...func(key string) string) {
+	t := c.t
+	want, err := source()
+	require.NoError(t, err)
+	deadline := time.Now().Add(time.Duration(testenv.EnvInt("CDCD_CHAOS_CATCHUP_S", 300)) * time.Second)
+	var d diff
+	for {
+		got, err := dest()
+		if err == nil {
+			if d = compare(want, got); d.ok() {
+				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("table %s: %s (last error %v)", tb.name, d, err)
-			}
-			time.Sleep(500 * time.Millisecond)
 		}
-		t.Logf("table %s: %d rows equal (%d columns hashed)", tb.name, len(want), len(cols))
+		if time.Now().After(deadline) {
+			var detail string
+			if len(explain) > 0 && len(d.examples) > 0 {
+				detail = explain[0](strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(d.examples[0], "stale "), "missing "), "extra "))
+			}
+			t.Fatalf("table %s: %s (last error %v)\n%s", name, d, err, detail)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	stopWatch()
-	bg.Wait()
-	c.mu.Lock()
-	require.Empty(t, c.violations, "the slot confirmed past the committed offset")
-	c.mu.Unlock()
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, c.cmd.Wait(), "graceful stop; log:\n%s", c.log.Tail(4000))
-	t.Logf("faults: %v; %d cdcd runs", c.faults, c.runs)
+	t.Logf("table %s: %d rows equal (%d columns hashed)", name, len(want), ncols)
+}
+
+// finish stops cdcd gracefully and reports the faults.
+func (c *chaos) finish() {
+	require.NoError(c.t, c.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(c.t, c.cmd.Wait(), "graceful stop; log:\n%s", c.log.Tail(4000))
+	c.t.Logf("faults: %v; %d cdcd runs", c.faults, c.runs)
 }

@@ -4,7 +4,7 @@
 // toxiproxy, DDL mid-stream) at points chosen by a seeded RNG, and compare every
 // source table with its destination by primary key and a hash of all columns.
 //
-//	go test ./test/e2e                          # about 10 faults (the test command runs this)
+//	go test ./test/e2e                          # 11 faults each (the test command runs this)
 //	CDCD_CHAOS_FAULTS=200 go test -timeout 2h ./test/e2e   # the long run
 //	CDCD_CHAOS_SEED=1234 go test ./test/e2e     # replay a printed seed
 package e2e

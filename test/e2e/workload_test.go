@@ -169,7 +169,7 @@ func (w *workload) run(ctx context.Context) error {
 func rowHashes(ctx context.Context, pool *pgxpool.Pool, from, key string, cols []string) (map[string]string, error) {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
-		parts[i] = fmt.Sprintf("COALESCE(%s::text, '∅')", pgx.Identifier{c}.Sanitize())
+		parts[i] = fmt.Sprintf("COALESCE(%s::text, '<null>')", pgx.Identifier{c}.Sanitize())
 	}
 	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT %s, md5(concat_ws('|', %s)) FROM %s`, key, strings.Join(parts, ", "), from))
 	if err != nil {
