@@ -73,8 +73,8 @@ type chaos struct {
 	dstPool *pgxpool.Pool
 	// srcExec runs a statement on the source, directly; ddl is the n-th DDL
 	// fault's statements.
-	srcExec func(ctx context.Context, q string) error
-	ddl     func(n int) []string
+	srcExec  func(ctx context.Context, q string) error
+	ddl      func(n int) []string
 	srcProxy *proxy
 	dstProxy *proxy
 	cfg      string
