@@ -94,6 +94,12 @@ func (ch *ClickHouse) Restart() error {
 	return ch.start()
 }
 
+// Freeze stops the server without closing connections (SIGSTOP); Thaw resumes it.
+func (ch *ClickHouse) Freeze() { ch.proc.pause(true) }
+
+// Thaw resumes a frozen server.
+func (ch *ClickHouse) Thaw() { ch.proc.pause(false) }
+
 // Stop ends the server; it is idempotent. It kills it: 18.16 takes seconds to
 // shut down and a test's server holds nothing worth a clean stop.
 func (ch *ClickHouse) Stop() { ch.proc.signal(syscall.SIGKILL, 10*time.Second) }

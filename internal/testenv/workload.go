@@ -31,16 +31,29 @@ func FillAcct(ctx context.Context, pool *pgxpool.Pool, rows int) error {
 // in transactions of 1 to 1,000 rows: inserts, updates, deletes and key updates
 // (which move a row: the old key is deleted at the destination).
 func WriteAcct(ctx context.Context, pool *pgxpool.Pool, rng *rand.Rand, rows, total int) error {
-	next, done := int64(rows+1), 0
+	w := AcctWriter{Rows: rows, Next: int64(rows + 1)}
+	return w.Write(ctx, pool, rng, total)
+}
+
+// AcctWriter is WriteAcct in installments: Next, the next new key, carries over
+// from one Write to the next, so a writer can stop on an error and go on.
+type AcctWriter struct {
+	Rows int
+	Next int64
+}
+
+// Write makes total row changes (see WriteAcct).
+func (w *AcctWriter) Write(ctx context.Context, pool *pgxpool.Pool, rng *rand.Rand, total int) error {
+	done := 0
 	for done < total {
 		n := 1 + rng.IntN(1000)
-		lo := 1 + rng.Int64N(int64(rows))
+		lo := 1 + rng.Int64N(int64(w.Rows))
 		var q string
 		var args []any
 		switch rng.IntN(5) {
 		case 0:
-			q, args = `INSERT INTO acct SELECT g, 'ins', 0, g / 3.0, now(), ARRAY['new'], '{"new": true}' FROM generate_series($1::int8, $2::int8) g`, []any{next, next + int64(n) - 1}
-			next += int64(n)
+			q, args = `INSERT INTO acct SELECT g, 'ins', 0, g / 3.0, now(), ARRAY['new'], '{"new": true}' FROM generate_series($1::int8, $2::int8) g`, []any{w.Next, w.Next + int64(n) - 1}
+			w.Next += int64(n) // taken even if the statement fails: a commit may have landed
 		case 1, 2:
 			q, args = `UPDATE acct SET v = v + 1, note = note || '+', amount = amount + 0.01, doc = doc || '{"u": 1}' WHERE id BETWEEN $1 AND $2`, []any{lo, lo + int64(n) - 1}
 		case 3:

@@ -124,6 +124,7 @@ func (w *mariaWorkload) run(ctx context.Context) error {
 			}
 			if err == nil {
 				w.txns.Add(1)
+				time.Sleep(5 * time.Millisecond)
 				break
 			}
 			c.Close()
@@ -180,8 +181,9 @@ func TestChaosMariaDBToPostgres(t *testing.T) {
 	// durable commits: a server crash must not take back what cdcd already read
 	m := testenv.StartMariaDB(t, "--sync-binlog=1", "--innodb-flush-log-at-trx-commit=1")
 	c.src = m
-	c.dst = testenv.StartPostgres(t)
-	dstDSN := c.dst.CreateDatabase(t, "wh")
+	dst := testenv.StartPostgres(t)
+	c.dst = dst
+	dstDSN := dst.CreateDatabase(t, "wh")
 	var err error
 	c.dstPool, err = pgxpool.New(ctx, dstDSN)
 	require.NoError(t, err)
@@ -204,6 +206,7 @@ func TestChaosMariaDBToPostgres(t *testing.T) {
 	}
 
 	rows := testenv.EnvInt("CDCD_CHAOS_ROWS", 30_000)
+	c.snapRows = rows
 	boot, err := client.Connect(m.Addr(), "root", "", "")
 	require.NoError(t, err)
 	for _, q := range []string{

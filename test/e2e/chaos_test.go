@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -68,9 +69,19 @@ type chaos struct {
 	t       *testing.T
 	rng     *rand.Rand
 	src     peer
-	dst     *testenv.Postgres
+	dst     peer
 	srcPool *pgxpool.Pool // direct, for the flush-LSN watch (Postgres sources)
-	dstPool *pgxpool.Pool
+	dstPool *pgxpool.Pool // a Postgres destination, direct
+	// dstRows counts the items (acct) rows at the destination; dstBusy reports
+	// whether the destination is executing one of cdcd's writes. Both default to
+	// the Postgres destination's.
+	dstRows func() int
+	dstBusy func() bool
+	// snapLatency slows the destination during the first kill, so that the
+	// kill lands inside the snapshot (default 20 ms); snapRows is the rows of
+	// the table dstRows counts that the snapshot writes.
+	snapLatency int
+	snapRows    int
 	// srcExec runs a statement on the source, directly; ddl is the n-th DDL
 	// fault's statements.
 	srcExec  func(ctx context.Context, q string) error
@@ -159,13 +170,7 @@ func (c *chaos) inject(kind string) {
 		// while the destination is executing one of its statements
 		c.dstProxy.toxic(t, "slow", "latency", `{"latency": 150}`)
 		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			var n int
-			_ = c.dstPool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = 'wh' AND state <> 'idle'
-				AND pid <> pg_backend_pid() AND query ~* '^\s*(MERGE|COPY|INSERT|UPDATE|DELETE)'`).Scan(&n)
-			if n > 0 {
-				break
-			}
+		for time.Now().Before(deadline) && !c.dstBusy() {
 			time.Sleep(2 * time.Millisecond)
 		}
 		c.kill()
@@ -229,9 +234,10 @@ func TestChaosPostgresToPostgres(t *testing.T) {
 	c := &chaos{t: t, rng: rand.New(rand.NewPCG(seed, 3)), log: &testenv.Output{}, faults: map[string]int{}}
 	src := testenv.StartPostgres(t, testenv.WithSetting("wal_sender_timeout", "10s"))
 	c.src = src
-	c.dst = testenv.StartPostgres(t)
+	dst := testenv.StartPostgres(t)
+	c.dst = dst
 	srcDSN := src.CreateDatabase(t, "app")
-	dstDSN := c.dst.CreateDatabase(t, "wh")
+	dstDSN := dst.CreateDatabase(t, "wh")
 	var err error
 	c.srcPool, err = pgxpool.New(ctx, srcDSN)
 	require.NoError(t, err)
@@ -255,7 +261,8 @@ func TestChaosPostgresToPostgres(t *testing.T) {
 	}
 
 	w := newWorkload(c.srcPool, seed)
-	require.NoError(t, w.fill(ctx, testenv.EnvInt("CDCD_CHAOS_ROWS", 30_000), 10_000, 3_000))
+	c.snapRows = testenv.EnvInt("CDCD_CHAOS_ROWS", 30_000)
+	require.NoError(t, w.fill(ctx, c.snapRows, 10_000, 3_000))
 
 	dir := t.TempDir()
 	c.cfg, c.data = filepath.Join(dir, "chaos.yaml"), filepath.Join(dir, "data")
@@ -308,18 +315,31 @@ func (c *chaos) run(nFaults int, write func(context.Context) error, stats func()
 	t := c.t
 	ctx := context.Background()
 	// the first fault: a kill during the snapshot (slowed so there is one to hit)
-	c.dstProxy.toxic(t, "slow", "latency", `{"latency": 20}`)
+	c.dstProxy.toxic(t, "slow", "latency", fmt.Sprintf(`{"latency": %d}`, cmp.Or(c.snapLatency, 20)))
 	c.start()
-	require.Eventually(t, func() bool {
-		var n int
-		_ = c.dstPool.QueryRow(ctx, `SELECT count(*) FROM wh.items`).Scan(&n)
-		return n > 0
-	}, time.Minute, 5*time.Millisecond, "the snapshot never started: %s", c.log.Tail(3000))
-	snapshotting := !strings.Contains(c.log.String(), "snapshot read") // both sources log it when done
+	if c.dstRows == nil {
+		c.dstRows = func() int {
+			var n int
+			_ = c.dstPool.QueryRow(ctx, `SELECT count(*) FROM wh.items`).Scan(&n)
+			return n
+		}
+	}
+	if c.dstBusy == nil {
+		c.dstBusy = func() bool {
+			var n int
+			_ = c.dstPool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = 'wh' AND state <> 'idle'
+				AND pid <> pg_backend_pid() AND query ~* '^\s*(MERGE|COPY|INSERT|UPDATE|DELETE)'`).Scan(&n)
+			return n > 0
+		}
+	}
+	require.Eventually(t, func() bool { return c.dstRows() > 0 }, time.Minute, 5*time.Millisecond, "the snapshot never started: %s", c.log.Tail(3000))
 	c.kill()
+	written := c.dstRows()
+	snapshotting := written < c.snapRows
 	c.dstProxy.clear()
 	c.faults["kill_cdcd_snapshot"]++
-	require.True(t, snapshotting, "the first kill was meant to hit the snapshot")
+	require.True(t, snapshotting, "the first kill was meant to hit the snapshot, but %d of %d rows were written", written, c.snapRows)
+	t.Logf("fault 1: kill_cdcd_snapshot (%d of %d snapshot rows written)", written, c.snapRows)
 	c.start()
 
 	writeCtx, stopWriting := context.WithCancel(ctx)

@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+)
+
+// TestChaosPostgresToClickHouse runs the faults against Postgres → ClickHouse
+// (Debian's 18.16 server, killed, frozen and cut off like the others) with the
+// acct workload (text, bigint, numeric, timestamptz, text[] with NULLs, jsonb;
+// inserts, updates, deletes and key moves in transactions of up to 1,000 rows),
+// and compares the source with the destination's current rows (FINAL, no
+// tombstones) after the documented normalisation (testenv.AcctRow).
+func TestChaosPostgresToClickHouse(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("CDCD_CHAOS_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	nFaults := testenv.EnvInt("CDCD_CHAOS_FAULTS", 11)
+	t.Logf("seed %d (replay with CDCD_CHAOS_SEED=%d), %d faults", seed, seed, nFaults)
+	ctx := context.Background()
+	c := &chaos{t: t, rng: rand.New(rand.NewPCG(seed, 7)), log: &testenv.Output{}, faults: map[string]int{}, snapLatency: 400}
+	src := testenv.StartPostgres(t, testenv.WithSetting("wal_sender_timeout", "10s"))
+	c.src = src
+	ch := testenv.StartClickHouse(t)
+	c.dst = ch
+	srcDSN := src.CreateDatabase(t, "app")
+	var err error
+	c.srcPool, err = pgxpool.New(ctx, srcDSN)
+	require.NoError(t, err)
+	defer c.srcPool.Close()
+	c.srcExec = func(ctx context.Context, q string) error { _, err := c.srcPool.Exec(ctx, q); return err }
+	c.ddl = func(n int) []string {
+		return []string{fmt.Sprintf(`ALTER TABLE acct ADD COLUMN extra_%d int4 DEFAULT %d`, n, n), `UPDATE acct SET v = v + 1 WHERE id % 97 = 0`}
+	}
+	rows := testenv.EnvInt("CDCD_CHAOS_ROWS", 30_000)
+	c.snapRows = rows
+	require.NoError(t, testenv.FillAcct(ctx, c.srcPool, rows))
+
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr()}, DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second})
+	require.NoError(t, err)
+	defer conn.Close()
+	count := func(q string) int {
+		var n uint64
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := conn.QueryRow(qctx, q).Scan(&n); err != nil {
+			return 0
+		}
+		return int(n)
+	}
+	c.dstRows = func() int { return count(`SELECT count() FROM replica.acct`) }
+	c.dstBusy = func() bool {
+		return count(`SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO%replica%'`) > 0
+	}
+
+	tox := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	c.srcProxy = newProxy(t, tox, "source", src.Addr())
+	c.dstProxy = newProxy(t, tox, "destination", ch.Addr())
+	dir := t.TempDir()
+	c.cfg, c.data = filepath.Join(dir, "chaos.yaml"), filepath.Join(dir, "data")
+	srcViaProxy := strings.Replace(srcDSN, srcDSN[strings.Index(srcDSN, "@")+1:strings.LastIndex(srcDSN, "/")], c.srcProxy.addr, 1)
+	require.NoError(t, os.WriteFile(c.cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - name: chaos
+    source:
+      type: postgres
+      config: {dsn: %q, tables: [public.acct], snapshot_chunk_rows: 2000, heartbeat_interval: 1s, status_interval: 500ms}
+    sink: {type: clickhouse, config: {addr: [%q], database: replica}}
+    batch: {max_changes: 5000, max_wait: 100ms}
+`, srcViaProxy, c.dstProxy.addr)), 0o644))
+	defer func() {
+		if t.Failed() {
+			t.Logf("seed %d; cdcd log (tail):\n%s", seed, c.log.Tail(8000))
+		}
+	}()
+
+	var txns, fails atomic.Int64
+	wrng := rand.New(rand.NewPCG(seed, 17))
+	aw := testenv.AcctWriter{Rows: rows, Next: int64(rows + 1)}
+	write := func(ctx context.Context) error {
+		for ctx.Err() == nil {
+			if err := aw.Write(ctx, c.srcPool, wrng, 300); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				fails.Add(1)
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			txns.Add(1)
+			time.Sleep(50 * time.Millisecond) // ~6,000 changes/s: the oracle reads the whole table at the end
+		}
+		return nil
+	}
+	c.run(nFaults, write, func() string {
+		return fmt.Sprintf("%d bursts of ~300 row changes committed, %d failed under faults", txns.Load(), fails.Load())
+	})
+	asStrings := func(m map[int64]string) map[string]string {
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			out[strconv.FormatInt(k, 10)] = v
+		}
+		return out
+	}
+	c.requireEqual("acct", 6,
+		func() (map[string]string, error) {
+			m, err := testenv.AcctSource(ctx, c.srcPool)
+			return asStrings(m), err
+		},
+		func() (map[string]string, error) {
+			rs, err := conn.Query(ctx, testenv.AcctClickHouseQuery("replica"))
+			if err != nil {
+				return nil, err
+			}
+			defer rs.Close()
+			out := map[int64]string{}
+			for rs.Next() {
+				r := make([]string, 7)
+				if err := rs.Scan(&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]); err != nil {
+					return nil, err
+				}
+				id, row, err := testenv.AcctClickHouseRow(r)
+				if err != nil {
+					return nil, err
+				}
+				out[id] = row
+			}
+			return asStrings(out), rs.Err()
+		})
+	c.finish()
+}
