@@ -42,15 +42,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("bench: set CDCD_BENCH=1 (or run scripts/bench) to run the end-to-end benchmark")
 		os.Exit(0)
 	}
-	var dir string
-	var err error
-	if binary, dir, err = testenv.BuildCDCD("../cmd/cdcd"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.RunWithCDCD(m, "../cmd/cdcd", &binary))
 }
 
 // server is one `cdcd serve` process.

@@ -23,17 +23,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	var dir string
-	var err error
-	if binary, dir, err = testenv.BuildCDCD("."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithCDCD(m, ".", &binary)) }
 
 // cli runs the binary and returns stdout; it fails the test on a non-zero exit
 // unless wantCode says otherwise.

@@ -45,6 +45,19 @@ func (o *Output) Tail(n int) string {
 	return s[max(0, len(s)-n):]
 }
 
+// RunWithCDCD is a TestMain body for tests that run the binary: it builds cdcd
+// from pkg into *binary, runs the tests and removes the build.
+func RunWithCDCD(m interface{ Run() int }, pkg string, binary *string) int {
+	bin, dir, err := BuildCDCD(pkg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	*binary = bin
+	return m.Run()
+}
+
 // BuildCDCD builds the cdcd binary from the package directory pkg (relative to
 // the calling test's directory) into a temporary directory, for tests that run
 // it as a separate process. Call it from TestMain; remove the directory after.

@@ -29,14 +29,9 @@ import (
 // tombstones) after the documented normalisation (testenv.AcctRow).
 func TestChaosPostgresToClickHouse(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	if s, err := strconv.ParseUint(os.Getenv("CDCD_CHAOS_SEED"), 10, 64); err == nil {
-		seed = s
-	}
-	nFaults := testenv.EnvInt("CDCD_CHAOS_FAULTS", 11)
-	t.Logf("seed %d (replay with CDCD_CHAOS_SEED=%d), %d faults", seed, seed, nFaults)
+	c, seed, nFaults := newChaos(t, 7)
+	c.snapLatency = 400
 	ctx := context.Background()
-	c := &chaos{t: t, rng: rand.New(rand.NewPCG(seed, 7)), log: &testenv.Output{}, faults: map[string]int{}, snapLatency: 400}
 	src := testenv.StartPostgres(t, testenv.WithSetting("wal_sender_timeout", "10s"))
 	c.src = src
 	ch := testenv.StartClickHouse(t)

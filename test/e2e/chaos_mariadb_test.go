@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -170,14 +169,8 @@ func mariaHashes(addr, table, key string, cols []string) (map[string]string, err
 // binlog position is the offset.
 func TestChaosMariaDBToPostgres(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	if s, err := strconv.ParseUint(os.Getenv("CDCD_CHAOS_SEED"), 10, 64); err == nil {
-		seed = s
-	}
-	nFaults := testenv.EnvInt("CDCD_CHAOS_FAULTS", 11)
-	t.Logf("seed %d (replay with CDCD_CHAOS_SEED=%d), %d faults", seed, seed, nFaults)
+	c, seed, nFaults := newChaos(t, 5)
 	ctx := context.Background()
-	c := &chaos{t: t, rng: rand.New(rand.NewPCG(seed, 5)), log: &testenv.Output{}, faults: map[string]int{}}
 	// durable commits: a server crash must not take back what cdcd already read
 	m := testenv.StartMariaDB(t, "--sync-binlog=1", "--innodb-flush-log-at-trx-commit=1")
 	c.src = m
@@ -254,7 +247,7 @@ pipelines:
 		c.requireEqual(tb.name, len(my),
 			func() (map[string]string, error) { return mariaHashes(m.Addr(), tb.name, tb.myKey, my) },
 			func() (map[string]string, error) {
-				return rowHashes2(ctx, c.dstPool, "wh."+tb.name+" WHERE NOT _cdc_deleted", tb.pgKey, pg)
+				return rowHashes(ctx, c.dstPool, "wh."+tb.name+" WHERE NOT _cdc_deleted", tb.pgKey, pg)
 			},
 			func(key string) string { // each normalised column on both sides
 				var b strings.Builder
@@ -277,26 +270,4 @@ pipelines:
 			})
 	}
 	c.finish()
-}
-
-// rowHashes2 is rowHashes over column expressions already in text form.
-func rowHashes2(ctx context.Context, pool *pgxpool.Pool, from, key string, exprs []string) (map[string]string, error) {
-	parts := make([]string, len(exprs))
-	for i, e := range exprs {
-		parts[i] = fmt.Sprintf("COALESCE(%s, '<null>')", e)
-	}
-	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT %s, md5(concat_ws('|', %s)) FROM %s`, key, strings.Join(parts, ", "), from))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var k, h string
-		if err := rows.Scan(&k, &h); err != nil {
-			return nil, err
-		}
-		out[k] = h
-	}
-	return out, rows.Err()
 }

@@ -99,6 +99,19 @@ type chaos struct {
 	violations []string
 }
 
+// newChaos reads the seed (CDCD_CHAOS_SEED, or the clock) and the number of
+// faults (CDCD_CHAOS_FAULTS, default 11: each kind once), logs both, and
+// returns a run whose RNG draws from stream.
+func newChaos(t *testing.T, stream uint64) (*chaos, uint64, int) {
+	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("CDCD_CHAOS_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	n := testenv.EnvInt("CDCD_CHAOS_FAULTS", 11)
+	t.Logf("seed %d (replay with CDCD_CHAOS_SEED=%d), %d faults", seed, seed, n)
+	return &chaos{t: t, rng: rand.New(rand.NewPCG(seed, stream)), log: &testenv.Output{}, faults: map[string]int{}}, seed, n
+}
+
 func (c *chaos) start() {
 	c.t.Helper()
 	c.cmd = exec.Command(binary, "run", "-f", c.cfg, "--data-dir", c.data)
@@ -224,14 +237,8 @@ func (c *chaos) inject(kind string) {
 // replays a run.
 func TestChaosPostgresToPostgres(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	if s, err := strconv.ParseUint(os.Getenv("CDCD_CHAOS_SEED"), 10, 64); err == nil {
-		seed = s
-	}
-	nFaults := testenv.EnvInt("CDCD_CHAOS_FAULTS", 11)
-	t.Logf("seed %d (replay with CDCD_CHAOS_SEED=%d), %d faults", seed, seed, nFaults)
+	c, seed, nFaults := newChaos(t, 3)
 	ctx := context.Background()
-	c := &chaos{t: t, rng: rand.New(rand.NewPCG(seed, 3)), log: &testenv.Output{}, faults: map[string]int{}}
 	src := testenv.StartPostgres(t, testenv.WithSetting("wal_sender_timeout", "10s"))
 	c.src = src
 	dst := testenv.StartPostgres(t)
@@ -296,9 +303,9 @@ pipelines:
 		cols, err := columns(ctx, c.srcPool, tb.name)
 		require.NoError(t, err)
 		c.requireEqual(tb.name, len(cols),
-			func() (map[string]string, error) { return rowHashes(ctx, c.srcPool, tb.name, tb.key, cols) },
+			func() (map[string]string, error) { return rowHashes(ctx, c.srcPool, tb.name, tb.key, asText(cols)) },
 			func() (map[string]string, error) {
-				return rowHashes(ctx, c.dstPool, "wh."+tb.name+" WHERE NOT _cdc_deleted", tb.key, cols)
+				return rowHashes(ctx, c.dstPool, "wh."+tb.name+" WHERE NOT _cdc_deleted", tb.key, asText(cols))
 			})
 	}
 	stopWatch()

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -10,14 +9,4 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	var dir string
-	var err error
-	if binary, dir, err = testenv.BuildCDCD("../../cmd/cdcd"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithCDCD(m, "../../cmd/cdcd", &binary)) }

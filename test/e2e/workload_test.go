@@ -165,12 +165,12 @@ func (w *workload) run(ctx context.Context) error {
 	return nil
 }
 
-// rowHashes returns key → hash of all of a table's columns (NULL told from
-// empty), in the given columns' text forms.
-func rowHashes(ctx context.Context, pool *pgxpool.Pool, from, key string, cols []string) (map[string]string, error) {
-	parts := make([]string, len(cols))
-	for i, c := range cols {
-		parts[i] = fmt.Sprintf("COALESCE(%s::text, '<null>')", pgx.Identifier{c}.Sanitize())
+// rowHashes returns key → md5 of the given column expressions (each already
+// text; NULL told from empty) of a Postgres table.
+func rowHashes(ctx context.Context, pool *pgxpool.Pool, from, key string, exprs []string) (map[string]string, error) {
+	parts := make([]string, len(exprs))
+	for i, e := range exprs {
+		parts[i] = fmt.Sprintf("COALESCE(%s, '<null>')", e)
 	}
 	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT %s, md5(concat_ws('|', %s)) FROM %s`, key, strings.Join(parts, ", "), from))
 	if err != nil {
@@ -186,6 +186,15 @@ func rowHashes(ctx context.Context, pool *pgxpool.Pool, from, key string, cols [
 		out[k] = h
 	}
 	return out, rows.Err()
+}
+
+// asText is each column as text, for rowHashes.
+func asText(cols []string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = pgx.Identifier{c}.Sanitize() + "::text"
+	}
+	return out
 }
 
 // columns lists a source table's columns in order.
