@@ -195,7 +195,7 @@ func TestChaosMariaDBToPostgres(t *testing.T) {
 		if n == 1 {
 			return []string{"ALTER TABLE items MODIFY qty bigint", "UPDATE items SET qty = qty + 1 WHERE id % 97 = 0"} // a widening
 		}
-		return []string{fmt.Sprintf("ALTER TABLE items ADD COLUMN extra_%d int DEFAULT %d", n, n), "UPDATE items SET qty = qty + 1 WHERE id % 97 = 0"}
+		return []string{fmt.Sprintf("ALTER TABLE items ADD COLUMN extra_%d int", n), fmt.Sprintf("UPDATE items SET qty = qty + 1, extra_%d = %d WHERE id %% 97 = 0", n, n)}
 	}
 
 	rows := testenv.EnvInt("CDCD_CHAOS_ROWS", 30_000)
