@@ -112,6 +112,20 @@ func newChaos(t *testing.T, stream uint64) (*chaos, uint64, int) {
 	return &chaos{t: t, rng: rand.New(rand.NewPCG(seed, stream)), log: &testenv.Output{}, faults: map[string]int{}}, seed, n
 }
 
+// postgresSource starts the source Postgres with database app and sets the
+// run's source, its pool (closed at cleanup) and srcExec.
+func (c *chaos) postgresSource(ctx context.Context) (*testenv.Postgres, string) {
+	src := testenv.StartPostgres(c.t, testenv.WithSetting("wal_sender_timeout", "10s"))
+	c.src = src
+	dsn := src.CreateDatabase(c.t, "app")
+	var err error
+	c.srcPool, err = pgxpool.New(ctx, dsn)
+	require.NoError(c.t, err)
+	c.t.Cleanup(c.srcPool.Close)
+	c.srcExec = func(ctx context.Context, q string) error { _, err := c.srcPool.Exec(ctx, q); return err }
+	return src, dsn
+}
+
 func (c *chaos) start() {
 	c.t.Helper()
 	c.cmd = exec.Command(binary, "run", "-f", c.cfg, "--data-dir", c.data)
@@ -239,17 +253,11 @@ func TestChaosPostgresToPostgres(t *testing.T) {
 	t.Parallel()
 	c, seed, nFaults := newChaos(t, 3)
 	ctx := context.Background()
-	src := testenv.StartPostgres(t, testenv.WithSetting("wal_sender_timeout", "10s"))
-	c.src = src
+	_, srcDSN := c.postgresSource(ctx)
 	dst := testenv.StartPostgres(t)
 	c.dst = dst
-	srcDSN := src.CreateDatabase(t, "app")
 	dstDSN := dst.CreateDatabase(t, "wh")
 	var err error
-	c.srcPool, err = pgxpool.New(ctx, srcDSN)
-	require.NoError(t, err)
-	defer c.srcPool.Close()
-	c.srcExec = func(ctx context.Context, q string) error { _, err := c.srcPool.Exec(ctx, q); return err }
 	c.ddl = func(n int) []string {
 		if n == 2 {
 			return []string{`ALTER TABLE items ALTER COLUMN qty TYPE int8`, `UPDATE items SET qty = qty + 1 WHERE id % 97 = 0`} // a widening
