@@ -174,7 +174,7 @@ func TestChaosMariaDBToPostgres(t *testing.T) {
 	// durable commits: a server crash must not take back what cdcd already read
 	m := testenv.StartMariaDB(t, "--sync-binlog=1", "--innodb-flush-log-at-trx-commit=1")
 	c.src = m
-	dst := testenv.StartPostgres(t)
+	dst := testenv.StartPostgres(t, durable()...)
 	c.dst = dst
 	dstDSN := dst.CreateDatabase(t, "wh")
 	var err error

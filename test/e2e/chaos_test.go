@@ -112,10 +112,20 @@ func newChaos(t *testing.T, stream uint64) (*chaos, uint64, int) {
 	return &chaos{t: t, rng: rand.New(rand.NewPCG(seed, stream)), log: &testenv.Output{}, faults: map[string]int{}}, seed, n
 }
 
+// durable are the settings of a server the harness SIGKILLs: testenv's
+// defaults trade durability for speed, and a server that loses commits it
+// acknowledged breaks every sink's contract (the first 200-fault run saw the
+// destination forget an offset it had acknowledged, which cdcd had already
+// acknowledged to the source slot).
+func durable() []testenv.PostgresOption {
+	return []testenv.PostgresOption{testenv.WithSetting("fsync", "on"), testenv.WithSetting("synchronous_commit", "on"),
+		testenv.WithSetting("full_page_writes", "on")}
+}
+
 // postgresSource starts the source Postgres with database app and sets the
 // run's source, its pool (closed at cleanup) and srcExec.
 func (c *chaos) postgresSource(ctx context.Context) (*testenv.Postgres, string) {
-	src := testenv.StartPostgres(c.t, testenv.WithSetting("wal_sender_timeout", "10s"))
+	src := testenv.StartPostgres(c.t, append(durable(), testenv.WithSetting("wal_sender_timeout", "10s"))...)
 	c.src = src
 	dsn := src.CreateDatabase(c.t, "app")
 	var err error
@@ -254,7 +264,7 @@ func TestChaosPostgresToPostgres(t *testing.T) {
 	c, seed, nFaults := newChaos(t, 3)
 	ctx := context.Background()
 	_, srcDSN := c.postgresSource(ctx)
-	dst := testenv.StartPostgres(t)
+	dst := testenv.StartPostgres(t, durable()...)
 	c.dst = dst
 	dstDSN := dst.CreateDatabase(t, "wh")
 	var err error
