@@ -90,15 +90,8 @@ func (s *sqlStore) ResolveHold(ctx context.Context, pipelineName string, table s
 	})
 }
 
-// DeleteHold forgets a table's hold and its held changes (used after a resync of
-// the table makes them moot).
-func (s *sqlStore) DeleteHold(ctx context.Context, pipelineName string, table schema.TableID) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		return deleteHold(ctx, s, tx, pipelineName, table, false)
-	})
-}
-
-func deleteHold(ctx context.Context, s *sqlStore, tx *sql.Tx, pipelineName string, table schema.TableID, keep bool) error {
+// deleteHold deletes a table's held changes, and its hold unless keep is set.
+func (s *sqlStore) deleteHold(ctx context.Context, tx *sql.Tx, pipelineName string, table schema.TableID, keep bool) error {
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM cdcd_held_changes WHERE pipeline = ? AND namespace = ? AND name = ?`),
 		pipelineName, table.Namespace, table.Name); err != nil {
 		return fmt.Errorf("delete held changes of %s: %w", table, err)
@@ -130,16 +123,7 @@ type boundHolds struct {
 }
 
 func (b boundHolds) fenced(ctx context.Context, f func(tx *sql.Tx) error) error {
-	return b.s.tx(ctx, func(tx *sql.Tx) error {
-		cur, _, err := b.s.lockEpoch(ctx, tx, b.pipeline)
-		if err != nil {
-			return err
-		}
-		if cur != b.epoch {
-			return fmt.Errorf("%w (pipeline %q: have %d, current %d)", offsets.ErrFenced, b.pipeline, b.epoch, cur)
-		}
-		return f(tx)
-	})
+	return b.s.fenced(ctx, b.pipeline, b.epoch, f)
 }
 
 func (b boundHolds) LoadHolds(ctx context.Context) ([]engine.Hold, error) {
@@ -276,7 +260,7 @@ func (b boundHolds) MarkDrained(ctx context.Context, table schema.TableID, seq i
 
 func (b boundHolds) FinishHold(ctx context.Context, table schema.TableID, keep bool) error {
 	return b.fenced(ctx, func(tx *sql.Tx) error {
-		return deleteHold(ctx, b.s, tx, b.pipeline, table, keep)
+		return b.s.deleteHold(ctx, tx, b.pipeline, table, keep)
 	})
 }
 

@@ -227,7 +227,9 @@ func (s *sqlStore) LoadTableVersions(ctx context.Context, pipeline string) ([]sc
 
 // --- snapshot progress ---
 
-func (s *sqlStore) SaveSnapshotProgress(ctx context.Context, pipeline string, epoch offsets.Epoch, p sources.SnapshotProgress) error {
+// fenced runs f in a transaction that holds the pipeline's lease row, if epoch
+// is the pipeline's current one (else offsets.ErrFenced).
+func (s *sqlStore) fenced(ctx context.Context, pipeline string, epoch offsets.Epoch, f func(tx *sql.Tx) error) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		cur, _, err := s.lockEpoch(ctx, tx, pipeline)
 		if err != nil {
@@ -236,11 +238,17 @@ func (s *sqlStore) SaveSnapshotProgress(ctx context.Context, pipeline string, ep
 		if cur != epoch {
 			return fmt.Errorf("%w (pipeline %q: have %d, current %d)", offsets.ErrFenced, pipeline, epoch, cur)
 		}
+		return f(tx)
+	})
+}
+
+func (s *sqlStore) SaveSnapshotProgress(ctx context.Context, pipeline string, epoch offsets.Epoch, p sources.SnapshotProgress) error {
+	return s.fenced(ctx, pipeline, epoch, func(tx *sql.Tx) error {
 		done := 0
 		if p.Done {
 			done = 1
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_snapshot_progress (pipeline, namespace, name, rows_done, rows_estimated, done, state, updated_at)
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_snapshot_progress (pipeline, namespace, name, rows_done, rows_estimated, done, state, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (pipeline, namespace, name) DO UPDATE SET rows_done = excluded.rows_done,
 				rows_estimated = excluded.rows_estimated, done = excluded.done, state = excluded.state, updated_at = excluded.updated_at`),

@@ -84,11 +84,10 @@ type Store interface {
 	DeletePipeline(ctx context.Context, name string) error
 
 	// ListHolds returns the tables a pipeline's schema-change policy holds;
-	// ResolveHold records a user's decision on one; DeleteHold forgets one with
-	// its held changes. BindHolds gives a run its fenced view.
+	// ResolveHold records a user's decision on one. BindHolds gives a run its
+	// fenced view.
 	ListHolds(ctx context.Context, pipeline string) ([]engine.Hold, error)
 	ResolveHold(ctx context.Context, pipeline string, table schema.TableID, status engine.HoldStatus) error
-	DeleteHold(ctx context.Context, pipeline string, table schema.TableID) error
 	// ListSkipped returns the newest changes a transform failed on and the
 	// pipeline skipped (on_transform_error: skip).
 	ListSkipped(ctx context.Context, pipeline string, limit int) ([]SkippedChange, error)
