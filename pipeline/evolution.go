@@ -208,6 +208,10 @@ type routed struct {
 	dropped map[schema.TableID]int64
 }
 
+func (r *routed) empty() bool {
+	return len(r.entries) == 0 && len(r.created) == 0 && len(r.drain) == 0 && len(r.dropped) == 0
+}
+
 func (r *routed) add(o routed) {
 	r.entries = append(r.entries, o.entries...)
 	r.created = append(r.created, o.created...)
@@ -222,15 +226,15 @@ func (r *routed) add(o routed) {
 
 // step decides one step of a delta: the step to pass on (nil: none), whether it
 // holds the table, and why.
-func (e *evolver) step(p EvolutionPolicy, t schema.TableID, s schema.ColumnChange) (*schema.ColumnChange, bool, string, error) {
+func step(p EvolutionPolicy, t schema.TableID, s schema.ColumnChange) (*schema.ColumnChange, bool, string, error) {
 	decide := func(a Action, field, what string) (*schema.ColumnChange, bool, string, error) {
 		switch a {
 		case ActionHold:
 			return nil, true, fmt.Sprintf("%s (schema_changes.%s: hold)", what, field), nil
 		case ActionFail:
 			return nil, false, "", component.Permanent(fmt.Errorf("table %s: %s, and schema_changes.%s is fail: change the policy (hold, or apply) or the source, then resume", t, what, field))
-		case ActionKeep:
-			return nil, false, "", nil
+		case ActionKeep: // drops: sinks keep the destination column on a drop step
+			return &s, false, "", nil
 		case ActionNewColumn:
 			add := schema.ColumnChange{Op: schema.AddColumn, Column: s.Column}
 			return &add, false, "", nil
@@ -241,11 +245,7 @@ func (e *evolver) step(p EvolutionPolicy, t schema.TableID, s schema.ColumnChang
 	case schema.AddColumn:
 		return decide(p.AddColumn, "add_column", fmt.Sprintf("column %s was added", s.Column.Name))
 	case schema.DropColumn:
-		st, hold, why, err := decide(p.DropColumn, "drop_column", fmt.Sprintf("column %s was dropped", s.Column.Name))
-		if st == nil && !hold && err == nil {
-			st = &s // keep: sinks keep the destination column on a drop step
-		}
-		return st, hold, why, err
+		return decide(p.DropColumn, "drop_column", fmt.Sprintf("column %s was dropped", s.Column.Name))
 	case schema.RenameColumn:
 		return decide(p.RenameColumn, "rename_column", fmt.Sprintf("column %s was renamed to %s", s.Old.Name, s.Column.Name))
 	case schema.AlterColumnType:
@@ -285,7 +285,7 @@ func (e *evolver) route(b *schema.Batch) (routed, error) {
 	deltas := b.Deltas[:0]
 	for _, d := range b.Deltas {
 		id := d.Table.ID
-		prev, seen := e.shapes[id]
+		prev := e.shapes[id] // zero when unknown: InferRenames then pairs by type alone
 		e.shapes[id] = d.Table
 		if h := e.holds[id]; h != nil {
 			if h.Status != HoldRejected {
@@ -296,16 +296,13 @@ func (e *evolver) route(b *schema.Batch) (routed, error) {
 		}
 		steps := d.Changes
 		if d.From != 0 {
-			if !seen {
-				prev = schema.Table{}
-			}
 			steps = schema.InferRenames(prev, d.Table, steps)
 		}
 		p := e.policy.For(id)
 		var kept []schema.ColumnChange
 		var reasons []string
 		for _, s := range steps {
-			st, hold, why, err := e.step(p, id, s)
+			st, hold, why, err := step(p, id, s)
 			if err != nil {
 				return routed{}, err
 			}

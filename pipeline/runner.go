@@ -498,7 +498,7 @@ func (r *Runner) spool(ctx context.Context, tb *ticketed) error {
 			return fmt.Errorf("record skipped changes: %w", err)
 		}
 	}
-	if c.Holds == nil || (!tb.holds && len(tb.ev.entries) == 0 && len(tb.ev.created) == 0 && len(tb.ev.dropped) == 0 && len(tb.ev.drain) == 0) {
+	if c.Holds == nil || (!tb.holds && tb.ev.empty()) {
 		return nil
 	}
 	var mark offsets.Position
