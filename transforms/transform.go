@@ -8,6 +8,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Transform is one SMT.
@@ -24,6 +25,32 @@ type Transform interface {
 // Deps is what a transform gets from the engine.
 type Deps struct {
 	Logger *slog.Logger
+	// Pipeline and Step label the transform's metrics; Metrics is where they
+	// are registered (nil: not exported).
+	Pipeline, Step string
+	Metrics        prometheus.Registerer
+}
+
+// Nulled returns the counter of values the transform wrote as NULL because
+// they did not convert (on_error: set_null).
+func (d Deps) Nulled() prometheus.Counter {
+	v := component.Register(d.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cdcd_transform_values_nulled_total", Help: "Values a transform wrote as NULL because they did not convert (on_error: set_null).",
+	}, []string{"pipeline", "transform"}))
+	return v.WithLabelValues(d.Pipeline, d.Step)
+}
+
+// OnError reads a transform's on_error setting: fail (the default: the row
+// fails, and the pipeline's on_transform_error decides) or set_null. (Not
+// "null": YAML reads a bare null as no value, which would mean fail.)
+func OnError(s string) (setNull bool, err error) {
+	switch s {
+	case "", "fail":
+		return false, nil
+	case "set_null":
+		return true, nil
+	}
+	return false, fmt.Errorf("on_error: must be fail or set_null, got %q", s)
 }
 
 // Factory builds a transform from its config.

@@ -120,7 +120,7 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 	}
 	steps := make([]transforms.Step, 0, len(p.Transforms))
 	for i, t := range p.Transforms {
-		tr, err := a.Registry.Transforms[t.Type].New(r.Transforms[i], transforms.Deps{Logger: log})
+		tr, err := a.Registry.Transforms[t.Type].New(r.Transforms[i], transforms.Deps{Logger: log, Pipeline: p.Name, Step: t.Name, Metrics: a.Registerer})
 		if err != nil {
 			return pipeline.RunnerConfig{}, component.Permanent(fmt.Errorf("transform %s: %w", t.Name, err))
 		}

@@ -17,13 +17,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/transforms"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures the cast.
@@ -34,7 +34,7 @@ type Config struct {
 	// json, bytes.
 	Columns map[string]string `yaml:"columns" json:"columns"`
 	// OnError is what a value that does not convert does: fail (the row fails)
-	// or null (the column is written as NULL and counted).
+	// or set_null (the column is written as NULL and counted).
 	OnError string `yaml:"on_error" json:"on_error"`
 }
 
@@ -42,7 +42,7 @@ type Config struct {
 type Cast struct {
 	cols   map[string]schema.Type
 	null   bool
-	nulled atomic.Int64
+	nulled prometheus.Counter
 }
 
 // New validates c; every problem is reported.
@@ -51,12 +51,11 @@ func New(c Config) (*Cast, error) {
 	if len(c.Columns) == 0 {
 		errs = append(errs, errors.New("columns: map each column to cast to its type"))
 	}
-	switch c.OnError {
-	case "", "fail", "null":
-	default:
-		errs = append(errs, fmt.Errorf("on_error: must be fail or null, got %q", c.OnError))
+	null, err := transforms.OnError(c.OnError)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	t := &Cast{cols: map[string]schema.Type{}, null: c.OnError == "null"}
+	t := &Cast{cols: map[string]schema.Type{}, null: null, nulled: transforms.Deps{}.Nulled()}
 	for _, name := range slices.Sorted(maps.Keys(c.Columns)) {
 		ty, err := ParseType(c.Columns[name])
 		if err != nil {
@@ -75,16 +74,18 @@ func New(c Config) (*Cast, error) {
 func Factory() transforms.Factory {
 	return transforms.Factory{
 		Spec: func() any { return Config{OnError: "fail"} },
-		New: component.Decoded(func(c Config, _ transforms.Deps) (transforms.Transform, error) {
-			return New(c)
+		New: component.Decoded(func(c Config, d transforms.Deps) (transforms.Transform, error) {
+			t, err := New(c)
+			if err != nil {
+				return nil, err
+			}
+			t.nulled = d.Nulled()
+			return t, nil
 		}),
 	}
 }
 
-// Nulled returns how many values did not convert and were written as NULL.
-func (t *Cast) Nulled() int64 { return t.nulled.Load() }
-
-// Schema gives each cast column its declared type; with on_error null it becomes
+// Schema gives each cast column its declared type; with on_error set_null it becomes
 // nullable. A column to cast that the table lacks is an error.
 func (t *Cast) Schema(in schema.Table) (schema.Table, error) {
 	out := in.Clone()
@@ -119,7 +120,7 @@ func (t *Cast) Apply(c *schema.Change) (bool, error) {
 				if !t.null {
 					return false, fmt.Errorf("cast column %s: %w", f.Name, err)
 				}
-				t.nulled.Add(1)
+				t.nulled.Inc()
 				v = schema.Null()
 			}
 			if out == nil {

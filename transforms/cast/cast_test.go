@@ -6,8 +6,12 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/transforms"
 	"github.com/cdcd-dev/cdcd/transforms/transformtest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestGolden(t *testing.T) {
@@ -77,7 +81,7 @@ func TestPolicies(t *testing.T) {
 	_, err := New(Config{Columns: map[string]string{"a": "int9", "b": "varchar"}, OnError: "skip"})
 	require.ErrorContains(t, err, `columns.a: type "int9": unknown`)
 	require.ErrorContains(t, err, "columns.b: type \"varchar\": varchar needs a length")
-	require.ErrorContains(t, err, "on_error: must be fail or null")
+	require.ErrorContains(t, err, "on_error: must be fail or set_null")
 
 	users := transformtest.Users
 	c, err := New(Config{Columns: map[string]string{"status": "bool"}})
@@ -87,7 +91,7 @@ func TestPolicies(t *testing.T) {
 	require.ErrorContains(t, err, "cast column status: a string value does not convert to bool")
 	require.NotContains(t, err.Error(), "active")
 
-	c, err = New(Config{Columns: map[string]string{"status": "bool"}, OnError: "null"})
+	c, err = New(Config{Columns: map[string]string{"status": "bool"}, OnError: "set_null"})
 	require.NoError(t, err)
 	out, err := c.Schema(users)
 	require.NoError(t, err)
@@ -98,9 +102,9 @@ func TestPolicies(t *testing.T) {
 	require.NoError(t, err)
 	v, _ := ch.After.Get("status")
 	require.True(t, v.IsNull())
-	require.Equal(t, int64(1), c.Nulled())
+	require.Equal(t, 1.0, testutil.ToFloat64(c.nulled))
 
-	c, err = New(Config{Columns: map[string]string{"id": "text"}, OnError: "null"})
+	c, err = New(Config{Columns: map[string]string{"id": "text"}, OnError: "set_null"})
 	require.NoError(t, err)
 	_, err = c.Schema(users)
 	require.ErrorContains(t, err, "primary key")
@@ -108,4 +112,17 @@ func TestPolicies(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Schema(users)
 	require.ErrorContains(t, err, "column gone to cast is not in table public.users")
+}
+
+func TestNulledValuesAreAMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(`{columns: {status: bool}, on_error: set_null}`), &n))
+	tr, err := Factory().New(n.Content[0], transforms.Deps{Pipeline: "p", Step: "to_bool", Metrics: reg})
+	require.NoError(t, err)
+	ch := schema.Change{Op: schema.OpInsert, After: schema.Row{{Name: "status", Value: schema.String("active")}}}
+	_, err = tr.Apply(&ch)
+	require.NoError(t, err)
+	require.Equal(t, 1, testutil.CollectAndCount(reg, "cdcd_transform_values_nulled_total"))
+	require.Equal(t, 1.0, testutil.ToFloat64(tr.(*Cast).nulled))
 }

@@ -15,12 +15,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/transforms"
 	"github.com/cdcd-dev/cdcd/transforms/cast"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures the flatten.
@@ -50,7 +50,7 @@ type Flatten struct {
 	cfg    Config
 	fields []field
 	null   bool
-	nulled atomic.Int64
+	nulled prometheus.Counter
 }
 
 // New validates c; every problem is reported.
@@ -62,16 +62,15 @@ func New(c Config) (*Flatten, error) {
 	if len(c.Fields) == 0 {
 		errs = append(errs, errors.New("fields: map each path to flatten to its type, e.g. {color: text, dims.w: float8}"))
 	}
-	switch c.OnError {
-	case "", "fail", "null":
-	default:
-		errs = append(errs, fmt.Errorf("on_error: must be fail or null, got %q", c.OnError))
+	null, err := transforms.OnError(c.OnError)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	prefix := c.Column + "_"
 	if c.Prefix != nil {
 		prefix = *c.Prefix
 	}
-	f := &Flatten{cfg: c, null: c.OnError == "null"}
+	f := &Flatten{cfg: c, null: null, nulled: transforms.Deps{}.Nulled()}
 	paths := make([]string, 0, len(c.Fields))
 	for p := range c.Fields {
 		paths = append(paths, p)
@@ -100,14 +99,16 @@ func New(c Config) (*Flatten, error) {
 func Factory() transforms.Factory {
 	return transforms.Factory{
 		Spec: func() any { return Config{OnError: "fail"} },
-		New: component.Decoded(func(c Config, _ transforms.Deps) (transforms.Transform, error) {
-			return New(c)
+		New: component.Decoded(func(c Config, d transforms.Deps) (transforms.Transform, error) {
+			t, err := New(c)
+			if err != nil {
+				return nil, err
+			}
+			t.nulled = d.Nulled()
+			return t, nil
 		}),
 	}
 }
-
-// Nulled returns how many fields did not convert and were written as NULL.
-func (f *Flatten) Nulled() int64 { return f.nulled.Load() }
 
 // Schema adds the new columns (nullable) after the JSON column.
 func (f *Flatten) Schema(in schema.Table) (schema.Table, error) {
@@ -185,7 +186,7 @@ func (f *Flatten) values(doc schema.Value) ([]schema.Value, error) {
 		if !f.null {
 			return nil, errors.New("the value is not a JSON document")
 		}
-		f.nulled.Add(int64(len(out)))
+		f.nulled.Add(float64(len(out)))
 		return out, nil
 	}
 	for i, fd := range f.fields {
@@ -194,7 +195,7 @@ func (f *Flatten) values(doc schema.Value) ([]schema.Value, error) {
 			if !f.null {
 				return nil, fmt.Errorf("field %s: %w", strings.Join(fd.path, "."), err)
 			}
-			f.nulled.Add(1)
+			f.nulled.Inc()
 			v = schema.Null()
 		}
 		out[i] = v

@@ -5,6 +5,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/transforms/transformtest"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,7 +20,7 @@ func TestErrors(t *testing.T) {
 	require.ErrorContains(t, err, "column: name the JSON column")
 	require.ErrorContains(t, err, "fields.a..b: a path is names joined by dots")
 	require.ErrorContains(t, err, `fields.c: type "nope": unknown`)
-	require.ErrorContains(t, err, "on_error: must be fail or null")
+	require.ErrorContains(t, err, "on_error: must be fail or set_null")
 
 	f, err := New(Config{Column: "payload", Fields: map[string]string{"n": "int4"}})
 	require.NoError(t, err)
@@ -32,14 +33,14 @@ func TestErrors(t *testing.T) {
 	_, err = f.Apply(doc(`{"n":1`))
 	require.ErrorContains(t, err, "not a JSON document")
 
-	f, err = New(Config{Column: "payload", Fields: map[string]string{"n": "int4"}, OnError: "null", DropSource: true, Prefix: new(string)})
+	f, err = New(Config{Column: "payload", Fields: map[string]string{"n": "int4"}, OnError: "set_null", DropSource: true, Prefix: new(string)})
 	require.NoError(t, err)
 	c := doc(`{"n":"x"}`)
 	_, err = f.Apply(c)
 	require.NoError(t, err)
 	require.Equal(t, []string{"id", "n"}, []string{c.After[0].Name, c.After[1].Name})
 	require.True(t, c.After[1].Value.IsNull())
-	require.Equal(t, int64(1), f.Nulled())
+	require.Equal(t, 1.0, testutil.ToFloat64(f.nulled))
 	out, err := f.Schema(transformtest.Events)
 	require.NoError(t, err)
 	require.Equal(t, "n", out.Columns[1].Name)
