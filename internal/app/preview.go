@@ -88,7 +88,8 @@ func ParsePreview(b []byte) (PreviewRequest, error) {
 func (a *App) Preview(ctx context.Context, req PreviewRequest) (PreviewResult, error) {
 	var ps config.Problems
 	steps := make([]transforms.Step, 0, len(req.Transforms))
-	for i, t := range req.Transforms {
+	named := config.Pipeline{Transforms: req.Transforms}.WithDefaults().Transforms // default step names
+	for i, t := range named {
 		path := fmt.Sprintf("transforms[%d]", i)
 		f, ok := a.Registry.Transforms[t.Type]
 		if !ok {
@@ -109,11 +110,7 @@ func (a *App) Preview(ctx context.Context, req PreviewRequest) (PreviewResult, e
 			ps = append(ps, config.Problem{Path: path + ".config", Message: err.Error()})
 			continue
 		}
-		name := t.Name
-		if name == "" {
-			name = fmt.Sprintf("%d_%s", i, t.Type)
-		}
-		steps = append(steps, transforms.Step{Name: name, Tables: t.Tables, Transform: tr})
+		steps = append(steps, transforms.Step{Name: t.Name, Tables: t.Tables, Transform: tr})
 	}
 	table, rows, err := a.previewInput(ctx, req)
 	if err != nil {

@@ -56,8 +56,7 @@ func sampleEnv() map[string]any {
 type Filter struct {
 	prog   *vm.Program
 	negate bool
-	uses   map[string]bool // the top-level names the expression reads
-	// the same, for the per-change path
+	// the top-level names the expression reads
 	usesTS, usesTable, usesRow, usesBefore, usesKey bool
 	// cols are the columns the expression reads by name from row, before and
 	// key; only those are converted per change unless whole is set for the map
@@ -91,12 +90,12 @@ func New(c Config) (*Filter, error) {
 	if tree, err := parser.Parse(src); err == nil {
 		ast.Walk(&tree.Node, v)
 	}
-	f := &Filter{prog: prog, negate: negate, uses: map[string]bool{}, cols: v.cols, whole: map[string]bool{}, maps: map[string]map[string]any{}, env: sampleEnv()}
+	f := &Filter{prog: prog, negate: negate, cols: v.cols, whole: map[string]bool{}, maps: map[string]map[string]any{}, env: sampleEnv()}
 	for id, n := range v.ids {
-		f.uses[id] = true
 		f.whole[id] = n > v.members[id]
 	}
-	f.usesTS, f.usesTable, f.usesRow, f.usesBefore, f.usesKey = f.uses["commit_ts"], f.uses["table"], f.uses["row"], f.uses["before"], f.uses["key"]
+	uses := func(id string) bool { return v.ids[id] > 0 }
+	f.usesTS, f.usesTable, f.usesRow, f.usesBefore, f.usesKey = uses("commit_ts"), uses("table"), uses("row"), uses("before"), uses("key")
 	return f, nil
 }
 
