@@ -238,6 +238,22 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
+// readJSON reads a bounded JSON body strictly (unknown fields are errors) into
+// dst; on failure it answers 400 with what, and returns false.
+func readJSON(w http.ResponseWriter, r *http.Request, dst any, what string) bool {
+	b, ok := readBody(w, r)
+	if !ok {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		writeError(w, http.StatusBadRequest, what+": "+err.Error(), nil)
+		return false
+	}
+	return true
+}
+
 // readBody reads a bounded request body.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -511,17 +527,10 @@ func (s *Server) listSchemaChanges(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) resolveSchemaChange(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
 		Decision string `json:"decision"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be {\"decision\": \"approve\" | \"reject\" | \"new_column\"}: "+err.Error(), nil)
+	if !readJSON(w, r, &req, `body must be {"decision": "approve" | "reject" | "new_column"}`) {
 		return
 	}
 	h, err := s.cfg.Control.ResolveSchemaChange(r.Context(), r.PathValue("name"), r.PathValue("table"), req.Decision)
@@ -599,17 +608,10 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
-	b, ok := readBody(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
 		Name string `json:"name"`
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid token request: "+err.Error(), nil)
+	if !readJSON(w, r, &req, "invalid token request") {
 		return
 	}
 	if req.Name == "" || len(req.Name) > 100 {
