@@ -45,31 +45,21 @@ func (o *Output) Tail(n int) string {
 	return s[max(0, len(s)-n):]
 }
 
-// RunWithCDCD is a TestMain body for tests that run the binary: it builds cdcd
-// from pkg into *binary, runs the tests and removes the build.
+// RunWithCDCD is a TestMain body for tests that run the binary as a separate
+// process: it builds cdcd from the package directory pkg (relative to the
+// test's directory) into a temporary directory, sets *binary, runs the tests
+// and removes the build.
 func RunWithCDCD(m interface{ Run() int }, pkg string, binary *string) int {
-	bin, dir, err := BuildCDCD(pkg)
+	dir, err := os.MkdirTemp("", "cdcd-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	*binary = bin
+	*binary = filepath.Join(dir, "cdcd")
+	if out, err := exec.Command("go", "build", "-o", *binary, pkg).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build cdcd: %v\n%s", err, out)
+		return 1
+	}
 	return m.Run()
-}
-
-// BuildCDCD builds the cdcd binary from the package directory pkg (relative to
-// the calling test's directory) into a temporary directory, for tests that run
-// it as a separate process. Call it from TestMain; remove the directory after.
-func BuildCDCD(pkg string) (binary, dir string, err error) {
-	dir, err = os.MkdirTemp("", "cdcd-bin-")
-	if err != nil {
-		return "", "", err
-	}
-	binary = filepath.Join(dir, "cdcd")
-	if out, err := exec.Command("go", "build", "-o", binary, pkg).CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("build cdcd: %v\n%s", err, out)
-	}
-	return binary, dir, nil
 }
