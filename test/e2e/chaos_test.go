@@ -82,6 +82,7 @@ type chaos struct {
 	// the table dstRows counts that the snapshot writes.
 	snapLatency int
 	snapRows    int
+	inWrite     int // kill_cdcd_in_write faults that found a write in flight
 	// srcExec runs a statement on the source, directly; ddl is the n-th DDL
 	// fault's statements.
 	srcExec  func(ctx context.Context, q string) error
@@ -207,10 +208,15 @@ func (c *chaos) inject(kind string) {
 		// while the destination is executing one of its statements
 		c.dstProxy.toxic(t, "slow", "latency", `{"latency": 150}`)
 		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) && !c.dstBusy() {
+		busy := c.dstBusy()
+		for time.Now().Before(deadline) && !busy {
 			time.Sleep(2 * time.Millisecond)
+			busy = c.dstBusy()
 		}
 		c.kill()
+		if busy {
+			c.inWrite++
+		}
 		c.dstProxy.clear()
 		c.start()
 	case "kill_source":
@@ -421,7 +427,10 @@ func (c *chaos) requireEqual(name string, ncols int, source, dest func() (map[st
 
 // finish stops cdcd gracefully and reports the faults.
 func (c *chaos) finish() {
+	if c.faults["kill_cdcd_in_write"] > 0 {
+		require.Positive(c.t, c.inWrite, "no kill_cdcd_in_write fault found a write in flight: it degraded to a plain kill")
+	}
 	require.NoError(c.t, c.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(c.t, c.cmd.Wait(), "graceful stop; log:\n%s", c.log.Tail(4000))
-	c.t.Logf("faults: %v; %d cdcd runs", c.faults, c.runs)
+	c.t.Logf("faults: %v (%d kills inside a write); %d cdcd runs", c.faults, c.inWrite, c.runs)
 }
