@@ -5,7 +5,6 @@ package discard
 
 import (
 	"context"
-	"sync/atomic"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -18,9 +17,8 @@ type Config struct{}
 
 // Sink counts and drops.
 type Sink struct {
-	changes, bytes atomic.Int64
-	metric         *prometheus.CounterVec
-	pipeline       string
+	metric   *prometheus.CounterVec
+	pipeline string
 }
 
 // Factory returns the discard sink's factory.
@@ -46,16 +44,11 @@ func (s *Sink) Open(context.Context) error { return nil }
 // Apply accepts every schema change.
 func (s *Sink) Apply(context.Context, []schema.Delta) error { return nil }
 
-// Write counts the batch's changes and their estimated bytes.
+// Write counts the batch's changes.
 func (s *Sink) Write(_ context.Context, b *schema.Batch) error {
-	s.changes.Add(int64(len(b.Changes)))
-	s.bytes.Add(int64(b.Size()))
 	s.metric.WithLabelValues(s.pipeline).Add(float64(len(b.Changes)))
 	return nil
 }
-
-// Counts returns the changes and estimated bytes written so far.
-func (s *Sink) Counts() (changes, bytes int64) { return s.changes.Load(), s.bytes.Load() }
 
 // Close does nothing.
 func (s *Sink) Close(context.Context) error { return nil }
