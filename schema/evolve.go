@@ -44,65 +44,47 @@ var numRank = map[string]int{
 // place in the column list into one RenameColumn. Sources that see no DDL (Postgres
 // pgoutput) report a rename as a drop plus an add; this is the best guess a shape
 // can give, and policies treat it as a rename (hold by default), so a user decides.
-// Steps that do not pair are returned unchanged, in order.
+// When the old shape is unknown (no columns: first sight in this run) only a drop
+// and an add that are the only ones of their type pair. Steps that do not pair
+// are returned unchanged, in order.
 func InferRenames(old, new Table, steps []ColumnChange) []ColumnChange {
 	idx := func(t Table, name string) int {
 		return slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == name })
 	}
-	out := slices.Clone(steps)
-	if len(old.Columns) == 0 {
-		// the old shape is unknown (first sight in this run): pair only a drop and an
-		// add that are the only ones of their type
-		return inferUnique(out)
+	count := func(op DeltaOp, t Type) int {
+		n := 0
+		for _, s := range steps {
+			if s.Op == op && s.Column.Type.Equal(t) {
+				n++
+			}
+		}
+		return n
 	}
+	pairs := func(d, a Column) bool {
+		if !a.Type.Equal(d.Type) {
+			return false
+		}
+		if len(old.Columns) == 0 {
+			return count(DropColumn, d.Type) == 1 && count(AddColumn, d.Type) == 1
+		}
+		at := idx(old, d.Name)
+		return at >= 0 && idx(new, a.Name) == at
+	}
+	out := slices.Clone(steps)
 	for i := 0; i < len(out); i++ {
 		if out[i].Op != DropColumn {
 			continue
 		}
 		d := out[i].Column
-		at := idx(old, d.Name)
-		for j := range out {
-			a := out[j]
-			if a.Op != AddColumn || !a.Column.Type.Equal(d.Type) || at < 0 || idx(new, a.Column.Name) != at {
-				continue
-			}
-			o := d
-			out[i] = ColumnChange{Op: RenameColumn, Column: a.Column, Old: &o}
-			out = slices.Delete(out, j, j+1)
-			if j < i {
-				i--
-			}
-			break
-		}
-	}
-	return out
-}
-
-func inferUnique(steps []ColumnChange) []ColumnChange {
-	count := func(op DeltaOp, t Type) (n, at int) {
-		for i, s := range steps {
-			if s.Op == op && s.Column.Type.Equal(t) {
-				n, at = n+1, i
-			}
-		}
-		return n, at
-	}
-	for i := 0; i < len(steps); i++ {
-		s := steps[i]
-		if s.Op != DropColumn {
+		j := slices.IndexFunc(out, func(a ColumnChange) bool { return a.Op == AddColumn && pairs(d, a.Column) })
+		if j < 0 {
 			continue
 		}
-		nd, _ := count(DropColumn, s.Column.Type)
-		na, j := count(AddColumn, s.Column.Type)
-		if nd != 1 || na != 1 {
-			continue
-		}
-		o := s.Column
-		steps[i] = ColumnChange{Op: RenameColumn, Column: steps[j].Column, Old: &o}
-		steps = slices.Delete(steps, j, j+1)
+		out[i] = ColumnChange{Op: RenameColumn, Column: out[j].Column, Old: &d}
+		out = slices.Delete(out, j, j+1)
 		if j < i {
 			i--
 		}
 	}
-	return steps
+	return out
 }

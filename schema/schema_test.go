@@ -245,6 +245,13 @@ func TestInferRenames(t *testing.T) {
 	require.Equal(t, "mail", steps[0].Old.Name)
 	require.Equal(t, "email", steps[0].Column.Name)
 
+	// the old shape unknown: a drop and an add pair only as the only ones of their type
+	steps = InferRenames(Table{}, renamed, Diff(old, renamed))
+	require.Equal(t, []DeltaOp{RenameColumn}, []DeltaOp{steps[0].Op})
+	two := Table{ID: TableID{Name: "t"}, Columns: []Column{old.Columns[0], {Name: "a", Type: text}, {Name: "b", Type: text}}}
+	steps = InferRenames(Table{}, two, Diff(old, two))
+	require.Len(t, steps, 4, "two text drops and two text adds: ambiguous, nothing paired")
+
 	// a dropped column and an unrelated column appended at the end stay a drop and an add
 	other := Table{ID: TableID{Name: "t"}, Columns: []Column{old.Columns[0], {Name: "x", Type: text}, {Name: "y", Type: text}}}
 	steps = InferRenames(old, other, Diff(old, other))
