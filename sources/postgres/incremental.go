@@ -278,10 +278,7 @@ type querier interface {
 
 // selectChunk reads up to snapshot_chunk_rows rows after cursor in key order.
 func (s *Source) selectChunk(ctx context.Context, q querier, t *tableInfo, cursor []string) ([]schema.Change, []string, error) {
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = pgx.Identifier{c.Name}.Sanitize()
-	}
+	cols := t.quotedColumns()
 	keyIdx := t.keyIndexes()
 	keys := make([]string, len(keyIdx))
 	params := make([]string, len(keyIdx))

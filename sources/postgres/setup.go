@@ -47,6 +47,15 @@ func (t *tableInfo) shape(types *typeCache) schema.Table {
 // quoted returns the table's name quoted for SQL.
 func quoted(id schema.TableID) string { return pgx.Identifier{id.Namespace, id.Name}.Sanitize() }
 
+// quotedColumns returns t's column names quoted, in order.
+func (t *tableInfo) quotedColumns() []string {
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = pgx.Identifier{c.Name}.Sanitize()
+	}
+	return cols
+}
+
 func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
@@ -382,11 +391,8 @@ func (s *Source) Sample(ctx context.Context, id schema.TableID, limit int) (sche
 		return schema.Table{}, nil, err
 	}
 	t := ts[0]
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = pgx.Identifier{c.Name}.Sanitize()
-	}
-	rows, err := pool.Query(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT $1", strings.Join(cols, ", "), pgx.Identifier{id.Namespace, id.Name}.Sanitize()),
+	cols := t.quotedColumns()
+	rows, err := pool.Query(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT $1", strings.Join(cols, ", "), quoted(id)),
 		pgx.QueryResultFormats{pgx.TextFormatCode}, limit)
 	if err != nil {
 		return schema.Table{}, nil, fmt.Errorf("read %s: %w", id, err)

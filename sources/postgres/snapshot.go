@@ -435,10 +435,7 @@ func (s *Source) readChunk(ctx context.Context, tx pgx.Tx, ch planChunk, parts c
 		return s.readByKey(ctx, tx, ch, parts)
 	}
 	t := ch.table
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = pgx.Identifier{c.Name}.Sanitize()
-	}
+	cols := t.quotedColumns()
 	q := fmt.Sprintf("SELECT %s FROM ONLY %s WHERE ctid >= '(%d,0)'::tid", strings.Join(cols, ", "), ch.rel, ch.lo)
 	if ch.hi > 0 {
 		q += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", ch.hi)
