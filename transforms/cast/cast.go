@@ -46,7 +46,7 @@ type Cast struct {
 }
 
 // New validates c; every problem is reported.
-func New(c Config) (*Cast, error) {
+func New(c Config, d transforms.Deps) (*Cast, error) {
 	var errs []error
 	if len(c.Columns) == 0 {
 		errs = append(errs, errors.New("columns: map each column to cast to its type"))
@@ -55,7 +55,7 @@ func New(c Config) (*Cast, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	t := &Cast{cols: map[string]schema.Type{}, null: null, nulled: transforms.Deps{}.Nulled()}
+	t := &Cast{cols: map[string]schema.Type{}, null: null, nulled: d.Nulled()}
 	for _, name := range slices.Sorted(maps.Keys(c.Columns)) {
 		ty, err := ParseType(c.Columns[name])
 		if err != nil {
@@ -75,12 +75,7 @@ func Factory() transforms.Factory {
 	return transforms.Factory{
 		Spec: func() any { return Config{OnError: "fail"} },
 		New: component.Decoded(func(c Config, d transforms.Deps) (transforms.Transform, error) {
-			t, err := New(c)
-			if err != nil {
-				return nil, err
-			}
-			t.nulled = d.Nulled()
-			return t, nil
+			return New(c, d)
 		}),
 	}
 }

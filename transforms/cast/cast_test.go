@@ -15,7 +15,7 @@ import (
 )
 
 func TestGolden(t *testing.T) {
-	c, err := New(Config{Columns: map[string]string{"balance": "decimal(14,3)", "card": "int8", "id": "text"}})
+	c, err := New(Config{Columns: map[string]string{"balance": "decimal(14,3)", "card": "int8", "id": "text"}}, transforms.Deps{})
 	require.NoError(t, err)
 	transformtest.Golden(t, c, "users")
 }
@@ -78,20 +78,20 @@ func TestConvert(t *testing.T) {
 }
 
 func TestPolicies(t *testing.T) {
-	_, err := New(Config{Columns: map[string]string{"a": "int9", "b": "varchar"}, OnError: "skip"})
+	_, err := New(Config{Columns: map[string]string{"a": "int9", "b": "varchar"}, OnError: "skip"}, transforms.Deps{})
 	require.ErrorContains(t, err, `columns.a: type "int9": unknown`)
 	require.ErrorContains(t, err, "columns.b: type \"varchar\": varchar needs a length")
 	require.ErrorContains(t, err, "on_error: must be fail or set_null")
 
 	users := transformtest.Users
-	c, err := New(Config{Columns: map[string]string{"status": "bool"}})
+	c, err := New(Config{Columns: map[string]string{"status": "bool"}}, transforms.Deps{})
 	require.NoError(t, err)
 	ch := schema.Change{Op: schema.OpInsert, Table: users.ID, After: schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "status", Value: schema.String("active")}}}
 	_, err = c.Apply(&ch)
 	require.ErrorContains(t, err, "cast column status: a string value does not convert to bool")
 	require.NotContains(t, err.Error(), "active")
 
-	c, err = New(Config{Columns: map[string]string{"status": "bool"}, OnError: "set_null"})
+	c, err = New(Config{Columns: map[string]string{"status": "bool"}, OnError: "set_null"}, transforms.Deps{})
 	require.NoError(t, err)
 	out, err := c.Schema(users)
 	require.NoError(t, err)
@@ -104,11 +104,11 @@ func TestPolicies(t *testing.T) {
 	require.True(t, v.IsNull())
 	require.Equal(t, 1.0, testutil.ToFloat64(c.nulled))
 
-	c, err = New(Config{Columns: map[string]string{"id": "text"}, OnError: "set_null"})
+	c, err = New(Config{Columns: map[string]string{"id": "text"}, OnError: "set_null"}, transforms.Deps{})
 	require.NoError(t, err)
 	_, err = c.Schema(users)
 	require.ErrorContains(t, err, "primary key")
-	c, err = New(Config{Columns: map[string]string{"gone": "text"}})
+	c, err = New(Config{Columns: map[string]string{"gone": "text"}}, transforms.Deps{})
 	require.NoError(t, err)
 	_, err = c.Schema(users)
 	require.ErrorContains(t, err, "column gone to cast is not in table public.users")

@@ -54,7 +54,7 @@ type Flatten struct {
 }
 
 // New validates c; every problem is reported.
-func New(c Config) (*Flatten, error) {
+func New(c Config, d transforms.Deps) (*Flatten, error) {
 	var errs []error
 	if c.Column == "" {
 		errs = append(errs, errors.New("column: name the JSON column to flatten"))
@@ -70,7 +70,7 @@ func New(c Config) (*Flatten, error) {
 	if c.Prefix != nil {
 		prefix = *c.Prefix
 	}
-	f := &Flatten{cfg: c, null: null, nulled: transforms.Deps{}.Nulled()}
+	f := &Flatten{cfg: c, null: null, nulled: d.Nulled()}
 	paths := make([]string, 0, len(c.Fields))
 	for p := range c.Fields {
 		paths = append(paths, p)
@@ -100,12 +100,7 @@ func Factory() transforms.Factory {
 	return transforms.Factory{
 		Spec: func() any { return Config{OnError: "fail"} },
 		New: component.Decoded(func(c Config, d transforms.Deps) (transforms.Transform, error) {
-			t, err := New(c)
-			if err != nil {
-				return nil, err
-			}
-			t.nulled = d.Nulled()
-			return t, nil
+			return New(c, d)
 		}),
 	}
 }

@@ -4,25 +4,26 @@ import (
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/transforms"
 	"github.com/cdcd-dev/cdcd/transforms/transformtest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
 func TestGolden(t *testing.T) {
-	f, err := New(Config{Column: "payload", Fields: map[string]string{"color": "text", "dims.w": "float8", "dims.h": "int4", "tags": "json", "at": "timestamptz"}})
+	f, err := New(Config{Column: "payload", Fields: map[string]string{"color": "text", "dims.w": "float8", "dims.h": "int4", "tags": "json", "at": "timestamptz"}}, transforms.Deps{})
 	require.NoError(t, err)
 	transformtest.GoldenTable(t, f, "events", transformtest.Events)
 }
 
 func TestErrors(t *testing.T) {
-	_, err := New(Config{Fields: map[string]string{"a..b": "text", "c": "nope"}, OnError: "x"})
+	_, err := New(Config{Fields: map[string]string{"a..b": "text", "c": "nope"}, OnError: "x"}, transforms.Deps{})
 	require.ErrorContains(t, err, "column: name the JSON column")
 	require.ErrorContains(t, err, "fields.a..b: a path is names joined by dots")
 	require.ErrorContains(t, err, `fields.c: type "nope": unknown`)
 	require.ErrorContains(t, err, "on_error: must be fail or set_null")
 
-	f, err := New(Config{Column: "payload", Fields: map[string]string{"n": "int4"}})
+	f, err := New(Config{Column: "payload", Fields: map[string]string{"n": "int4"}}, transforms.Deps{})
 	require.NoError(t, err)
 	doc := func(s string) *schema.Change {
 		return &schema.Change{Op: schema.OpInsert, After: schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "payload", Value: schema.JSON(s)}}}
@@ -33,7 +34,7 @@ func TestErrors(t *testing.T) {
 	_, err = f.Apply(doc(`{"n":1`))
 	require.ErrorContains(t, err, "not a JSON document")
 
-	f, err = New(Config{Column: "payload", Fields: map[string]string{"n": "int4"}, OnError: "set_null", DropSource: true, Prefix: new(string)})
+	f, err = New(Config{Column: "payload", Fields: map[string]string{"n": "int4"}, OnError: "set_null", DropSource: true, Prefix: new(string)}, transforms.Deps{})
 	require.NoError(t, err)
 	c := doc(`{"n":"x"}`)
 	_, err = f.Apply(c)
