@@ -12,6 +12,7 @@ import (
 	"github.com/cdcd-dev/cdcd/sinks/discard"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	pgsink "github.com/cdcd-dev/cdcd/sinks/postgres"
+	"github.com/cdcd-dev/cdcd/sinks/snowflake"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
 	mysqlsrc "github.com/cdcd-dev/cdcd/sources/mysql"
 	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
@@ -37,6 +38,7 @@ func registry() *pipeline.Registry {
 	r.Sinks["discard"] = discard.Factory()
 	r.Sinks["postgres"] = pgsink.Factory()
 	r.Sinks["clickhouse"] = clickhouse.Factory()
+	r.Sinks["snowflake"] = snowflake.Factory()
 	r.Transforms["filter"] = filter.Factory()
 	r.Transforms["mask"] = mask.Factory()
 	r.Transforms["columns"] = columns.Factory()

@@ -216,3 +216,13 @@ func FuzzParse(f *testing.F) {
 		_ = config.Validate(cf, registry(), nil, env(nil))
 	})
 }
+
+func TestWarehouseBatchDefaults(t *testing.T) {
+	p := config.Pipeline{Sink: config.Endpoint{Type: "snowflake"}}.WithDefaults()
+	require.Equal(t, config.Duration(30*time.Second), p.Batch.MaxWait)
+	require.Equal(t, 250_000, p.Batch.MaxChanges)
+	p = config.Pipeline{Sink: config.Endpoint{Type: "snowflake"}, Batch: config.Batch{MaxWait: config.Duration(time.Second)}}.WithDefaults()
+	require.Equal(t, config.Duration(time.Second), p.Batch.MaxWait, "a set value wins")
+	p = config.Pipeline{Sink: config.Endpoint{Type: "postgres"}}.WithDefaults()
+	require.Equal(t, config.DefaultMaxWait, p.Batch.MaxWait)
+}

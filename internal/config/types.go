@@ -99,8 +99,27 @@ const (
 	DefaultDrainTimeout = Duration(30 * time.Second)
 )
 
+// warehouseBatch are the batch defaults of the warehouse sinks: each batch is
+// an upload and a MERGE per table, and warehouses bill compute by the second
+// with a minimum per resume, so they take fewer, larger batches.
+var warehouseBatch = map[string]Batch{
+	"snowflake": {MaxChanges: 250_000, MaxBytes: ByteSize(64 << 20), MaxWait: Duration(30 * time.Second)},
+	"bigquery":  {MaxChanges: 250_000, MaxBytes: ByteSize(64 << 20), MaxWait: Duration(30 * time.Second)},
+}
+
 // WithDefaults returns p with every unset setting at its default.
 func (p Pipeline) WithDefaults() Pipeline {
+	if w, ok := warehouseBatch[p.Sink.Type]; ok {
+		if p.Batch.MaxChanges == 0 {
+			p.Batch.MaxChanges = w.MaxChanges
+		}
+		if p.Batch.MaxBytes == 0 {
+			p.Batch.MaxBytes = w.MaxBytes
+		}
+		if p.Batch.MaxWait == 0 {
+			p.Batch.MaxWait = w.MaxWait
+		}
+	}
 	if p.Batch.MaxChanges == 0 {
 		p.Batch.MaxChanges = DefaultMaxChanges
 	}

@@ -73,6 +73,14 @@ type Restarter interface {
 	KillAndRestart(t *testing.T)
 }
 
+// Crasher is implemented by harnesses whose sink applies a batch's data and
+// records that it did in separate steps (the warehouse sinks: MERGE, then the
+// state row). CrashingSink returns a sink whose Writes apply the data and then
+// fail before recording the batch, as a crash between the two would.
+type Crasher interface {
+	CrashingSink(t *testing.T, o Options) sinks.Sink
+}
+
 // VerifyTestMain runs a sink package's tests and fails if any goroutine is left
 // behind when they end.
 func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
@@ -93,6 +101,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"truncate":                testTruncate,
 		"type_matrix":             testTypes,
 		"crash_then_replay":       testCrashReplay,
+		"crash_after_merge":       testCrashAfterMerge,
 		"fenced_writer":           testFenced,
 		"commit_behind_write":     testCommitBehindWrite,
 		"resync_after_cleanup":    testResync,
@@ -455,6 +464,40 @@ func testCrashReplay(t *testing.T, h Harness) {
 		require.NoError(t, err)
 		require.Equal(t, 0, p.Compare(all[18].Checkpoint), "offset at the last checkpoint (batch 20 ends inside a transaction)")
 	}
+}
+
+// testCrashAfterMerge: batches whose data landed but were not recorded are
+// written again by the restarted pipeline; the result is as if once.
+func testCrashAfterMerge(t *testing.T, h Harness) {
+	c, ok := h.(Crasher)
+	if !ok {
+		t.Skip("the sink applies data and records it in one transaction")
+	}
+	var g gen
+	s := open(t, h, Options{})
+	s.apply(createDelta(Items))
+	b1 := batch(true, g.change(schema.OpInsert, 1, 10, "a"), g.change(schema.OpInsert, 2, 20, "b"), g.change(schema.OpInsert, 3, 30, "c"))
+	s.write(b1)
+	s.close()
+	b2 := batch(true, g.change(schema.OpUpdate, 1, 11, "a2"), g.change(schema.OpDelete, 2, 0, ""), g.change(schema.OpInsert, 4, 40, "d"))
+	b3 := batch(true, g.change(schema.OpUpdate, 1, 12, "a3"), g.change(schema.OpInsert, 2, 21, "b2"))
+	crashing := c.CrashingSink(t, Options{})
+	require.NoError(t, crashing.Open(context.Background()))
+	require.Error(t, crashing.Write(context.Background(), b2), "the crashing sink fails after its merge")
+	require.Error(t, crashing.Write(context.Background(), b3))
+	require.NoError(t, crashing.Close(context.Background()))
+	want := map[int64]schema.Row{1: row(1, 12, "a3"), 2: row(2, 21, "b2"), 3: row(3, 30, "c"), 4: row(4, 40, "d")}
+	expect(t, h, Items, want) // the data landed
+
+	// the restarted pipeline resends everything after its last recorded batch,
+	// in other batch boundaries, and older batches too
+	s = open(t, h, Options{})
+	s.write(b1, batch(true, b2.Changes[:2]...), batch(true, append(b2.Changes[2:], b3.Changes...)...), b2)
+	expect(t, h, Items, want)
+	more := batch(true, g.change(schema.OpUpdate, 3, 31, "c2"))
+	s.write(more)
+	want[3] = row(3, 31, "c2")
+	expect(t, h, Items, want)
 }
 
 func testFenced(t *testing.T, h Harness) {

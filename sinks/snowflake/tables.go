@@ -1,0 +1,486 @@
+package snowflake
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks/warehouse"
+)
+
+// sfTable is a destination table and its raw table, as read from the catalog.
+type sfTable struct {
+	name      string // database.schema.table, for messages
+	dest, raw string // quoted
+	cols      []sfCol
+	byName    map[string]int
+}
+
+type sfCol struct {
+	name string
+	typ  colType
+}
+
+// Raw-table metadata columns (fixed names: the raw tables are the sink's own).
+const (
+	rawLoad      = "_cdc_load"
+	rawUnchanged = "_cdc_unchanged"
+)
+
+func (s *Sink) rawName(id schema.TableID) string {
+	return s.cfg.MetadataPrefix + "raw_" + s.cfg.DestName(id)
+}
+
+// table returns the destination table of id, reading the catalog on first use
+// in this run (and removing what an earlier run of the pipeline left in its raw
+// table). A missing table is a permanent error: tables are created from their
+// CreateTable delta, so one that is missing was dropped by someone.
+func (s *Sink) table(ctx context.Context, id schema.TableID) (*sfTable, error) {
+	s.mu.Lock()
+	t := s.tables[id]
+	s.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := s.readTable(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, component.Permanent(fmt.Errorf("destination table %s for %s does not exist; it was dropped or renamed at the destination: recreate it or resync the pipeline", s.qualified(s.cfg.DestName(id)), id))
+	}
+	if err := s.ensureRaw(ctx, t); err != nil {
+		return nil, err
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM `+t.raw+` WHERE "_cdc_load" LIKE ?`, s.tag+"-%"); err != nil {
+		return nil, classify(fmt.Errorf("clean up %s: %w", t.raw, err))
+	}
+	s.mu.Lock()
+	s.tables[id] = t
+	s.mu.Unlock()
+	return t, nil
+}
+
+// columns reads a table's columns from the catalog; nil if it does not exist.
+func (s *Sink) columns(ctx context.Context, name string) ([]sfCol, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT "COLUMN_NAME", "DATA_TYPE", COALESCE("NUMERIC_PRECISION", 0), COALESCE("NUMERIC_SCALE", 0)
+		FROM `+quote(s.cfg.Database)+`."INFORMATION_SCHEMA"."COLUMNS" WHERE "TABLE_SCHEMA" = ? AND "TABLE_NAME" = ? ORDER BY "ORDINAL_POSITION"`,
+		s.cfg.Schema, name)
+	if err != nil {
+		return nil, classify(fmt.Errorf("read the columns of %s: %w", name, err))
+	}
+	defer rows.Close()
+	var out []sfCol
+	for rows.Next() {
+		var c sfCol
+		var dt string
+		var p, sc int64
+		if err := rows.Scan(&c.name, &dt, &p, &sc); err != nil {
+			return nil, err
+		}
+		c.typ = parseInfoType(dt, int(p), int(sc))
+		out = append(out, c)
+	}
+	return out, classify(rows.Err())
+}
+
+func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*sfTable, error) {
+	name := s.cfg.DestName(id)
+	cols, err := s.columns(ctx, name)
+	if err != nil || len(cols) == 0 {
+		return nil, err
+	}
+	t := &sfTable{name: s.cfg.Database + "." + s.cfg.Schema + "." + name, dest: s.qualified(name), raw: s.qualified(s.rawName(id)), byName: map[string]int{}}
+	meta := map[string]bool{}
+	for _, m := range s.metaNames() {
+		meta[m] = true
+	}
+	for _, c := range cols {
+		if meta[c.name] {
+			continue
+		}
+		t.byName[c.name] = len(t.cols)
+		t.cols = append(t.cols, c)
+	}
+	// COPY matches Parquet columns to raw columns by name without case (Snowflake
+	// and its stand-in agree only on that), so names must differ in more than case
+	upper := map[string]string{}
+	for _, c := range cols {
+		if o, ok := upper[strings.ToUpper(c.name)]; ok {
+			return nil, component.Permanent(fmt.Errorf("destination table %s has columns %s and %s, which differ only in case; the Snowflake sink loads by case-insensitive name: rename one at the source (or map it with the columns transform)", t.name, o, c.name))
+		}
+		upper[strings.ToUpper(c.name)] = c.name
+	}
+	for _, m := range []string{s.meta.Version, s.meta.Deleted, s.meta.SyncedAt} {
+		if !slices.ContainsFunc(cols, func(c sfCol) bool { return c.name == m }) {
+			return nil, component.Permanent(fmt.Errorf("destination table %s has no %s column: it was not created by this sink (or with another metadata_prefix)", t.name, m))
+		}
+	}
+	return t, nil
+}
+
+func (s *Sink) metaNames() []string {
+	return []string{s.meta.Version, s.meta.Deleted, s.meta.SyncedAt, s.meta.Op, s.meta.SourceTS}
+}
+
+// ensureRaw creates the raw table, or adds the columns it lacks, so that it has
+// every data column of t in its raw type.
+func (s *Sink) ensureRaw(ctx context.Context, t *sfTable) error {
+	have, err := s.columns(ctx, strings.TrimSuffix(strings.TrimPrefix(t.raw[strings.LastIndex(t.raw, `."`)+1:], `"`), `"`))
+	if err != nil {
+		return err
+	}
+	if len(have) == 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "CREATE TRANSIENT TABLE IF NOT EXISTS %s (", t.raw)
+		for _, c := range t.cols {
+			fmt.Fprintf(&b, "%s %s, ", quote(c.name), c.typ.raw().sql())
+		}
+		fmt.Fprintf(&b, `%s VARCHAR, %s BOOLEAN, %s TIMESTAMP_TZ(6), %s VARCHAR, %s NUMBER(9,0), %s VARCHAR) DATA_RETENTION_TIME_IN_DAYS = 0`,
+			quote(s.meta.Version), quote(s.meta.Deleted), quote(s.meta.SourceTS), quote(s.meta.Op), quote(rawUnchanged), quote(rawLoad))
+		_, err := s.db.ExecContext(ctx, b.String())
+		return classify(errWrap("create raw table "+t.raw, err))
+	}
+	for _, c := range t.cols {
+		i := slices.IndexFunc(have, func(h sfCol) bool { return h.name == c.name })
+		switch {
+		case i < 0:
+			if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", t.raw, quote(c.name), c.typ.raw().sql())); err != nil {
+				return err
+			}
+		case have[i].typ != c.typ.raw():
+			if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", t.raw, quote(c.name), c.typ.raw().sql())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Sink) exec(ctx context.Context, q string) error {
+	if _, err := s.db.ExecContext(ctx, q); err != nil {
+		return classify(fmt.Errorf("%s: %w", q, err))
+	}
+	s.log.Info("schema change applied at destination", "statement", q)
+	return nil
+}
+
+// Apply applies schema deltas: CreateTable creates the table (or adds what an
+// existing one lacks), AddColumn adds (ADD COLUMN IF NOT EXISTS), a widening
+// of NUMBER precision is applied, RenameColumn renames. Drops keep the
+// destination column and table. A primary-key change or another type change is
+// a permanent error naming the table and column.
+func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
+	if s.db == nil {
+		return errors.New("snowflake sink: Apply before Open")
+	}
+	for _, d := range deltas {
+		s.mu.Lock()
+		delete(s.tables, d.Table.ID)
+		s.mu.Unlock()
+		if err := s.applyDelta(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
+	cur, err := s.readTable(ctx, d.Table.ID)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
+			return nil
+		}
+		return s.createTable(ctx, d.Table)
+	}
+	renamedTo := func(name string) bool {
+		return slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.RenameColumn && c.Column.Name == name })
+	}
+	for _, ch := range d.Changes {
+		if ch.Op != schema.RenameColumn {
+			continue
+		}
+		_, hasOld := cur.byName[ch.Old.Name]
+		_, hasNew := cur.byName[ch.Column.Name]
+		if hasOld && !hasNew {
+			for _, tbl := range []string{cur.dest, cur.raw} {
+				if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE IF EXISTS %s RENAME COLUMN %s TO %s", tbl, quote(ch.Old.Name), quote(ch.Column.Name))); err != nil {
+					return err
+				}
+			}
+			cur.cols[cur.byName[ch.Old.Name]].name = ch.Column.Name
+			cur.byName[ch.Column.Name] = cur.byName[ch.Old.Name]
+			delete(cur.byName, ch.Old.Name)
+		}
+	}
+	for _, c := range d.Table.Columns {
+		if _, ok := cur.byName[c.Name]; ok || renamedTo(c.Name) && ok {
+			continue
+		}
+		if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cur.dest, quote(c.Name), DestType(c.Type))); err != nil {
+			return err
+		}
+	}
+	for _, ch := range d.Changes {
+		switch ch.Op {
+		case schema.AlterColumnType:
+			i, ok := cur.byName[ch.Column.Name]
+			if !ok {
+				continue
+			}
+			have, want := cur.cols[i].typ, destType(ch.Column.Type)
+			if have == want {
+				continue
+			}
+			if have.base != "NUMBER" || want.base != "NUMBER" || want.scale != have.scale || want.prec < have.prec {
+				return component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and Snowflake cannot change it to %s in place (only NUMBER precision grows): alter the destination column yourself, or resync the table",
+					cur.name, ch.Column.Name, ch.Column.Type, have.sql(), want.sql()))
+			}
+			if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", cur.dest, quote(ch.Column.Name), want.sql())); err != nil {
+				return err
+			}
+		case schema.SetPrimaryKey:
+			return component.Permanent(fmt.Errorf("table %s: the source's primary key changed to (%s); the destination merges by key and cannot follow it: resync the table",
+				cur.name, strings.Join(d.Table.PrimaryKey, ", ")))
+		}
+	}
+	// the raw table follows the destination's columns
+	t, err := s.readTable(ctx, d.Table.ID)
+	if err != nil || t == nil {
+		return err
+	}
+	return s.ensureRaw(ctx, t)
+}
+
+// createTable creates the destination table with the source key and the
+// metadata columns, and its raw table.
+func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
+	if len(t.PrimaryKey) == 0 {
+		return component.Permanent(fmt.Errorf("table %s has no primary key: the Snowflake sink merges by key, so it needs one at the source", t.ID))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", s.qualified(s.cfg.DestName(t.ID)))
+	for _, c := range t.Columns {
+		fmt.Fprintf(&b, "%s %s", quote(c.Name), DestType(c.Type))
+		if slices.Contains(t.PrimaryKey, c.Name) {
+			b.WriteString(" NOT NULL")
+		}
+		b.WriteString(", ")
+	}
+	fmt.Fprintf(&b, "%s VARCHAR NOT NULL, %s BOOLEAN NOT NULL DEFAULT FALSE, %s TIMESTAMP_TZ(6), ", quote(s.meta.Version), quote(s.meta.Deleted), quote(s.meta.SyncedAt))
+	if s.cfg.IncludeOp {
+		fmt.Fprintf(&b, "%s VARCHAR, ", quote(s.meta.Op))
+	}
+	if s.cfg.IncludeSourceTS {
+		fmt.Fprintf(&b, "%s TIMESTAMP_TZ(6), ", quote(s.meta.SourceTS))
+	}
+	keys := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		keys[i] = quote(k)
+	}
+	fmt.Fprintf(&b, "PRIMARY KEY (%s))", strings.Join(keys, ", "))
+	if _, err := s.db.ExecContext(ctx, b.String()); err != nil {
+		return classify(fmt.Errorf("create destination table for %s: %w", t.ID, err))
+	}
+	s.log.Info("destination table created", "table", s.cfg.DestName(t.ID), "source", t.ID.String())
+	dt, err := s.readTable(ctx, t.ID)
+	if err != nil || dt == nil {
+		return err
+	}
+	return s.ensureRaw(ctx, dt)
+}
+
+// loadColumns returns the destination columns l's rows carry, in table order:
+// the key and every column of a row's image. A column the destination lacks is
+// a permanent error (its AddColumn was not applied).
+func (t *sfTable) loadColumns(l *warehouse.Load) ([]sfCol, error) {
+	seen := map[string]bool{}
+	for _, r := range l.Rows {
+		src := r.C.After
+		if src == nil {
+			src = r.C.Key
+		}
+		for _, f := range src {
+			if seen[f.Name] {
+				continue
+			}
+			if _, ok := t.byName[f.Name]; !ok {
+				return nil, component.Permanent(fmt.Errorf("table %s has no column %s, which changes at position %s carry: add it at the destination (its schema change was not applied) or resync the table", t.name, f.Name, r.C.Pos))
+			}
+			seen[f.Name] = true
+		}
+	}
+	var out []sfCol
+	for _, c := range t.cols {
+		if seen[c.name] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// mergeSQL is the MERGE of one load: the source is the load's rows in the raw
+// table, one per key (a file copied twice still merges once), with JSON text
+// parsed into VARIANT and ARRAY values.
+func (t *sfTable) mergeSQL(s *Sink, cols []sfCol, l *warehouse.Load) string {
+	var sel, names, keys []string
+	for _, c := range cols {
+		names = append(names, c.name)
+		switch c.typ.base {
+		case "VARIANT", "OBJECT":
+			sel = append(sel, fmt.Sprintf("PARSE_JSON(%s) AS %s", quote(c.name), quote(c.name)))
+		case "ARRAY":
+			sel = append(sel, fmt.Sprintf("PARSE_JSON(%s)::ARRAY AS %s", quote(c.name), quote(c.name)))
+		default:
+			sel = append(sel, quote(c.name))
+		}
+	}
+	key := l.Rows[0].C.Key
+	for _, f := range key {
+		keys = append(keys, f.Name)
+	}
+	quotedKeys := make([]string, len(keys))
+	for i, k := range keys {
+		quotedKeys[i] = quote(k)
+	}
+	m := s.meta
+	sel = append(sel, quote(m.Version), quote(m.Deleted), quote(rawUnchanged), "CURRENT_TIMESTAMP() AS "+quote(m.SyncedAt))
+	if s.cfg.IncludeOp {
+		sel = append(sel, quote(m.Op))
+	}
+	if s.cfg.IncludeSourceTS {
+		sel = append(sel, quote(m.SourceTS))
+	}
+	source := fmt.Sprintf("(SELECT %s FROM %s WHERE %s = ? QUALIFY ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s DESC) = 1)",
+		strings.Join(sel, ", "), t.raw, quote(rawLoad), strings.Join(quotedKeys, ", "), quote(m.Version))
+	return warehouse.Merge{
+		Quote: quote, Target: t.dest, Source: source, Columns: names, Key: keys, Meta: m,
+		Unchanged: rawUnchanged, UnchangedSets: l.UnchangedSets, Hard: s.cfg.DeleteMode == "hard",
+		IncludeOp: s.cfg.IncludeOp, IncludeTS: s.cfg.IncludeSourceTS,
+	}.SQL()
+}
+
+// loadID names one table's part of batch n: the pipeline's tag, generation and
+// batch number, and a digest of the row versions and columns, so that a retried
+// batch with the same rows has the same id (and file name) and one with other
+// rows does not.
+func (s *Sink) loadID(n uint64, i int, cols []sfCol, l *warehouse.Load) string {
+	h := sha256.New()
+	for _, c := range cols {
+		io.WriteString(h, c.name+"\x00")
+	}
+	for _, r := range l.Rows {
+		io.WriteString(h, r.Version+"\x00")
+	}
+	return fmt.Sprintf("%s-%d-%d-%d-%s", s.tag, s.gen, n, i, hex.EncodeToString(h.Sum(nil))[:16])
+}
+
+// encode writes l's rows as the Parquet file <load>.parquet in dir and returns
+// its path and size.
+func (s *Sink) encode(dir, load string, t *sfTable, cols []sfCol, l *warehouse.Load) (string, int64, error) {
+	fields := make([]arrow.Field, 0, len(cols)+6)
+	for _, c := range cols {
+		fields = append(fields, arrow.Field{Name: c.name, Type: c.typ.raw().arrowType(), Nullable: true})
+	}
+	m := s.meta
+	meta := []arrow.Field{
+		{Name: m.Version, Type: arrow.BinaryTypes.String},
+		{Name: m.Deleted, Type: arrow.FixedWidthTypes.Boolean},
+		{Name: rawUnchanged, Type: &arrow.Decimal128Type{Precision: 9}, Nullable: true},
+		{Name: m.Op, Type: arrow.BinaryTypes.String},
+		{Name: m.SourceTS, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+		{Name: rawLoad, Type: arrow.BinaryTypes.String},
+	}
+	fields = append(fields, meta...)
+	sch := arrow.NewSchema(fields, nil)
+	path := filepath.Join(dir, load+".parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("spool file: %w", err)
+	}
+	defer f.Close()
+	cw := &countWriter{w: f}
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(64<<10))
+	fw, err := pqarrow.NewFileWriter(sch, cw, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return "", 0, fmt.Errorf("parquet writer: %w", err)
+	}
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, sch)
+	defer rb.Release()
+	flush := func() error {
+		rec := rb.NewRecord()
+		defer rec.Release()
+		return fw.WriteBuffered(rec)
+	}
+	nc := len(cols)
+	for i, r := range l.Rows {
+		for j, c := range cols {
+			v := r.Value(c.name)
+			if problem := appendValue(rb.Field(j), c.typ.raw(), v); problem != "" {
+				if err := s.unrepresentable(t, c.name, r.C, problem); err != nil {
+					return "", 0, err
+				}
+				rb.Field(j).AppendNull()
+			}
+		}
+		rb.Field(nc).(*array.StringBuilder).Append(r.Version)
+		rb.Field(nc + 1).(*array.BooleanBuilder).Append(r.Deleted())
+		if r.Unchanged > 0 {
+			appendValue(rb.Field(nc+2), colType{base: "NUMBER", prec: 9}, schema.Int(int64(r.Unchanged)))
+		} else {
+			rb.Field(nc + 2).AppendNull()
+		}
+		rb.Field(nc + 3).(*array.StringBuilder).Append(r.C.Op.String())
+		if r.C.CommitTS.IsZero() {
+			rb.Field(nc + 4).AppendNull()
+		} else {
+			rb.Field(nc + 4).(*array.TimestampBuilder).Append(arrow.Timestamp(r.C.CommitTS.UnixMicro()))
+		}
+		rb.Field(nc + 5).(*array.StringBuilder).Append(load)
+		if (i+1)%8192 == 0 {
+			if err := flush(); err != nil {
+				return "", 0, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return "", 0, err
+	}
+	if err := fw.Close(); err != nil {
+		return "", 0, fmt.Errorf("parquet writer: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", 0, err
+	}
+	return path, cw.n, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+

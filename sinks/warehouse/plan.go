@@ -1,0 +1,215 @@
+// Package warehouse holds what the warehouse sinks (Snowflake, BigQuery) share:
+// the plan of a batch (the changes newer than what the destination holds,
+// collapsed per key, each with its row version) and the MERGE that applies a
+// loaded batch to a destination table.
+//
+// The write path of both sinks is the same: a batch's rows of each table are
+// loaded into a raw table under a load id, then one MERGE per table takes the
+// newest row of each key from that load and applies it where its version is
+// newer than the stored row's. After every table is merged, the sink records
+// the batch number and the position of the batch's last change in a state
+// table at the destination.
+//
+// Versions. A row's version is a string: 16 hex digits of the pipeline's
+// generation, then the hex of the change's position. Positions compare as
+// bytes, so their hex compares the same way as text, and every warehouse
+// compares strings by bytes. Cleanup (a deleted pipeline) bumps the generation,
+// so a resync's positions, which start over, still outrank the old rows.
+//
+// Idempotency. A change at or below the recorded position was written already
+// and is skipped. A crash between the MERGEs and the state write leaves the
+// data applied and the position behind; the replayed batch merges again, and
+// the version guard (S.version > T.version) makes that a no-op. The same guard
+// keeps an older batch replayed after a newer one from moving a row back.
+package warehouse
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+)
+
+// Version is the row version of position p under generation gen.
+func Version(gen uint64, p offsets.Position) string {
+	b := make([]byte, 0, 16+2*len(p))
+	b = fmt.Appendf(b, "%016x", gen)
+	return string(hex.AppendEncode(b, p))
+}
+
+// Row is one change of a table's load: the newest of its key in the batch.
+type Row struct {
+	C       *schema.Change // After is nil for a delete
+	Version string
+	// Unchanged is the 1-based index into Load.UnchangedSets of the columns the
+	// change did not carry (unchanged TOAST), or 0.
+	Unchanged int
+}
+
+// Deleted reports whether the row is a delete.
+func (r Row) Deleted() bool { return r.C.Op == schema.OpDelete }
+
+// Value returns the row's value of column name: NULL when the change does not
+// carry it (a delete carries only its key) or marks it unchanged.
+func (r Row) Value(name string) schema.Value {
+	src := r.C.After
+	if src == nil {
+		src = r.C.Key
+	}
+	v, _ := src.Get(name)
+	if v.Kind() == schema.KindUnchanged {
+		return schema.Null()
+	}
+	return v
+}
+
+// Load is what one MERGE applies to one destination table.
+type Load struct {
+	Table schema.TableID
+	// Truncate is the version of a truncate that comes before Rows, or "".
+	Truncate string
+	Rows     []Row
+	// UnchangedSets are the sets of columns that rows do not carry, each sorted.
+	UnchangedSets [][]string
+}
+
+// Plan returns the loads of changes newer than hwm, one per table in the order
+// tables first appear, and the position of the last change (nil when nothing
+// is newer). gen is the pipeline's generation.
+func Plan(changes []schema.Change, hwm offsets.Position, gen uint64) ([]Load, offsets.Position) {
+	skip := 0
+	for skip < len(changes) && changes[skip].Pos.Compare(hwm) <= 0 {
+		skip++ // written already: positions increase and are never reused
+	}
+	if skip == len(changes) {
+		return nil, nil
+	}
+	last := changes[len(changes)-1].Pos
+	collapsed := sinks.CollapseByKey(changes[skip:])
+	var loads []Load
+	at := map[schema.TableID]int{}
+	sets := map[schema.TableID]map[string]int{}
+	for i := range collapsed {
+		c := &collapsed[i]
+		j, ok := at[c.Table]
+		if !ok {
+			j = len(loads)
+			at[c.Table] = j
+			loads = append(loads, Load{Table: c.Table})
+			sets[c.Table] = map[string]int{}
+		}
+		l := &loads[j]
+		v := Version(gen, c.Pos)
+		if c.Op == schema.OpTruncate {
+			// CollapseByKey drops the table's changes before its truncate
+			l.Truncate, l.Rows = v, l.Rows[:0]
+			continue
+		}
+		r := Row{C: c, Version: v}
+		if c.Op != schema.OpDelete {
+			var unchanged []string
+			for _, f := range c.After {
+				if f.Value.Kind() == schema.KindUnchanged {
+					unchanged = append(unchanged, f.Name)
+				}
+			}
+			if len(unchanged) > 0 {
+				slices.Sort(unchanged)
+				k := strings.Join(unchanged, "\x00")
+				n, ok := sets[c.Table][k]
+				if !ok {
+					l.UnchangedSets = append(l.UnchangedSets, unchanged)
+					n = len(l.UnchangedSets)
+					sets[c.Table][k] = n
+				}
+				r.Unchanged = n
+			}
+		}
+		l.Rows = append(l.Rows, r)
+	}
+	return loads, last
+}
+
+// Merge describes the MERGE of one load into its destination table. Every name
+// is unquoted; Quote quotes one identifier for the warehouse.
+type Merge struct {
+	Quote  func(string) string
+	Target string // the quoted destination table
+	// Source is the quoted table or parenthesised query holding exactly one row
+	// per key of the load, with the data columns, the metadata columns and the
+	// Unchanged column.
+	Source  string
+	Columns []string // the destination's data columns the load carries
+	Key     []string
+	Meta    sinks.MetaColumns
+	// Unchanged is the source column with the row's unchanged set (0: none).
+	Unchanged     string
+	UnchangedSets [][]string
+	Hard          bool // delete rows instead of marking them deleted
+	IncludeOp     bool
+	IncludeTS     bool
+}
+
+// SQL renders the MERGE. Every SET and VALUES term is a bare source column, so
+// the statement needs nothing of the warehouse beyond standard MERGE.
+func (m Merge) SQL() string {
+	q := m.Quote
+	col := func(alias, name string) string { return alias + "." + q(name) }
+	var b strings.Builder
+	fmt.Fprintf(&b, "MERGE INTO %s T USING %s S ON ", m.Target, m.Source)
+	for i, k := range m.Key {
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		fmt.Fprintf(&b, "%s = %s", col("T", k), col("S", k))
+	}
+	newer := fmt.Sprintf("%s > %s", col("S", m.Meta.Version), col("T", m.Meta.Version))
+	deleted := col("S", m.Meta.Deleted)
+	meta := []string{m.Meta.Version, m.Meta.SyncedAt}
+	if m.IncludeOp {
+		meta = append(meta, m.Meta.Op)
+	}
+	if m.IncludeTS {
+		meta = append(meta, m.Meta.SourceTS)
+	}
+	live := append([]string{m.Meta.Deleted}, meta...)
+	set := func(cols []string) string {
+		parts := make([]string, 0, len(cols))
+		for _, c := range cols {
+			parts = append(parts, q(c)+" = "+col("S", c))
+		}
+		return strings.Join(parts, ", ")
+	}
+	if m.Hard {
+		fmt.Fprintf(&b, " WHEN MATCHED AND %s AND %s THEN DELETE", deleted, newer)
+	} else {
+		fmt.Fprintf(&b, " WHEN MATCHED AND %s AND %s THEN UPDATE SET %s", deleted, newer, set(live))
+	}
+	for i, us := range m.UnchangedSets {
+		var cols []string
+		for _, c := range m.Columns {
+			if !slices.Contains(us, c) {
+				cols = append(cols, c)
+			}
+		}
+		fmt.Fprintf(&b, " WHEN MATCHED AND %s = %s AND %s THEN UPDATE SET %s", col("S", m.Unchanged), strconv.Itoa(i+1), newer, set(append(cols, live...)))
+	}
+	fmt.Fprintf(&b, " WHEN MATCHED AND %s THEN UPDATE SET %s", newer, set(append(slices.Clone(m.Columns), live...)))
+	all := append(slices.Clone(m.Columns), live...)
+	quoted := make([]string, len(all))
+	values := make([]string, len(all))
+	for i, c := range all {
+		quoted[i], values[i] = q(c), col("S", c)
+	}
+	cond := ""
+	if m.Hard {
+		cond = " AND NOT " + deleted
+	}
+	fmt.Fprintf(&b, " WHEN NOT MATCHED%s THEN INSERT (%s) VALUES (%s)", cond, strings.Join(quoted, ", "), strings.Join(values, ", "))
+	return b.String()
+}
