@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/cdcd-dev/cdcd/schema"
 
@@ -74,4 +78,33 @@ func TestDestType(t *testing.T) {
 
 func typ(name string, p, s int) schema.Type {
 	return schema.Type{Kind: schema.KindDecimal, Name: name, Precision: p, Scale: s}
+}
+
+func TestUnrepresentableValues(t *testing.T) {
+	num := colType{base: "NUMBER", prec: 5, scale: 2}
+	ts := colType{base: "TIMESTAMP_TZ"}
+	for _, tc := range []struct {
+		c    colType
+		v    schema.Value
+		want string
+	}{
+		{num, schema.MustDecimal("NaN"), "NUMBER(5,2) has no NaN"},
+		{num, schema.MustDecimal("1.234"), "more than 2 fractional digits"},
+		{num, schema.MustDecimal("1234.5"), "out of range for NUMBER(5,2)"},
+		{num, schema.MustDecimal("123.40"), ""},
+		{num, schema.Int(999), ""},
+		{num, schema.Int(1000), "out of range"},
+		{ts, schema.Timestamp(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)), "year 10000 is outside"},
+		{colType{base: "TEXT"}, schema.String(strings.Repeat("x", maxText+1)), "exceed VARCHAR's 16 MiB"},
+		{colType{base: "BINARY"}, schema.Bytes(make([]byte, maxBinary+1)), "exceed BINARY's 8 MiB"},
+	} {
+		b := array.NewBuilder(memory.DefaultAllocator, tc.c.arrowType())
+		got := appendValue(b, tc.c, tc.v)
+		b.Release()
+		if tc.want == "" {
+			require.Empty(t, got, "%s into %s", tc.v.AppendJSON(nil), tc.c.sql())
+		} else {
+			require.Contains(t, got, tc.want)
+		}
+	}
 }
