@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,9 +40,10 @@ func Factory() sinks.Factory {
 // Option adjusts a Sink.
 type Option func(*Sink)
 
-// WithFault makes the sink call f at its named steps ("after_merge": every
-// table of a batch is merged and the batch is not yet recorded); an error from
-// f fails the Write there, as a crash would. Tests use it.
+// WithFault makes the sink call f at its named steps ("after_copy": a table's
+// rows are in its raw table and not merged; "after_merge": every table of a
+// batch is merged and the batch is not yet recorded); an error from f fails
+// the Write there, as a crash would. Tests use it.
 func WithFault(f func(step string) error) Option { return func(s *Sink) { s.fault = f } }
 
 // Sink is the Snowflake sink. It implements sinks.Sink, sinks.Checker and
@@ -338,7 +338,7 @@ func (s *Sink) writeLoad(ctx context.Context, n uint64, i int, l *warehouse.Load
 	}
 	defer os.RemoveAll(dir)
 	load := s.loadID(n, i, cols, l)
-	file, size, err := s.encode(dir, load, t, cols, l)
+	file, size, err := s.encode(dir, load, batchKey(s.gen, n), t, cols, l)
 	if err != nil {
 		return err
 	}
@@ -354,10 +354,15 @@ func (s *Sink) writeLoad(ctx context.Context, n uint64, i int, l *warehouse.Load
 	if err := s.copyInto(ctx, copyQ, t, len(l.Rows)); err != nil {
 		return err
 	}
+	if s.fault != nil {
+		if err := s.fault("after_copy"); err != nil {
+			return err
+		}
+	}
 	if _, err := s.db.ExecContext(ctx, t.mergeSQL(s, cols, l), load); err != nil {
 		return classify(fmt.Errorf("merge into %s: %w", t.name, err))
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM `+t.raw+` WHERE "_cdc_load" = ?`, load); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM `+t.raw+` WHERE `+quote(rawLoad)+` = ?`, load); err != nil {
 		return classify(fmt.Errorf("clean up %s: %w", t.raw, err))
 	}
 	s.m.rows.WithLabelValues(s.pipeline, t.name).Add(float64(len(l.Rows)))
@@ -454,14 +459,4 @@ func (s *Sink) unrepresentable(t *sfTable, col string, c *schema.Change, problem
 		s.log.Warn("values the destination column cannot hold are stored as NULL", "table", t.name, "column", col, "reason", problem)
 	}
 	return nil
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -27,6 +27,7 @@ import (
 type sfTable struct {
 	name      string // database.schema.table, for messages
 	dest, raw string // quoted
+	rawName   string
 	cols      []sfCol
 	byName    map[string]int
 }
@@ -38,17 +39,44 @@ type sfCol struct {
 
 // Raw-table metadata columns (fixed names: the raw tables are the sink's own).
 const (
-	rawLoad      = "_cdc_load"
-	rawUnchanged = "_cdc_unchanged"
+	rawLoad      = "_cdc_load"      // the load id
+	rawBatch     = "_cdc_batch"     // batchKey of the load's batch
+	rawUnchanged = "_cdc_unchanged" // the row's unchanged set (warehouse.Row.Unchanged), NULL for none
 )
+
+// rawMeta are the raw table's metadata columns, in the order the batch file
+// holds them after the data columns.
+func (s *Sink) rawMeta() []sfCol {
+	text := colType{base: "TEXT"}
+	return []sfCol{{s.meta.Version, text}, {s.meta.Deleted, colType{base: "BOOLEAN"}}, {rawUnchanged, colType{base: "NUMBER", prec: 9}},
+		{s.meta.Op, text}, {s.meta.SourceTS, colType{base: "TIMESTAMP_TZ"}}, {rawLoad, text}, {rawBatch, text}}
+}
+
+// rawValues are a row's values of rawMeta's columns.
+func rawValues(r warehouse.Row, load, batch string) []schema.Value {
+	unchanged, ts := schema.Null(), schema.Null()
+	if r.Unchanged > 0 {
+		unchanged = schema.Int(int64(r.Unchanged))
+	}
+	if !r.C.CommitTS.IsZero() {
+		ts = schema.Timestamp(r.C.CommitTS)
+	}
+	return []schema.Value{schema.String(r.Version), schema.Bool(r.Deleted()), unchanged, schema.String(r.C.Op.String()), ts,
+		schema.String(load), schema.String(batch)}
+}
+
+// batchKey orders a pipeline's batches as text, across generations.
+func batchKey(gen, n uint64) string { return fmt.Sprintf("%016x%016x", gen, n) }
 
 func (s *Sink) rawName(id schema.TableID) string {
 	return s.cfg.MetadataPrefix + "raw_" + s.cfg.DestName(id)
 }
 
 // table returns the destination table of id, reading the catalog on first use
-// in this run (and removing what an earlier run of the pipeline left in its raw
-// table). A missing table is a permanent error: tables are created from their
+// in this run. It removes the raw rows an earlier run of the pipeline left of
+// batches it recorded (merged, then a crash before their rows were deleted);
+// the rows of the unrecorded batch stay, because its retry's COPY of the same
+// file is skipped by load history and merges them. A missing table is a permanent error: tables are created from their
 // CreateTable delta, so one that is missing was dropped by someone.
 func (s *Sink) table(ctx context.Context, id schema.TableID) (*sfTable, error) {
 	s.mu.Lock()
@@ -67,7 +95,8 @@ func (s *Sink) table(ctx context.Context, id schema.TableID) (*sfTable, error) {
 	if err := s.ensureRaw(ctx, t); err != nil {
 		return nil, err
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM `+t.raw+` WHERE "_cdc_load" LIKE ?`, s.tag+"-%"); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM `+t.raw+` WHERE `+quote(rawLoad)+` LIKE ? AND `+quote(rawBatch)+` <= ?`,
+		s.tag+"-%", batchKey(s.gen, s.seq)); err != nil {
 		return nil, classify(fmt.Errorf("clean up %s: %w", t.raw, err))
 	}
 	s.mu.Lock()
@@ -105,7 +134,8 @@ func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*sfTable, erro
 	if err != nil || len(cols) == 0 {
 		return nil, err
 	}
-	t := &sfTable{name: s.cfg.Database + "." + s.cfg.Schema + "." + name, dest: s.qualified(name), raw: s.qualified(s.rawName(id)), byName: map[string]int{}}
+	raw := s.rawName(id)
+	t := &sfTable{name: s.cfg.Database + "." + s.cfg.Schema + "." + name, dest: s.qualified(name), raw: s.qualified(raw), rawName: raw, byName: map[string]int{}}
 	meta := map[string]bool{}
 	for _, m := range s.metaNames() {
 		meta[m] = true
@@ -139,34 +169,35 @@ func (s *Sink) metaNames() []string {
 }
 
 // ensureRaw creates the raw table, or adds the columns it lacks, so that it has
-// every data column of t in its raw type.
+// every data column of t in its raw type and the metadata columns.
 func (s *Sink) ensureRaw(ctx context.Context, t *sfTable) error {
-	have, err := s.columns(ctx, strings.TrimSuffix(strings.TrimPrefix(t.raw[strings.LastIndex(t.raw, `."`)+1:], `"`), `"`))
+	have, err := s.columns(ctx, t.rawName)
 	if err != nil {
 		return err
 	}
+	want := make([]sfCol, 0, len(t.cols)+7)
+	for _, c := range t.cols {
+		want = append(want, sfCol{c.name, c.typ.raw()})
+	}
+	want = append(want, s.rawMeta()...)
 	if len(have) == 0 {
-		var b strings.Builder
-		fmt.Fprintf(&b, "CREATE TRANSIENT TABLE IF NOT EXISTS %s (", t.raw)
-		for _, c := range t.cols {
-			fmt.Fprintf(&b, "%s %s, ", quote(c.name), c.typ.raw().sql())
+		defs := make([]string, len(want))
+		for i, c := range want {
+			defs[i] = quote(c.name) + " " + c.typ.sql()
 		}
-		fmt.Fprintf(&b, `%s VARCHAR, %s BOOLEAN, %s TIMESTAMP_TZ(6), %s VARCHAR, %s NUMBER(9,0), %s VARCHAR) DATA_RETENTION_TIME_IN_DAYS = 0`,
-			quote(s.meta.Version), quote(s.meta.Deleted), quote(s.meta.SourceTS), quote(s.meta.Op), quote(rawUnchanged), quote(rawLoad))
-		_, err := s.db.ExecContext(ctx, b.String())
+		_, err := s.db.ExecContext(ctx, fmt.Sprintf("CREATE TRANSIENT TABLE IF NOT EXISTS %s (%s) DATA_RETENTION_TIME_IN_DAYS = 0", t.raw, strings.Join(defs, ", ")))
 		return classify(errWrap("create raw table "+t.raw, err))
 	}
-	for _, c := range t.cols {
+	for _, c := range want {
 		i := slices.IndexFunc(have, func(h sfCol) bool { return h.name == c.name })
 		switch {
 		case i < 0:
-			if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", t.raw, quote(c.name), c.typ.raw().sql())); err != nil {
-				return err
-			}
-		case have[i].typ != c.typ.raw():
-			if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", t.raw, quote(c.name), c.typ.raw().sql())); err != nil {
-				return err
-			}
+			err = s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", t.raw, quote(c.name), c.typ.sql()))
+		case have[i].typ != c.typ:
+			err = s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", t.raw, quote(c.name), c.typ.sql()))
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -205,15 +236,28 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 	if err != nil {
 		return err
 	}
-	if cur == nil {
-		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
-			return nil
-		}
-		return s.createTable(ctx, d.Table)
+	switch {
+	case cur == nil && slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }):
+		return nil
+	case cur == nil:
+		err = s.createTable(ctx, d.Table)
+	default:
+		err = s.alterTable(ctx, cur, d)
 	}
-	renamedTo := func(name string) bool {
-		return slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.RenameColumn && c.Column.Name == name })
+	if err != nil {
+		return err
 	}
+	// the raw table follows the destination's columns
+	t, err := s.readTable(ctx, d.Table.ID)
+	if err != nil || t == nil {
+		return err
+	}
+	return s.ensureRaw(ctx, t)
+}
+
+// alterTable brings an existing destination table to d's shape: renames, added
+// columns, NUMBER precision growth.
+func (s *Sink) alterTable(ctx context.Context, cur *sfTable, d schema.Delta) error {
 	for _, ch := range d.Changes {
 		if ch.Op != schema.RenameColumn {
 			continue
@@ -232,7 +276,7 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 		}
 	}
 	for _, c := range d.Table.Columns {
-		if _, ok := cur.byName[c.Name]; ok || renamedTo(c.Name) && ok {
+		if _, ok := cur.byName[c.Name]; ok {
 			continue
 		}
 		if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cur.dest, quote(c.Name), DestType(c.Type))); err != nil {
@@ -262,16 +306,11 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 				cur.name, strings.Join(d.Table.PrimaryKey, ", ")))
 		}
 	}
-	// the raw table follows the destination's columns
-	t, err := s.readTable(ctx, d.Table.ID)
-	if err != nil || t == nil {
-		return err
-	}
-	return s.ensureRaw(ctx, t)
+	return nil
 }
 
 // createTable creates the destination table with the source key and the
-// metadata columns, and its raw table.
+// metadata columns.
 func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	if len(t.PrimaryKey) == 0 {
 		return component.Permanent(fmt.Errorf("table %s has no primary key: the Snowflake sink merges by key, so it needs one at the source", t.ID))
@@ -301,11 +340,7 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 		return classify(fmt.Errorf("create destination table for %s: %w", t.ID, err))
 	}
 	s.log.Info("destination table created", "table", s.cfg.DestName(t.ID), "source", t.ID.String())
-	dt, err := s.readTable(ctx, t.ID)
-	if err != nil || dt == nil {
-		return err
-	}
-	return s.ensureRaw(ctx, dt)
+	return nil
 }
 
 // loadColumns returns the destination columns l's rows carry, in table order:
@@ -353,13 +388,10 @@ func (t *sfTable) mergeSQL(s *Sink, cols []sfCol, l *warehouse.Load) string {
 			sel = append(sel, quote(c.name))
 		}
 	}
-	key := l.Rows[0].C.Key
-	for _, f := range key {
+	var quotedKeys []string
+	for _, f := range l.Rows[0].C.Key {
 		keys = append(keys, f.Name)
-	}
-	quotedKeys := make([]string, len(keys))
-	for i, k := range keys {
-		quotedKeys[i] = quote(k)
+		quotedKeys = append(quotedKeys, quote(f.Name))
 	}
 	m := s.meta
 	sel = append(sel, quote(m.Version), quote(m.Deleted), quote(rawUnchanged), "CURRENT_TIMESTAMP() AS "+quote(m.SyncedAt))
@@ -395,21 +427,15 @@ func (s *Sink) loadID(n uint64, i int, cols []sfCol, l *warehouse.Load) string {
 
 // encode writes l's rows as the Parquet file <load>.parquet in dir and returns
 // its path and size.
-func (s *Sink) encode(dir, load string, t *sfTable, cols []sfCol, l *warehouse.Load) (string, int64, error) {
-	fields := make([]arrow.Field, 0, len(cols)+6)
+func (s *Sink) encode(dir, load, batch string, t *sfTable, cols []sfCol, l *warehouse.Load) (string, int64, error) {
+	meta := s.rawMeta()
+	fields := make([]arrow.Field, 0, len(cols)+len(meta))
 	for _, c := range cols {
 		fields = append(fields, arrow.Field{Name: c.name, Type: c.typ.raw().arrowType(), Nullable: true})
 	}
-	m := s.meta
-	meta := []arrow.Field{
-		{Name: m.Version, Type: arrow.BinaryTypes.String},
-		{Name: m.Deleted, Type: arrow.FixedWidthTypes.Boolean},
-		{Name: rawUnchanged, Type: &arrow.Decimal128Type{Precision: 9}, Nullable: true},
-		{Name: m.Op, Type: arrow.BinaryTypes.String},
-		{Name: m.SourceTS, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
-		{Name: rawLoad, Type: arrow.BinaryTypes.String},
+	for _, c := range meta {
+		fields = append(fields, arrow.Field{Name: c.name, Type: c.typ.arrowType(), Nullable: true})
 	}
-	fields = append(fields, meta...)
 	sch := arrow.NewSchema(fields, nil)
 	path := filepath.Join(dir, load+".parquet")
 	f, err := os.Create(path)
@@ -441,20 +467,11 @@ func (s *Sink) encode(dir, load string, t *sfTable, cols []sfCol, l *warehouse.L
 				rb.Field(j).AppendNull()
 			}
 		}
-		rb.Field(nc).(*array.StringBuilder).Append(r.Version)
-		rb.Field(nc + 1).(*array.BooleanBuilder).Append(r.Deleted())
-		if r.Unchanged > 0 {
-			appendValue(rb.Field(nc+2), colType{base: "NUMBER", prec: 9}, schema.Int(int64(r.Unchanged)))
-		} else {
-			rb.Field(nc + 2).AppendNull()
+		for j, v := range rawValues(r, load, batch) {
+			if problem := appendValue(rb.Field(nc+j), meta[j].typ, v); problem != "" {
+				return "", 0, fmt.Errorf("table %s: metadata column %s: %s", t.name, meta[j].name, problem)
+			}
 		}
-		rb.Field(nc + 3).(*array.StringBuilder).Append(r.C.Op.String())
-		if r.C.CommitTS.IsZero() {
-			rb.Field(nc + 4).AppendNull()
-		} else {
-			rb.Field(nc + 4).(*array.TimestampBuilder).Append(arrow.Timestamp(r.C.CommitTS.UnixMicro()))
-		}
-		rb.Field(nc + 5).(*array.StringBuilder).Append(load)
 		if (i+1)%8192 == 0 {
 			if err := flush(); err != nil {
 				return "", 0, err
