@@ -109,6 +109,32 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
+// Settings is a component's config: it fills its defaults and validates itself.
+type Settings[C any] interface {
+	WithDefaults() C
+	Validate() error
+}
+
+// Configured makes the Factory of a component whose config is a C: Spec is C's
+// defaults, and New decodes the raw config strictly, applies the defaults,
+// validates and calls build with the result.
+func Configured[C Settings[C], T, D any](build func(c C, deps D) T) Factory[T, D] {
+	return Factory[T, D]{
+		Spec: func() any {
+			var c C
+			return c.WithDefaults()
+		},
+		New: Decoded(func(c C, d D) (T, error) {
+			c = c.WithDefaults()
+			if err := c.Validate(); err != nil {
+				var zero T
+				return zero, err
+			}
+			return build(c, d), nil
+		}),
+	}
+}
+
 // Decoded makes a Factory.New from build: the raw config is decoded strictly
 // (Decode) into a C first, so that a component writes only what is its own —
 // defaults, validation, construction.

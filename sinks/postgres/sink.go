@@ -21,16 +21,7 @@ import (
 
 // Factory returns the Postgres sink's factory.
 func Factory() sinks.Factory {
-	return sinks.Factory{
-		Spec: func() any { return Config{}.WithDefaults() },
-		New: component.Decoded(func(c Config, d sinks.Deps) (sinks.Sink, error) {
-			c = c.WithDefaults()
-			if err := c.Validate(); err != nil {
-				return nil, err
-			}
-			return New(c, d), nil
-		}),
-	}
+	return component.Configured(func(c Config, d sinks.Deps) sinks.Sink { return New(c, d) })
 }
 
 // Sink is the Postgres sink. It implements sinks.Sink, sinks.Checker and

@@ -89,16 +89,7 @@ func (c Config) Validate() error {
 
 // Factory returns the datagen factory.
 func Factory() sources.Factory {
-	return sources.Factory{
-		Spec: func() any { return Config{}.WithDefaults() },
-		New: component.Decoded(func(c Config, d sources.Deps) (sources.Source, error) {
-			c = c.WithDefaults()
-			if err := c.Validate(); err != nil {
-				return nil, err
-			}
-			return New(c, d), nil
-		}),
-	}
+	return component.Configured(func(c Config, d sources.Deps) sources.Source { return New(c, d) })
 }
 
 const (
