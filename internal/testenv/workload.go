@@ -72,7 +72,8 @@ func (w *AcctWriter) Write(ctx context.Context, pool *pgxpool.Pool, rng *rand.Ra
 
 // AcctRow renders one acct row's columns (note, v, amount, at as µs since the
 // epoch, tags, doc) the same way whichever side they were read from: decimal
-// trailing zeros and timestamp formats differ between destinations.
+// trailing zeros, timestamp formats and JSON spacing and key order differ
+// between destinations.
 func AcctRow(note, v, amount *string, at *int64, tags []*string, doc *string) string {
 	str := func(p *string) string {
 		if p == nil {
@@ -89,7 +90,13 @@ func AcctRow(note, v, amount *string, at *int64, tags []*string, doc *string) st
 		ts = strconv.FormatInt(*at, 10)
 	}
 	tj, _ := json.Marshal(tags)
-	return strings.Join([]string{str(note), str(v), am, ts, string(tj), str(doc)}, "|")
+	d := str(doc)
+	var x any
+	if doc != nil && json.Unmarshal([]byte(*doc), &x) == nil {
+		b, _ := json.Marshal(x) // object keys sorted, no spaces
+		d = string(b)
+	}
+	return strings.Join([]string{str(note), str(v), am, ts, string(tj), d}, "|")
 }
 
 // AcctSource reads acct at the source, rendered by AcctRow, by id.

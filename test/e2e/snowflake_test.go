@@ -13,8 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -25,38 +23,6 @@ import (
 	sf "github.com/snowflakedb/gosnowflake/v2"
 	"github.com/stretchr/testify/require"
 )
-
-// acctRow renders an acct row for comparison across engines: JSON re-encoded
-// (key order and spacing differ), decimals without trailing zeros, the
-// timestamp as microseconds.
-func acctRow(note, v, amount sql.NullString, at sql.NullInt64, tags, doc sql.NullString) string {
-	str := func(s sql.NullString) string {
-		if !s.Valid {
-			return "∅"
-		}
-		return s.String
-	}
-	js := func(s sql.NullString) string {
-		if !s.Valid {
-			return "∅"
-		}
-		var x any
-		if json.Unmarshal([]byte(s.String), &x) != nil {
-			return "!" + s.String
-		}
-		b, _ := json.Marshal(x)
-		return string(b)
-	}
-	am := str(amount)
-	if strings.Contains(am, ".") {
-		am = strings.TrimRight(strings.TrimRight(am, "0"), ".")
-	}
-	ts := "∅"
-	if at.Valid {
-		ts = strconv.FormatInt(at.Int64, 10)
-	}
-	return strings.Join([]string{str(note), str(v), am, ts, js(tags), js(doc)}, "|")
-}
 
 // TestPostgresToSnowflakeKilled runs Postgres → Snowflake (fakesnow) through
 // `cdcd run` with the acct workload (inserts, updates, deletes and key moves in
@@ -170,18 +136,8 @@ pipelines:
 	stop()
 	require.NoError(t, <-done)
 
-	srcRows, err := pool.Query(ctx, `SELECT id, note, v::text, amount::text, (extract(epoch FROM at) * 1000000)::int8,
-		coalesce(array_to_json(tags)::text, '[]'), doc::text FROM acct`)
+	want, err := testenv.AcctSource(ctx, pool)
 	require.NoError(t, err)
-	want := map[int64]string{}
-	for srcRows.Next() {
-		var id int64
-		var note, v, amount, tags, doc sql.NullString
-		var at sql.NullInt64
-		require.NoError(t, srcRows.Scan(&id, &note, &v, &amount, &at, &tags, &doc))
-		want[id] = acctRow(note, v, amount, at, tags, doc)
-	}
-	require.NoError(t, srcRows.Err())
 
 	var live, deleted, stale, missing, ghost int
 	var example string
@@ -234,20 +190,24 @@ func snowflakeAcct(db *sql.DB) (map[int64]string, map[int64]bool, error) {
 	live, dels := map[int64]string{}, map[int64]bool{}
 	for rows.Next() {
 		var id int64
-		var note, v, amount, tags, doc sql.NullString
-		var at sql.NullInt64
+		var note, v, amount, doc *string
+		var at *int64
+		var tagsJSON sql.NullString
 		var del bool
-		if err := rows.Scan(&id, &note, &v, &amount, &at, &tags, &doc, &del); err != nil {
+		if err := rows.Scan(&id, &note, &v, &amount, &at, &tagsJSON, &doc, &del); err != nil {
 			return nil, nil, err
 		}
 		if del {
 			dels[id] = true
 			continue
 		}
-		if !tags.Valid {
-			tags = sql.NullString{String: "[]", Valid: true}
+		tags := []*string{}
+		if tagsJSON.Valid {
+			if err := json.Unmarshal([]byte(tagsJSON.String), &tags); err != nil {
+				return nil, nil, err
+			}
 		}
-		live[id] = acctRow(note, v, amount, at, tags, doc)
+		live[id] = testenv.AcctRow(note, v, amount, at, tags, doc)
 	}
 	return live, dels, rows.Err()
 }
