@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -201,10 +200,7 @@ func parse(t *testing.T, typ schema.Type, s string) schema.Value {
 			}
 			text := string(e)
 			if strings.HasPrefix(text, `"`) {
-				text, _ = strconv.Unquote(text)
-				var str string
-				require.NoError(t, json.Unmarshal(e, &str))
-				text = str
+				require.NoError(t, json.Unmarshal(e, &text))
 			}
 			out = append(out, parse(t, *typ.Elem, text))
 		}

@@ -178,14 +178,14 @@ func (s *Sink) Check(ctx context.Context) error {
 }
 
 func (s *Sink) prepare(ctx context.Context, db *sql.DB) error {
-	for _, q := range []string{
-		"CREATE SCHEMA IF NOT EXISTS " + quote(s.cfg.Database) + "." + quote(s.cfg.Schema),
-		"CREATE STAGE IF NOT EXISTS " + s.stage,
-		"CREATE TABLE IF NOT EXISTS " + s.state + ` ("pipeline" VARCHAR NOT NULL, "generation" NUMBER(20,0) NOT NULL,
-			"batch" NUMBER(20,0) NOT NULL, "position" VARCHAR, "updated_at" TIMESTAMP_TZ(6), PRIMARY KEY ("pipeline"))`,
+	for _, st := range []struct{ what, q string }{
+		{"create schema", "CREATE SCHEMA IF NOT EXISTS " + quote(s.cfg.Database) + "." + quote(s.cfg.Schema)},
+		{"create stage", "CREATE STAGE IF NOT EXISTS " + s.stage},
+		{"create state table", "CREATE TABLE IF NOT EXISTS " + s.state + ` ("pipeline" VARCHAR NOT NULL, "generation" NUMBER(20,0) NOT NULL,
+			"batch" NUMBER(20,0) NOT NULL, "position" VARCHAR, "updated_at" TIMESTAMP_TZ(6), PRIMARY KEY ("pipeline"))`},
 	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return classify(fmt.Errorf("prepare the destination: %s: %w", strings.Join(strings.Fields(q)[:6], " "), err))
+		if _, err := db.ExecContext(ctx, st.q); err != nil {
+			return classify(fmt.Errorf("prepare the destination: %s: %w", st.what, err))
 		}
 	}
 	return nil
