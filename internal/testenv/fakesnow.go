@@ -48,17 +48,20 @@ func StartFakesnow(t testing.TB) *Fakesnow {
 	if _, err := os.Stat(py); err != nil {
 		unavailable(t, "fakesnow: no interpreter at %s (scripts/test installs it; or set CDCD_FAKESNOW_PYTHON)", py)
 	}
-	if err := exec.Command(py, "-c", "import fakesnow.server, uvicorn").Run(); err != nil {
+	dir := t.TempDir()
+	check := exec.Command(py, "-c", "import fakesnow.server, uvicorn")
+	check.Env = append(os.Environ(), "TMPDIR="+dir) // importing it makes a stage directory
+	if err := check.Run(); err != nil {
 		unavailable(t, "fakesnow: %s cannot import fakesnow's server: %v", py, err)
 	}
-	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	f := &Fakesnow{Port: FreePort(t), Dir: dir}
+	// fakesnow keeps its internal stages in a new temporary directory per start:
+	// under the test's, so that they go with it
 	f.proc = &process{name: py, args: []string{"-c", fakesnowMain, filepath.Join(dir, "db"), fmt.Sprint(f.Port)}, dir: dir,
-		log: filepath.Join(dir, "fakesnow.log")}
-	// fakesnow's internal stages live in the temporary directory
+		log: filepath.Join(dir, "fakesnow.log"), env: []string{"TMPDIR=" + dir}}
 	t.Cleanup(f.Stop)
 	if err := f.start(); err != nil {
 		t.Fatal(err)

@@ -49,6 +49,7 @@ type process struct {
 	dir    string
 	log    string
 	cred   *syscall.Credential
+	env    []string // added to this process's environment
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -63,6 +64,9 @@ func (p *process) start() error {
 	}
 	cmd := exec.Command(p.name, p.args...)
 	cmd.Dir = p.dir
+	if p.env != nil {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: p.cred}
 	if err := cmd.Start(); err != nil {

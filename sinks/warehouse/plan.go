@@ -106,8 +106,9 @@ func Plan(changes []schema.Change, hwm offsets.Position, gen uint64) ([]Load, of
 		l := &loads[j]
 		v := Version(gen, c.Pos)
 		if c.Op == schema.OpTruncate {
-			// CollapseByKey drops the table's changes before its truncate
-			l.Truncate, l.Rows = v, l.Rows[:0]
+			// CollapseByKey keeps a table's last truncate and drops the changes
+			// before it, so Rows is empty here
+			l.Truncate = v
 			continue
 		}
 		r := Row{C: c, Version: v}
