@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/sinks/bigquery"
 	"github.com/cdcd-dev/cdcd/sinks/clickhouse"
 	"github.com/cdcd-dev/cdcd/sinks/discard"
 	"github.com/cdcd-dev/cdcd/sinks/file"
@@ -39,6 +40,7 @@ func registry() *pipeline.Registry {
 	r.Sinks["postgres"] = pgsink.Factory()
 	r.Sinks["clickhouse"] = clickhouse.Factory()
 	r.Sinks["snowflake"] = snowflake.Factory()
+	r.Sinks["bigquery"] = bigquery.Factory()
 	r.Transforms["filter"] = filter.Factory()
 	r.Transforms["mask"] = mask.Factory()
 	r.Transforms["columns"] = columns.Factory()

@@ -40,13 +40,19 @@ func WriteAcct(ctx context.Context, pool *pgxpool.Pool, rng *rand.Rand, rows, to
 type AcctWriter struct {
 	Rows int
 	Next int64
+	// Span is how many rows one statement touches at most (default 1,000).
+	Span int
 }
 
 // Write makes total row changes (see WriteAcct).
 func (w *AcctWriter) Write(ctx context.Context, pool *pgxpool.Pool, rng *rand.Rand, total int) error {
 	done := 0
 	for done < total {
-		n := 1 + rng.IntN(1000)
+		span := w.Span
+		if span == 0 {
+			span = 1000
+		}
+		n := 1 + rng.IntN(span)
 		lo := 1 + rng.Int64N(int64(w.Rows))
 		var q string
 		var args []any

@@ -2,6 +2,8 @@ package sinktest
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -72,4 +74,34 @@ func ParseText(typ schema.Type, s string) (schema.Value, error) {
 		return schema.JSON(s), nil
 	}
 	return schema.Unknown(typ.Name, s), nil
+}
+
+// ParseJSONArray turns a destination's JSON rendering of an array (what a
+// harness selects for an array column stored as JSON or as a JSON-rendered
+// ARRAY) back into an Array of typ's element kind: null elements are NULL,
+// string elements are read with ParseText, other elements from their JSON text.
+func ParseJSONArray(typ schema.Type, s string) (schema.Value, error) {
+	var elems []json.RawMessage
+	if err := json.Unmarshal([]byte(s), &elems); err != nil {
+		return schema.Null(), fmt.Errorf("array %q: %w", s, err)
+	}
+	out := make([]schema.Value, 0, len(elems))
+	for _, e := range elems {
+		if string(e) == "null" {
+			out = append(out, schema.Null())
+			continue
+		}
+		text := string(e)
+		if strings.HasPrefix(text, `"`) {
+			if err := json.Unmarshal(e, &text); err != nil {
+				return schema.Null(), err
+			}
+		}
+		v, err := ParseText(*typ.Elem, text)
+		if err != nil {
+			return schema.Null(), err
+		}
+		out = append(out, v)
+	}
+	return schema.Array(out...), nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"database/sql"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -190,21 +189,9 @@ func (h *harness) State(t *testing.T, table schema.Table) map[string]sinktest.St
 func parse(t *testing.T, typ schema.Type, s string) schema.Value {
 	t.Helper()
 	if typ.Kind == schema.KindArray {
-		var elems []json.RawMessage
-		require.NoError(t, json.Unmarshal([]byte(s), &elems), "array %q", s)
-		var out []schema.Value
-		for _, e := range elems {
-			if string(e) == "null" {
-				out = append(out, schema.Null())
-				continue
-			}
-			text := string(e)
-			if strings.HasPrefix(text, `"`) {
-				require.NoError(t, json.Unmarshal(e, &text))
-			}
-			out = append(out, parse(t, *typ.Elem, text))
-		}
-		return schema.Array(out...)
+		v, err := sinktest.ParseJSONArray(typ, s)
+		require.NoError(t, err)
+		return v
 	}
 	if typ.Kind == schema.KindDecimal && destType(typ).base == "TEXT" {
 		v, err := schema.Decimal(s)

@@ -157,7 +157,8 @@ type Merge struct {
 }
 
 // SQL renders the MERGE. Every SET and VALUES term is a bare source column, so
-// the statement needs nothing of the warehouse beyond standard MERGE.
+// the statement needs nothing of the warehouse beyond standard MERGE, and no
+// two WHEN MATCHED clauses match the same row.
 func (m Merge) SQL() string {
 	q := m.Quote
 	col := func(alias, name string) string { return alias + "." + q(name) }
@@ -200,7 +201,13 @@ func (m Merge) SQL() string {
 		}
 		fmt.Fprintf(&b, " WHEN MATCHED AND %s = %s AND %s THEN UPDATE SET %s", col("S", m.Unchanged), strconv.Itoa(i+1), newer, set(append(cols, live...)))
 	}
-	fmt.Fprintf(&b, " WHEN MATCHED AND %s THEN UPDATE SET %s", newer, set(append(slices.Clone(m.Columns), live...)))
+	// the clauses are disjoint, so the result does not rest on the first
+	// matching clause winning (bigquery-emulator applies each in turn)
+	plain := "NOT " + deleted
+	if len(m.UnchangedSets) > 0 {
+		plain += " AND " + col("S", m.Unchanged) + " IS NULL"
+	}
+	fmt.Fprintf(&b, " WHEN MATCHED AND %s AND %s THEN UPDATE SET %s", plain, newer, set(append(slices.Clone(m.Columns), live...)))
 	all := append(slices.Clone(m.Columns), live...)
 	quoted := make([]string, len(all))
 	values := make([]string, len(all))

@@ -78,7 +78,7 @@ func TestMergeSQL(t *testing.T) {
 	require.Equal(t, `MERGE INTO "db"."t" T USING "db"."s" S ON T."id" = S."id"`+
 		` WHEN MATCHED AND S."_cdc_deleted" AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
 		` WHEN MATCHED AND S."_u" = 1 AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "id" = S."id", "a" = S."a", "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
-		` WHEN MATCHED AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "id" = S."id", "a" = S."a", "b" = S."b", "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
+		` WHEN MATCHED AND NOT S."_cdc_deleted" AND S."_u" IS NULL AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "id" = S."id", "a" = S."a", "b" = S."b", "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
 		` WHEN NOT MATCHED THEN INSERT ("id", "a", "b", "_cdc_deleted", "_cdc_version", "_cdc_synced_at") VALUES (S."id", S."a", S."b", S."_cdc_deleted", S."_cdc_version", S."_cdc_synced_at")`,
 		m.SQL())
 	m.Hard, m.IncludeOp, m.UnchangedSets = true, true, nil
@@ -86,4 +86,5 @@ func TestMergeSQL(t *testing.T) {
 	require.Contains(t, got, `WHEN MATCHED AND S."_cdc_deleted" AND S."_cdc_version" > T."_cdc_version" THEN DELETE`)
 	require.Contains(t, got, `WHEN NOT MATCHED AND NOT S."_cdc_deleted" THEN INSERT`, "hard deletes insert no tombstone")
 	require.Contains(t, got, `"_cdc_op" = S."_cdc_op"`)
+	require.Contains(t, got, `WHEN MATCHED AND NOT S."_cdc_deleted" AND S."_cdc_version" > T."_cdc_version" THEN UPDATE`, "without unchanged sets the plain clause needs no unchanged test")
 }

@@ -1,0 +1,481 @@
+package bigquery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
+	"cloud.google.com/go/bigquery/storage/managedwriter"
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks/warehouse"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
+)
+
+// bqTable is a destination table, as read from its metadata.
+type bqTable struct {
+	name   string // dataset.table, for messages
+	table  string // the table id
+	dest   string // quoted
+	cols   []bqCol
+	byName map[string]int
+}
+
+type bqCol struct {
+	name string
+	typ  colType
+}
+
+// Raw-table metadata columns (fixed names: the raw tables are the sink's own).
+// The raw table names its data columns c0, c1, … (any column name then makes
+// a protobuf field name); the staging query gives them their names back.
+const rawUnchanged = "_cdc_unchanged" // the row's unchanged set (warehouse.Row.Unchanged), NULL for none
+
+// rawMeta are the raw table's metadata columns, after the data columns.
+func (s *Sink) rawMeta() []bqCol {
+	return []bqCol{{s.meta.Version, tString}, {s.meta.Deleted, tBool}, {rawUnchanged, tInt}, {s.meta.Op, tString}, {s.meta.SourceTS, tInt}}
+}
+
+// rawValues are a row's values of rawMeta's columns.
+func rawValues(r warehouse.Row) []schema.Value {
+	unchanged, ts := schema.Null(), schema.Null()
+	if r.Unchanged > 0 {
+		unchanged = schema.Int(int64(r.Unchanged))
+	}
+	if !r.C.CommitTS.IsZero() {
+		ts = schema.Int(r.C.CommitTS.UnixMicro())
+	}
+	return []schema.Value{schema.String(r.Version), schema.Bool(r.Deleted()), unchanged, schema.String(r.C.Op.String()), ts}
+}
+
+// table returns the destination table of id, reading its metadata on first use
+// in this run. A missing table is a permanent error: tables are created from
+// their CreateTable delta, so one that is missing was dropped by someone.
+func (s *Sink) table(ctx context.Context, id schema.TableID) (*bqTable, error) {
+	s.mu.Lock()
+	t := s.tables[id]
+	s.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := s.readTable(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, component.Permanent(fmt.Errorf("destination table %s.%s for %s does not exist; it was dropped or renamed at the destination: recreate it or resync the pipeline", s.cfg.Dataset, s.cfg.DestName(id), id))
+	}
+	s.mu.Lock()
+	s.tables[id] = t
+	s.mu.Unlock()
+	return t, nil
+}
+
+// readTable reads a destination table's columns; nil if it does not exist.
+func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*bqTable, error) {
+	name := s.cfg.DestName(id)
+	md, err := s.bq.Dataset(s.cfg.Dataset).Table(name).Metadata(ctx)
+	if isStatus(err, http.StatusNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify(fmt.Errorf("read the metadata of %s.%s: %w", s.cfg.Dataset, name, err))
+	}
+	t := &bqTable{name: s.cfg.Dataset + "." + name, table: name, dest: s.qualified(s.cfg.Dataset, name), byName: map[string]int{}}
+	meta := map[string]bool{}
+	for _, m := range s.metaNames() {
+		meta[m] = true
+	}
+	for _, f := range md.Schema {
+		if meta[f.Name] {
+			continue
+		}
+		t.byName[f.Name] = len(t.cols)
+		t.cols = append(t.cols, bqCol{f.Name, fieldType(f)})
+	}
+	for _, m := range []string{s.meta.Version, s.meta.Deleted, s.meta.SyncedAt} {
+		if !slices.ContainsFunc(md.Schema, func(f *bigquery.FieldSchema) bool { return f.Name == m }) {
+			return nil, component.Permanent(fmt.Errorf("destination table %s has no %s column: it was not created by this sink (or with another metadata_prefix)", t.name, m))
+		}
+	}
+	return t, nil
+}
+
+func (s *Sink) metaNames() []string {
+	return []string{s.meta.Version, s.meta.Deleted, s.meta.SyncedAt, s.meta.Op, s.meta.SourceTS}
+}
+
+// Apply applies schema deltas before the rows that need them: CreateTable
+// creates the table (or adds what an existing one lacks), AddColumn adds, a
+// widening BigQuery allows in place (INT64 to NUMERIC, NUMERIC to BIGNUMERIC, …)
+// is applied, RenameColumn renames. Drops keep the destination column and
+// table. A primary-key change or another type change is a permanent error
+// naming the table and column. Every load opens its write streams with the
+// table's columns as they are then, so rows after a delta carry its columns.
+func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
+	if s.bq == nil {
+		return errors.New("bigquery sink: Apply before Open")
+	}
+	for _, d := range deltas {
+		s.mu.Lock()
+		delete(s.tables, d.Table.ID)
+		s.mu.Unlock()
+		cur, err := s.readTable(ctx, d.Table.ID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case cur == nil && slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }):
+		case cur == nil:
+			err = s.createTable(ctx, d.Table)
+		default:
+			err = s.alterTable(ctx, cur, d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sink) ddl(ctx context.Context, q string) error {
+	if _, err := s.query(ctx, q, q); err != nil {
+		return err
+	}
+	s.log.Info("schema change applied at destination", "statement", q)
+	return nil
+}
+
+// alterTable brings an existing destination table to d's shape: renames, added
+// columns, widened types.
+func (s *Sink) alterTable(ctx context.Context, cur *bqTable, d schema.Delta) error {
+	for _, ch := range d.Changes {
+		if ch.Op != schema.RenameColumn {
+			continue
+		}
+		_, hasOld := cur.byName[ch.Old.Name]
+		_, hasNew := cur.byName[ch.Column.Name]
+		if hasOld && !hasNew {
+			if err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", cur.dest, quote(ch.Old.Name), quote(ch.Column.Name))); err != nil {
+				return err
+			}
+			cur.cols[cur.byName[ch.Old.Name]].name = ch.Column.Name
+			cur.byName[ch.Column.Name] = cur.byName[ch.Old.Name]
+			delete(cur.byName, ch.Old.Name)
+		}
+	}
+	if err := s.addColumns(ctx, cur, d.Table); err != nil {
+		return err
+	}
+	for _, ch := range d.Changes {
+		switch ch.Op {
+		case schema.AlterColumnType:
+			i, ok := cur.byName[ch.Column.Name]
+			if !ok {
+				continue
+			}
+			have, want := cur.cols[i].typ, destType(ch.Column.Type)
+			if have == want {
+				continue
+			}
+			if !widens(have, want) {
+				return component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and BigQuery cannot change it to %s in place (it widens INT64 to NUMERIC, BIGNUMERIC or FLOAT64 and NUMERIC to BIGNUMERIC): alter the destination column yourself, or resync the table",
+					cur.name, ch.Column.Name, ch.Column.Type, have, want))
+			}
+			if err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", cur.dest, quote(ch.Column.Name), want)); err != nil {
+				return err
+			}
+		case schema.SetPrimaryKey:
+			return component.Permanent(fmt.Errorf("table %s: the source's primary key changed to (%s); the destination merges by key and cannot follow it: resync the table",
+				cur.name, strings.Join(d.Table.PrimaryKey, ", ")))
+		}
+	}
+	return nil
+}
+
+// addColumns adds the columns of t that cur lacks, NULLABLE, through the
+// table's metadata (guarded by its ETag, so a concurrent change is not lost).
+func (s *Sink) addColumns(ctx context.Context, cur *bqTable, t schema.Table) error {
+	var add []*bigquery.FieldSchema
+	for _, c := range t.Columns {
+		if _, ok := cur.byName[c.Name]; !ok {
+			add = append(add, &bigquery.FieldSchema{Name: c.Name, Type: destType(c.Type).fieldType()})
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	tbl := s.bq.Dataset(s.cfg.Dataset).Table(cur.table)
+	md, err := tbl.Metadata(ctx)
+	if err != nil {
+		return classify(fmt.Errorf("read the metadata of %s: %w", cur.name, err))
+	}
+	sch := slices.Clone(md.Schema)
+	for _, f := range add {
+		if !slices.ContainsFunc(sch, func(g *bigquery.FieldSchema) bool { return g.Name == f.Name }) {
+			sch = append(sch, f)
+		}
+	}
+	if _, err := tbl.Update(ctx, bigquery.TableMetadataToUpdate{Schema: sch}, md.ETag); err != nil {
+		return classify(fmt.Errorf("add columns to %s: %w", cur.name, err))
+	}
+	for _, f := range add {
+		s.log.Info("schema change applied at destination", "table", cur.name, "added_column", f.Name, "type", f.Type)
+	}
+	return nil
+}
+
+// createTable creates the destination table with the source key (a NOT
+// ENFORCED primary key, and clustering unless cluster: false) and the metadata
+// columns, partitioned by partition_field when the table has it.
+func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
+	if len(t.PrimaryKey) == 0 {
+		return component.Permanent(fmt.Errorf("table %s has no primary key: the BigQuery sink merges by key, so it needs one at the source", t.ID))
+	}
+	md := &bigquery.TableMetadata{
+		Description:      fmt.Sprintf("cdcd: %s", t.ID),
+		TableConstraints: &bigquery.TableConstraints{PrimaryKey: &bigquery.PrimaryKey{Columns: t.PrimaryKey}},
+	}
+	types := map[string]colType{}
+	for _, c := range t.Columns {
+		typ := destType(c.Type)
+		types[c.Name] = typ
+		md.Schema = append(md.Schema, &bigquery.FieldSchema{Name: c.Name, Type: typ.fieldType(), Required: slices.Contains(t.PrimaryKey, c.Name)})
+	}
+	md.Schema = append(md.Schema,
+		&bigquery.FieldSchema{Name: s.meta.Version, Type: bigquery.StringFieldType, Required: true},
+		&bigquery.FieldSchema{Name: s.meta.Deleted, Type: bigquery.BooleanFieldType, Required: true},
+		&bigquery.FieldSchema{Name: s.meta.SyncedAt, Type: bigquery.TimestampFieldType})
+	types[s.meta.SyncedAt] = tTimestamp
+	if s.cfg.IncludeOp {
+		md.Schema = append(md.Schema, &bigquery.FieldSchema{Name: s.meta.Op, Type: bigquery.StringFieldType})
+	}
+	if s.cfg.IncludeSourceTS {
+		md.Schema = append(md.Schema, &bigquery.FieldSchema{Name: s.meta.SourceTS, Type: bigquery.TimestampFieldType})
+		types[s.meta.SourceTS] = tTimestamp
+	}
+	if *s.cfg.Cluster {
+		var keys []string
+		for _, k := range t.PrimaryKey {
+			switch types[k] {
+			case tFloat, tJSON:
+				continue // not clusterable
+			}
+			if keys = append(keys, k); len(keys) == 4 {
+				break
+			}
+		}
+		if len(keys) > 0 {
+			md.Clustering = &bigquery.Clustering{Fields: keys}
+		}
+	}
+	if f := s.cfg.PartitionField; f != "" {
+		switch types[f] {
+		case tTimestamp, tDate, tDateTime:
+			md.TimePartitioning = &bigquery.TimePartitioning{Field: f, Type: bigquery.TimePartitioningType(s.cfg.PartitionGranularity)}
+		default:
+			s.log.Info("table not partitioned: it has no TIMESTAMP, DATE or DATETIME column named like partition_field", "table", s.cfg.DestName(t.ID), "partition_field", f)
+		}
+	}
+	name := s.cfg.DestName(t.ID)
+	err := s.bq.Dataset(s.cfg.Dataset).Table(name).Create(ctx, md)
+	if isStatus(err, http.StatusConflict) {
+		// created meanwhile (another run): bring it to t's shape
+		cur, err := s.readTable(ctx, t.ID)
+		if err != nil || cur == nil {
+			return err
+		}
+		return s.alterTable(ctx, cur, schema.Delta{Table: t})
+	}
+	if err != nil {
+		return classify(fmt.Errorf("create destination table %s.%s for %s: %w", s.cfg.Dataset, name, t.ID, err))
+	}
+	s.log.Info("destination table created", "table", name, "source", t.ID.String())
+	return nil
+}
+
+// loadColumns returns the destination columns l's rows carry, in table order:
+// the key and every column of a row's image. A column the destination lacks is
+// a permanent error (its AddColumn was not applied).
+func (t *bqTable) loadColumns(l *warehouse.Load) ([]bqCol, error) {
+	seen := map[string]bool{}
+	for _, r := range l.Rows {
+		src := r.C.After
+		if src == nil {
+			src = r.C.Key
+		}
+		for _, f := range src {
+			if seen[f.Name] {
+				continue
+			}
+			if _, ok := t.byName[f.Name]; !ok {
+				return nil, component.Permanent(fmt.Errorf("table %s has no column %s, which changes at position %s carry: add it at the destination (its schema change was not applied) or resync the table", t.name, f.Name, r.C.Pos))
+			}
+			seen[f.Name] = true
+		}
+	}
+	var out []bqCol
+	for _, c := range t.cols {
+		if seen[c.name] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// rawColumns are the raw table's columns for a load of cols: c0… in their wire
+// types, then the metadata columns.
+func (s *Sink) rawColumns(cols []bqCol) []bqCol {
+	out := make([]bqCol, 0, len(cols)+5)
+	for i, c := range cols {
+		out = append(out, bqCol{fmt.Sprintf("c%d", i), c.typ.wire()})
+	}
+	return append(out, s.rawMeta()...)
+}
+
+// append creates the raw table and appends l's rows to it through the Storage
+// Write API: pending streams of one append request each, finalized and then
+// committed in one BatchCommitWriteStreams, so the rows appear all at once or
+// not at all.
+func (s *Sink) append(ctx context.Context, t *bqTable, raw string, cols []bqCol, l *warehouse.Load) error {
+	rc := s.rawColumns(cols)
+	md := &bigquery.TableMetadata{ExpirationTime: time.Now().Add(time.Duration(s.cfg.StagingExpiration)),
+		Description: "cdcd: one batch's rows of " + t.name + " before their merge"}
+	desc := &descriptorpb.DescriptorProto{Name: proto.String("row")}
+	for i, c := range rc {
+		md.Schema = append(md.Schema, &bigquery.FieldSchema{Name: c.name, Type: c.typ.fieldType()})
+		desc.Field = append(desc.Field, &descriptorpb.FieldDescriptorProto{Name: proto.String(c.name), Number: proto.Int32(int32(i + 1)),
+			Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), Type: c.typ.protoType().Enum()})
+	}
+	tbl := s.bq.Dataset(s.cfg.StagingDataset).Table(raw)
+	if err := tbl.Create(ctx, md); err != nil {
+		return classify(fmt.Errorf("create raw table %s.%s: %w", s.cfg.StagingDataset, raw, err))
+	}
+	parent := managedwriter.TableParentFromParts(s.cfg.Project, s.cfg.StagingDataset, raw)
+	var streams []string
+	var chunk [][]byte
+	size := 0
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		name, err := s.appendStream(ctx, parent, desc, chunk)
+		if err != nil {
+			return classify(fmt.Errorf("append %s's rows to %s.%s: %w", t.name, s.cfg.StagingDataset, raw, err))
+		}
+		s.m.bytes.WithLabelValues(s.pipeline).Add(float64(size))
+		streams = append(streams, name)
+		chunk, size = nil, 0
+		return nil
+	}
+	meta := s.rawMeta()
+	limit := s.cfg.RequestBytes - 16<<10 // room for the request's own fields
+	nc := len(cols)
+	for _, r := range l.Rows {
+		var b []byte
+		for j, c := range cols {
+			var problem string
+			if b, problem = appendValue(b, protowire.Number(j+1), c.typ, r.Value(c.name), limit); problem != "" {
+				if err := s.unrepresentable(t, c.name, r.C, problem); err != nil {
+					return err
+				}
+				// the field stays absent: NULL
+			}
+		}
+		for j, v := range rawValues(r) {
+			var problem string
+			if b, problem = appendValue(b, protowire.Number(nc+j+1), meta[j].typ, v, limit); problem != "" {
+				return fmt.Errorf("table %s: metadata column %s: %s", t.name, meta[j].name, problem)
+			}
+		}
+		if len(b) > limit {
+			return component.Permanent(fmt.Errorf("table %s: the row at position %s is %d bytes, more than one Storage Write API request (request_bytes) takes", t.name, r.C.Pos, len(b)))
+		}
+		if size+len(b) > limit {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		chunk = append(chunk, b)
+		size += len(b)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	resp, err := s.mw.BatchCommitWriteStreams(ctx, &storagepb.BatchCommitWriteStreamsRequest{Parent: managedwriter.TableParentFromParts(s.cfg.Project, s.cfg.StagingDataset, raw), WriteStreams: streams})
+	if err == nil && len(resp.GetStreamErrors()) > 0 {
+		se := resp.GetStreamErrors()[0]
+		err = fmt.Errorf("%s: %s", se.GetCode(), se.GetErrorMessage())
+	}
+	if err != nil {
+		return classify(fmt.Errorf("commit %s's rows to %s.%s: %w", t.name, s.cfg.StagingDataset, raw, err))
+	}
+	return nil
+}
+
+// appendStream writes rows through a new pending stream in one append, then
+// finalizes the stream and returns its name. One append per stream keeps a
+// request's rows on the stream it was sent to, wherever the connection goes.
+func (s *Sink) appendStream(ctx context.Context, parent string, desc *descriptorpb.DescriptorProto, rows [][]byte) (string, error) {
+	ms, err := s.mw.NewManagedStream(ctx, managedwriter.WithDestinationTable(parent), managedwriter.WithType(managedwriter.PendingStream),
+		managedwriter.WithSchemaDescriptor(desc))
+	if err != nil {
+		return "", err
+	}
+	defer ms.Close()
+	res, err := ms.AppendRows(ctx, rows, managedwriter.WithOffset(0))
+	if err != nil {
+		return "", err
+	}
+	if _, err := res.GetResult(ctx); err != nil {
+		return "", err
+	}
+	if _, err := ms.Finalize(ctx); err != nil {
+		return "", err
+	}
+	return ms.StreamName(), nil
+}
+
+// stageSQL creates the staging table of a load: the raw rows in the
+// destination's column types, with their sync time.
+func (s *Sink) stageSQL(t *bqTable, raw, stage string, cols []bqCol) string {
+	sel := make([]string, 0, len(cols)+6)
+	for i, c := range cols {
+		sel = append(sel, c.typ.expr(fmt.Sprintf("c%d", i))+" AS "+quote(c.name))
+	}
+	m := s.meta
+	sel = append(sel, quote(m.Version), quote(m.Deleted), quote(rawUnchanged), "CURRENT_TIMESTAMP() AS "+quote(m.SyncedAt))
+	if s.cfg.IncludeOp {
+		sel = append(sel, quote(m.Op))
+	}
+	if s.cfg.IncludeSourceTS {
+		sel = append(sel, "TIMESTAMP_MICROS("+quote(m.SourceTS)+") AS "+quote(m.SourceTS))
+	}
+	return fmt.Sprintf("CREATE TABLE %s OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL %d SECOND)) AS SELECT %s FROM %s",
+		s.qualified(s.cfg.StagingDataset, stage), int64(time.Duration(s.cfg.StagingExpiration).Seconds()), strings.Join(sel, ", "), s.qualified(s.cfg.StagingDataset, raw))
+}
+
+// mergeSQL is the MERGE of one load from its staging table (one row per key).
+func (t *bqTable) mergeSQL(s *Sink, stage string, cols []bqCol, l *warehouse.Load) string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.name
+	}
+	var keys []string
+	for _, f := range l.Rows[0].C.Key {
+		keys = append(keys, f.Name)
+	}
+	return warehouse.Merge{
+		Quote: quote, Target: t.dest, Source: stage, Columns: names, Key: keys, Meta: s.meta,
+		Unchanged: rawUnchanged, UnchangedSets: l.UnchangedSets, Hard: s.cfg.DeleteMode == "hard",
+		IncludeOp: s.cfg.IncludeOp, IncludeTS: s.cfg.IncludeSourceTS,
+	}.SQL()
+}
