@@ -1,0 +1,172 @@
+package bigquery
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"cloud.google.com/go/bigquery"
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/cdcd-dev/cdcd/sinks/sinktest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func items(n int64) []schema.Change {
+	var cs []schema.Change
+	for i := range n {
+		cs = append(cs, schema.Change{Op: schema.OpInsert, Table: sinktest.Items.ID, Version: 1, Pos: offsets.AppendUint(nil, uint64(i+1)),
+			Key:   schema.Row{{Name: "id", Value: schema.Int(i)}},
+			After: schema.Row{{Name: "id", Value: schema.Int(i)}, {Name: "v", Value: schema.Int(10 * i)}, {Name: "doc", Value: schema.String("x")}}})
+	}
+	return cs
+}
+
+func create(t schema.Table) []schema.Delta {
+	return []schema.Delta{{Table: t, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}
+}
+
+// TestCrashAfterLoad: a Write that committed a table's rows to its raw table
+// and staged them, and died before the MERGE; the restarted pipeline writes the
+// same batch again, which appends and merges it in full.
+func TestCrashAfterLoad(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	crashing := New(h.cfg, sinks.Deps{Pipeline: "p"}, WithFault(func(step string) error {
+		if step == "after_load" {
+			return errors.New("crash after load")
+		}
+		return nil
+	}))
+	require.NoError(t, crashing.Open(ctx))
+	require.NoError(t, crashing.Apply(ctx, create(sinktest.Items)))
+	cs := items(3)
+	b := &schema.Batch{Changes: cs, Checkpoint: cs[2].Pos}
+	require.ErrorContains(t, crashing.Write(ctx, b), "crash after load")
+	require.NoError(t, crashing.Close(ctx))
+	require.Empty(t, h.State(t, sinktest.Items), "nothing was merged")
+
+	s := New(h.cfg, sinks.Deps{Pipeline: "p"})
+	require.NoError(t, s.Open(ctx))
+	defer s.Close(ctx)
+	require.NoError(t, s.Write(ctx, b))
+	require.Len(t, h.State(t, sinktest.Items), 3)
+	require.NoError(t, s.Write(ctx, b), "a replay after the batch was recorded")
+	require.Len(t, h.State(t, sinktest.Items), 3)
+
+	// the loads' raw and staging tables are gone, or expire by themselves
+	c := h.client(t)
+	defer c.Close()
+	it := c.Dataset(h.cfg.Dataset).Tables(ctx)
+	for {
+		tbl, err := it.Next()
+		if err != nil {
+			break
+		}
+		md, err := tbl.Metadata(ctx)
+		require.NoError(t, err)
+		if tbl.TableID != "items" && tbl.TableID != "_cdc_sink_state" {
+			require.False(t, md.ExpirationTime.IsZero(), "left-over table %s must expire", tbl.TableID)
+		}
+	}
+}
+
+// TestSchemaChangeStatements checks the schema changes the sink makes against
+// the emulator, which adds a column to a table's metadata and not its storage
+// (so sinktest's add_column, which then writes, runs only live): the column
+// is added once, NULLABLE, in its BigQuery type; a type change BigQuery cannot
+// make in place and a key change are permanent errors naming table and column.
+func TestSchemaChangeStatements(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	s := New(h.cfg, sinks.Deps{Pipeline: "p"})
+	require.NoError(t, s.Open(ctx))
+	defer s.Close(ctx)
+	require.NoError(t, s.Apply(ctx, create(sinktest.Items)))
+
+	v2 := sinktest.Items.Clone()
+	v2.Version = 2
+	added := schema.Column{Name: "amount", Type: schema.Type{Kind: schema.KindDecimal, Name: "numeric", Precision: 12, Scale: 2}, Nullable: true}
+	v2.Columns = append(v2.Columns, added)
+	d := schema.Delta{Table: v2, From: 1, Changes: []schema.ColumnChange{{Op: schema.AddColumn, Column: added}}}
+	require.NoError(t, s.Apply(ctx, []schema.Delta{d}))
+	require.NoError(t, s.Apply(ctx, []schema.Delta{d}), "applying a delta again is a no-op")
+	c := h.client(t)
+	defer c.Close()
+	md, err := c.Dataset(h.cfg.Dataset).Table("items").Metadata(ctx)
+	require.NoError(t, err)
+	var found []*bigquery.FieldSchema
+	for _, f := range md.Schema {
+		if f.Name == "amount" {
+			found = append(found, f)
+		}
+	}
+	require.Len(t, found, 1)
+	require.Equal(t, bigquery.NumericFieldType, found[0].Type)
+	require.False(t, found[0].Required)
+	require.Equal(t, []string{"id"}, md.Clustering.Fields, "clustered by the key")
+
+	v3 := v2.Clone()
+	v3.Version = 3
+	v3.Columns[1].Type = schema.Type{Kind: schema.KindString, Name: "text"}
+	err = s.Apply(ctx, []schema.Delta{{Table: v3, From: 2, Changes: []schema.ColumnChange{{Op: schema.AlterColumnType, Column: v3.Columns[1], Old: &v2.Columns[1]}}}})
+	require.ErrorContains(t, err, "table "+h.cfg.Dataset+".items column v: the source changed its type to text")
+	require.True(t, component.IsPermanent(err))
+
+	v4 := v2.Clone()
+	v4.Version = 4
+	v4.PrimaryKey = []string{"id", "v"}
+	err = s.Apply(ctx, []schema.Delta{{Table: v4, From: 2, Changes: []schema.ColumnChange{{Op: schema.SetPrimaryKey}}}})
+	require.ErrorContains(t, err, "primary key changed to (id, v)")
+	require.True(t, component.IsPermanent(err))
+
+	require.NoError(t, c.Dataset(h.cfg.Dataset).Table("items").Delete(ctx))
+	s2 := New(h.cfg, sinks.Deps{Pipeline: "p"})
+	require.NoError(t, s2.Open(ctx))
+	defer s2.Close(ctx)
+	err = s2.Write(ctx, &schema.Batch{Changes: items(1)})
+	require.ErrorContains(t, err, "does not exist; it was dropped or renamed at the destination")
+	require.True(t, component.IsPermanent(err))
+}
+
+// TestOnUnrepresentableNull: with on_unrepresentable: null a value the column
+// cannot hold is stored as NULL and counted; by default the Write fails with
+// the table, column and position.
+func TestOnUnrepresentableNull(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	tbl := schema.Table{ID: schema.TableID{Namespace: "public", Name: "prices"}, Version: 1, PrimaryKey: []string{"id"}, Columns: []schema.Column{
+		{Name: "id", Type: schema.Type{Kind: schema.KindInt, Name: "int8"}},
+		{Name: "p", Type: schema.Type{Kind: schema.KindDecimal, Name: "numeric", Precision: 10, Scale: 2}, Nullable: true}}}
+	row := func(pos uint64, id int64, p string) schema.Change {
+		r := schema.Row{{Name: "id", Value: schema.Int(id)}, {Name: "p", Value: schema.MustDecimal(p)}}
+		return schema.Change{Op: schema.OpInsert, Table: tbl.ID, Version: 1, Pos: offsets.AppendUint(nil, pos), Key: r[:1], After: r}
+	}
+	s := New(h.cfg, sinks.Deps{Pipeline: "p"})
+	require.NoError(t, s.Open(ctx))
+	require.NoError(t, s.Apply(ctx, create(tbl)))
+	err := s.Write(ctx, &schema.Batch{Changes: []schema.Change{row(1, 1, "1.50"), row(2, 2, "NaN")}})
+	require.ErrorContains(t, err, "table "+h.cfg.Dataset+".prices column p at position")
+	require.ErrorContains(t, err, "NUMERIC has no NaN; set on_unrepresentable: null")
+	require.True(t, component.IsPermanent(err))
+	require.NoError(t, s.Close(ctx))
+
+	cfg := h.cfg
+	cfg.OnUnrepresentable = "null"
+	reg := prometheus.NewRegistry()
+	s = New(cfg, sinks.Deps{Pipeline: "p", Metrics: reg})
+	require.NoError(t, s.Open(ctx))
+	defer s.Close(ctx)
+	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: []schema.Change{row(1, 1, "1.50"), row(2, 2, "NaN")}}))
+	got := h.State(t, tbl)
+	require.Len(t, got, 2)
+	p, _ := got[`{"id":2}`].Row.Get("p")
+	require.True(t, p.IsNull())
+	p, _ = got[`{"id":1}`].Row.Get("p")
+	require.Equal(t, "1.50", p.Text())
+	require.Equal(t, 1.0, testutil.ToFloat64(s.m.nulled.WithLabelValues("p", h.cfg.Dataset+".prices", "p")))
+}
