@@ -50,7 +50,7 @@ type Config struct {
 	MergeParallelism int `yaml:"merge_parallelism" json:"merge_parallelism"`
 	// RequestBytes caps one Storage Write API append (the API takes 10 MB).
 	// Default 8 MiB.
-	RequestBytes int `yaml:"request_bytes" json:"request_bytes"`
+	RequestBytes config.ByteSize `yaml:"request_bytes" json:"request_bytes"`
 
 	// PartitionField time-partitions new destination tables by this column
 	// (a TIMESTAMP, DATE or DATETIME column of the table, or the metadata
@@ -83,7 +83,7 @@ func (c Config) WithDefaults() Config {
 		c.MergeParallelism = 4
 	}
 	if c.RequestBytes == 0 {
-		c.RequestBytes = 8 << 20
+		c.RequestBytes = config.ByteSize(8 << 20)
 	}
 	if c.PartitionGranularity == "" {
 		c.PartitionGranularity = "DAY"

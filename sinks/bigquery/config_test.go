@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -51,7 +52,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, "d", c.StagingDataset)
 	require.Equal(t, 24*time.Hour, time.Duration(c.StagingExpiration))
 	require.Equal(t, 4, c.MergeParallelism)
-	require.Equal(t, 8<<20, c.RequestBytes)
+	require.Equal(t, config.ByteSize(8<<20), c.RequestBytes)
 	require.True(t, *c.Cluster)
 	require.Equal(t, "DAY", c.PartitionGranularity)
 }

@@ -377,7 +377,7 @@ func (s *Sink) append(ctx context.Context, t *bqTable, raw string, cols []bqCol,
 		return nil
 	}
 	meta := s.rawMeta()
-	limit := s.cfg.RequestBytes - 16<<10 // room for the request's own fields
+	limit := int(s.cfg.RequestBytes) - 16<<10 // room for the request's own fields
 	nc := len(cols)
 	for _, r := range l.Rows {
 		var b []byte
