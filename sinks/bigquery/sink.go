@@ -57,6 +57,7 @@ type Sink struct {
 	m        *metrics
 	meta     sinks.MetaColumns
 	fault    func(string) error
+	nulls    *warehouse.Unrepresentable
 
 	bq     *bigquery.Client
 	mw     *managedwriter.Client
@@ -64,9 +65,8 @@ type Sink struct {
 	gen    uint64 // the pipeline's generation (bumped by Cleanup)
 	seq    uint64 // the last batch recorded
 	hwm    offsets.Position
-	mu     sync.Mutex // guards tables and warned (loads run in parallel)
+	mu     sync.Mutex // guards tables (loads run in parallel)
 	tables map[schema.TableID]*bqTable
-	warned map[string]bool
 }
 
 var _ interface {
@@ -84,6 +84,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 	h := sha256.Sum256([]byte(d.Pipeline))
 	s := &Sink{cfg: c, pipeline: d.Pipeline, tag: hex.EncodeToString(h[:6]), log: log.With("component", "sink.bigquery"),
 		m: newMetrics(d.Metrics), meta: c.Meta()}
+	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Log: s.log}
 	s.labels = maps.Clone(c.Labels)
 	if s.labels == nil {
 		s.labels = map[string]string{}
@@ -233,7 +234,6 @@ func (s *Sink) Open(ctx context.Context) error {
 		return err
 	}
 	s.tables = map[schema.TableID]*bqTable{}
-	s.warned = map[string]bool{}
 	if err := s.prepare(ctx); err != nil {
 		s.Close(ctx) //nolint:errcheck // the error that matters is err
 		return err
@@ -501,22 +501,4 @@ func permanentReason(r string) bool {
 		return true
 	}
 	return false
-}
-
-// unrepresentable handles a value its column cannot hold: an error naming table,
-// column, position and reason (never the value), or NULL under
-// on_unrepresentable: null (counted, and logged once per column).
-func (s *Sink) unrepresentable(t *bqTable, col string, c *schema.Change, problem string) error {
-	if s.cfg.OnUnrepresentable != "null" {
-		return component.Permanent(fmt.Errorf("table %s column %s at position %s: %s; set on_unrepresentable: null to store NULL instead",
-			t.name, col, c.Pos, problem))
-	}
-	s.m.nulled.WithLabelValues(s.pipeline, t.name, col).Inc()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k := t.name + "." + col; !s.warned[k] {
-		s.warned[k] = true
-		s.log.Warn("values the destination column cannot hold are stored as NULL", "table", t.name, "column", col, "reason", problem)
-	}
-	return nil
 }

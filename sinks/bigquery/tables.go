@@ -302,25 +302,12 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	return nil
 }
 
-// loadColumns returns the destination columns l's rows carry, in table order:
-// the key and every column of a row's image. A column the destination lacks is
-// a permanent error (its AddColumn was not applied).
+// loadColumns returns the destination columns l's rows carry, in table order
+// (warehouse.Load.Carried).
 func (t *bqTable) loadColumns(l *warehouse.Load) ([]bqCol, error) {
-	seen := map[string]bool{}
-	for _, r := range l.Rows {
-		src := r.C.After
-		if src == nil {
-			src = r.C.Key
-		}
-		for _, f := range src {
-			if seen[f.Name] {
-				continue
-			}
-			if _, ok := t.byName[f.Name]; !ok {
-				return nil, component.Permanent(fmt.Errorf("table %s has no column %s, which changes at position %s carry: add it at the destination (its schema change was not applied) or resync the table", t.name, f.Name, r.C.Pos))
-			}
-			seen[f.Name] = true
-		}
+	seen, err := l.Carried(t.name, func(c string) bool { _, ok := t.byName[c]; return ok })
+	if err != nil {
+		return nil, err
 	}
 	var out []bqCol
 	for _, c := range t.cols {
@@ -384,7 +371,7 @@ func (s *Sink) append(ctx context.Context, t *bqTable, raw string, cols []bqCol,
 		for j, c := range cols {
 			var problem string
 			if b, problem = appendValue(b, protowire.Number(j+1), c.typ, r.Value(c.name), limit); problem != "" {
-				if err := s.unrepresentable(t, c.name, r.C, problem); err != nil {
+				if err := s.nulls.Handle(t.name, c.name, r.C, problem); err != nil {
 					return err
 				}
 				// the field stays absent: NULL

@@ -47,6 +47,7 @@ type Sink struct {
 	m        *metrics
 	meta     sinks.MetaColumns
 	fault    func(string) error
+	nulls    *warehouse.Unrepresentable
 
 	db     *sql.DB
 	state  string // quoted state table
@@ -54,9 +55,8 @@ type Sink struct {
 	gen    uint64 // the pipeline's generation (bumped by Cleanup)
 	seq    uint64 // the last batch recorded
 	hwm    offsets.Position
-	mu     sync.Mutex // guards tables and warned (loads run in parallel)
+	mu     sync.Mutex // guards tables (loads run in parallel)
 	tables map[schema.TableID]*sfTable
-	warned map[string]bool
 }
 
 var _ interface {
@@ -74,6 +74,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 	h := sha256.Sum256([]byte(d.Pipeline))
 	s := &Sink{cfg: c, pipeline: d.Pipeline, tag: hex.EncodeToString(h[:6]), log: log.With("component", "sink.snowflake"),
 		m: newMetrics(d.Metrics), meta: c.Meta()}
+	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Log: s.log}
 	for _, o := range opts {
 		o(s)
 	}
@@ -207,7 +208,6 @@ func (s *Sink) Open(ctx context.Context) error {
 	}
 	s.db = db
 	s.tables = map[schema.TableID]*sfTable{}
-	s.warned = map[string]bool{}
 	if err := s.loadState(ctx); err != nil {
 		s.db = nil
 		db.Close()
@@ -432,22 +432,4 @@ func classify(err error) error {
 		return component.Permanent(err)
 	}
 	return err
-}
-
-// unrepresentable handles a value its column cannot hold: an error naming table,
-// column, position and reason (never the value), or NULL under
-// on_unrepresentable: null (counted, and logged once per column).
-func (s *Sink) unrepresentable(t *sfTable, col string, c *schema.Change, problem string) error {
-	if s.cfg.OnUnrepresentable != "null" {
-		return component.Permanent(fmt.Errorf("table %s column %s at position %s: %s; set on_unrepresentable: null to store NULL instead",
-			t.name, col, c.Pos, problem))
-	}
-	s.m.nulled.WithLabelValues(s.pipeline, t.name, col).Inc()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k := t.name + "." + col; !s.warned[k] {
-		s.warned[k] = true
-		s.log.Warn("values the destination column cannot hold are stored as NULL", "table", t.name, "column", col, "reason", problem)
-	}
-	return nil
 }

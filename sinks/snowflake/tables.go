@@ -343,25 +343,12 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	return nil
 }
 
-// loadColumns returns the destination columns l's rows carry, in table order:
-// the key and every column of a row's image. A column the destination lacks is
-// a permanent error (its AddColumn was not applied).
+// loadColumns returns the destination columns l's rows carry, in table order
+// (warehouse.Load.Carried).
 func (t *sfTable) loadColumns(l *warehouse.Load) ([]sfCol, error) {
-	seen := map[string]bool{}
-	for _, r := range l.Rows {
-		src := r.C.After
-		if src == nil {
-			src = r.C.Key
-		}
-		for _, f := range src {
-			if seen[f.Name] {
-				continue
-			}
-			if _, ok := t.byName[f.Name]; !ok {
-				return nil, component.Permanent(fmt.Errorf("table %s has no column %s, which changes at position %s carry: add it at the destination (its schema change was not applied) or resync the table", t.name, f.Name, r.C.Pos))
-			}
-			seen[f.Name] = true
-		}
+	seen, err := l.Carried(t.name, func(c string) bool { _, ok := t.byName[c]; return ok })
+	if err != nil {
+		return nil, err
 	}
 	var out []sfCol
 	for _, c := range t.cols {
@@ -461,7 +448,7 @@ func (s *Sink) encode(dir, load, batch string, t *sfTable, cols []sfCol, l *ware
 		for j, c := range cols {
 			v := r.Value(c.name)
 			if problem := appendValue(rb.Field(j), c.typ.raw(), v); problem != "" {
-				if err := s.unrepresentable(t, c.name, r.C, problem); err != nil {
+				if err := s.nulls.Handle(t.name, c.name, r.C, problem); err != nil {
 					return "", 0, err
 				}
 				rb.Field(j).AppendNull()

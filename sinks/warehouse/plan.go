@@ -26,13 +26,17 @@ package warehouse
 import (
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Version is the row version of position p under generation gen.
@@ -220,4 +224,60 @@ func (m Merge) SQL() string {
 	}
 	fmt.Fprintf(&b, " WHEN NOT MATCHED%s THEN INSERT (%s) VALUES (%s)", cond, strings.Join(quoted, ", "), strings.Join(values, ", "))
 	return b.String()
+}
+
+// Carried returns the columns l's rows carry: the key and every column of a
+// row's image. A column has does not know is a permanent error naming table
+// (its AddColumn was not applied at the destination).
+func (l *Load) Carried(table string, has func(column string) bool) (map[string]bool, error) {
+	seen := map[string]bool{}
+	for _, r := range l.Rows {
+		src := r.C.After
+		if src == nil {
+			src = r.C.Key
+		}
+		for _, f := range src {
+			if seen[f.Name] {
+				continue
+			}
+			if !has(f.Name) {
+				return nil, component.Permanent(fmt.Errorf("table %s has no column %s, which changes at position %s carry: add it at the destination (its schema change was not applied) or resync the table", table, f.Name, r.C.Pos))
+			}
+			seen[f.Name] = true
+		}
+	}
+	return seen, nil
+}
+
+// Unrepresentable applies a sink's on_unrepresentable policy to a value its
+// column cannot hold: an error naming table, column, position and reason
+// (never the value), or, under "null", a NULL that is counted and logged once
+// per column. It is safe for concurrent use.
+type Unrepresentable struct {
+	Policy   string // on_unrepresentable: "error" or "null"
+	Pipeline string
+	Nulled   *prometheus.CounterVec // sinks.NulledValues
+	Log      *slog.Logger
+
+	mu     sync.Mutex
+	warned map[string]bool
+}
+
+// Handle returns the error, or nil when the value is to be stored as NULL.
+func (u *Unrepresentable) Handle(table, column string, c *schema.Change, problem string) error {
+	if u.Policy != "null" {
+		return component.Permanent(fmt.Errorf("table %s column %s at position %s: %s; set on_unrepresentable: null to store NULL instead",
+			table, column, c.Pos, problem))
+	}
+	u.Nulled.WithLabelValues(u.Pipeline, table, column).Inc()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.warned == nil {
+		u.warned = map[string]bool{}
+	}
+	if k := table + "." + column; !u.warned[k] {
+		u.warned[k] = true
+		u.Log.Warn("values the destination column cannot hold are stored as NULL", "table", table, "column", column, "reason", problem)
+	}
+	return nil
 }

@@ -1,12 +1,16 @@
 package warehouse
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -87,4 +91,31 @@ func TestMergeSQL(t *testing.T) {
 	require.Contains(t, got, `WHEN NOT MATCHED AND NOT S."_cdc_deleted" THEN INSERT`, "hard deletes insert no tombstone")
 	require.Contains(t, got, `"_cdc_op" = S."_cdc_op"`)
 	require.Contains(t, got, `WHEN MATCHED AND NOT S."_cdc_deleted" AND S."_cdc_version" > T."_cdc_version" THEN UPDATE`, "without unchanged sets the plain clause needs no unchanged test")
+}
+
+func TestCarriedAndUnrepresentable(t *testing.T) {
+	tbl := schema.TableID{Namespace: "public", Name: "t"}
+	row := schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "extra", Value: schema.String("x")}}
+	loads, _ := Plan([]schema.Change{
+		{Op: schema.OpInsert, Table: tbl, Pos: offsets.AppendUint(nil, 1), Key: row[:1], After: row},
+		{Op: schema.OpDelete, Table: tbl, Pos: offsets.AppendUint(nil, 2), Key: schema.Row{{Name: "id", Value: schema.Int(2)}}},
+	}, nil, 1)
+	require.Len(t, loads, 1)
+	seen, err := loads[0].Carried("db.t", func(c string) bool { return true })
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"id": true, "extra": true}, seen)
+	_, err = loads[0].Carried("db.t", func(c string) bool { return c == "id" })
+	require.ErrorContains(t, err, "table db.t has no column extra, which changes at position")
+	require.True(t, component.IsPermanent(err))
+
+	reg := prometheus.NewRegistry()
+	u := &Unrepresentable{Policy: "error", Pipeline: "p", Nulled: sinks.NulledValues(reg), Log: slog.New(slog.DiscardHandler)}
+	err = u.Handle("db.t", "extra", loads[0].Rows[0].C, "too big")
+	require.ErrorContains(t, err, "table db.t column extra at position")
+	require.ErrorContains(t, err, "too big; set on_unrepresentable: null")
+	require.True(t, component.IsPermanent(err))
+	u.Policy = "null"
+	require.NoError(t, u.Handle("db.t", "extra", loads[0].Rows[0].C, "too big"))
+	require.NoError(t, u.Handle("db.t", "extra", loads[0].Rows[0].C, "too big"))
+	require.Equal(t, 2.0, testutil.ToFloat64(u.Nulled.WithLabelValues("p", "db.t", "extra")))
 }
