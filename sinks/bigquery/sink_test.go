@@ -3,6 +3,7 @@ package bigquery
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"cloud.google.com/go/bigquery"
@@ -169,4 +170,27 @@ func TestOnUnrepresentableNull(t *testing.T) {
 	p, _ = got[`{"id":1}`].Row.Get("p")
 	require.Equal(t, "1.50", p.Text())
 	require.Equal(t, 1.0, testutil.ToFloat64(s.m.nulled.WithLabelValues("p", h.cfg.Dataset+".prices", "p")))
+}
+
+// TestLoadOverSeveralStreams: a load larger than one append request goes
+// through several pending streams, committed together.
+func TestLoadOverSeveralStreams(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	cfg := h.cfg
+	cfg.RequestBytes = 64 << 10
+	reg := prometheus.NewRegistry()
+	s := New(cfg, sinks.Deps{Pipeline: "p", Metrics: reg})
+	require.NoError(t, s.Open(ctx))
+	defer s.Close(ctx)
+	require.NoError(t, s.Apply(ctx, create(sinktest.Items)))
+	cs := items(300)
+	doc := strings.Repeat("d", 1024)
+	for i := range cs {
+		cs[i].After[2].Value = schema.String(doc)
+	}
+	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: cs}))
+	got := h.State(t, sinktest.Items)
+	require.Equal(t, 300, len(got), "the rows of every stream")
+	require.Greater(t, testutil.ToFloat64(s.m.bytes.WithLabelValues("p")), float64(300*1024))
 }
