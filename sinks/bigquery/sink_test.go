@@ -84,7 +84,9 @@ func TestCrashAfterLoad(t *testing.T) {
 func TestSchemaChangeStatements(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	s := New(h.cfg, sinks.Deps{Pipeline: "p"})
+	cfg := h.cfg
+	cfg.PartitionField, cfg.PartitionGranularity = "_cdc_synced_at", "MONTH"
+	s := New(cfg, sinks.Deps{Pipeline: "p"})
 	require.NoError(t, s.Open(ctx))
 	defer s.Close(ctx)
 	require.NoError(t, s.Apply(ctx, create(sinktest.Items)))
@@ -110,6 +112,9 @@ func TestSchemaChangeStatements(t *testing.T) {
 	require.Equal(t, bigquery.NumericFieldType, found[0].Type)
 	require.False(t, found[0].Required)
 	require.Equal(t, []string{"id"}, md.Clustering.Fields, "clustered by the key")
+	require.NotNil(t, md.TimePartitioning)
+	require.Equal(t, "_cdc_synced_at", md.TimePartitioning.Field)
+	require.Equal(t, bigquery.MonthPartitioningType, md.TimePartitioning.Type)
 
 	v3 := v2.Clone()
 	v3.Version = 3
