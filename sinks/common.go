@@ -79,6 +79,12 @@ type MetaColumns struct {
 	Unchanged string
 }
 
+// Names are the metadata columns a destination table may have (Unchanged is a
+// staging column, not among them).
+func (m MetaColumns) Names() []string {
+	return []string{m.Version, m.Deleted, m.SyncedAt, m.Op, m.SourceTS}
+}
+
 // Meta returns the metadata column names.
 func (c Common) Meta() MetaColumns {
 	p := c.MetadataPrefix

@@ -37,11 +37,10 @@ type bqCol struct {
 // Raw-table metadata columns (fixed names: the raw tables are the sink's own).
 // The raw table names its data columns c0, c1, … (any column name then makes
 // a protobuf field name); the staging query gives them their names back.
-const rawUnchanged = "_cdc_unchanged" // the row's unchanged set (warehouse.Row.Unchanged), NULL for none
 
 // rawMeta are the raw table's metadata columns, after the data columns.
 func (s *Sink) rawMeta() []bqCol {
-	return []bqCol{{s.meta.Version, tString}, {s.meta.Deleted, tBool}, {rawUnchanged, tInt}, {s.meta.Op, tString}, {s.meta.SourceTS, tInt}}
+	return []bqCol{{s.meta.Version, tString}, {s.meta.Deleted, tBool}, {s.meta.Unchanged, tInt}, {s.meta.Op, tString}, {s.meta.SourceTS, tInt}}
 }
 
 // rawValues are a row's values of rawMeta's columns.
@@ -91,7 +90,7 @@ func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*bqTable, erro
 	}
 	t := &bqTable{name: s.cfg.Dataset + "." + name, table: name, dest: s.qualified(s.cfg.Dataset, name), byName: map[string]int{}}
 	meta := map[string]bool{}
-	for _, m := range s.metaNames() {
+	for _, m := range s.meta.Names() {
 		meta[m] = true
 	}
 	for _, f := range md.Schema {
@@ -107,10 +106,6 @@ func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*bqTable, erro
 		}
 	}
 	return t, nil
-}
-
-func (s *Sink) metaNames() []string {
-	return []string{s.meta.Version, s.meta.Deleted, s.meta.SyncedAt, s.meta.Op, s.meta.SourceTS}
 }
 
 // Apply applies schema deltas before the rows that need them: CreateTable
@@ -439,7 +434,7 @@ func (s *Sink) stageSQL(t *bqTable, raw, stage string, cols []bqCol) string {
 		sel = append(sel, c.typ.expr(fmt.Sprintf("c%d", i))+" AS "+quote(c.name))
 	}
 	m := s.meta
-	sel = append(sel, quote(m.Version), quote(m.Deleted), quote(rawUnchanged), "CURRENT_TIMESTAMP() AS "+quote(m.SyncedAt))
+	sel = append(sel, quote(m.Version), quote(m.Deleted), quote(m.Unchanged), "CURRENT_TIMESTAMP() AS "+quote(m.SyncedAt))
 	if s.cfg.IncludeOp {
 		sel = append(sel, quote(m.Op))
 	}
@@ -462,7 +457,7 @@ func (t *bqTable) mergeSQL(s *Sink, stage string, cols []bqCol, l *warehouse.Loa
 	}
 	return warehouse.Merge{
 		Quote: quote, Target: t.dest, Source: stage, Columns: names, Key: keys, Meta: s.meta,
-		Unchanged: rawUnchanged, UnchangedSets: l.UnchangedSets, Hard: s.cfg.DeleteMode == "hard",
+		UnchangedSets: l.UnchangedSets, Hard: s.cfg.DeleteMode == "hard",
 		IncludeOp: s.cfg.IncludeOp, IncludeTS: s.cfg.IncludeSourceTS,
 	}.SQL()
 }

@@ -39,16 +39,15 @@ type sfCol struct {
 
 // Raw-table metadata columns (fixed names: the raw tables are the sink's own).
 const (
-	rawLoad      = "_cdc_load"      // the load id
-	rawBatch     = "_cdc_batch"     // batchKey of the load's batch
-	rawUnchanged = "_cdc_unchanged" // the row's unchanged set (warehouse.Row.Unchanged), NULL for none
+	rawLoad  = "_cdc_load"  // the load id
+	rawBatch = "_cdc_batch" // batchKey of the load's batch
 )
 
 // rawMeta are the raw table's metadata columns, in the order the batch file
 // holds them after the data columns.
 func (s *Sink) rawMeta() []sfCol {
 	text := colType{base: "TEXT"}
-	return []sfCol{{s.meta.Version, text}, {s.meta.Deleted, colType{base: "BOOLEAN"}}, {rawUnchanged, colType{base: "NUMBER", prec: 9}},
+	return []sfCol{{s.meta.Version, text}, {s.meta.Deleted, colType{base: "BOOLEAN"}}, {s.meta.Unchanged, colType{base: "NUMBER", prec: 9}},
 		{s.meta.Op, text}, {s.meta.SourceTS, colType{base: "TIMESTAMP_TZ"}}, {rawLoad, text}, {rawBatch, text}}
 }
 
@@ -137,7 +136,7 @@ func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*sfTable, erro
 	raw := s.rawName(id)
 	t := &sfTable{name: s.cfg.Database + "." + s.cfg.Schema + "." + name, dest: s.qualified(name), raw: s.qualified(raw), rawName: raw, byName: map[string]int{}}
 	meta := map[string]bool{}
-	for _, m := range s.metaNames() {
+	for _, m := range s.meta.Names() {
 		meta[m] = true
 	}
 	for _, c := range cols {
@@ -162,10 +161,6 @@ func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*sfTable, erro
 		}
 	}
 	return t, nil
-}
-
-func (s *Sink) metaNames() []string {
-	return []string{s.meta.Version, s.meta.Deleted, s.meta.SyncedAt, s.meta.Op, s.meta.SourceTS}
 }
 
 // ensureRaw creates the raw table, or adds the columns it lacks, so that it has
@@ -381,7 +376,7 @@ func (t *sfTable) mergeSQL(s *Sink, cols []sfCol, l *warehouse.Load) string {
 		quotedKeys = append(quotedKeys, quote(f.Name))
 	}
 	m := s.meta
-	sel = append(sel, quote(m.Version), quote(m.Deleted), quote(rawUnchanged), "CURRENT_TIMESTAMP() AS "+quote(m.SyncedAt))
+	sel = append(sel, quote(m.Version), quote(m.Deleted), quote(m.Unchanged), "CURRENT_TIMESTAMP() AS "+quote(m.SyncedAt))
 	if s.cfg.IncludeOp {
 		sel = append(sel, quote(m.Op))
 	}
@@ -392,7 +387,7 @@ func (t *sfTable) mergeSQL(s *Sink, cols []sfCol, l *warehouse.Load) string {
 		strings.Join(sel, ", "), t.raw, quote(rawLoad), strings.Join(quotedKeys, ", "), quote(m.Version))
 	return warehouse.Merge{
 		Quote: quote, Target: t.dest, Source: source, Columns: names, Key: keys, Meta: m,
-		Unchanged: rawUnchanged, UnchangedSets: l.UnchangedSets, Hard: s.cfg.DeleteMode == "hard",
+		UnchangedSets: l.UnchangedSets, Hard: s.cfg.DeleteMode == "hard",
 		IncludeOp: s.cfg.IncludeOp, IncludeTS: s.cfg.IncludeSourceTS,
 	}.SQL()
 }

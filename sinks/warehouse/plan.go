@@ -147,13 +147,13 @@ type Merge struct {
 	Target string // the quoted destination table
 	// Source is the quoted table or parenthesised query holding exactly one row
 	// per key of the load, with the data columns, the metadata columns and the
-	// Unchanged column.
+	// Meta.Unchanged column.
 	Source  string
 	Columns []string // the destination's data columns the load carries
 	Key     []string
 	Meta    sinks.MetaColumns
-	// Unchanged is the source column with the row's unchanged set (0: none).
-	Unchanged     string
+	// UnchangedSets are the load's; the source's Meta.Unchanged column holds a
+	// row's 1-based index into them (NULL: none).
 	UnchangedSets [][]string
 	Hard          bool // delete rows instead of marking them deleted
 	IncludeOp     bool
@@ -203,13 +203,13 @@ func (m Merge) SQL() string {
 				cols = append(cols, c)
 			}
 		}
-		fmt.Fprintf(&b, " WHEN MATCHED AND %s = %s AND %s THEN UPDATE SET %s", col("S", m.Unchanged), strconv.Itoa(i+1), newer, set(append(cols, live...)))
+		fmt.Fprintf(&b, " WHEN MATCHED AND %s = %s AND %s THEN UPDATE SET %s", col("S", m.Meta.Unchanged), strconv.Itoa(i+1), newer, set(append(cols, live...)))
 	}
 	// the clauses are disjoint, so the result does not rest on the first
 	// matching clause winning (bigquery-emulator applies each in turn)
 	plain := "NOT " + deleted
 	if len(m.UnchangedSets) > 0 {
-		plain += " AND " + col("S", m.Unchanged) + " IS NULL"
+		plain += " AND " + col("S", m.Meta.Unchanged) + " IS NULL"
 	}
 	fmt.Fprintf(&b, " WHEN MATCHED AND %s AND %s THEN UPDATE SET %s", plain, newer, set(append(slices.Clone(m.Columns), live...)))
 	all := append(slices.Clone(m.Columns), live...)

@@ -78,11 +78,11 @@ func TestPlan(t *testing.T) {
 func TestMergeSQL(t *testing.T) {
 	q := func(s string) string { return `"` + s + `"` }
 	m := Merge{Quote: q, Target: `"db"."t"`, Source: `"db"."s"`, Columns: []string{"id", "a", "b"}, Key: []string{"id"},
-		Meta: sinks.Common{MetadataPrefix: "_cdc_"}.Meta(), Unchanged: "_u", UnchangedSets: [][]string{{"b"}}}
+		Meta: sinks.Common{MetadataPrefix: "_cdc_"}.Meta(), UnchangedSets: [][]string{{"b"}}}
 	require.Equal(t, `MERGE INTO "db"."t" T USING "db"."s" S ON T."id" = S."id"`+
 		` WHEN MATCHED AND S."_cdc_deleted" AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
-		` WHEN MATCHED AND S."_u" = 1 AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "id" = S."id", "a" = S."a", "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
-		` WHEN MATCHED AND NOT S."_cdc_deleted" AND S."_u" IS NULL AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "id" = S."id", "a" = S."a", "b" = S."b", "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
+		` WHEN MATCHED AND S."_cdc_unchanged" = 1 AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "id" = S."id", "a" = S."a", "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
+		` WHEN MATCHED AND NOT S."_cdc_deleted" AND S."_cdc_unchanged" IS NULL AND S."_cdc_version" > T."_cdc_version" THEN UPDATE SET "id" = S."id", "a" = S."a", "b" = S."b", "_cdc_deleted" = S."_cdc_deleted", "_cdc_version" = S."_cdc_version", "_cdc_synced_at" = S."_cdc_synced_at"`+
 		` WHEN NOT MATCHED THEN INSERT ("id", "a", "b", "_cdc_deleted", "_cdc_version", "_cdc_synced_at") VALUES (S."id", S."a", S."b", S."_cdc_deleted", S."_cdc_version", S."_cdc_synced_at")`,
 		m.SQL())
 	m.Hard, m.IncludeOp, m.UnchangedSets = true, true, nil
