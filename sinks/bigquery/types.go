@@ -9,6 +9,7 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks/warehouse"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/descriptorpb"
 )
@@ -284,7 +285,7 @@ func appendValue(b []byte, num protowire.Number, c colType, v schema.Value, maxS
 		return appendString(b, num, time.UnixMicro(us).UTC().Format("15:04:05.999999")), ""
 	}
 	// STRING, and the JSON text of JSON columns
-	s := textOf(v)
+	s := warehouse.Text(v)
 	if len(s) > maxSize {
 		return b, fmt.Sprintf("%d bytes exceed one Storage Write API request (request_bytes)", len(s))
 	}
@@ -331,17 +332,4 @@ func decimalText(c colType, v schema.Value) (string, string) {
 		return "", fmt.Sprintf("the value is out of range for %s", c)
 	}
 	return text, ""
-}
-
-// textOf renders a value for a text or JSON column: strings as they are, JSON
-// as its text, arrays as a JSON array, and every other kind in its canonical
-// text.
-func textOf(v schema.Value) string {
-	switch v.Kind() {
-	case schema.KindString, schema.KindJSON, schema.KindDecimal, schema.KindUnknown:
-		return v.Text()
-	case schema.KindArray:
-		return string(v.AppendJSON(nil)) // elements as JSON values; bytes in base64, instants in RFC 3339
-	}
-	return v.String()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks/warehouse"
 )
 
 // colType is a Snowflake column type as the sink creates and reads it.
@@ -226,7 +227,7 @@ func appendValue(b array.Builder, c colType, v schema.Value) string {
 		}
 		b.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMicro()))
 	default: // TEXT, and JSON text for VARIANT and ARRAY
-		s := textOf(v)
+		s := warehouse.Text(v)
 		if len(s) > maxText {
 			return fmt.Sprintf("%d bytes exceed VARCHAR's 16 MiB", len(s))
 		}
@@ -252,16 +253,4 @@ func exact(s string, scale int) bool {
 // Duration would overflow beyond 292 years).
 func civilDays(t time.Time) int32 {
 	return int32(time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).Unix() / 86400)
-}
-
-// textOf renders a value for a text column: strings as they are, JSON as its
-// text, arrays as a JSON array, and every other kind in its canonical text.
-func textOf(v schema.Value) string {
-	switch v.Kind() {
-	case schema.KindString, schema.KindJSON, schema.KindDecimal, schema.KindUnknown:
-		return v.Text()
-	case schema.KindArray:
-		return string(v.AppendJSON(nil)) // elements as JSON values; bytes in base64, instants in RFC 3339
-	}
-	return v.String()
 }

@@ -281,3 +281,16 @@ func (u *Unrepresentable) Handle(table, column string, c *schema.Change, problem
 	}
 	return nil
 }
+
+// Text renders a value for a text or JSON column: strings as they are, JSON as
+// its text, arrays as a JSON array (elements as JSON values: bytes in base64,
+// instants in RFC 3339), and every other kind in its canonical text.
+func Text(v schema.Value) string {
+	switch v.Kind() {
+	case schema.KindString, schema.KindJSON, schema.KindDecimal, schema.KindUnknown:
+		return v.Text()
+	case schema.KindArray:
+		return string(v.AppendJSON(nil))
+	}
+	return v.String()
+}

@@ -119,3 +119,11 @@ func TestCarriedAndUnrepresentable(t *testing.T) {
 	require.NoError(t, u.Handle("db.t", "extra", loads[0].Rows[0].C, "too big"))
 	require.Equal(t, 2.0, testutil.ToFloat64(u.Nulled.WithLabelValues("p", "db.t", "extra")))
 }
+
+func TestText(t *testing.T) {
+	require.Equal(t, `{"a": 1}`, Text(schema.JSON(`{"a": 1}`)), "JSON as written")
+	require.Equal(t, "1.50", Text(schema.MustDecimal("1.50")), "decimals keep their scale")
+	require.Equal(t, `[1,null,"x"]`, Text(schema.Array(schema.Int(1), schema.Null(), schema.String("x"))))
+	require.Equal(t, "1 day", Text(schema.Unknown("interval", "1 day")))
+	require.Equal(t, "42", Text(schema.Int(42)))
+}
