@@ -75,12 +75,13 @@ func emulatorConfig(e *testenv.BigQueryEmulator, dataset string) Config {
 	return Config{Project: e.Project, Dataset: dataset, Endpoint: e.Endpoint(), StorageEndpoint: e.GRPCAddr(), NoAuth: true}.WithDefaults()
 }
 
-// client is the harness's own client (to read state), configured as the sink's.
+// client is the harness's own REST client (to read state), configured as the sink's.
 func (h *harness) client(t testing.TB) *bigquery.Client {
-	s := New(h.cfg, sinks.Deps{Pipeline: "harness"})
-	require.NoError(t, s.connect(context.Background()))
-	s.mw.Close()
-	return s.bq
+	opts, _, err := h.cfg.clientOptions()
+	require.NoError(t, err)
+	c, err := bigquery.NewClient(context.Background(), h.cfg.Project, opts...)
+	require.NoError(t, err)
+	return c
 }
 
 func (h *harness) NewSink(t *testing.T, o sinktest.Options) sinks.Sink {

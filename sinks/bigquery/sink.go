@@ -141,25 +141,34 @@ func (s *Sink) qualified(dataset, table string) string {
 	return quote(s.cfg.Project) + "." + quote(dataset) + "." + quote(table)
 }
 
-func (s *Sink) connect(ctx context.Context) error {
-	var opts, wopts []option.ClientOption
+// clientOptions are the REST client's options (opts) and the Storage Write
+// API's (wopts) for c's credentials and endpoints.
+func (c Config) clientOptions() (opts, wopts []option.ClientOption, err error) {
 	switch {
-	case s.cfg.NoAuth:
+	case c.NoAuth:
 		opts = append(opts, option.WithoutAuthentication())
 		wopts = append(wopts, option.WithoutAuthentication(), option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
-	case s.cfg.CredentialsJSON != "" || s.cfg.CredentialsFile != "":
-		key, err := s.cfg.credentials()
+	case c.CredentialsJSON != "" || c.CredentialsFile != "":
+		key, err := c.credentials()
 		if err != nil {
-			return component.Permanent(err)
+			return nil, nil, component.Permanent(err)
 		}
 		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, key))
 		wopts = append(wopts, option.WithAuthCredentialsJSON(option.ServiceAccount, key))
 	}
-	if s.cfg.Endpoint != "" {
-		opts = append(opts, option.WithEndpoint(s.cfg.Endpoint))
+	if c.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(c.Endpoint))
 	}
-	if s.cfg.StorageEndpoint != "" {
-		wopts = append(wopts, option.WithEndpoint(s.cfg.StorageEndpoint))
+	if c.StorageEndpoint != "" {
+		wopts = append(wopts, option.WithEndpoint(c.StorageEndpoint))
+	}
+	return opts, wopts, nil
+}
+
+func (s *Sink) connect(ctx context.Context) error {
+	opts, wopts, err := s.cfg.clientOptions()
+	if err != nil {
+		return err
 	}
 	bq, err := bigquery.NewClient(ctx, s.cfg.Project, opts...)
 	if err != nil {
@@ -189,7 +198,11 @@ func (s *Sink) Check(ctx context.Context) error {
 }
 
 func (s *Sink) prepare(ctx context.Context) error {
-	for _, ds := range []string{s.cfg.Dataset, s.cfg.StagingDataset} {
+	datasets := []string{s.cfg.Dataset}
+	if s.cfg.StagingDataset != s.cfg.Dataset {
+		datasets = append(datasets, s.cfg.StagingDataset)
+	}
+	for _, ds := range datasets {
 		d := s.bq.Dataset(ds)
 		if _, err := d.Metadata(ctx); err == nil {
 			continue
