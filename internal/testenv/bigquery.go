@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -67,19 +66,7 @@ func (e *BigQueryEmulator) start() error {
 			return err
 		}
 		c.Close()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.Endpoint()+"/projects/"+e.Project+"/datasets", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("list datasets: %s", resp.Status)
-		}
-		return nil
+		return getOK(ctx, e.Endpoint()+"/projects/"+e.Project+"/datasets")
 	})
 }
 

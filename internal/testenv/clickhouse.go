@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -66,19 +65,7 @@ func (ch *ClickHouse) start() error {
 		return err
 	}
 	return ch.proc.waitReady(func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/ping", ch.HTTPPort), nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("ping: %s", resp.Status)
-		}
-		return nil
+		return getOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/ping", ch.HTTPPort))
 	})
 }
 
