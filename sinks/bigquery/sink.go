@@ -3,8 +3,6 @@ package bigquery
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,8 +79,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := sha256.Sum256([]byte(d.Pipeline))
-	s := &Sink{cfg: c, pipeline: d.Pipeline, tag: hex.EncodeToString(h[:6]), log: log.With("component", "sink.bigquery"),
+	s := &Sink{cfg: c, pipeline: d.Pipeline, tag: warehouse.Tag(d.Pipeline), log: log.With("component", "sink.bigquery"),
 		m: newMetrics(d.Metrics), meta: c.Meta()}
 	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Log: s.log}
 	s.labels = maps.Clone(c.Labels)
@@ -275,15 +272,10 @@ func (s *Sink) loadState(ctx context.Context) error {
 	}
 	gen, _ := rows[0][0].(int64)
 	seq, _ := rows[0][1].(int64)
-	s.gen, s.seq, s.hwm = uint64(gen), uint64(seq), nil
-	if pos, _ := rows[0][2].(string); pos != "" {
-		p, err := hex.DecodeString(pos)
-		if err != nil {
-			return component.Permanent(fmt.Errorf("sink state of pipeline %q: position %q is not hex", s.pipeline, pos))
-		}
-		s.hwm = p
-	}
-	return nil
+	pos, _ := rows[0][2].(string)
+	s.gen, s.seq = uint64(gen), uint64(seq)
+	s.hwm, err = warehouse.ParsePosition(s.pipeline, pos)
+	return err
 }
 
 // Cleanup forgets the pipeline's written position when it is deleted and starts
@@ -380,7 +372,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	}
 	st, err := s.query(ctx, fmt.Sprintf("record batch %d", n),
 		`UPDATE `+s.state+` SET batch = @batch, position = @position, updated_at = CURRENT_TIMESTAMP() WHERE pipeline = @pipeline AND generation = @generation`,
-		bigquery.QueryParameter{Name: "batch", Value: int64(n)}, bigquery.QueryParameter{Name: "position", Value: hex.EncodeToString(last)},
+		bigquery.QueryParameter{Name: "batch", Value: int64(n)}, bigquery.QueryParameter{Name: "position", Value: warehouse.FormatPosition(last)},
 		bigquery.QueryParameter{Name: "pipeline", Value: s.pipeline}, bigquery.QueryParameter{Name: "generation", Value: int64(s.gen)})
 	if err != nil {
 		return err

@@ -2,9 +2,7 @@ package snowflake
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,8 +69,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := sha256.Sum256([]byte(d.Pipeline))
-	s := &Sink{cfg: c, pipeline: d.Pipeline, tag: hex.EncodeToString(h[:6]), log: log.With("component", "sink.snowflake"),
+	s := &Sink{cfg: c, pipeline: d.Pipeline, tag: warehouse.Tag(d.Pipeline), log: log.With("component", "sink.snowflake"),
 		m: newMetrics(d.Metrics), meta: c.Meta()}
 	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Log: s.log}
 	for _, o := range opts {
@@ -230,15 +227,9 @@ func (s *Sink) loadState(ctx context.Context) error {
 	if err != nil {
 		return classify(fmt.Errorf("read sink state from %s: %w", s.state, err))
 	}
-	s.gen, s.seq, s.hwm = uint64(gen), uint64(seq), nil
-	if pos.Valid && pos.String != "" {
-		p, err := hex.DecodeString(pos.String)
-		if err != nil {
-			return component.Permanent(fmt.Errorf("sink state of pipeline %q: position %q is not hex", s.pipeline, pos.String))
-		}
-		s.hwm = p
-	}
-	return nil
+	s.gen, s.seq = uint64(gen), uint64(seq)
+	s.hwm, err = warehouse.ParsePosition(s.pipeline, pos.String)
+	return err
 }
 
 // Cleanup forgets the pipeline's written position when it is deleted and starts
@@ -292,7 +283,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 		}
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE `+s.state+` SET "batch" = ?, "position" = ?, "updated_at" = CURRENT_TIMESTAMP() WHERE "pipeline" = ?`,
-		int64(n), hex.EncodeToString(last), s.pipeline)
+		int64(n), warehouse.FormatPosition(last), s.pipeline)
 	if err != nil {
 		return classify(fmt.Errorf("record batch %d: %w", n, err))
 	}

@@ -24,6 +24,7 @@
 package warehouse
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -293,4 +294,27 @@ func Text(v schema.Value) string {
 		return string(v.AppendJSON(nil))
 	}
 	return v.String()
+}
+
+// Tag is a pipeline's short prefix of the names a warehouse sink gives its own
+// objects (raw tables, stage paths, load ids): the first 12 hex digits of its
+// name's SHA-256.
+func Tag(pipeline string) string {
+	h := sha256.Sum256([]byte(pipeline))
+	return hex.EncodeToString(h[:6])
+}
+
+// FormatPosition is how the state table stores a recorded position (hex).
+func FormatPosition(p offsets.Position) string { return hex.EncodeToString(p) }
+
+// ParsePosition reads a position FormatPosition wrote; "" is none (nil).
+func ParsePosition(pipeline, text string) (offsets.Position, error) {
+	if text == "" {
+		return nil, nil
+	}
+	p, err := hex.DecodeString(text)
+	if err != nil {
+		return nil, component.Permanent(fmt.Errorf("sink state of pipeline %q: position %q is not hex", pipeline, text))
+	}
+	return p, nil
 }

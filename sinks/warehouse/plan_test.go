@@ -127,3 +127,18 @@ func TestText(t *testing.T) {
 	require.Equal(t, "1 day", Text(schema.Unknown("interval", "1 day")))
 	require.Equal(t, "42", Text(schema.Int(42)))
 }
+
+func TestPositionText(t *testing.T) {
+	p := offsets.Position(offsets.AppendUint(nil, 0xdeadbeef))
+	got, err := ParsePosition("p", FormatPosition(p))
+	require.NoError(t, err)
+	require.Equal(t, p, got)
+	got, err = ParsePosition("p", "")
+	require.NoError(t, err)
+	require.Nil(t, got)
+	_, err = ParsePosition("p", "zz")
+	require.ErrorContains(t, err, `sink state of pipeline "p": position "zz" is not hex`)
+	require.True(t, component.IsPermanent(err))
+	require.Len(t, Tag("p"), 12)
+	require.NotEqual(t, Tag("p"), Tag("q"))
+}
