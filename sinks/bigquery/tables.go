@@ -34,11 +34,9 @@ type bqCol struct {
 	typ  colType
 }
 
-// Raw-table metadata columns (fixed names: the raw tables are the sink's own).
-// The raw table names its data columns c0, c1, … (any column name then makes
-// a protobuf field name); the staging query gives them their names back.
-
-// rawMeta are the raw table's metadata columns, after the data columns.
+// rawMeta are the raw table's metadata columns, after the data columns. The
+// raw table names its data columns c0, c1, … (any column name then makes a
+// protobuf field name); the staging query gives them their names back.
 func (s *Sink) rawMeta() []bqCol {
 	return []bqCol{{s.meta.Version, tString}, {s.meta.Deleted, tBool}, {s.meta.Unchanged, tInt}, {s.meta.Op, tString}, {s.meta.SourceTS, tInt}}
 }
@@ -392,7 +390,7 @@ func (s *Sink) append(ctx context.Context, t *bqTable, raw string, cols []bqCol,
 	if err := flush(); err != nil {
 		return err
 	}
-	resp, err := s.mw.BatchCommitWriteStreams(ctx, &storagepb.BatchCommitWriteStreamsRequest{Parent: managedwriter.TableParentFromParts(s.cfg.Project, s.cfg.StagingDataset, raw), WriteStreams: streams})
+	resp, err := s.mw.BatchCommitWriteStreams(ctx, &storagepb.BatchCommitWriteStreamsRequest{Parent: parent, WriteStreams: streams})
 	if err == nil && len(resp.GetStreamErrors()) > 0 {
 		se := resp.GetStreamErrors()[0]
 		err = fmt.Errorf("%s: %s", se.GetCode(), se.GetErrorMessage())
