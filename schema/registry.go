@@ -34,7 +34,10 @@ type Registry interface {
 	// Observe records the shape t seen in the stream at pos and returns it with its
 	// Version set, plus the Delta from the version in force before pos (nil when the
 	// shape is unchanged). Observing the same shape again, or a shape that a replay
-	// sees again at or after the position it was first recorded, is a no-op.
+	// sees again after the position it was first recorded, makes no version and no
+	// delta. A replay that observes a version at exactly the position where it was
+	// recorded gets that version's delta again: the batch that carried it may never
+	// have reached the sink, and sinks apply deltas idempotently.
 	Observe(ctx context.Context, t Table, pos offsets.Position) (Table, *Delta, error)
 	// At returns version v of table id.
 	At(ctx context.Context, id TableID, v Version) (Table, error)
@@ -75,13 +78,17 @@ func (r *registry) Observe(ctx context.Context, t Table, pos offsets.Position) (
 	vs := r.versions[t.ID]
 	// The version in force at pos: the newest recorded at or before pos.
 	var inForce *TableVersion
+	at := -1
 	for i := len(vs) - 1; i >= 0; i-- {
 		if vs[i].Pos.Compare(pos) <= 0 {
-			inForce = &vs[i]
+			inForce, at = &vs[i], i
 			break
 		}
 	}
 	if inForce != nil && inForce.Table.SameShape(t) {
+		if inForce.Pos.Compare(pos) == 0 {
+			return inForce.Table.Clone(), recorded(vs, at), nil
+		}
 		return inForce.Table.Clone(), nil, nil
 	}
 	// A replay may see a shape before the position where it was first recorded
@@ -112,6 +119,20 @@ func (r *registry) Observe(ctx context.Context, t Table, pos offsets.Position) (
 	}
 	r.versions[t.ID] = append(vs, tv)
 	return next.Clone(), d, nil
+}
+
+// recorded rebuilds the delta that version vs[i] was recorded with: from the
+// version before it, or a CreateTable for the first.
+func recorded(vs []TableVersion, i int) *Delta {
+	d := &Delta{Table: vs[i].Table.Clone()}
+	if i == 0 {
+		d.Changes = []ColumnChange{{Op: CreateTable}}
+		return d
+	}
+	prev := vs[i-1].Table
+	d.From = prev.Version
+	d.Changes = Diff(prev, d.Table)
+	return d
 }
 
 func (r *registry) At(_ context.Context, id TableID, v Version) (Table, error) {

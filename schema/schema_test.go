@@ -175,6 +175,17 @@ func TestRegistry(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, d, "a replay that sees v2 a little earlier reuses v2")
 	require.Equal(t, Version(2), again.Version)
+	// A replay of the very positions where versions were recorded gets their
+	// deltas again: the batches that carried them may never have been written.
+	first, d, err := r2.Observe(ctx, tbl(idCol, nameCol), p(10))
+	require.NoError(t, err)
+	require.Equal(t, Version(1), first.Version)
+	require.Equal(t, &Delta{Table: first, Changes: []ColumnChange{{Op: CreateTable}}}, d)
+	second, d, err := r2.Observe(ctx, tbl(idCol, nameCol, extra), p(100))
+	require.NoError(t, err)
+	require.Equal(t, &Delta{Table: second, From: 1, Changes: []ColumnChange{{Op: AddColumn, Column: extra}}}, d)
+	require.Len(t, r2.Tables(), 1, "no version was made")
+	require.Equal(t, Version(2), r2.Tables()[0].Version)
 
 	got, err := r2.At(ctx, TableID{"public", "t"}, 1)
 	require.NoError(t, err)

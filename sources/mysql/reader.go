@@ -285,7 +285,13 @@ func (r *reader) send(ctx context.Context, b schema.Batch) error {
 	}
 }
 
-// observe registers a table shape at pos and returns the delta if it is new.
+// observe registers a table shape at pos and returns the delta to send before
+// the rows encoded with it: the registry's when the shape is new, otherwise an
+// announcement of the version in force (a delta without changes) the first time
+// this run sees the table in that shape. A run that resumes from a checkpoint
+// cannot know whether the batch that first carried the table's delta reached
+// the sink, so it says again what it encodes rows with; sinks apply it
+// idempotently.
 func (r *reader) observe(ctx context.Context, t schema.Table, file string, pos uint32) (*schema.Delta, error) {
 	if cur, ok := r.byID[t.ID]; ok && cur.Version != 0 && cur.SameShape(t) {
 		return nil, nil
@@ -295,6 +301,9 @@ func (r *reader) observe(ctx context.Context, t schema.Table, file string, pos u
 		return nil, err
 	}
 	r.byID[t.ID] = v
+	if d == nil {
+		d = &schema.Delta{Table: v, From: v.Version}
+	}
 	return d, nil
 }
 

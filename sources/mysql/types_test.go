@@ -42,7 +42,9 @@ type typesRig struct {
 	conn *client.Conn
 	cfg  Config
 	reg  schema.Registry
-	prog *sourcetest.MemProgress
+	// versions is reg's store: a registry made from it again is a new run's
+	versions *schema.MemoryVersions
+	prog     *sourcetest.MemProgress
 }
 
 func newRig(t *testing.T, setup ...string) *typesRig {
@@ -56,9 +58,10 @@ func newRig(t *testing.T, setup ...string) *typesRig {
 	}
 	cfg := Config{Addr: m.Addr(), User: "root", Tables: []string{"app.types"}, SnapshotChunkRows: 10, HeartbeatInterval: "1s"}.WithDefaults("rig")
 	require.NoError(t, cfg.Validate())
-	reg, err := schema.NewRegistry(context.Background(), &schema.MemoryVersions{}, "rig")
+	versions := &schema.MemoryVersions{}
+	reg, err := schema.NewRegistry(context.Background(), versions, "rig")
 	require.NoError(t, err)
-	return &typesRig{t: t, m: m, conn: conn, cfg: cfg, reg: reg, prog: &sourcetest.MemProgress{}}
+	return &typesRig{t: t, m: m, conn: conn, cfg: cfg, reg: reg, versions: versions, prog: &sourcetest.MemProgress{}}
 }
 
 func (r *typesRig) exec(q string, args ...any) {

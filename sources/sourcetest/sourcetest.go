@@ -89,6 +89,8 @@ type reader struct {
 	ckpts  []offsets.Position
 	deltas []schema.Delta
 	last   offsets.Position
+	// shapes is the version of each table a delta of this run announced last
+	shapes map[schema.TableID]schema.Version
 }
 
 func open(t *testing.T, h Harness, from offsets.Position) *reader {
@@ -97,7 +99,7 @@ func open(t *testing.T, h Harness, from offsets.Position) *reader {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, src.Open(ctx, from))
-	return &reader{t: t, src: src, table: h.Table()}
+	return &reader{t: t, src: src, table: h.Table(), shapes: map[schema.TableID]schema.Version{}}
 }
 
 func (r *reader) close() {
@@ -120,9 +122,18 @@ func (r *reader) until(what string, done func([]event) bool) error {
 			return err
 		}
 		r.deltas = append(r.deltas, b.Deltas...)
+		for _, d := range b.Deltas {
+			r.shapes[d.Table.ID] = d.Table.Version
+		}
 		for _, c := range b.Changes {
 			require.Equal(r.t, 1, c.Pos.Compare(r.last), "positions must increase: %s after %s", c.Pos, r.last)
 			r.last = c.Pos
+			if c.Op != schema.OpTruncate {
+				// a resumed run cannot know that the batch which first carried the
+				// table's delta reached the sink: it says what it encodes rows with
+				v, ok := r.shapes[c.Table]
+				require.True(r.t, ok && v == c.Version, "a change of %s version %d at %s, but this run announced no delta for that version (last announced: %d)", c.Table, c.Version, c.Pos, v)
+			}
 			if c.Table != r.table || c.Op == schema.OpTruncate {
 				continue
 			}
