@@ -3,6 +3,7 @@ package e2e
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -19,7 +20,9 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/cdcd-dev/cdcd/offsets"
+	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -246,11 +249,39 @@ func (c *chaos) inject(kind string) {
 		c.srcProxy.clear()
 	case "ddl":
 		for _, q := range c.ddl(c.faults["ddl"]) {
-			require.NoError(t, c.srcExec(ctx, q), q)
+			err := c.srcExec(ctx, q)
+			// the statement races the writer's transactions: when the source
+			// breaks a deadlock by aborting it, it did nothing, and runs again
+			for try := 1; deadlocked(err) && try < 5; try++ {
+				t.Logf("fault statement aborted to break a deadlock with the writer; again: %s", q)
+				c.sleep(50, 250)
+				err = c.srcExec(ctx, q)
+			}
+			require.NoError(t, err, q)
 		}
 	default:
 		t.Fatalf("unknown fault %s", kind)
 	}
+}
+
+// deadlocked reports whether err is the source aborting a statement to break a
+// deadlock (Postgres 40P01, MariaDB ER_LOCK_DEADLOCK).
+func deadlocked(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40P01"
+	}
+	var me *gmysql.MyError
+	return errors.As(err, &me) && me.Code == gmysql.ER_LOCK_DEADLOCK
+}
+
+func TestDeadlocked(t *testing.T) {
+	t.Parallel()
+	require.True(t, deadlocked(fmt.Errorf("exec: %w", &pgconn.PgError{Code: "40P01"})))
+	require.True(t, deadlocked(fmt.Errorf("exec: %w", &gmysql.MyError{Code: gmysql.ER_LOCK_DEADLOCK})))
+	require.False(t, deadlocked(&pgconn.PgError{Code: "40001"}), "a serialization failure is not a deadlock")
+	require.False(t, deadlocked(&gmysql.MyError{Code: gmysql.ER_LOCK_WAIT_TIMEOUT}))
+	require.False(t, deadlocked(nil))
 }
 
 // TestChaosPostgresToPostgres replicates three tables (many column types, a
