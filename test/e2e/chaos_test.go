@@ -208,9 +208,12 @@ func (c *chaos) inject(kind string) {
 		c.start()
 	case "kill_cdcd_in_write":
 		// slow the destination so a batch write is in flight, and kill cdcd
-		// while the destination is executing one of its statements
+		// while the destination is executing one of its statements. After a
+		// run of source faults cdcd may sit in its retry backoff (up to 16 s
+		// after five failures in a row) before it writes again: wait that out.
 		c.dstProxy.toxic(t, "slow", "latency", `{"latency": 150}`)
-		deadline := time.Now().Add(20 * time.Second)
+		const search = 90 * time.Second
+		deadline := time.Now().Add(search)
 		busy := c.dstBusy()
 		for time.Now().Before(deadline) && !busy {
 			time.Sleep(2 * time.Millisecond)
@@ -219,6 +222,8 @@ func (c *chaos) inject(kind string) {
 		c.kill()
 		if busy {
 			c.inWrite++
+		} else {
+			t.Logf("kill_cdcd_in_write: no write in flight within %s; cdcd log (tail):\n%s", search, c.log.Tail(3000))
 		}
 		c.dstProxy.clear()
 		c.start()
