@@ -438,11 +438,16 @@ func (c *chaos) run(nFaults int, write func(context.Context) error, stats func()
 // source (key → row hash) and fails with missing, extra and stale counts.
 func (c *chaos) requireEqual(name string, ncols int, source, dest func() (map[string]string, error), explain ...func(key string) string) {
 	t := c.t
-	want, err := source()
-	require.NoError(t, err)
 	deadline := time.Now().Add(time.Duration(testenv.EnvInt("CDCD_CHAOS_CATCHUP_S", 300)) * time.Second)
 	var d diff
+	var want map[string]string
 	for {
+		// the source is read again each time: the writer was stopped by
+		// cancelling its context, and a COMMIT it gave up on can still land
+		// at the server after that
+		var err error
+		want, err = source()
+		require.NoError(t, err)
 		got, err := dest()
 		if err == nil {
 			if d = compare(want, got); d.ok() {
