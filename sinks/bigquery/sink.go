@@ -403,7 +403,7 @@ func (s *Sink) writeLoad(ctx context.Context, l *warehouse.Load) error {
 	if len(l.Rows) == 0 {
 		return nil
 	}
-	cols, err := t.loadColumns(l)
+	cols, err := warehouse.Carried(l, t.name, t.cols, func(c bqCol) string { return c.name })
 	if err != nil {
 		return err
 	}

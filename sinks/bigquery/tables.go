@@ -295,22 +295,6 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	return nil
 }
 
-// loadColumns returns the destination columns l's rows carry, in table order
-// (warehouse.Load.Carried).
-func (t *bqTable) loadColumns(l *warehouse.Load) ([]bqCol, error) {
-	seen, err := l.Carried(t.name, func(c string) bool { _, ok := t.byName[c]; return ok })
-	if err != nil {
-		return nil, err
-	}
-	var out []bqCol
-	for _, c := range t.cols {
-		if seen[c.name] {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // rawColumns are the raw table's columns for a load of cols: c0… in their wire
 // types, then the metadata columns.
 func (s *Sink) rawColumns(cols []bqCol) []bqCol {

@@ -310,7 +310,7 @@ func (s *Sink) writeLoad(ctx context.Context, n uint64, i int, l *warehouse.Load
 	if len(l.Rows) == 0 {
 		return nil
 	}
-	cols, err := t.loadColumns(l)
+	cols, err := warehouse.Carried(l, t.name, t.cols, func(c sfCol) string { return c.name })
 	if err != nil {
 		return err
 	}

@@ -338,22 +338,6 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	return nil
 }
 
-// loadColumns returns the destination columns l's rows carry, in table order
-// (warehouse.Load.Carried).
-func (t *sfTable) loadColumns(l *warehouse.Load) ([]sfCol, error) {
-	seen, err := l.Carried(t.name, func(c string) bool { _, ok := t.byName[c]; return ok })
-	if err != nil {
-		return nil, err
-	}
-	var out []sfCol
-	for _, c := range t.cols {
-		if seen[c.name] {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // mergeSQL is the MERGE of one load: the source is the load's rows in the raw
 // table, one per key (a file copied twice still merges once), with JSON text
 // parsed into VARIANT and ARRAY values.

@@ -227,10 +227,15 @@ func (m Merge) SQL() string {
 	return b.String()
 }
 
-// Carried returns the columns l's rows carry: the key and every column of a
-// row's image. A column has does not know is a permanent error naming table
+// Carried returns the columns of cols (a destination table's, in its order,
+// each named by name) that l's rows carry: the key and every column of a row's
+// image. A carried column the table lacks is a permanent error naming table
 // (its AddColumn was not applied at the destination).
-func (l *Load) Carried(table string, has func(column string) bool) (map[string]bool, error) {
+func Carried[C any](l *Load, table string, cols []C, name func(C) string) ([]C, error) {
+	has := make(map[string]bool, len(cols))
+	for _, c := range cols {
+		has[name(c)] = true
+	}
 	seen := map[string]bool{}
 	for _, r := range l.Rows {
 		src := r.C.After
@@ -241,13 +246,19 @@ func (l *Load) Carried(table string, has func(column string) bool) (map[string]b
 			if seen[f.Name] {
 				continue
 			}
-			if !has(f.Name) {
+			if !has[f.Name] {
 				return nil, component.Permanent(fmt.Errorf("table %s has no column %s, which changes at position %s carry: add it at the destination (its schema change was not applied) or resync the table", table, f.Name, r.C.Pos))
 			}
 			seen[f.Name] = true
 		}
 	}
-	return seen, nil
+	var out []C
+	for _, c := range cols {
+		if seen[name(c)] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // Unrepresentable applies a sink's on_unrepresentable policy to a value its

@@ -101,10 +101,11 @@ func TestCarriedAndUnrepresentable(t *testing.T) {
 		{Op: schema.OpDelete, Table: tbl, Pos: offsets.AppendUint(nil, 2), Key: schema.Row{{Name: "id", Value: schema.Int(2)}}},
 	}, nil, 1)
 	require.Len(t, loads, 1)
-	seen, err := loads[0].Carried("db.t", func(c string) bool { return true })
+	self := func(c string) string { return c }
+	carried, err := Carried(&loads[0], "db.t", []string{"other", "extra", "id"}, self)
 	require.NoError(t, err)
-	require.Equal(t, map[string]bool{"id": true, "extra": true}, seen)
-	_, err = loads[0].Carried("db.t", func(c string) bool { return c == "id" })
+	require.Equal(t, []string{"extra", "id"}, carried, "the carried columns, in the table's order")
+	_, err = Carried(&loads[0], "db.t", []string{"id"}, self)
 	require.ErrorContains(t, err, "table db.t has no column extra, which changes at position")
 	require.True(t, component.IsPermanent(err))
 
