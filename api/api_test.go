@@ -17,11 +17,14 @@ import (
 
 	"github.com/cdcd-dev/cdcd/api"
 	"github.com/cdcd-dev/cdcd/internal/app"
+	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/secrets"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
+	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
+	"github.com/cdcd-dev/cdcd/transforms/addfields"
 	"github.com/cdcd-dev/cdcd/transforms/cast"
 	"github.com/cdcd-dev/cdcd/transforms/columns"
 	"github.com/cdcd-dev/cdcd/transforms/filter"
@@ -69,12 +72,19 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	require.Equal(t, routed, documented)
 }
 
+// testEnv is the server's environment in these tests.
+var testEnv = map[string]string{"CDCD_SECRET_SEED": "7", "CDCD_SECRET_TOKEN": "s3cr3t-t0ken-value", "CDCD_SECRET_PGPW": "pg-pass-w0rd", "HOME": "/home/secret-home"}
+
 type harness struct {
 	t      *testing.T
 	url    string
 	router routers.Router
 	token  string
 	dir    string
+	st     store.Store
+	api    *api.Server
+	// header is sent with every request.
+	header http.Header
 }
 
 func setup(t *testing.T) *harness {
@@ -92,15 +102,20 @@ func setup(t *testing.T) *harness {
 	reg.Transforms["cast"] = cast.Factory()
 	reg.Transforms["columns"] = columns.Factory()
 	reg.Transforms["mask"] = mask.Factory()
+	reg.Transforms["add_fields"] = addfields.Factory()
+	reg.Sources["postgres"] = pgsrc.Factory()
 	promReg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(promReg)
 	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Metrics: metrics, States: app.States(st), BackoffBase: 10 * time.Millisecond})
 	a := &app.App{Store: st, Registry: reg, Supervisor: sup, Registerer: promReg,
-		Env: func(k string) (string, bool) { v, ok := map[string]string{"GEN_SEED": "7"}[k]; return v, ok }}
+		Secrets: config.Secrets{EnvPrefixes: []string{"CDCD_SECRET_"},
+			Lookup: func(k string) (string, bool) { v, ok := testEnv[k]; return v, ok }}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	srv := httptest.NewServer(api.New(api.Config{Control: a, Tokens: st, Metrics: promReg, Version: "test"}))
+	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Version: "test"})
+	require.NoError(t, err)
+	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -110,7 +125,7 @@ func setup(t *testing.T) *harness {
 	doc.Servers = openapi3.Servers{{URL: srv.URL}}
 	router, err := legacy.NewRouter(doc)
 	require.NoError(t, err)
-	return &harness{t: t, url: srv.URL, router: router, dir: dir}
+	return &harness{t: t, url: srv.URL, router: router, dir: dir, st: st, api: handler, header: http.Header{}}
 }
 
 // do sends a request and validates the response against the OpenAPI document.
@@ -134,6 +149,9 @@ func (h *harness) do(method, path string, body any, wantStatus int) map[string]a
 	}
 	if h.token != "" {
 		req.Header.Set("Authorization", "Bearer "+h.token)
+	}
+	for k, v := range h.header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(h.t, err)
@@ -175,7 +193,7 @@ func TestRoundTrip(t *testing.T) {
 	require.Empty(t, h.do("GET", "/api/v1/connections", nil, 200)["connections"])
 
 	// connections
-	gen := map[string]any{"name": "gen", "type": "datagen", "config": map[string]any{"tables": 2, "seed": "${GEN_SEED}", "snapshot_rows": 20}}
+	gen := map[string]any{"name": "gen", "type": "datagen", "config": map[string]any{"tables": 2, "seed": "${CDCD_SECRET_SEED}", "snapshot_rows": 20}}
 	h.do("POST", "/api/v1/connections", gen, 201)
 	h.do("POST", "/api/v1/connections", gen, 409)
 	sink := map[string]any{"type": "file", "config": map[string]any{"dir": outDir, "password": "hunter2"}}
@@ -191,7 +209,7 @@ func TestRoundTrip(t *testing.T) {
 	// bad input: malformed, then invalid with every problem listed
 	h.do("POST", "/api/v1/pipelines", "{not json", 400)
 	h.do("POST", "/api/v1/pipelines", "", 400)
-	h.do("POST", "/api/v1/pipelines", map[string]any{"name": "x", "source": map[string]any{"connection": "gen"}, "sink": map[string]any{"connection": "out"}, "bogus": 1}, 400)
+	h.do("POST", "/api/v1/pipelines", map[string]any{"name": "x", "source": map[string]any{"connection": "gen"}, "sink": map[string]any{"connection": "out"}, "bogus": 1}, 422)
 	bad := h.do("POST", "/api/v1/pipelines", map[string]any{"name": "Bad!", "source": map[string]any{"connection": "missing"},
 		"sink": map[string]any{"connection": "out"}, "batch": map[string]any{"max_wait": "2h"}}, 422)
 	var paths []string
@@ -206,7 +224,7 @@ func TestRoundTrip(t *testing.T) {
 	h.do("POST", "/api/v1/pipelines", p, 201)
 	h.do("POST", "/api/v1/pipelines", p, 409)
 	h.do("PUT", "/api/v1/pipelines/orders", p, 200)
-	h.do("PUT", "/api/v1/pipelines/other", p, 400) // name mismatch
+	h.do("PUT", "/api/v1/pipelines/other", p, 422) // name mismatch
 	require.Eventually(t, func() bool {
 		st := h.do("GET", "/api/v1/pipelines/orders/status", nil, 200)
 		prog, _ := st["progress"].(map[string]any)
@@ -247,8 +265,8 @@ func TestAuth(t *testing.T) {
 	// Open while no token exists.
 	h.do("GET", "/api/v1/pipelines", nil, 200)
 	h.do("POST", "/api/v1/tokens", map[string]any{}, 422)
-	h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci", "extra": 1}, 400)
-	tok := h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci"}, 201)
+	h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "admin", "extra": 1}, 400)
+	tok := h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "admin"}, 201)
 
 	// Now every endpoint but health requires it.
 	for _, path := range []string{"/api/v1/pipelines", "/api/v1/connections", "/metrics", "/api/v1/openapi.json", "/api/v1/tokens"} {
@@ -265,8 +283,12 @@ func TestAuth(t *testing.T) {
 	list := h.do("GET", "/api/v1/tokens", nil, 200)["tokens"].([]any)
 	require.Len(t, list, 1)
 	require.NotContains(t, list[0], "token", "listing never shows a token's value")
+	h.do("DELETE", "/api/v1/tokens/"+tok["id"].(string), nil, 409) // not itself
+	other := h.do("POST", "/api/v1/tokens", map[string]any{"name": "ops", "role": "admin"}, 201)
+	h.token = other["token"].(string)
 	h.do("DELETE", "/api/v1/tokens/"+tok["id"].(string), nil, 204)
-	h.do("GET", "/api/v1/pipelines", nil, 200) // no tokens left: open again
+	h.token = tok["token"].(string)
+	h.do("GET", "/api/v1/pipelines", nil, 401)
 }
 
 func TestBodyTooLarge(t *testing.T) {
@@ -312,7 +334,7 @@ func TestTransformPreview(t *testing.T) {
 		paths = append(paths, p.(map[string]any)["path"].(string))
 	}
 	require.Equal(t, []string{"transforms[0].type", "transforms[1].config", "table.columns[0].type"}, paths)
-	h.do("POST", "/api/v1/transforms/preview", `{"transforms": [], "bogus": 1}`, 400)
+	h.do("POST", "/api/v1/transforms/preview", `{"transforms": [], "bogus": 1}`, 422)
 }
 
 // Changing a pipeline's transforms must say what happens to rows already

@@ -23,11 +23,17 @@ var openapiJSON = sync.OnceValues(func() ([]byte, error) {
 // OpenAPI returns the OpenAPI document as JSON.
 func OpenAPI() ([]byte, error) { return openapiJSON() }
 
+// openapi serves the document as it holds now: in open mode (no token
+// exists) it declares no security requirement.
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
-	b, err := OpenAPI()
+	has, err := s.cfg.Tokens.HasTokens(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	b := s.docs.withAuth
+	if !has {
+		b = s.docs.open
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/app"
 	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,7 +31,10 @@ type Control interface {
 	DeleteConnection(ctx context.Context, name string) error
 	TestConnection(ctx context.Context, name string) (app.CheckResult, error)
 
+	CheckConnection(ctx context.Context, c config.Connection) error
+
 	ApplyPipeline(ctx context.Context, p config.Pipeline, transformChange string) (created bool, notice string, err error)
+	CheckPipeline(ctx context.Context, p config.Pipeline) error
 	Pipelines(ctx context.Context) ([]app.PipelineView, error)
 	Pipeline(ctx context.Context, name string) (app.PipelineView, error)
 	PausePipeline(ctx context.Context, name string) error
@@ -44,17 +48,24 @@ type Control interface {
 
 // Tokens is the token store the API authenticates against.
 type Tokens interface {
-	CreateToken(ctx context.Context, name string) (string, store.Token, error)
+	CreateToken(ctx context.Context, spec store.TokenSpec) (string, store.Token, error)
 	ListTokens(ctx context.Context) ([]store.Token, error)
 	DeleteToken(ctx context.Context, id string) error
 	VerifyToken(ctx context.Context, plaintext string) (store.Token, error)
 	HasTokens(ctx context.Context) (bool, error)
 }
 
+// Audit is where the API records state-changing requests.
+type Audit interface {
+	RecordAudit(ctx context.Context, e store.AuditEntry) error
+	ListAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
+}
+
 // Config configures a Server.
 type Config struct {
 	Control Control
 	Tokens  Tokens
+	Audit   Audit
 	Metrics prometheus.Gatherer
 	// Ready reports whether the process can serve (store reachable, supervisor up).
 	Ready  func(ctx context.Context) error
@@ -63,76 +74,124 @@ type Config struct {
 	UI fs.FS
 	// Version is reported by /healthz.
 	Version string
+	// AllowedHosts are the host names (no port) a request's Host may name,
+	// besides localhost and IP literals, which are always allowed; "*" allows
+	// any (only behind a proxy that checks Host itself).
+	AllowedHosts []string
+	// TrustedOrigins are origins ("https://ui.example.com") allowed to send
+	// state-changing requests from a browser besides the server's own.
+	TrustedOrigins []string
 }
 
 // Server is the HTTP handler of the control plane.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg          Config
+	docs         *documents
+	log          *slog.Logger
+	mux          *http.ServeMux
+	ui           http.Handler
+	csrf         *http.CrossOriginProtection
+	hosts        map[string]bool
+	authFailures prometheus.Counter
 }
 
 // maxBody bounds request bodies.
 const maxBody = 1 << 20
 
+// route is one endpoint: public ones need no token; the others need a token
+// whose role allows role (or, while no token exists, a request from this
+// machine).
 type route struct {
 	method, path string
-	public       bool
+	role         store.Role
 	h            http.HandlerFunc
 }
 
+const public store.Role = ""
+
 // New returns a Server.
-func New(cfg Config) *Server {
+func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
-	for _, r := range s.routes() {
-		h := r.h
-		if !r.public {
-			h = s.auth(h)
+	docs, err := loadDocuments()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, docs: docs, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux(),
+		csrf: http.NewCrossOriginProtection(), hosts: map[string]bool{}}
+	for _, o := range cfg.TrustedOrigins {
+		if err := s.csrf.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("trusted origin %q: %w", o, err)
 		}
-		s.mux.Handle(r.method+" "+r.path, h)
+	}
+	for _, h := range cfg.AllowedHosts {
+		s.hosts[strings.ToLower(h)] = true
+	}
+	s.authFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "cdcd_api_auth_failures_total",
+		Help: "API requests refused for a missing, unknown or expired token, or one whose role does not allow them."})
+	if r, ok := cfg.Metrics.(prometheus.Registerer); ok {
+		if err := r.Register(s.authFailures); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range s.routes() {
+		s.mux.Handle(r.method+" "+r.path, s.guard(r))
 	}
 	if cfg.UI != nil {
-		s.mux.Handle("GET /", http.FileServerFS(cfg.UI))
+		s.ui = http.FileServerFS(cfg.UI)
 	}
-	return s
+	return s, nil
 }
 
 func (s *Server) routes() []route {
 	metrics := promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{})
+	viewer, editor, admin := store.RoleViewer, store.RoleEditor, store.RoleAdmin
 	return []route{
-		{"GET", "/healthz", true, s.healthz},
-		{"GET", "/readyz", true, s.readyz},
-		{"GET", "/metrics", false, metrics.ServeHTTP},
-		{"GET", "/api/v1/openapi.json", false, s.openapi},
+		{"GET", "/healthz", public, s.healthz},
+		{"GET", "/readyz", public, s.readyz},
+		{"GET", "/metrics", viewer, metrics.ServeHTTP},
+		{"GET", "/api/v1/openapi.json", viewer, s.openapi},
 
-		{"GET", "/api/v1/connections", false, s.listConnections},
-		{"POST", "/api/v1/connections", false, s.createConnection},
-		{"GET", "/api/v1/connections/{name}", false, s.getConnection},
-		{"PUT", "/api/v1/connections/{name}", false, s.putConnection},
-		{"DELETE", "/api/v1/connections/{name}", false, s.deleteConnection},
-		{"POST", "/api/v1/connections/{name}/test", false, s.testConnection},
+		{"GET", "/api/v1/connections", viewer, s.listConnections},
+		{"POST", "/api/v1/connections", editor, s.createConnection},
+		{"GET", "/api/v1/connections/{name}", viewer, s.getConnection},
+		{"PUT", "/api/v1/connections/{name}", editor, s.putConnection},
+		{"DELETE", "/api/v1/connections/{name}", editor, s.deleteConnection},
+		{"POST", "/api/v1/connections/{name}/test", editor, s.testConnection},
 
-		{"GET", "/api/v1/pipelines", false, s.listPipelines},
-		{"POST", "/api/v1/pipelines", false, s.createPipeline},
-		{"GET", "/api/v1/pipelines/{name}", false, s.getPipeline},
-		{"PUT", "/api/v1/pipelines/{name}", false, s.putPipeline},
-		{"DELETE", "/api/v1/pipelines/{name}", false, s.deletePipeline},
-		{"POST", "/api/v1/pipelines/{name}/pause", false, s.pausePipeline},
-		{"POST", "/api/v1/pipelines/{name}/resume", false, s.resumePipeline},
-		{"GET", "/api/v1/pipelines/{name}/status", false, s.pipelineStatus},
-		{"GET", "/api/v1/pipelines/{name}/schema-changes", false, s.listSchemaChanges},
-		{"POST", "/api/v1/pipelines/{name}/schema-changes/{table}", false, s.resolveSchemaChange},
-		{"GET", "/api/v1/pipelines/{name}/skipped", false, s.listSkipped},
+		{"GET", "/api/v1/pipelines", viewer, s.listPipelines},
+		{"POST", "/api/v1/pipelines", editor, s.createPipeline},
+		{"GET", "/api/v1/pipelines/{name}", viewer, s.getPipeline},
+		{"PUT", "/api/v1/pipelines/{name}", editor, s.putPipeline},
+		{"DELETE", "/api/v1/pipelines/{name}", editor, s.deletePipeline},
+		{"POST", "/api/v1/pipelines/{name}/pause", editor, s.pausePipeline},
+		{"POST", "/api/v1/pipelines/{name}/resume", editor, s.resumePipeline},
+		{"GET", "/api/v1/pipelines/{name}/status", viewer, s.pipelineStatus},
+		{"GET", "/api/v1/pipelines/{name}/schema-changes", viewer, s.listSchemaChanges},
+		{"POST", "/api/v1/pipelines/{name}/schema-changes/{table}", editor, s.resolveSchemaChange},
+		{"GET", "/api/v1/pipelines/{name}/skipped", viewer, s.listSkipped},
 
-		{"POST", "/api/v1/transforms/preview", false, s.previewTransforms},
+		{"POST", "/api/v1/transforms/preview", editor, s.previewTransforms},
 
-		{"GET", "/api/v1/tokens", false, s.listTokens},
-		{"POST", "/api/v1/tokens", false, s.createToken},
-		{"DELETE", "/api/v1/tokens/{id}", false, s.deleteToken},
+		{"GET", "/api/v1/tokens", admin, s.listTokens},
+		{"POST", "/api/v1/tokens", admin, s.createToken},
+		{"DELETE", "/api/v1/tokens/{id}", admin, s.deleteToken},
+		{"GET", "/api/v1/audit", admin, s.listAudit},
 	}
+}
+
+// securityHeaders are sent with every answer: the UI runs no inline script and
+// loads nothing from elsewhere, no page may frame it, and no answer is sniffed,
+// cached or sent on as a referrer.
+var securityHeaders = map[string]string{
+	"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+	"X-Frame-Options":              "DENY",
+	"X-Content-Type-Options":       "nosniff",
+	"Referrer-Policy":              "no-referrer",
+	"Cross-Origin-Opener-Policy":   "same-origin",
+	"Cross-Origin-Resource-Policy": "same-origin",
 }
 
 // ServeHTTP implements http.Handler.
@@ -141,6 +200,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
 		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
 			s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
 			if !sw.wrote {
 				writeError(sw, http.StatusInternalServerError, "internal error", nil)
@@ -148,14 +210,88 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "took", time.Since(start))
 	}()
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	s.mux.ServeHTTP(sw, r)
+	for k, v := range securityHeaders {
+		w.Header().Set(k, v)
+	}
+	if !s.hostAllowed(r.Host) {
+		writeError(sw, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not one this server answers for: open it by an address it was told (start cdcd with --allowed-hosts %s)",
+			hostOnly(r.Host), hostOnly(r.Host)), nil)
+		return
+	}
+	h, pattern := s.mux.Handler(r)
+	switch {
+	case pattern != "":
+		w.Header().Set("Cache-Control", "no-store")
+		s.mux.ServeHTTP(sw, r) // sets the path values, which Handler does not
+	case s.ui != nil && !strings.HasPrefix(r.URL.Path, "/api/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		jsonErrors(s.ui).ServeHTTP(sw, r)
+	case s.ui != nil && !strings.HasPrefix(r.URL.Path, "/api/"):
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(sw, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path), nil)
+	default:
+		jsonErrors(h).ServeHTTP(sw, r)
+	}
+}
+
+// jsonErrors runs h (the mux's or the file server's answer to what it has no
+// route or file for) and turns its plain-text error into the JSON error body.
+func jsonErrors(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &captureWriter{ResponseWriter: w, header: http.Header{}}
+		h.ServeHTTP(c, r)
+		if c.status < 400 {
+			return // passed through already
+		}
+		if a := c.header.Get("Allow"); a != "" {
+			w.Header().Set("Allow", a)
+		}
+		msg := fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)
+		if c.status == http.StatusMethodNotAllowed {
+			msg = fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, c.header.Get("Allow"))
+		}
+		writeError(w, c.status, msg, nil)
+	})
+}
+
+// captureWriter passes an answer below 400 through and holds back an error
+// answer (status and headers) for jsonErrors to rewrite.
+type captureWriter struct {
+	http.ResponseWriter
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status != 0 {
+		return
+	}
+	c.status = code
+	if code < 400 {
+		for k, v := range c.header {
+			c.ResponseWriter.Header()[k] = v
+		}
+		c.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.status >= 400 {
+		return len(b), nil
+	}
+	return c.ResponseWriter.Write(b)
 }
 
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	// errMsg is the message of an error answer, for the audit log.
+	errMsg string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -172,32 +308,6 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// auth requires a valid bearer token once any token exists.
-func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		has, err := s.cfg.Tokens.HasTokens(r.Context())
-		if err != nil {
-			s.log.Error("check tokens", "error", err)
-			writeError(w, http.StatusServiceUnavailable, "cannot check credentials: metadata store unavailable", nil)
-			return
-		}
-		if has {
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || tok == "" {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="cdcd"`)
-				writeError(w, http.StatusUnauthorized, "missing bearer token (Authorization: Bearer <token>; create one with `cdcd tokens create`)", nil)
-				return
-			}
-			if _, err := s.cfg.Tokens.VerifyToken(r.Context(), strings.TrimSpace(tok)); err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="cdcd", error="invalid_token"`)
-				writeError(w, http.StatusUnauthorized, "invalid bearer token", nil)
-				return
-			}
-		}
-		next(w, r)
-	}
-}
-
 // ErrorBody is the JSON of every error response.
 type ErrorBody struct {
 	Error    string           `json:"error"`
@@ -213,6 +323,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string, problems []config.Problem) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.errMsg = msg
+	}
 	writeJSON(w, status, ErrorBody{Error: msg, Problems: problems})
 }
 
@@ -232,14 +345,18 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, err.Error(), nil)
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request cancelled", nil)
+	case errors.Is(err, ErrForbidden):
+		writeError(w, http.StatusForbidden, err.Error(), nil)
 	default:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", config.RedactURL(err.Error()))
-		writeError(w, http.StatusInternalServerError, config.RedactURL(err.Error()), nil)
+		msg := redact.Cut(redact.Text(err.Error()), 4<<10)
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", msg)
+		writeError(w, http.StatusInternalServerError, msg, nil)
 	}
 }
 
 // readJSON reads a bounded JSON body strictly (unknown fields are errors) into
-// dst; on failure it answers 400 with what, and returns false.
+// dst; on failure it answers 400 with what, and returns false. The body must
+// be one JSON value.
 func readJSON(w http.ResponseWriter, r *http.Request, dst any, what string) bool {
 	b, ok := readBody(w, r)
 	if !ok {
@@ -251,7 +368,26 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any, what string) bool
 		writeError(w, http.StatusBadRequest, what+": "+err.Error(), nil)
 		return false
 	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, what+": one JSON value expected, more follows", nil)
+		return false
+	}
 	return true
+}
+
+// readDocument reads a bounded JSON or YAML document: YAML anchors and
+// aliases are refused (a document sent over the API has no use for them, and
+// they can expand a small body into a huge one).
+func readDocument(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, ok := readBody(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := config.RejectAliases(b); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid document: "+err.Error(), nil)
+		return nil, false
+	}
+	return b, true
 }
 
 // readBody reads a bounded request body.
@@ -305,24 +441,31 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
+// decodeConnection reads a connection document: syntax errors are 400; a
+// document that does not fit (unknown keys, wrong types, the schema's rules,
+// then the connection's own validation) is 422 with every problem.
 func (s *Server) decodeConnection(w http.ResponseWriter, r *http.Request, name string) (config.Connection, bool) {
-	b, ok := readBody(w, r)
+	b, ok := readDocument(w, r)
 	if !ok {
 		return config.Connection{}, false
 	}
 	c, err := config.ParseConnection(b)
+	schema := s.docs.problems(r.Pattern, b, "connection")
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid connection document: "+err.Error(), nil)
+		writeError(w, http.StatusUnprocessableEntity, "invalid connection document", merge(config.Problems{{Path: "connection", Message: err.Error()}}, schema))
 		return c, false
 	}
-	if name != "" {
-		if c.Name == "" {
-			c.Name = name
-		}
-		if c.Name != name {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("name %q in the body does not match %q in the path", c.Name, name), nil)
-			return c, false
-		}
+	if name != "" && c.Name == "" {
+		c.Name = name
+	}
+	if name != "" && c.Name != name {
+		schema = append(schema, config.Problem{Path: "connection.name", Message: fmt.Sprintf("%q in the body does not match %q in the path", c.Name, name)})
+	}
+	if len(schema) > 0 {
+		var ps config.Problems
+		errors.As(s.cfg.Control.CheckConnection(r.Context(), c), &ps)
+		writeError(w, http.StatusUnprocessableEntity, "invalid connection document", merge(schema, ps))
+		return c, false
 	}
 	return c, true
 }
@@ -332,6 +475,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	setTarget(r, "connection "+c.Name)
 	if _, err := s.cfg.Control.Connection(r.Context(), c.Name); err == nil {
 		writeError(w, http.StatusConflict, fmt.Sprintf("connection %q exists; use PUT /api/v1/connections/%s to change it", c.Name, c.Name), nil)
 		return
@@ -384,9 +528,6 @@ func (s *Server) testConnection(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	for i, p := range res.Problems {
-		res.Problems[i] = config.RedactURL(p)
-	}
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -401,24 +542,30 @@ func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"pipelines": nonNil(list)})
 }
 
+// decodePipeline reads a pipeline document, as decodeConnection does.
 func (s *Server) decodePipeline(w http.ResponseWriter, r *http.Request, name string) (config.Pipeline, bool) {
-	b, ok := readBody(w, r)
+	b, ok := readDocument(w, r)
 	if !ok {
 		return config.Pipeline{}, false
 	}
 	p, err := config.ParsePipeline(b)
+	if name != "" && p.Name == "" {
+		p.Name = name
+	}
+	prefix := fmt.Sprintf("pipelines[%s]", p.Name)
+	schema := s.docs.problems(r.Pattern, b, prefix)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid pipeline document: "+err.Error(), nil)
+		writeError(w, http.StatusUnprocessableEntity, "invalid pipeline document", merge(config.Problems{{Path: prefix, Message: err.Error()}}, schema))
 		return p, false
 	}
-	if name != "" {
-		if p.Name == "" {
-			p.Name = name
-		}
-		if p.Name != name {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("name %q in the body does not match %q in the path", p.Name, name), nil)
-			return p, false
-		}
+	if name != "" && p.Name != name {
+		schema = append(schema, config.Problem{Path: prefix + ".name", Message: fmt.Sprintf("%q in the body does not match %q in the path", p.Name, name)})
+	}
+	if len(schema) > 0 {
+		var ps config.Problems
+		errors.As(s.cfg.Control.CheckPipeline(r.Context(), p), &ps)
+		writeError(w, http.StatusUnprocessableEntity, "invalid pipeline document", merge(schema, ps))
+		return p, false
 	}
 	return p, true
 }
@@ -428,6 +575,7 @@ func (s *Server) createPipeline(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	setTarget(r, "pipeline "+p.Name)
 	if _, err := s.cfg.Control.Pipeline(r.Context(), p.Name); err == nil {
 		writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %q exists; use PUT /api/v1/pipelines/%s to change it", p.Name, p.Name), nil)
 		return
@@ -567,13 +715,18 @@ func (s *Server) listSkipped(w http.ResponseWriter, r *http.Request) {
 // --- transforms ---
 
 func (s *Server) previewTransforms(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
+	body, ok := readDocument(w, r)
 	if !ok {
 		return
 	}
 	req, err := app.ParsePreview(body)
+	schema := s.docs.problems(r.Pattern, body, "")
 	if err != nil {
-		s.fail(w, r, err)
+		writeError(w, http.StatusUnprocessableEntity, "invalid preview request", merge(config.Problems{{Path: "(document)", Message: err.Error()}}, schema))
+		return
+	}
+	if len(schema) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, "invalid preview request", schema)
 		return
 	}
 	res, err := s.cfg.Control.Preview(r.Context(), req)
@@ -588,10 +741,22 @@ func (s *Server) previewTransforms(w http.ResponseWriter, r *http.Request) {
 
 // TokenView is a token as listed; the plaintext is never shown again.
 type TokenView struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	CreatedAt  time.Time `json:"created_at"`
-	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       store.Role `json:"role"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt time.Time  `json:"last_used_at,omitzero"`
+	ExpiresAt  time.Time  `json:"expires_at,omitzero"`
+}
+
+func tokenView(t store.Token) TokenView {
+	return TokenView{ID: t.ID, Name: t.Name, Role: t.Role, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt, ExpiresAt: t.ExpiresAt}
+}
+
+// NewTokenView is a token just made, with its plaintext, shown only now.
+type NewTokenView struct {
+	TokenView
+	Token string `json:"token"`
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
@@ -602,34 +767,115 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]TokenView, 0, len(list))
 	for _, t := range list {
-		out = append(out, TokenView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt})
+		out = append(out, tokenView(t))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
 }
 
+// maxTokenLife bounds expires_in.
+const maxTokenLife = 10 * 365 * 24 * time.Hour
+
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Name string `json:"name"`
+		Name      string `json:"name"`
+		Role      string `json:"role"`
+		ExpiresIn string `json:"expires_in"`
 	}
 	if !readJSON(w, r, &req, "invalid token request") {
 		return
 	}
-	if req.Name == "" || len(req.Name) > 100 {
-		writeError(w, http.StatusUnprocessableEntity, "invalid token request", []config.Problem{{Path: "name", Message: "required, at most 100 characters"}})
+	setTarget(r, "token "+req.Name)
+	var ps []config.Problem
+	spec := store.TokenSpec{Name: req.Name, Role: store.Role(req.Role)}
+	if !store.TokenName.MatchString(req.Name) {
+		ps = append(ps, config.Problem{Path: "name", Message: "must match " + store.TokenName.String()})
+	}
+	if _, err := store.ParseRole(string(spec.Role)); err != nil {
+		ps = append(ps, config.Problem{Path: "role", Message: err.Error()})
+	}
+	if req.ExpiresIn != "" {
+		d, err := time.ParseDuration(req.ExpiresIn)
+		if err != nil || d < time.Minute || d > maxTokenLife {
+			ps = append(ps, config.Problem{Path: "expires_in", Message: fmt.Sprintf("must be a duration from 1m to %s, like \"720h\"", maxTokenLife)})
+		} else {
+			spec.ExpiresAt = time.Now().Add(d)
+		}
+	}
+	if len(ps) == 0 && spec.Role != store.RoleAdmin {
+		if has, err := s.cfg.Tokens.HasTokens(r.Context()); err != nil {
+			s.fail(w, r, err)
+			return
+		} else if !has {
+			ps = append(ps, config.Problem{Path: "role", Message: "the first token must be an admin: it is the one that manages the others"})
+		}
+	}
+	if len(ps) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, "invalid token request", ps)
 		return
 	}
-	plain, t, err := s.cfg.Tokens.CreateToken(r.Context(), req.Name)
+	plain, t, err := s.cfg.Tokens.CreateToken(r.Context(), spec)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": t.ID, "name": t.Name, "created_at": t.CreatedAt, "token": plain})
+	setTarget(r, "token "+t.ID+" ("+t.Name+")")
+	writeJSON(w, http.StatusCreated, NewTokenView{TokenView: tokenView(t), Token: plain})
 }
 
+// deleteToken revokes a token, but not the one in use: that would lock its
+// caller out (and a token that is not its caller's is always another admin
+// token's to revoke, so an admin token remains). The CLI, on the store, can.
 func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Tokens.DeleteToken(r.Context(), r.PathValue("id")); err != nil {
+	id := r.PathValue("id")
+	if cur, ok := tokenOf(r); ok && cur.ID == id {
+		writeError(w, http.StatusConflict, "a token cannot revoke itself: revoke it with another admin token, or with `cdcd tokens delete` on the server", nil)
+		return
+	}
+	if err := s.cfg.Tokens.DeleteToken(r.Context(), id); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// --- audit ---
+
+// AuditList is a page of the audit log, newest first; Next, when set, is the
+// before= of the next page.
+type AuditList struct {
+	Entries []store.AuditEntry `json:"entries"`
+	Next    string             `json:"next,omitempty"`
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	q := store.AuditQuery{Limit: 100}
+	var ps []config.Problem
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			ps = append(ps, config.Problem{Path: "limit", Message: "must be an integer from 1 to 1000"})
+		}
+		q.Limit = n
+	}
+	if v := r.URL.Query().Get("before"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			ps = append(ps, config.Problem{Path: "before", Message: "must be a time like 2026-12-01T10:00:00Z"})
+		}
+		q.Before = t
+	}
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	list, err := s.cfg.Audit.ListAudit(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := AuditList{Entries: list}
+	if len(list) == q.Limit {
+		out.Next = list[len(list)-1].At.Format(time.RFC3339Nano)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

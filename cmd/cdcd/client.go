@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 )
 
 // client talks to a running `cdcd serve`.
@@ -24,6 +26,8 @@ type client struct {
 	output string
 	// transformChange is apply's answer to a changed transform chain.
 	transformChange string
+	// expandSecrets makes apply resolve ${…} references on the client.
+	expandSecrets bool
 }
 
 func (c *client) register(cmd *cobra.Command) {
@@ -168,6 +172,7 @@ func newPipelines() *cobra.Command {
 	apply := &cobra.Command{Use: "apply -f FILE", Short: "Create or update the connections and pipelines of a file", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.apply(cmd, file, true) }}
 	apply.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	apply.Flags().BoolVar(&c.expandSecrets, "expand-secrets", false, "resolve ${ENV} and ${file:/path} references here, from this machine, before sending (default: send them as written; the server resolves only those its --secret-env-prefix and --secrets-dir allow)")
 	apply.Flags().StringVar(&c.transformChange, "transform-change", "", "when a pipeline's transforms changed: keep_written (rows already written stay as they are) or resync (snapshot again with the new chain)")
 	_ = apply.MarkFlagRequired("file")
 	action := func(use, verb, short string) *cobra.Command {
@@ -256,11 +261,19 @@ func oneLine(s string) string {
 	return s
 }
 
-// apply sends a file's connections (and pipelines) to the server.
+// apply sends a file's connections (and pipelines) to the server. ${…}
+// references go as written (the server resolves those its operator allowed)
+// unless expandSecrets resolves them here first, from this machine's
+// environment and files.
 func (c *client) apply(cmd *cobra.Command, file string, pipelines bool) error {
 	f, err := config.LoadFile(file)
 	if err != nil {
 		return &exitError{2, err}
+	}
+	if c.expandSecrets {
+		if f, err = expandFile(f); err != nil {
+			return err
+		}
 	}
 	for _, conn := range f.Connections {
 		body, err := configJSON(conn)
@@ -296,6 +309,37 @@ func (c *client) apply(cmd *cobra.Command, file string, pipelines bool) error {
 		}
 	}
 	return nil
+}
+
+// expandFile resolves every reference of f's configs from this process's
+// environment and files.
+func expandFile(f config.File) (config.File, error) {
+	var ps config.Problems
+	expand := func(n *yaml.Node, path string) {
+		e, err := config.AllSecrets.Expand(n, path)
+		var eps config.Problems
+		if errors.As(err, &eps) {
+			ps = append(ps, eps...)
+		}
+		if e != nil {
+			*n = *e
+		}
+	}
+	for i := range f.Connections {
+		expand(&f.Connections[i].Config, fmt.Sprintf("connections[%s].config", f.Connections[i].Name))
+	}
+	for i := range f.Pipelines {
+		p := &f.Pipelines[i]
+		expand(&p.Source.Config, fmt.Sprintf("pipelines[%s].source.config", p.Name))
+		expand(&p.Sink.Config, fmt.Sprintf("pipelines[%s].sink.config", p.Name))
+		for j := range p.Transforms {
+			expand(&p.Transforms[j].Config, fmt.Sprintf("pipelines[%s].transforms[%d].config", p.Name, j))
+		}
+	}
+	if len(ps) > 0 {
+		return f, ps
+	}
+	return f, nil
 }
 
 func configJSON(v any) (json.RawMessage, error) {
@@ -353,6 +397,7 @@ func newConnections() *cobra.Command {
 	apply := &cobra.Command{Use: "apply -f FILE", Short: "Create or update the connections of a file", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.apply(cmd, file, false) }}
 	apply.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	apply.Flags().BoolVar(&c.expandSecrets, "expand-secrets", false, "resolve ${ENV} and ${file:/path} references here, from this machine, before sending")
 	_ = apply.MarkFlagRequired("file")
 	del := &cobra.Command{Use: "delete NAME", Short: "Delete a connection no pipeline uses", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
 		if err := c.do(cmd.Context(), "DELETE", "/api/v1/connections/"+args[0], nil, nil); err != nil {
@@ -362,5 +407,56 @@ func newConnections() *cobra.Command {
 		return nil
 	}}
 	cmd.AddCommand(list, get, test, apply, del)
+	return cmd
+}
+
+// newAudit is `cdcd audit`: the server's audit log (an admin token's).
+func newAudit() *cobra.Command {
+	var c client
+	var limit int
+	var before string
+	cmd := &cobra.Command{Use: "audit", Short: "List the state-changing requests the server received, newest first (needs an admin token)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"limit": {fmt.Sprint(limit)}}
+			if before != "" {
+				q.Set("before", before)
+			}
+			var raw json.RawMessage
+			if err := c.do(cmd.Context(), "GET", "/api/v1/audit?"+q.Encode(), nil, &raw); err != nil {
+				return err
+			}
+			var v struct {
+				Entries []struct {
+					At        time.Time `json:"at"`
+					TokenID   string    `json:"token_id"`
+					TokenName string    `json:"token_name"`
+					Action    string    `json:"action"`
+					Target    string    `json:"target"`
+					Status    int       `json:"status"`
+					Error     string    `json:"error"`
+					Remote    string    `json:"remote"`
+				} `json:"entries"`
+				Next string `json:"next"`
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			err := c.print(cmd, raw, []string{"AT", "TOKEN", "ACTION", "TARGET", "STATUS", "FROM", "ERROR"}, func(tw io.Writer) {
+				for _, e := range v.Entries {
+					who := "(open mode)"
+					if e.TokenName != "" {
+						who = printable(strings.TrimSpace(e.TokenName + " " + e.TokenID))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.At.Format(time.RFC3339), who, e.Action, printable(e.Target), e.Status, e.Remote, oneLine(printable(e.Error)))
+				}
+			})
+			if err == nil && v.Next != "" && c.output != "json" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "older entries: cdcd audit --before %s\n", v.Next)
+			}
+			return err
+		}}
+	c.register(cmd)
+	cmd.Flags().IntVar(&limit, "limit", 50, "entries to show (1 to 1000)")
+	cmd.Flags().StringVar(&before, "before", "", "show entries older than this time (RFC 3339)")
 	return cmd
 }

@@ -156,11 +156,17 @@ func serveRoundTrip(t *testing.T, storeArgs ...string) {
 	requireFinal(t, filepath.Join(dir, "out"), 2000)
 
 	// Tokens: once one exists, the CLI needs it.
-	tok := strings.TrimSpace(strings.Split(cli(t, nil, 0, append([]string{"tokens", "create", "ops"}, args...)...), "\n")[0])
+	tok := strings.TrimSpace(strings.Split(cli(t, nil, 0, append([]string{"tokens", "create", "ops", "--role", "editor"}, args...)...), "\n")[0])
 	require.True(t, strings.HasPrefix(tok, "cdcd_"))
 	require.Contains(t, cli(t, env, 1, "pipelines", "list"), "401")
 	env = append(env, "CDCD_TOKEN="+tok)
 	cli(t, env, 0, "pipelines", "list")
+	require.Contains(t, cli(t, env, 1, "audit"), "403", "an editor does not read the audit log")
+	admin := strings.TrimSpace(strings.Split(cli(t, nil, 0, append([]string{"tokens", "create", "root", "--role", "admin"}, args...)...), "\n")[0])
+	audit := cli(t, []string{"CDCD_SERVER=" + s.url, "CDCD_TOKEN=" + admin}, 0, "audit")
+	require.Regexp(t, `PUT /api/v1/pipelines/\{name\}\s+pipeline demo\s+201`, audit)
+	require.Contains(t, audit, "cdcd tokens create")
+	require.Contains(t, cli(t, nil, 0, append([]string{"tokens", "list"}, args...)...), "editor")
 
 	require.Contains(t, cli(t, env, 0, "pipelines", "delete", "demo"), "deleted")
 	require.NotContains(t, cli(t, env, 0, "pipelines", "list"), "demo")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/api"
@@ -22,53 +23,118 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// serveFlags are the settings of `cdcd serve`.
+type serveFlags struct {
+	listen          string
+	allowedHosts    []string
+	trustedOrigins  []string
+	secretsDirs     []string
+	secretEnvPrefix []string
+	http            api.ServerOptions
+}
+
 func newServe(lf *logFlags) *cobra.Command {
 	var sf storeFlags
-	var listen string
+	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the API, web UI and every stored pipeline",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.http.Validate(); err != nil {
+				return &exitError{2, err}
+			}
 			return withStore(cmd, lf, &sf, func(ctx context.Context, log *slog.Logger, st store.Store) error {
-				return serve(ctx, log, st, listen)
+				return serve(ctx, log, st, f, sf.secrets(f))
 			})
 		},
 	}
 	sf.register(cmd)
-	cmd.Flags().StringVar(&listen, "listen", envOr("CDCD_LISTEN", "127.0.0.1:8080"), "address of the API and web UI (env CDCD_LISTEN)")
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", envOr("CDCD_LISTEN", "127.0.0.1:8080"), "address of the API and web UI (env CDCD_LISTEN); "+
+		"an address other than loopback needs an API token to exist first")
+	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", envList("CDCD_ALLOWED_HOSTS"), "host names the API answers for besides localhost and IP literals, comma-separated; * for any (env CDCD_ALLOWED_HOSTS)")
+	fl.StringSliceVar(&f.trustedOrigins, "trusted-origins", envList("CDCD_TRUSTED_ORIGINS"), "origins (https://host[:port]) whose pages may send state-changing requests, besides the server's own (env CDCD_TRUSTED_ORIGINS)")
+	fl.StringSliceVar(&f.secretsDirs, "secrets-dir", envList("CDCD_SECRETS_DIR"), "directories whose files ${file:/path} references in API documents may name; none by default (env CDCD_SECRETS_DIR)")
+	fl.StringSliceVar(&f.secretEnvPrefix, "secret-env-prefix", envListOr("CDCD_SECRET_ENV_PREFIX", "CDCD_SECRET_"), "prefixes of the environment variables ${NAME} references in API documents may name (env CDCD_SECRET_ENV_PREFIX)")
+	fl.StringVar(&f.http.TLSCert, "tls-cert", os.Getenv("CDCD_TLS_CERT"), "PEM certificate (chain) file: serve HTTPS (env CDCD_TLS_CERT)")
+	fl.StringVar(&f.http.TLSKey, "tls-key", os.Getenv("CDCD_TLS_KEY"), "PEM private key file of --tls-cert (env CDCD_TLS_KEY)")
+	fl.IntVar(&f.http.MaxConnections, "max-connections", api.DefaultMaxConnections, "most open HTTP connections; more are answered 503")
+	fl.DurationVar(&f.http.IdleTimeout, "idle-timeout", api.DefaultIdleTimeout, "close a keep-alive connection idle this long")
 	return cmd
 }
 
+func envList(k string) []string { return envListOr(k, "") }
+
+func envListOr(k, def string) []string {
+	v := envOr(k, def)
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
 // engine is what serve and run share: metrics, supervisor and app.
-func engine(log *slog.Logger, st store.Store) (*app.App, *prometheus.Registry) {
+func engine(log *slog.Logger, st store.Store, sec config.Secrets) (*app.App, *prometheus.Registry) {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Logger: log, Metrics: pipeline.NewMetrics(promReg), States: app.States(st)})
-	return &app.App{Store: st, Registry: registry(), Supervisor: sup, Logger: log, Registerer: promReg}, promReg
+	return &app.App{Store: st, Registry: registry(), Supervisor: sup, Logger: log, Registerer: promReg, Secrets: sec}, promReg
 }
 
-func serve(ctx context.Context, log *slog.Logger, st store.Store, listen string) error {
-	a, promReg := engine(log, st)
-	ln, err := net.Listen("tcp", listen)
+// checkOpen refuses to serve an open API (no token yet) on an address other
+// than loopback: whoever reached it first would own it.
+func checkOpen(ctx context.Context, st store.Store, listen string) error {
+	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", listen, err)
+		return &exitError{2, fmt.Errorf("--listen %q: %w", listen, err)}
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	has, err := st.HasTokens(ctx)
+	if err != nil {
+		return err
+	}
+	if has {
+		return nil
+	}
+	return &exitError{2, fmt.Errorf("refusing to serve on %s with no API token: anyone who reached it could take it over. "+
+		"Create an admin token first, on this machine with the same --data-dir or --store-url: `cdcd tokens create admin --role admin` "+
+		"(it prints the token once), or listen on 127.0.0.1", listen)}
+}
+
+func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, sec config.Secrets) error {
+	if err := checkOpen(ctx, st, f.listen); err != nil {
+		return err
+	}
+	a, promReg := engine(log, st, sec)
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
 	supRunning := make(chan struct{})
-	srv := &http.Server{
-		Handler: api.New(api.Config{
-			Control: a, Tokens: st, Metrics: promReg, Logger: log, UI: web.FS(), Version: version,
-			Ready: func(ctx context.Context) error {
-				select {
-				case <-supRunning:
-				default:
-					return errors.New("supervisor not running")
-				}
-				_, err := st.HasTokens(ctx)
-				return err
-			},
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
+	handler, err := api.New(api.Config{
+		Control: a, Tokens: st, Audit: st, Metrics: promReg, Logger: log, UI: web.FS(), Version: version,
+		AllowedHosts: f.allowedHosts, TrustedOrigins: f.trustedOrigins,
+		Ready: func(ctx context.Context) error {
+			select {
+			case <-supRunning:
+			default:
+				return errors.New("supervisor not running")
+			}
+			_, err := st.HasTokens(ctx)
+			return err
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return &exitError{2, err}
+	}
+	srv, ln, err := api.HTTPServer(handler, ln, f.http, log)
+	if err != nil {
+		ln.Close()
+		return &exitError{2, err}
 	}
 
 	// The supervisor stops first (pipelines drain), the HTTP server last.
@@ -80,6 +146,7 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, listen string)
 	if err := a.Start(ctx); err != nil {
 		stopSup()
 		_ = g.Wait()
+		ln.Close()
 		return fmt.Errorf("start pipelines: %w", err)
 	}
 	g.Go(func() error {
@@ -88,7 +155,11 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, listen string)
 		}
 		return nil
 	})
-	log.Info("cdcd serving", "version", version, "listen", ln.Addr().String(), "api", "http://"+ln.Addr().String()+"/api/v1")
+	scheme := "http"
+	if f.http.TLSCert != "" {
+		scheme = "https"
+	}
+	log.Info("cdcd serving", "version", version, "listen", ln.Addr().String(), "api", scheme+"://"+ln.Addr().String()+"/api/v1")
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():
@@ -131,7 +202,7 @@ func newRun(lf *logFlags) *cobra.Command {
 
 // runFile runs a file's pipelines until ctx ends, then reports how each stopped.
 func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.File, file string) error {
-	a, _ := engine(log, st)
+	a, _ := engine(log, st, config.AllSecrets) // the operator's own file: every reference resolves
 	conns := map[string]config.Connection{}
 	for _, c := range f.Connections {
 		conns[c.Name] = c
@@ -185,7 +256,7 @@ func loadValid(file string) (config.File, error) {
 	if err != nil {
 		return config.File{}, &exitError{2, err}
 	}
-	if err := config.Validate(f, registry(), nil, os.LookupEnv); err != nil {
+	if err := config.Validate(f, registry(), nil, config.AllSecrets); err != nil {
 		return config.File{}, err
 	}
 	return f, nil

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"strings"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/pipeline"
@@ -28,14 +29,10 @@ type App struct {
 	Supervisor *pipeline.Supervisor
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Env        config.Env
-}
-
-func (a *App) env() config.Env {
-	if a.Env == nil {
-		return os.LookupEnv
-	}
-	return a.Env
+	// Secrets is what ${…} references in stored documents may resolve to: the
+	// operator's allow-list under `cdcd serve`, everything under `cdcd run -f`.
+	// The zero value resolves nothing.
+	Secrets config.Secrets
 }
 
 func (a *App) log() *slog.Logger {
@@ -79,7 +76,7 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 	if err != nil {
 		return pipeline.RunnerConfig{}, err
 	}
-	r, err := config.Resolve(p, a.Registry, cs, a.env())
+	r, err := config.Resolve(p, a.Registry, cs, a.Secrets)
 	if err != nil {
 		return pipeline.RunnerConfig{}, err // config.Problems: permanent
 	}
@@ -165,18 +162,43 @@ var (
 )
 
 // ApplyConnection validates and stores a connection. created reports whether it
-// is new.
+// is new. Values sent back as shown (redacted) keep the stored ones.
 func (a *App) ApplyConnection(ctx context.Context, c config.Connection) (created bool, err error) {
-	if err := config.ValidateConnection(c, a.Registry); err != nil {
+	if created, err = a.checkConnection(ctx, &c); err != nil {
 		return false, err
 	}
-	_, gerr := a.Store.GetConnection(ctx, c.Name)
-	created = errors.Is(gerr, store.ErrNotFound)
 	raw, err := config.Marshal(c)
 	if err != nil {
 		return false, err
 	}
 	return created, a.Store.PutConnection(ctx, store.Connection{Name: c.Name, Type: c.Type, Config: raw})
+}
+
+// CheckConnection validates c as ApplyConnection would, storing nothing.
+func (a *App) CheckConnection(ctx context.Context, c config.Connection) error {
+	_, err := a.checkConnection(ctx, &c)
+	return err
+}
+
+// checkConnection restores in c the secrets it was sent back with redacted
+// and validates it; isNew reports whether no connection of its name is stored.
+func (a *App) checkConnection(ctx context.Context, c *config.Connection) (isNew bool, err error) {
+	old, err := a.Store.GetConnection(ctx, c.Name)
+	var stored config.Connection
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		isNew = true
+	case err != nil:
+		return false, err
+	default:
+		if stored, err = config.ParseConnection(old.Config); err != nil {
+			return false, fmt.Errorf("stored connection %q: %w", c.Name, err)
+		}
+	}
+	if err := config.Unredact(&c.Config, &stored.Config, "connection.config"); err != nil {
+		return false, err
+	}
+	return isNew, config.ValidateConnection(*c, a.Registry, a.Secrets)
 }
 
 // ConnectionView is a connection as shown by the API, secrets redacted.
@@ -245,7 +267,8 @@ type CheckResult struct {
 }
 
 // TestConnection builds the connection's component and runs its live check: it
-// connects and reports what is wrong in words a user can act on.
+// connects and reports what is wrong in words a user can act on. Neither a
+// resolved secret nor a password shows in its answer.
 func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, error) {
 	sc, err := a.Store.GetConnection(ctx, name)
 	if err != nil {
@@ -255,15 +278,24 @@ func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, err
 	if err != nil {
 		return CheckResult{}, err
 	}
-	node, err := config.Expand(&c.Config, "config", a.env())
+	var seen []string
+	res := a.testConnection(ctx, c, a.Secrets.Recording(&seen))
+	for i, p := range res.Problems {
+		res.Problems[i] = scrub(p, seen)
+	}
+	return res, nil
+}
+
+func (a *App) testConnection(ctx context.Context, c config.Connection, sec config.Secrets) CheckResult {
+	node, err := sec.Expand(&c.Config, "config")
 	if err != nil {
-		return failed(err), nil
+		return failed(err)
 	}
 	var check func(context.Context) error
 	if f, ok := a.Registry.Sources[c.Type]; ok {
 		src, err := f.New(node, sources.Deps{Pipeline: "connection_test", Logger: a.log()})
 		if err != nil {
-			return failed(err), nil
+			return failed(err)
 		}
 		if ch, ok := src.(sources.Checker); ok {
 			check = ch.Check
@@ -271,7 +303,7 @@ func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, err
 	} else if f, ok := a.Registry.Sinks[c.Type]; ok {
 		snk, err := f.New(node, sinks.Deps{Pipeline: "connection_test", Logger: a.log()})
 		if err != nil {
-			return failed(err), nil
+			return failed(err)
 		}
 		if ch, ok := snk.(sinks.Checker); ok {
 			check = ch.Check
@@ -285,14 +317,24 @@ func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, err
 		}
 	}
 	if check == nil {
-		return CheckResult{OK: true}, nil
+		return CheckResult{OK: true}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := check(ctx); err != nil {
-		return failed(err), nil
+		return failed(err)
 	}
-	return CheckResult{OK: true}, nil
+	return CheckResult{OK: true}
+}
+
+// scrub hides in s every resolved secret value (whatever form a driver quoted
+// it in is beyond reach, but the value itself is not) and every password
+// redact.Text finds.
+func scrub(s string, secrets []string) string {
+	for _, v := range secrets {
+		s = strings.ReplaceAll(s, v, redact.Placeholder)
+	}
+	return redact.Text(s)
 }
 
 func failed(err error) CheckResult {
@@ -315,6 +357,9 @@ func failed(err error) CheckResult {
 	return CheckResult{Problems: []string{err.Error()}}
 }
 
+// maxStoredError bounds the last error stored with a pipeline's state.
+const maxStoredError = 8 << 10
+
 // States adapts the metadata store to the supervisor's StateStore. Pipelines that
 // are not stored (those of `cdcd run -f`) are skipped.
 func States(s store.Store) pipeline.StateStore { return stateStore{s} }
@@ -322,7 +367,7 @@ func States(s store.Store) pipeline.StateStore { return stateStore{s} }
 type stateStore struct{ s store.Store }
 
 func (a stateStore) SavePipelineState(ctx context.Context, name string, st pipeline.State, lastErr string) error {
-	err := a.s.SavePipelineState(ctx, name, string(st), config.RedactURL(lastErr))
+	err := a.s.SavePipelineState(ctx, name, string(st), redact.Cut(redact.Text(lastErr), maxStoredError))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

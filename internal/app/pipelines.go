@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -45,21 +46,14 @@ const (
 // it the update is refused, so old and new chain output never mix silently.
 // notice says what was done about rows already written.
 func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline, transformChange string) (created bool, notice string, err error) {
-	conns, err := a.StoredConnections(ctx)
+	old, conns, err := a.checkPipeline(ctx, &p)
 	if err != nil {
 		return false, "", err
 	}
-	if err := config.ValidatePipeline(p, a.Registry, conns, a.env()); err != nil {
-		return false, "", err
-	}
-	r, err := config.Resolve(p, a.Registry, conns, a.env())
+	created = old == nil
+	r, err := config.Resolve(p, a.Registry, conns, a.Secrets)
 	if err != nil {
 		return false, "", err
-	}
-	old, gerr := a.Store.GetPipeline(ctx, p.Name)
-	created = errors.Is(gerr, store.ErrNotFound)
-	if gerr != nil && !created {
-		return false, "", gerr
 	}
 	if !created {
 		changed, err := transformsChanged(old.Spec, p)
@@ -111,6 +105,44 @@ func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline, transformCha
 	return created, notice, a.Supervisor.Upsert(ctx, a.Spec(p, a.StoredConnections))
 }
 
+// CheckPipeline validates p as ApplyPipeline would, storing nothing.
+func (a *App) CheckPipeline(ctx context.Context, p config.Pipeline) error {
+	_, _, err := a.checkPipeline(ctx, &p)
+	return err
+}
+
+// checkPipeline restores in p the secrets it was sent back with redacted and
+// validates it against the stored connections. It returns the stored
+// pipeline (nil when p is new) and the connections.
+func (a *App) checkPipeline(ctx context.Context, p *config.Pipeline) (*store.Pipeline, map[string]config.Connection, error) {
+	conns, err := a.StoredConnections(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	old, err := a.Store.GetPipeline(ctx, p.Name)
+	found := err == nil
+	var stored config.Pipeline
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, nil, err
+	default:
+		if stored, err = config.ParsePipeline(old.Spec); err != nil {
+			return nil, nil, fmt.Errorf("stored pipeline %q: %w", p.Name, err)
+		}
+	}
+	if err := p.Unredact(stored); err != nil {
+		return nil, nil, err
+	}
+	if err := config.ValidatePipeline(*p, a.Registry, conns, a.Secrets); err != nil {
+		return nil, nil, err
+	}
+	if !found {
+		return nil, conns, nil
+	}
+	return &old, conns, nil
+}
+
 // transformsChanged reports whether p's transform chain differs from the one
 // of the stored spec.
 func transformsChanged(stored []byte, p config.Pipeline) (bool, error) {
@@ -141,7 +173,7 @@ func (a *App) view(sp store.Pipeline) (PipelineView, error) {
 	v := PipelineView{Name: sp.Name, Spec: spec, Paused: sp.Paused, State: sp.State, LastError: sp.LastError,
 		Generation: sp.Generation, CreatedAt: sp.CreatedAt, UpdatedAt: sp.UpdatedAt}
 	if st, err := a.Supervisor.Status(sp.Name); err == nil {
-		st.LastError = config.RedactURL(st.LastError)
+		st.LastError = redact.Text(st.LastError)
 		v.Status, v.State, v.LastError = &st, string(st.State), st.LastError
 	}
 	return v, nil
@@ -226,7 +258,7 @@ func (a *App) cleanup(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	r, err := config.Resolve(p, a.Registry, conns, a.env())
+	r, err := config.Resolve(p, a.Registry, conns, a.Secrets)
 	if err != nil {
 		a.log().Warn("pipeline deleted without cleaning up its source: its config no longer resolves", "pipeline", name, "error", err)
 		return nil
@@ -292,7 +324,7 @@ func (a *App) ResolveSchemaChange(ctx context.Context, name, table, decision str
 	}
 	h := holds[i]
 	if st == pipeline.HoldNewColumn && !slices.ContainsFunc(h.Proposed.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.RenameColumn }) {
-		return pipeline.Hold{}, fmt.Errorf("%w: new_column applies to renamed columns, and the change held for %s renames none; approve or reject it", ErrInvalid, table)
+		return pipeline.Hold{}, config.Problems{{Path: "decision", Message: fmt.Sprintf("new_column applies to renamed columns, and the change held for %s renames none; approve or reject it", table)}}
 	}
 	if err := a.Store.ResolveHold(ctx, name, id, st); err != nil {
 		return pipeline.Hold{}, err

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/cdcd-dev/cdcd/transforms"
@@ -85,7 +87,61 @@ func ParsePreview(b []byte) (PreviewRequest, error) {
 // Preview runs a transform chain on sample rows and returns each row before and
 // after, with the destination shape. Nothing is written anywhere; a transform
 // that does not build, or a shape it rejects, is an error with its path.
+//
+// Secrets the transforms reference resolve as in a pipeline (within the
+// server's allow-list), but no resolved value shows in the answer: a row value
+// or error that would carry one shows the placeholder instead.
 func (a *App) Preview(ctx context.Context, req PreviewRequest) (PreviewResult, error) {
+	var seen []string
+	res, err := a.preview(ctx, req, a.Secrets.Recording(&seen))
+	if len(seen) == 0 {
+		return res, err
+	}
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		out := make(config.Problems, len(ps))
+		for i, p := range ps {
+			out[i] = config.Problem{Path: p.Path, Message: scrub(p.Message, seen)}
+		}
+		return res, out
+	}
+	if err != nil {
+		return res, scrubbedError{msg: scrub(err.Error(), seen), err: err}
+	}
+	for i := range res.Rows {
+		r := &res.Rows[i]
+		r.Before, r.After, r.Error = scrubRow(r.Before, seen), scrubRow(r.After, seen), scrub(r.Error, seen)
+	}
+	return res, nil
+}
+
+// scrubbedError is err shown without secrets; errors.Is and As still see err.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e scrubbedError) Error() string { return e.msg }
+func (e scrubbedError) Unwrap() error { return e.err }
+
+// scrubRow returns r with every value that holds a resolved secret replaced:
+// strings keep their other text, any other value becomes the placeholder.
+func scrubRow(r schema.Row, secrets []string) schema.Row {
+	for i, f := range r {
+		text := string(f.Value.AppendJSON(nil))
+		if !slices.ContainsFunc(secrets, func(s string) bool { return strings.Contains(text, s) }) {
+			continue
+		}
+		if f.Value.Kind() == schema.KindString {
+			r[i].Value = schema.String(scrub(f.Value.Text(), secrets))
+		} else {
+			r[i].Value = schema.String(redact.Placeholder)
+		}
+	}
+	return r
+}
+
+func (a *App) preview(ctx context.Context, req PreviewRequest, sec config.Secrets) (PreviewResult, error) {
 	var ps config.Problems
 	steps := make([]transforms.Step, 0, len(req.Transforms))
 	named := config.Pipeline{Transforms: req.Transforms}.WithDefaults().Transforms // default step names
@@ -96,7 +152,7 @@ func (a *App) Preview(ctx context.Context, req PreviewRequest) (PreviewResult, e
 			ps = append(ps, config.Problem{Path: path + ".type", Message: fmt.Sprintf("unknown transform %q", t.Type)})
 			continue
 		}
-		node, err := config.Expand(&t.Config, path+".config", a.env())
+		node, err := sec.Expand(&t.Config, path+".config")
 		if err != nil {
 			var eps config.Problems
 			if errors.As(err, &eps) {
@@ -112,7 +168,7 @@ func (a *App) Preview(ctx context.Context, req PreviewRequest) (PreviewResult, e
 		}
 		steps = append(steps, transforms.Step{Name: t.Name, Tables: t.Tables, Transform: tr})
 	}
-	table, rows, err := a.previewInput(ctx, req)
+	table, rows, err := a.previewInput(ctx, req, sec)
 	if err != nil {
 		var eps config.Problems
 		if !errors.As(err, &eps) {
@@ -127,7 +183,7 @@ func (a *App) Preview(ctx context.Context, req PreviewRequest) (PreviewResult, e
 	chain := transforms.NewChain(steps...).SkipErrors(func(s transforms.Skipped) { failed = &s })
 	b := schema.Batch{Deltas: []schema.Delta{{Table: table, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}}
 	if err := chain.ApplyBatch(&b); err != nil {
-		return PreviewResult{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return PreviewResult{}, config.Problems{{Path: "transforms", Message: err.Error()}}
 	}
 	res := PreviewResult{Input: table, Output: b.Deltas[0].Table, Rows: make([]PreviewRow, 0, len(rows))}
 	now := time.Now().UTC()
@@ -155,7 +211,7 @@ func (a *App) Preview(ctx context.Context, req PreviewRequest) (PreviewResult, e
 	return res, nil
 }
 
-func (a *App) previewInput(ctx context.Context, req PreviewRequest) (schema.Table, []schema.Row, error) {
+func (a *App) previewInput(ctx context.Context, req PreviewRequest, sec config.Secrets) (schema.Table, []schema.Row, error) {
 	bad := func(path, format string, args ...any) (schema.Table, []schema.Row, error) {
 		return schema.Table{}, nil, config.Problems{{Path: path, Message: fmt.Sprintf(format, args...)}}
 	}
@@ -163,7 +219,7 @@ func (a *App) previewInput(ctx context.Context, req PreviewRequest) (schema.Tabl
 	case req.Source != nil && len(req.Rows) > 0:
 		return bad("rows", "give rows or a source, not both")
 	case req.Source != nil:
-		return a.sampleSource(ctx, *req.Source)
+		return a.sampleSource(ctx, *req.Source, sec)
 	case len(req.Rows) == 0:
 		return bad("rows", "give sample rows, or a source to read them from")
 	case len(req.Rows) > maxPreviewRows:
@@ -278,7 +334,7 @@ func nodeValue(n *yaml.Node) (schema.Value, schema.Type, error) {
 }
 
 // sampleSource reads rows from a stored connection's table.
-func (a *App) sampleSource(ctx context.Context, src PreviewSource) (schema.Table, []schema.Row, error) {
+func (a *App) sampleSource(ctx context.Context, src PreviewSource, sec config.Secrets) (schema.Table, []schema.Row, error) {
 	limit := src.Limit
 	if limit == 0 {
 		limit = 10
@@ -301,7 +357,7 @@ func (a *App) sampleSource(ctx context.Context, src PreviewSource) (schema.Table
 	if !ok {
 		return schema.Table{}, nil, config.Problems{{Path: "source.connection", Message: fmt.Sprintf("connection %s is a %s, not a source", src.Connection, c.Type)}}
 	}
-	node, err := config.Expand(&c.Config, "config", a.env())
+	node, err := sec.Expand(&c.Config, "source.connection.config")
 	if err != nil {
 		return schema.Table{}, nil, err
 	}
@@ -329,7 +385,7 @@ func (a *App) sampleSource(ctx context.Context, src PreviewSource) (schema.Table
 	defer cancel()
 	t, rows, err := sm.Sample(ctx, schema.ParseTableID(src.Table), limit)
 	if err != nil {
-		return schema.Table{}, nil, fmt.Errorf("%w: read sample rows of %s: %v", ErrInvalid, src.Table, config.RedactURL(err.Error()))
+		return schema.Table{}, nil, config.Problems{{Path: "source", Message: fmt.Sprintf("read sample rows of %s: %v", src.Table, redact.Text(err.Error()))}}
 	}
 	return t, rows, nil
 }

@@ -23,8 +23,8 @@ func registry() *pipeline.Registry {
 	return r
 }
 
-func env(m map[string]string) config.Env {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+func env(m map[string]string) config.Secrets {
+	return config.Secrets{All: true, Lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
 }
 
 const good = `
@@ -134,7 +134,7 @@ func TestExpandSecrets(t *testing.T) {
 	require.NoError(t, os.WriteFile(secret, []byte("s3cret\n"), 0o600))
 	var n yaml.Node
 	require.NoError(t, yaml.Unmarshal([]byte(`{dsn: "postgres://u:${PW}@h/db", password: "${file:`+secret+`}", port: 5432}`), &n))
-	out, err := config.Expand(&n, "x", env(map[string]string{"PW": "p@ss"}))
+	out, err := env(map[string]string{"PW": "p@ss"}).Expand(&n, "x")
 	require.NoError(t, err)
 	var v map[string]any
 	require.NoError(t, out.Decode(&v))
@@ -144,7 +144,7 @@ func TestExpandSecrets(t *testing.T) {
 
 	var m yaml.Node
 	require.NoError(t, yaml.Unmarshal([]byte(`{port: "${PORT}", flag: "${FLAG}", name: "${NAME}", mixed: "a${PORT}"}`), &m))
-	out, err = config.Expand(&m, "x", env(map[string]string{"PORT": "5433", "FLAG": "true", "NAME": "0x: y"}))
+	out, err = env(map[string]string{"PORT": "5433", "FLAG": "true", "NAME": "0x: y"}).Expand(&m, "x")
 	require.NoError(t, err)
 	v = nil
 	require.NoError(t, out.Decode(&v))
@@ -153,7 +153,7 @@ func TestExpandSecrets(t *testing.T) {
 	require.Equal(t, "0x: y", v["name"])
 	require.Equal(t, "a5433", v["mixed"])
 
-	_, err = config.Expand(&n, "x", env(nil))
+	_, err = env(nil).Expand(&n, "x")
 	require.ErrorContains(t, err, "x.dsn: environment variable PW is not set")
 }
 

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -65,68 +65,30 @@ func decodeStrict(b []byte, dst any) error {
 	return nil
 }
 
-// envRef matches ${NAME} and ${file:/path}.
-var envRef = regexp.MustCompile(`\$\{(file:[^}]+|[A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// Expand returns a copy of n with every ${NAME} replaced by the environment
-// variable's value and every ${file:/path} by the file's content (trailing newline
-// dropped). Each missing variable or unreadable file is one error naming its path.
-func Expand(n *yaml.Node, path string, getenv func(string) (string, bool)) (*yaml.Node, error) {
-	if n == nil || n.Kind == 0 {
-		return n, nil
+// RejectAliases returns an error if the YAML document b uses anchors or
+// aliases (JSON has neither): documents that arrive over the API have no use
+// for them, and aliases can make a small body expand into a huge one.
+func RejectAliases(b []byte) error {
+	var n yaml.Node
+	if err := yaml.Unmarshal(b, &n); err != nil {
+		return err
 	}
-	out := *n
-	var errs Problems
-	switch n.Kind {
-	case yaml.ScalarNode:
-		out.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
-			ref := m[2 : len(m)-1]
-			if file, ok := strings.CutPrefix(ref, "file:"); ok {
-				b, err := os.ReadFile(file)
-				if err != nil {
-					errs.add(path, "cannot read secret file %s: %v", file, errors.Unwrap(err))
-					return ""
-				}
-				return strings.TrimRight(string(b), "\r\n")
-			}
-			v, ok := getenv(ref)
-			if !ok {
-				errs.add(path, "environment variable %s is not set", ref)
-			}
-			return v
-		})
-		if out.Value != n.Value {
-			out.Tag, out.Style = "!!str", yaml.DoubleQuotedStyle
-			// A value that is exactly one reference takes the type of what it
-			// expands to, so `port: ${PG_PORT}` is a number.
-			if envRef.FindString(n.Value) == n.Value {
-				var probe yaml.Node
-				if yaml.Unmarshal([]byte(out.Value), &probe) == nil && len(probe.Content) == 1 {
-					switch t := probe.Content[0].Tag; t {
-					case "!!int", "!!float", "!!bool":
-						out.Tag, out.Style = t, 0
-					}
-				}
-			}
+	var found error
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		if found != nil {
+			return
 		}
-	case yaml.MappingNode, yaml.SequenceNode, yaml.DocumentNode:
-		out.Content = make([]*yaml.Node, len(n.Content))
-		for i, c := range n.Content {
-			sub := path
-			if n.Kind == yaml.MappingNode && i%2 == 1 {
-				sub = path + "." + n.Content[i-1].Value
-			} else if n.Kind == yaml.SequenceNode {
-				sub = fmt.Sprintf("%s[%d]", path, i)
-			}
-			e, err := Expand(c, sub, getenv)
-			var sub2 Problems
-			if errors.As(err, &sub2) {
-				errs = append(errs, sub2...)
-			}
-			out.Content[i] = e
+		if n.Kind == yaml.AliasNode || n.Anchor != "" {
+			found = fmt.Errorf("line %d: YAML anchors and aliases are not accepted; write the values out", n.Line)
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
 		}
 	}
-	return &out, errs.err()
+	walk(&n)
+	return found
 }
 
 // Merge merges two mapping nodes (a connection's config and a pipeline's) into a
@@ -159,15 +121,12 @@ func Merge(conn, local *yaml.Node, connName string) (*yaml.Node, error) {
 	return out, errors.Join(errs...)
 }
 
-// secretKey matches config keys whose values are secrets.
-var secretKey = regexp.MustCompile(`(?i)(password|passwd|secret|token|private_key|api_key|credentials|passphrase|hmac_key|^key$)`)
-
 // Redacted is what a secret value is shown as.
-const Redacted = "******"
+const Redacted = redact.Placeholder
 
-// ToJSON converts a config node to plain JSON-able data with every secret redacted:
-// values under secret-looking keys (unless they are only ${ENV} / ${file:} references)
-// and passwords inside URLs (postgres://user:pass@host).
+// ToJSON converts a config node to plain JSON-able data with every secret
+// redacted (redact.Value): values under secret-looking keys, unless they are
+// only ${ENV} / ${file:} references, and passwords inside connection strings.
 func ToJSON(n *yaml.Node) (any, error) {
 	if n == nil || n.Kind == 0 {
 		return nil, nil
@@ -176,47 +135,30 @@ func ToJSON(n *yaml.Node) (any, error) {
 	if err := n.Decode(&v); err != nil {
 		return nil, err
 	}
-	return redact(v, ""), nil
+	return redactValue(v, ""), nil
 }
 
-func redact(v any, key string) any {
+func redactValue(v any, key string) any {
 	switch x := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = redact(e, k)
+			out[k] = redactValue(e, k)
 		}
 		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = redact(e, key)
+			out[i] = redactValue(e, key)
 		}
 		return out
 	case string:
-		if secretKey.MatchString(key) && envRef.ReplaceAllString(x, "") != "" {
-			return Redacted
-		}
-		return RedactURL(x)
+		return redact.Value(key, x)
 	}
-	if secretKey.MatchString(key) && v != nil {
+	if redact.Key(key) && v != nil {
 		return Redacted
 	}
 	return v
-}
-
-var urlPassword = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)([^@]*)(@.*)$`)
-
-// RedactURL replaces the password of a URL-shaped string (and a password=… pair of
-// a key-value DSN) with Redacted.
-func RedactURL(s string) string {
-	if m := urlPassword.FindStringSubmatch(s); m != nil && envRef.ReplaceAllString(m[2], "") != "" {
-		return m[1] + Redacted + m[3]
-	}
-	if strings.Contains(s, "password=") {
-		return regexp.MustCompile(`password=('[^']*'|\S+)`).ReplaceAllString(s, "password="+Redacted)
-	}
-	return s
 }
 
 // RedactedJSON renders a pipeline or connection for display, secrets redacted.

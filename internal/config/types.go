@@ -41,6 +41,15 @@ type Transform struct {
 	Config yaml.Node `yaml:"config,omitempty" json:"config,omitempty"`
 }
 
+// nameAt is the name of the transform at index i of its chain: its own, or
+// "<i>_<type>".
+func (t Transform) nameAt(i int) string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return fmt.Sprintf("%d_%s", i, t.Type)
+}
+
 // Batch bounds write batches.
 type Batch struct {
 	MaxChanges int      `yaml:"max_changes,omitempty" json:"max_changes,omitempty"`
@@ -133,9 +142,7 @@ func (p Pipeline) WithDefaults() Pipeline {
 		p.DrainTimeout = DefaultDrainTimeout
 	}
 	for i := range p.Transforms {
-		if p.Transforms[i].Name == "" {
-			p.Transforms[i].Name = fmt.Sprintf("%d_%s", i, p.Transforms[i].Type)
-		}
+		p.Transforms[i].Name = p.Transforms[i].nameAt(i)
 	}
 	return p
 }

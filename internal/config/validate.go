@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	pathpkg "path"
 	"regexp"
 	"slices"
@@ -82,14 +81,11 @@ func (ps Problems) err() error {
 	return ps
 }
 
-// Env looks up environment variables; os.LookupEnv in production.
-type Env func(string) (string, bool)
-
 // Validate checks f against the registry and returns every problem (as Problems),
 // or nil. known holds connections defined elsewhere (the metadata store) that
 // pipelines may name. It builds every component to validate its config, which
 // does no I/O.
-func Validate(f File, reg *pipeline.Registry, known map[string]Connection, env Env) error {
+func Validate(f File, reg *pipeline.Registry, known map[string]Connection, sec Secrets) error {
 	var ps Problems
 	conns := map[string]Connection{}
 	for k, c := range known {
@@ -118,14 +114,20 @@ func Validate(f File, reg *pipeline.Registry, known map[string]Connection, env E
 			ps.add(path+".name", "duplicate pipeline name %q", p.Name)
 		}
 		seen[p.Name] = true
-		ps = append(ps, validatePipeline(p, path, reg, conns, env)...)
+		ps = append(ps, validatePipeline(p, path, reg, conns, sec)...)
 	}
 	return ps.err()
 }
 
-// ValidateConnection checks one connection.
-func ValidateConnection(c Connection, reg *pipeline.Registry) error {
-	return validateConnection(c, "connection", reg).err()
+// ValidateConnection checks one connection, and that sec allows every
+// reference in its config.
+func ValidateConnection(c Connection, reg *pipeline.Registry, sec Secrets) error {
+	ps := validateConnection(c, "connection", reg)
+	var rps Problems
+	if errors.As(sec.Check(&c.Config, "connection.config"), &rps) {
+		ps = append(ps, rps...)
+	}
+	return ps.err()
 }
 
 func validateConnection(c Connection, path string, reg *pipeline.Registry) Problems {
@@ -146,12 +148,12 @@ func validateConnection(c Connection, path string, reg *pipeline.Registry) Probl
 }
 
 // ValidatePipeline checks one pipeline against the known connections.
-func ValidatePipeline(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, env Env) error {
+func ValidatePipeline(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, sec Secrets) error {
 	path := fmt.Sprintf("pipelines[%s]", p.Name)
-	return validatePipeline(p, path, reg, conns, env).err()
+	return validatePipeline(p, path, reg, conns, sec).err()
 }
 
-func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, env Env) Problems {
+func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, sec Secrets) Problems {
 	var ps Problems
 	if !PipelineName.MatchString(p.Name) {
 		ps.add(path+".name", "must match %s", PipelineName)
@@ -178,7 +180,7 @@ func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map
 		ps.add(path+".on_transform_error", "must be stop or skip, got %q", p.OnTransformError)
 	}
 
-	r, rps := resolve(p, path, reg, conns, env)
+	r, rps := resolve(p, path, reg, conns, sec)
 	ps = append(ps, rps...)
 	for i, t := range p.Transforms {
 		tp := fmt.Sprintf("%s.transforms[%d]", path, i)
@@ -220,19 +222,16 @@ type Resolved struct {
 }
 
 // Resolve merges and expands p (defaults applied).
-func Resolve(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, env Env) (*Resolved, error) {
+func Resolve(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, sec Secrets) (*Resolved, error) {
 	p = p.WithDefaults()
-	r, ps := resolve(p, fmt.Sprintf("pipelines[%s]", p.Name), reg, conns, env)
+	r, ps := resolve(p, fmt.Sprintf("pipelines[%s]", p.Name), reg, conns, sec)
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, env Env) (*Resolved, Problems) {
-	if env == nil {
-		env = os.LookupEnv
-	}
+func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, sec Secrets) (*Resolved, Problems) {
 	var ps Problems
 	r := &Resolved{Pipeline: p}
 	endpoint := func(e Endpoint, epath, kind string, known func(string) bool, names []string) (string, *yaml.Node) {
@@ -265,7 +264,7 @@ func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]C
 			ps.addErr(epath+".config", err)
 			return "", nil
 		}
-		expanded, err := Expand(merged, epath+".config", env)
+		expanded, err := sec.Expand(merged, epath+".config")
 		var eps Problems
 		if errors.As(err, &eps) {
 			ps = append(ps, eps...)
@@ -276,7 +275,7 @@ func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]C
 	r.SourceType, r.Source = endpoint(p.Source, path+".source", "source", func(t string) bool { _, ok := reg.Sources[t]; return ok }, pipeline.Names(reg.Sources))
 	r.SinkType, r.Sink = endpoint(p.Sink, path+".sink", "sink", func(t string) bool { _, ok := reg.Sinks[t]; return ok }, pipeline.Names(reg.Sinks))
 	for i, t := range p.Transforms {
-		n, err := Expand(&t.Config, fmt.Sprintf("%s.transforms[%d].config", path, i), env)
+		n, err := sec.Expand(&t.Config, fmt.Sprintf("%s.transforms[%d].config", path, i))
 		var eps Problems
 		if errors.As(err, &eps) {
 			ps = append(ps, eps...)

@@ -49,7 +49,7 @@ func (s *sqlStore) ListHolds(ctx context.Context, pipeline string) ([]engine.Hol
 		if err := rows.Scan(&h.Table.Namespace, &h.Table.Name, &status, &sealed, &h.Since, &h.Watermark, &h.Held, &h.Drained, &h.Dropped, &created, &resolved); err != nil {
 			return nil, err
 		}
-		raw, err := s.cipher.Open(sealed)
+		raw, err := s.open(holdProposal, sealed, pipeline, h.Table.Namespace, h.Table.Name)
 		if err != nil {
 			return nil, fmt.Errorf("held table %s: %w", h.Table, err)
 		}
@@ -140,7 +140,7 @@ func (b boundHolds) Spool(ctx context.Context, created []engine.Hold, entries []
 			}
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_holds (pipeline, namespace, name, status, proposal, since, watermark, created_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pipeline, namespace, name) DO NOTHING`),
-				b.pipeline, h.Table.Namespace, h.Table.Name, string(h.Status), s.cipher.Seal(raw), []byte(h.Since), []byte(watermark), h.CreatedAt.UnixMicro()); err != nil {
+				b.pipeline, h.Table.Namespace, h.Table.Name, string(h.Status), s.seal(holdProposal, raw, b.pipeline, h.Table.Namespace, h.Table.Name), []byte(h.Since), []byte(watermark), h.CreatedAt.UnixMicro()); err != nil {
 				return fmt.Errorf("hold table %s: %w", h.Table, err)
 			}
 		}
@@ -178,7 +178,7 @@ func (b boundHolds) Spool(ctx context.Context, created []engine.Hold, entries []
 			}
 			st.seq++
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_held_changes (pipeline, namespace, name, seq, entry) VALUES (?, ?, ?, ?, ?)`),
-				b.pipeline, e.Table.Namespace, e.Table.Name, st.seq, s.cipher.Seal(raw)); err != nil {
+				b.pipeline, e.Table.Namespace, e.Table.Name, st.seq, s.seal(heldEntry, raw, b.pipeline, e.Table.Namespace, e.Table.Name, st.seq)); err != nil {
 				return fmt.Errorf("keep a held change of %s: %w", e.Table, err)
 			}
 			if e.Key != nil {
@@ -225,7 +225,7 @@ func (b boundHolds) ReadHeld(ctx context.Context, table schema.TableID, afterSeq
 		if err := rows.Scan(&e.Seq, &sealed); err != nil {
 			return nil, err
 		}
-		raw, err := s.cipher.Open(sealed)
+		raw, err := s.open(heldEntry, sealed, b.pipeline, table.Namespace, table.Name, e.Seq)
 		if err != nil || len(raw) == 0 {
 			return nil, fmt.Errorf("held change %d of %s does not open: %w", e.Seq, table, err)
 		}

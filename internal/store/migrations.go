@@ -95,4 +95,18 @@ var migrations = []string{
 		created_at {{bigint}} NOT NULL,
 		PRIMARY KEY (pipeline, seq)
 	);`,
+	`ALTER TABLE cdcd_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+	ALTER TABLE cdcd_tokens ADD COLUMN expires_at {{bigint}} NOT NULL DEFAULT 0;
+	CREATE TABLE cdcd_audit (
+		id         TEXT PRIMARY KEY,
+		at         {{bigint}} NOT NULL,
+		token_id   TEXT NOT NULL,
+		token_name TEXT NOT NULL,
+		action     TEXT NOT NULL,
+		target     TEXT NOT NULL,
+		status     {{bigint}} NOT NULL,
+		error      TEXT NOT NULL,
+		remote     TEXT NOT NULL
+	);
+	CREATE INDEX cdcd_audit_at ON cdcd_audit (at);`,
 }

@@ -2,11 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +40,9 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect, c *secrets.Cipher) 
 	}
 	s := &sqlStore{db: db, d: d, cipher: c, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.upgradeSealed(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -286,7 +285,7 @@ func (s *sqlStore) PutConnection(ctx context.Context, c Connection) error {
 	now := s.micros()
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO cdcd_connections (name, type, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config, updated_at = excluded.updated_at`),
-		c.Name, c.Type, s.cipher.Seal(c.Config), now, now)
+		c.Name, c.Type, s.seal(connConfig, c.Config, c.Name), now, now)
 	if err != nil {
 		return fmt.Errorf("save connection %q: %w", c.Name, err)
 	}
@@ -300,7 +299,7 @@ func (s *sqlStore) scanConnection(sc interface{ Scan(...any) error }) (Connectio
 	if err := sc.Scan(&c.Name, &c.Type, &sealed, &created, &updated); err != nil {
 		return c, err
 	}
-	cfg, err := s.cipher.Open(sealed)
+	cfg, err := s.open(connConfig, sealed, c.Name)
 	if err != nil {
 		return c, fmt.Errorf("connection %q: %w", c.Name, err)
 	}
@@ -373,17 +372,17 @@ func (s *sqlStore) PutPipeline(ctx context.Context, p Pipeline, connections []st
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_pipelines (name, spec, paused, state, last_error, generation, created_at, updated_at)
-				VALUES (?, ?, ?, 'created', '', 1, ?, ?)`), p.Name, s.cipher.Seal(p.Spec), boolInt(p.Paused), now, now)
+				VALUES (?, ?, ?, 'created', '', 1, ?, ?)`), p.Name, s.seal(pipelineSpec, p.Spec, p.Name), boolInt(p.Paused), now, now)
 		case err != nil:
 			return fmt.Errorf("read pipeline %q: %w", p.Name, err)
 		default:
-			old, oerr := s.cipher.Open(sealed)
+			old, oerr := s.open(pipelineSpec, sealed, p.Name)
 			bump := 1
 			if oerr == nil && string(old) == string(p.Spec) {
 				bump = 0
 			}
 			_, err = tx.ExecContext(ctx, s.q(`UPDATE cdcd_pipelines SET spec = ?, paused = ?, generation = generation + ?, updated_at = ? WHERE name = ?`),
-				s.cipher.Seal(p.Spec), boolInt(p.Paused), bump, now, p.Name)
+				s.seal(pipelineSpec, p.Spec, p.Name), boolInt(p.Paused), bump, now, p.Name)
 		}
 		if err != nil {
 			return fmt.Errorf("save pipeline %q: %w", p.Name, err)
@@ -420,7 +419,7 @@ func (s *sqlStore) scanPipeline(sc interface{ Scan(...any) error }) (Pipeline, e
 	if err := sc.Scan(&p.Name, &sealed, &paused, &p.State, &p.LastError, &p.Generation, &created, &updated); err != nil {
 		return p, err
 	}
-	spec, err := s.cipher.Open(sealed)
+	spec, err := s.open(pipelineSpec, sealed, p.Name)
 	if err != nil {
 		return p, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
@@ -498,85 +497,4 @@ func (s *sqlStore) DeletePipeline(ctx context.Context, name string) error {
 		}
 		return nil
 	})
-}
-
-// --- tokens ---
-
-// TokenPrefix starts every API token, so that secret scanners can find leaked ones.
-const TokenPrefix = "cdcd_"
-
-func hashToken(plaintext string) string {
-	h := sha256.Sum256([]byte(plaintext))
-	return hex.EncodeToString(h[:])
-}
-
-func (s *sqlStore) CreateToken(ctx context.Context, name string) (string, Token, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", Token{}, err
-	}
-	plaintext := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	idb := make([]byte, 6)
-	if _, err := rand.Read(idb); err != nil {
-		return "", Token{}, err
-	}
-	id := hex.EncodeToString(idb)
-	now := s.micros()
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO cdcd_tokens (id, name, hash, created_at) VALUES (?, ?, ?, ?)`), id, name, hashToken(plaintext), now)
-	if err != nil {
-		return "", Token{}, fmt.Errorf("create token: %w", err)
-	}
-	return plaintext, Token{ID: id, Name: name, CreatedAt: fromMicros(now)}, nil
-}
-
-func (s *sqlStore) ListTokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created_at, last_used_at FROM cdcd_tokens ORDER BY created_at, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		var t Token
-		var c, u int64
-		if err := rows.Scan(&t.ID, &t.Name, &c, &u); err != nil {
-			return nil, err
-		}
-		t.CreatedAt, t.LastUsedAt = fromMicros(c), fromMicros(u)
-		out = append(out, t)
-	}
-	return out, rows.Err()
-}
-
-func (s *sqlStore) DeleteToken(ctx context.Context, id string) error {
-	return s.exec1(ctx, "token", id, `DELETE FROM cdcd_tokens WHERE id = ?`, id)
-}
-
-func (s *sqlStore) VerifyToken(ctx context.Context, plaintext string) (Token, error) {
-	var t Token
-	var c, u int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, name, created_at, last_used_at FROM cdcd_tokens WHERE hash = ?`), hashToken(plaintext)).Scan(&t.ID, &t.Name, &c, &u)
-	if errors.Is(err, sql.ErrNoRows) {
-		return t, fmt.Errorf("token: %w", ErrNotFound)
-	}
-	if err != nil {
-		return t, fmt.Errorf("verify token: %w", err)
-	}
-	t.CreatedAt, t.LastUsedAt = fromMicros(c), fromMicros(u)
-	// Record use at most once a minute, so authenticated reads do not all write.
-	now := s.micros()
-	if now-u > int64(time.Minute/time.Microsecond) {
-		if _, err := s.db.ExecContext(ctx, s.q(`UPDATE cdcd_tokens SET last_used_at = ? WHERE id = ?`), now, t.ID); err == nil {
-			t.LastUsedAt = fromMicros(now)
-		}
-	}
-	return t, nil
-}
-
-func (s *sqlStore) HasTokens(ctx context.Context) (bool, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM cdcd_tokens`).Scan(&n); err != nil {
-		return false, fmt.Errorf("count tokens: %w", err)
-	}
-	return n > 0, nil
 }

@@ -45,14 +45,6 @@ type Pipeline struct {
 	UpdatedAt  time.Time
 }
 
-// Token is an API token. The plaintext is shown once, at creation.
-type Token struct {
-	ID         string
-	Name       string
-	CreatedAt  time.Time
-	LastUsedAt time.Time
-}
-
 // Store is the metadata store.
 type Store interface {
 	offsets.Store
@@ -92,14 +84,9 @@ type Store interface {
 	// pipeline skipped (on_transform_error: skip).
 	ListSkipped(ctx context.Context, pipeline string, limit int) ([]SkippedChange, error)
 
-	// CreateToken makes a token and returns its plaintext, which is not stored.
-	CreateToken(ctx context.Context, name string) (plaintext string, t Token, err error)
-	ListTokens(ctx context.Context) ([]Token, error)
-	DeleteToken(ctx context.Context, id string) error
-	// VerifyToken returns the token whose plaintext this is, or ErrNotFound.
-	VerifyToken(ctx context.Context, plaintext string) (Token, error)
-	// HasTokens reports whether any token exists (auth is on once one does).
-	HasTokens(ctx context.Context) (bool, error)
+	Tokens
+	Audit
+	Keys
 
 	Close() error
 }

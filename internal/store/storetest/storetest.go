@@ -2,9 +2,11 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/offsets"
@@ -28,6 +30,7 @@ func Run(t *testing.T, open Open) {
 		"connections":        testConnections,
 		"pipelines":          testPipelines,
 		"tokens":             testTokens,
+		"audit":              testAudit,
 		"holds":              testHolds,
 		"skipped":            testSkipped,
 		"reopen_migrations":  func(t *testing.T, s store.Store) {}, // opening twice is covered by the caller's reopen
@@ -225,27 +228,77 @@ func testTokens(t *testing.T, s store.Store) {
 	has, err := s.HasTokens(ctx)
 	require.NoError(t, err)
 	require.False(t, has)
-	plain, tok, err := s.CreateToken(ctx, "ci")
+	plain, tok, err := s.CreateToken(ctx, store.TokenSpec{Name: "ci", Role: store.RoleEditor})
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(plain, store.TokenPrefix))
+	require.Equal(t, store.RoleEditor, tok.Role)
 	has, _ = s.HasTokens(ctx)
 	require.True(t, has)
 
 	got, err := s.VerifyToken(ctx, plain)
 	require.NoError(t, err)
 	require.Equal(t, tok.ID, got.ID)
+	require.Equal(t, store.RoleEditor, got.Role)
 	require.False(t, got.LastUsedAt.IsZero())
 	_, err = s.VerifyToken(ctx, plain+"x")
 	require.ErrorIs(t, err, store.ErrNotFound)
 
+	// expiry
+	past, _, err := s.CreateToken(ctx, store.TokenSpec{Name: "old", Role: store.RoleViewer, ExpiresAt: time.Now().Add(-time.Second)})
+	require.NoError(t, err)
+	_, err = s.VerifyToken(ctx, past)
+	require.ErrorIs(t, err, store.ErrTokenExpired)
+	future, ft, err := s.CreateToken(ctx, store.TokenSpec{Name: "new", Role: store.RoleAdmin, ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	_, err = s.VerifyToken(ctx, future)
+	require.NoError(t, err)
+	g, err := s.GetToken(ctx, ft.ID)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now().Add(time.Hour), g.ExpiresAt, time.Minute)
+
+	// names are printable; roles are known
+	for _, bad := range []store.TokenSpec{{Name: "a\x1b[31mred", Role: store.RoleAdmin}, {Name: "two\nlines", Role: store.RoleAdmin}, {Name: "", Role: store.RoleAdmin}, {Name: "x", Role: "root"}} {
+		_, _, err := s.CreateToken(ctx, bad)
+		require.Error(t, err, "%q", bad.Name)
+	}
+
 	list, err := s.ListTokens(ctx)
 	require.NoError(t, err)
-	require.Len(t, list, 1)
+	require.Len(t, list, 3)
 	require.Equal(t, "ci", list[0].Name)
 	require.NoError(t, s.DeleteToken(ctx, tok.ID))
 	_, err = s.VerifyToken(ctx, plain)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.ErrorIs(t, s.DeleteToken(ctx, tok.ID), store.ErrNotFound)
+	_, err = s.GetToken(ctx, tok.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	list, err := s.ListAudit(ctx, store.AuditQuery{Limit: 10})
+	require.NoError(t, err)
+	require.Empty(t, list)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Microsecond).UTC()
+	for i := range 5 {
+		require.NoError(t, s.RecordAudit(ctx, store.AuditEntry{At: t0.Add(time.Duration(i) * time.Minute), TokenID: "abc", TokenName: "ci",
+			Action: "POST /api/v1/pipelines/{name}/pause", Target: fmt.Sprintf("pipeline p%d", i), Status: 200, Remote: "127.0.0.1:5555"}))
+	}
+	require.NoError(t, s.RecordAudit(ctx, store.AuditEntry{At: t0.Add(-500 * 24 * time.Hour), Action: "old", Status: 200}))
+	require.NoError(t, s.RecordAudit(ctx, store.AuditEntry{At: t0.Add(10 * time.Minute), Action: "DELETE /api/v1/tokens/{id}", Target: "token x",
+		Status: 409, Error: strings.Repeat("e", 5000)}))
+	list, err = s.ListAudit(ctx, store.AuditQuery{Limit: 3})
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	require.Equal(t, 409, list[0].Status)
+	require.Less(t, len(list[0].Error), 1100, "errors are cut")
+	require.Equal(t, "pipeline p4", list[1].Target)
+	require.Equal(t, t0.Add(4*time.Minute), list[1].At)
+	require.Equal(t, "127.0.0.1:5555", list[1].Remote)
+	list, err = s.ListAudit(ctx, store.AuditQuery{Limit: 100, Before: list[2].At})
+	require.NoError(t, err)
+	require.Len(t, list, 3, "pages go back in time; entries past the retention are gone")
+	require.Equal(t, "pipeline p2", list[0].Target)
 }
 
 func testHolds(t *testing.T, s store.Store) {

@@ -1,0 +1,136 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/secrets"
+	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/stretchr/testify/require"
+)
+
+// `cdcd serve` on an address other than loopback does not serve an open API:
+// with no token it refuses to start and says how to make one.
+func TestServeRefusesOpenAPIOnTheNetwork(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	port := testenv.FreePort(t)
+	out := cli(t, nil, 2, "serve", "--listen", fmt.Sprintf("0.0.0.0:%d", port), "--data-dir", data)
+	require.Contains(t, out, "refusing to serve on 0.0.0.0")
+	require.Contains(t, out, "cdcd tokens create admin --role admin")
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/pipelines", port))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("something answered on the port: %d", resp.StatusCode)
+	}
+
+	tok := strings.TrimSpace(strings.Split(cli(t, nil, 0, "tokens", "create", "admin", "--role", "admin", "--data-dir", data), "\n")[0])
+	cmd := exec.Command(binary, "serve", "--listen", fmt.Sprintf("0.0.0.0:%d", port), "--data-dir", data)
+	var log syncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/v1/pipelines", port)
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 401
+	}, 30*time.Second, 20*time.Millisecond, "with a token, it serves and requires it: %s", &log)
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "bearer "+tok)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+}
+
+// `cdcd secrets rotate` seals every stored secret under a new key; the old
+// key no longer opens them, and a rotation cut off between its commit and the
+// key file's replacement is finished at the next start.
+func TestSecretsRotate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	s := startServer(t, "--data-dir", data)
+	env := []string{"CDCD_SERVER=" + s.url}
+	cfg := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+connections:
+  - {name: out, type: file, config: {dir: %q, password: rotate-me-secret}}
+`, filepath.Join(dir, "out"))), 0o644))
+	cli(t, env, 0, "connections", "apply", "-f", cfg)
+	s.stop(t)
+
+	keyFile := filepath.Join(data, "secret.key")
+	oldKey, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	out := cli(t, nil, 0, "secrets", "rotate", "--data-dir", data)
+	require.Contains(t, out, "sealed 1 stored values under the new key")
+	newKey, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.NotEqual(t, oldKey, newKey)
+	st, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	open := func(key []byte) (store.Store, error) {
+		k, err := secrets.ParseKey(string(key))
+		require.NoError(t, err)
+		c, err := secrets.New(k)
+		require.NoError(t, err)
+		return store.OpenSQLite(context.Background(), filepath.Join(data, "cdcd.db"), c)
+	}
+	old, err := open(oldKey)
+	require.NoError(t, err)
+	_, err = old.GetConnection(context.Background(), "out")
+	require.ErrorIs(t, err, secrets.ErrWrongKey)
+	require.NoError(t, old.Close())
+
+	s = startServer(t, "--data-dir", data)
+	env = []string{"CDCD_SERVER=" + s.url}
+	require.Contains(t, cli(t, env, 0, "connections", "get", "out"), `"password": "******"`)
+	s.stop(t)
+
+	// cut off after the commit: the store is sealed under the pending key
+	pending := secrets.NewKey()
+	pc, err := secrets.New(pending)
+	require.NoError(t, err)
+	cur, err := open(newKey)
+	require.NoError(t, err)
+	_, err = cur.Rekey(context.Background(), pc)
+	require.NoError(t, err)
+	require.NoError(t, cur.Close())
+	require.NoError(t, secrets.WriteKeyFile(keyFile+".new", pending))
+	s = startServer(t, "--data-dir", data)
+	require.Contains(t, cli(t, []string{"CDCD_SERVER=" + s.url}, 0, "connections", "get", "out"), `"password": "******"`)
+	require.Contains(t, s.log.String(), "finishing a key rotation that committed")
+	got, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, secrets.EncodeKey(pending), string(got))
+	_, err = os.Stat(keyFile + ".new")
+	require.ErrorIs(t, err, os.ErrNotExist)
+	s.stop(t)
+
+	// cut off before the commit: the pending key is dropped
+	require.NoError(t, secrets.WriteKeyFile(keyFile+".new", secrets.NewKey()))
+	s = startServer(t, "--data-dir", data)
+	require.Contains(t, cli(t, []string{"CDCD_SERVER=" + s.url}, 0, "connections", "get", "out"), "out")
+	require.Contains(t, s.log.String(), "a key rotation did not commit")
+	got, err = os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, secrets.EncodeKey(pending), string(got))
+	s.stop(t)
+}
