@@ -1,0 +1,70 @@
+const tokenInput = document.getElementById('token');
+tokenInput.value = sessionStorage.getItem('cdcd_token') || '';
+tokenInput.addEventListener('change', () => { sessionStorage.setItem('cdcd_token', tokenInput.value); refresh(); });
+
+async function api(method, path) {
+  const headers = {};
+  if (tokenInput.value) headers['Authorization'] = 'Bearer ' + tokenInput.value;
+  const r = await fetch(path, { method, headers });
+  const body = r.status === 204 ? null : await r.json();
+  if (!r.ok) throw new Error((body && body.error) || r.statusText);
+  return body;
+}
+
+function cell(text, cls) {
+  const td = document.createElement('td');
+  if (cls) td.className = cls;
+  td.textContent = text;
+  return td;
+}
+
+function snapshotCell(p) {
+  const td = document.createElement('td');
+  const tables = p.status && p.status.progress && p.status.progress.source && p.status.progress.source.tables;
+  if (!tables || !tables.length) { td.textContent = '–'; return td; }
+  let done = 0, est = 0;
+  for (const t of tables) { done += t.rows_done; est += Math.max(t.rows_estimated, t.rows_done); }
+  const bar = document.createElement('progress');
+  bar.max = est || 1; bar.value = done;
+  td.append(bar, ' ' + done + ' / ' + est);
+  return td;
+}
+
+async function act(name, verb) {
+  try { await api('POST', '/api/v1/pipelines/' + encodeURIComponent(name) + '/' + verb); } catch (e) { show(e); }
+  refresh();
+}
+
+function show(e) { document.getElementById('msg').textContent = e ? String(e.message || e) : ''; }
+
+async function refresh() {
+  let data;
+  try { data = await api('GET', '/api/v1/pipelines'); show(null); } catch (e) { show(e); return; }
+  const rows = document.getElementById('rows');
+  rows.replaceChildren();
+  if (!data.pipelines.length) {
+    const tr = document.createElement('tr');
+    tr.append(cell('No pipelines yet: create one with `cdcd pipelines apply -f FILE` or POST /api/v1/pipelines.'));
+    tr.firstChild.colSpan = 7;
+    rows.append(tr);
+  }
+  for (const p of data.pipelines) {
+    const tr = document.createElement('tr');
+    const prog = p.status && p.status.progress;
+    const state = document.createElement('td');
+    const badge = document.createElement('span');
+    badge.className = 'state ' + p.state; badge.textContent = p.state;
+    state.append(badge);
+    const btn = document.createElement('button');
+    const paused = p.paused || p.state === 'failed' || p.state === 'needs_resync';
+    btn.textContent = paused ? 'Resume' : 'Pause';
+    btn.onclick = () => act(p.name, paused ? 'resume' : 'pause');
+    const actions = document.createElement('td'); actions.append(btn);
+    tr.append(cell(p.name), state, cell(prog ? prog.changes_written : '–'),
+      cell(prog && prog.lag_seconds ? prog.lag_seconds.toFixed(1) + ' s' : '–'),
+      snapshotCell(p), cell(p.last_error || '', 'err'), actions);
+    rows.append(tr);
+  }
+}
+refresh();
+setInterval(refresh, 2000);
