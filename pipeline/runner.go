@@ -529,7 +529,7 @@ func (r *Runner) drain(ctx context.Context, h Hold, base offsets.Position) error
 	write := func(upTo int64) error {
 		if len(b.Changes) > 0 {
 			if err := c.Sink.Write(ctx, &b); err != nil {
-				return err
+				return valueSafe(err, &b)
 			}
 			n += len(b.Changes)
 			b = schema.Batch{}
@@ -596,7 +596,7 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 		if len(tb.b.Changes) > 0 {
 			start := time.Now()
 			if err := c.Sink.Write(ctx, &tb.b); err != nil {
-				return fmt.Errorf("write batch of %d changes: %w", len(tb.b.Changes), err)
+				return fmt.Errorf("write batch of %d changes: %w", len(tb.b.Changes), valueSafe(err, &tb.b))
 			}
 			c.Metrics.writeSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())
 			c.Metrics.batchChanges.WithLabelValues(c.Pipeline).Observe(float64(len(tb.b.Changes)))

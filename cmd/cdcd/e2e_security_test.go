@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/secrets"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -133,4 +135,73 @@ connections:
 	require.NoError(t, err)
 	require.Equal(t, secrets.EncodeKey(pending), string(got))
 	s.stop(t)
+}
+
+// A sink that fails on a row never puts the row's values in the log or the
+// stored error: a trigger at the Postgres destination rejects the row and
+// quotes it whole in its error (a 1 MB bytea, in hex), as validation triggers
+// do.
+func TestSinkFailureCarriesNoRowValue(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t)
+	srcDSN, dstDSN := pg.CreateDatabase(t, "app"), pg.CreateDatabase(t, "wh")
+	ctx := context.Background()
+	src, err := pgxpool.New(ctx, srcDSN)
+	require.NoError(t, err)
+	defer src.Close()
+	dst, err := pgxpool.New(ctx, dstDSN)
+	require.NoError(t, err)
+	defer dst.Close()
+	_, err = src.Exec(ctx, `CREATE TABLE items (id int8 PRIMARY KEY, note text, blob bytea)`)
+	require.NoError(t, err)
+	_, err = src.Exec(ctx, `INSERT INTO items VALUES (1, 'plain', NULL)`)
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	env := []string{"CDCD_SERVER=" + s.url}
+	cfg := filepath.Join(dir, "p.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - name: leak
+    source: {type: postgres, config: {dsn: %q, tables: [public.items], heartbeat_interval: 1s, status_interval: 200ms}}
+    sink: {type: postgres, config: {dsn: %q, schema: wh}}
+    batch: {max_changes: 100, max_wait: 50ms}
+`, srcDSN, dstDSN)), 0o644))
+	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
+	require.Eventually(t, func() bool {
+		var n int
+		return dst.QueryRow(ctx, `SELECT count(*) FROM wh.items`).Scan(&n) == nil && n == 1
+	}, 60*time.Second, 100*time.Millisecond, "the snapshot never landed: %s", s.log)
+
+	_, err = dst.Exec(ctx, `CREATE FUNCTION wh.reject() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'rejected row: %', row_to_json(NEW); END $$;
+		CREATE TRIGGER reject BEFORE UPDATE ON wh.items FOR EACH ROW EXECUTE FUNCTION wh.reject()`)
+	require.NoError(t, err)
+	blob := strings.Repeat("MARKERBYTES", 100_000) // 1.1 MB
+	_, err = src.Exec(ctx, `UPDATE items SET note = 'MARKER-row-value-7f3a', blob = convert_to($1, 'UTF8') WHERE id = 1`, blob)
+	require.NoError(t, err)
+
+	var lastError string
+	require.Eventually(t, func() bool {
+		var v struct {
+			LastError string `json:"last_error"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(cli(t, env, 0, "pipelines", "get", "leak", "-o", "json")), &v))
+		lastError = v.LastError
+		return strings.Contains(lastError, "rejected row")
+	}, 60*time.Second, 200*time.Millisecond, "the write never failed: %s", s.log)
+	s.stop(t)
+
+	st, err := os.ReadFile(filepath.Join(dir, "data", "cdcd.db"))
+	require.NoError(t, err)
+	wal, _ := os.ReadFile(filepath.Join(dir, "data", "cdcd.db-wal"))
+	for what, text := range map[string]string{"API last_error": lastError, "log": s.log.String(), "store": string(st) + string(wal)} {
+		require.NotContains(t, text, "MARKER", "%s carries a row value", what)
+		require.NotContains(t, text, "4d41524b4552", "%s carries a row value in hex", what)
+	}
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		require.Less(t, len(line), 16<<10, "a log line of %d bytes", len(line))
+	}
+	require.Contains(t, lastError, "<value>")
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
@@ -81,14 +80,6 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &PermanentError{Err: err}
-}
-
-var dsnPassword = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
-
-// RedactDSN replaces the password of any URL-style DSN in s (as in a driver's
-// parse error) with asterisks.
-func RedactDSN(s string) string {
-	return dsnPassword.ReplaceAllString(s, "${1}******@")
 }
 
 // Register registers c on reg and returns it, or the collector already

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -51,7 +51,7 @@ func (c Config) Validate() error {
 	if c.DSN == "" {
 		bad("dsn: required (e.g. postgres://cdcd@warehouse:5432/analytics)")
 	} else if _, err := pgconn.ParseConfig(c.DSN); err != nil {
-		bad("dsn: %v", component.RedactDSN(err.Error()))
+		bad("dsn: %v", redact.Text(err.Error()))
 	}
 	if c.Schema == "" || len(c.Schema) > 63 {
 		bad("schema: must be 1 to 63 bytes")

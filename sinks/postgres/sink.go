@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
@@ -105,7 +106,7 @@ func (s *Sink) poolFor(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	pc, err := pgxpool.ParseConfig(s.cfg.DSN)
 	if err != nil {
-		return nil, component.Permanent(fmt.Errorf("dsn: %s", component.RedactDSN(err.Error())))
+		return nil, component.Permanent(fmt.Errorf("dsn: %s", redact.Text(err.Error())))
 	}
 	pc.MaxConns = 2
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
@@ -250,7 +251,7 @@ func (s *Sink) lockOffset(ctx context.Context, tx pgx.Tx, pipeline string) (offs
 func (s *Sink) Check(ctx context.Context) error {
 	conn, err := pgx.Connect(ctx, s.cfg.DSN)
 	if err != nil {
-		return fmt.Errorf("connect to destination: %s", component.RedactDSN(err.Error()))
+		return fmt.Errorf("connect to destination: %s", redact.Text(err.Error()))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var errs []error
@@ -285,7 +286,7 @@ func (s *Sink) Open(ctx context.Context) error {
 	}
 	cc, err := pgx.ParseConfig(s.cfg.DSN)
 	if err != nil {
-		return component.Permanent(fmt.Errorf("dsn: %s", component.RedactDSN(err.Error())))
+		return component.Permanent(fmt.Errorf("dsn: %s", redact.Text(err.Error())))
 	}
 	cc.DefaultQueryExecMode = pgx.QueryExecModeExec // no cached plans: destination tables change shape
 	conn, err := pgx.ConnectConfig(ctx, cc)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -110,7 +111,7 @@ func (c *Config) Validate() error {
 	if c.DSN == "" {
 		bad("dsn: required (e.g. postgres://cdcd@db:5432/app)")
 	} else if _, err := pgconn.ParseConfig(c.DSN); err != nil {
-		bad("dsn: %v", component.RedactDSN(err.Error()))
+		bad("dsn: %v", redact.Text(err.Error()))
 	}
 	if len(c.Tables) == 0 {
 		bad("tables: list at least one table as schema.table")

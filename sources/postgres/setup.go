@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -59,7 +59,7 @@ func (t *tableInfo) quotedColumns() []string {
 func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse dsn: %s", component.RedactDSN(err.Error()))
+		return nil, fmt.Errorf("parse dsn: %s", redact.Text(err.Error()))
 	}
 	for k, v := range sessionParams {
 		cfg.RuntimeParams[k] = v
@@ -74,7 +74,7 @@ func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
 func openPool(ctx context.Context, dsn string, size int) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse dsn: %s", component.RedactDSN(err.Error()))
+		return nil, fmt.Errorf("parse dsn: %s", redact.Text(err.Error()))
 	}
 	for k, v := range sessionParams {
 		pc.ConnConfig.RuntimeParams[k] = v
