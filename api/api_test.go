@@ -265,7 +265,7 @@ func TestAuth(t *testing.T) {
 	// Open while no token exists.
 	h.do("GET", "/api/v1/pipelines", nil, 200)
 	h.do("POST", "/api/v1/tokens", map[string]any{}, 422)
-	h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "admin", "extra": 1}, 400)
+	h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "admin", "extra": 1}, 422)
 	tok := h.do("POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "admin"}, 201)
 
 	// Now every endpoint but health requires it.
@@ -335,6 +335,7 @@ func TestTransformPreview(t *testing.T) {
 	}
 	require.Equal(t, []string{"transforms[0].type", "transforms[1].config", "table.columns[0].type"}, paths)
 	h.do("POST", "/api/v1/transforms/preview", `{"transforms": [], "bogus": 1}`, 422)
+	h.do("POST", "/api/v1/transforms/preview", `{"rows": [{}, {}]}`, 422) // no columns (was a panic)
 }
 
 // Changing a pipeline's transforms must say what happens to rows already

@@ -9,7 +9,9 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
 )
 
 // Control is what the API drives; internal/app.App implements it.
@@ -354,40 +357,94 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// readJSON reads a bounded JSON body strictly (unknown fields are errors) into
-// dst; on failure it answers 400 with what, and returns false. The body must
-// be one JSON value.
-func readJSON(w http.ResponseWriter, r *http.Request, dst any, what string) bool {
+// readJSON reads a bounded JSON body into dst: a body that is not one JSON
+// value is 400; one that breaks the operation's schema (unknown fields, wrong
+// types, nulls, patterns) is 422 with every problem. It answers and returns
+// false on failure.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, dst any, what string) bool {
 	b, ok := readBody(w, r)
 	if !ok {
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		writeError(w, http.StatusBadRequest, what+": "+err.Error(), nil)
+	if !json.Valid(b) {
+		writeError(w, http.StatusBadRequest, what+": the body is not one JSON value", nil)
 		return false
 	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, what+": one JSON value expected, more follows", nil)
+	if ps := s.docs.problems(r.Pattern, b, ""); len(ps) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, what, ps)
+		return false
+	}
+	if err := dec.Decode(dst); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, what, config.Problems{{Path: "(document)", Message: err.Error()}})
 		return false
 	}
 	return true
 }
 
-// readDocument reads a bounded JSON or YAML document: YAML anchors and
-// aliases are refused (a document sent over the API has no use for them, and
-// they can expand a small body into a huge one).
+// readDocument reads a bounded JSON or YAML document. A JSON body is read as
+// JSON (YAML's parser refuses some valid JSON, such as surrogate-pair escapes)
+// and handed on as YAML; YAML anchors and aliases are refused (a document sent
+// over the API has no use for them, and they can expand a small body into a
+// huge one).
 func readDocument(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, ok := readBody(w, r)
 	if !ok {
 		return nil, false
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
+		y, err := jsonToYAML(b)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid JSON document: "+err.Error(), nil)
+			return nil, false
+		}
+		return y, true
 	}
 	if err := config.RejectAliases(b); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid document: "+err.Error(), nil)
 		return nil, false
 	}
 	return b, true
+}
+
+// jsonToYAML reads one JSON value and renders it as YAML: numbers keep their
+// type (integers stay integers), strings their every character.
+func jsonToYAML(b []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("one JSON value expected, more follows")
+	}
+	return yaml.Marshal(numbers(v))
+}
+
+// numbers replaces the json.Numbers of v by int64, uint64 or float64.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
+			return u
+		}
+		f, _ := x.Float64()
+		return f
+	}
+	return v
 }
 
 // readBody reads a bounded request body.
@@ -592,7 +649,13 @@ func (s *Server) putPipeline(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.Pipeline) {
-	created, notice, err := s.cfg.Control.ApplyPipeline(r.Context(), p, r.URL.Query().Get("transform_change"))
+	var ps config.Problems
+	change, _ := param(r.URL.Query(), "transform_change", &ps)
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	created, notice, err := s.cfg.Control.ApplyPipeline(r.Context(), p, change)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -678,7 +741,7 @@ func (s *Server) resolveSchemaChange(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Decision string `json:"decision"`
 	}
-	if !readJSON(w, r, &req, `body must be {"decision": "approve" | "reject" | "new_column"}`) {
+	if !s.readJSON(w, r, &req, `body must be {"decision": "approve" | "reject" | "new_column"}`) {
 		return
 	}
 	h, err := s.cfg.Control.ResolveSchemaChange(r.Context(), r.PathValue("name"), r.PathValue("table"), req.Decision)
@@ -694,15 +757,38 @@ type SkippedList struct {
 	Skipped []store.SkippedChange `json:"skipped"`
 }
 
+// param returns the value of a query parameter, and whether it was given:
+// given more than once, it is a problem.
+func param(q url.Values, name string, ps *config.Problems) (string, bool) {
+	switch vs := q[name]; len(vs) {
+	case 0:
+		return "", false
+	case 1:
+		return vs[0], true
+	}
+	*ps = append(*ps, config.Problem{Path: name, Message: "give it once"})
+	return "", false
+}
+
+// intParam returns an integer query parameter from lo to hi, or def.
+func intParam(q url.Values, name string, lo, hi, def int, ps *config.Problems) int {
+	v, ok := param(q, name, ps)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		*ps = append(*ps, config.Problem{Path: name, Message: fmt.Sprintf("must be an integer from %d to %d", lo, hi)})
+	}
+	return n
+}
+
 func (s *Server) listSkipped(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10_000 {
-			writeError(w, http.StatusBadRequest, "limit must be an integer from 1 to 10000", nil)
-			return
-		}
-		limit = n
+	var ps config.Problems
+	limit := intParam(r.URL.Query(), "limit", 1, 10_000, 100, &ps)
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
 	}
 	list, err := s.cfg.Control.Skipped(r.Context(), r.PathValue("name"), limit)
 	if err != nil {
@@ -781,7 +867,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		Role      string `json:"role"`
 		ExpiresIn string `json:"expires_in"`
 	}
-	if !readJSON(w, r, &req, "invalid token request") {
+	if !s.readJSON(w, r, &req, "invalid token request") {
 		return
 	}
 	setTarget(r, "token "+req.Name)
@@ -848,16 +934,10 @@ type AuditList struct {
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
-	q := store.AuditQuery{Limit: 100}
-	var ps []config.Problem
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			ps = append(ps, config.Problem{Path: "limit", Message: "must be an integer from 1 to 1000"})
-		}
-		q.Limit = n
-	}
-	if v := r.URL.Query().Get("before"); v != "" {
+	var ps config.Problems
+	query := r.URL.Query()
+	q := store.AuditQuery{Limit: intParam(query, "limit", 1, 1000, 100, &ps)}
+	if v, ok := param(query, "before", &ps); ok {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
 			ps = append(ps, config.Problem{Path: "before", Message: "must be a time like 2026-12-01T10:00:00Z"})

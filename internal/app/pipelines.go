@@ -46,6 +46,11 @@ const (
 // it the update is refused, so old and new chain output never mix silently.
 // notice says what was done about rows already written.
 func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline, transformChange string) (created bool, notice string, err error) {
+	switch transformChange {
+	case "", TransformChangeKeepWritten, TransformChangeResync:
+	default:
+		return false, "", fmt.Errorf("%w: transform_change must be keep_written or resync, got %q", ErrInvalid, transformChange)
+	}
 	old, conns, err := a.checkPipeline(ctx, &p)
 	if err != nil {
 		return false, "", err
@@ -80,8 +85,6 @@ func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline, transformCha
 			}
 			created = true
 			notice = "transforms changed: the pipeline was reset and snapshots every table again with the new chain"
-		default:
-			return false, "", fmt.Errorf("%w: transform_change must be keep_written or resync, got %q", ErrInvalid, transformChange)
 		}
 		if notice != "" {
 			a.log().Warn("pipeline transforms changed", "pipeline", p.Name, "notice", notice)

@@ -277,6 +277,9 @@ func (a *App) previewInput(ctx context.Context, req PreviewRequest, sec config.S
 			rows[i] = out
 		}
 	}
+	if len(table.Columns) == 0 {
+		return bad("rows", "the rows have no columns: give each row its columns, or declare them in table.columns")
+	}
 	if len(table.PrimaryKey) == 0 {
 		table.PrimaryKey = []string{table.Columns[0].Name}
 		if _, ok := table.Column("id"); ok {

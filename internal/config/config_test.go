@@ -226,3 +226,22 @@ func TestWarehouseBatchDefaults(t *testing.T) {
 	p = config.Pipeline{Sink: config.Endpoint{Type: "postgres"}}.WithDefaults()
 	require.Equal(t, config.DefaultMaxWait, p.Batch.MaxWait)
 }
+
+// What Marshal stores, the strict decoder reads back, whatever characters a
+// value holds (YAML allows fewer raw than JSON).
+func TestMarshalParsesBack(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"\u0085\u0080\u009f\u007f", "\ufffe\uffff", "tab\tnul\x00", "😀 \u2028"} {
+		var n yaml.Node
+		require.NoError(t, n.Encode(map[string]any{"password": v, v: 1}))
+		c := config.Connection{Name: "c", Type: "file", Config: n}
+		b, err := config.Marshal(c)
+		require.NoError(t, err)
+		back, err := config.ParseConnection(b)
+		require.NoError(t, err, "%q: %s", v, b)
+		var m map[string]any
+		require.NoError(t, back.Config.Decode(&m))
+		require.Equal(t, v, m["password"])
+		require.Equal(t, 1, m[v])
+	}
+}

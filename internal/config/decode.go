@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cdcd-dev/cdcd/internal/redact"
 	"go.yaml.in/yaml/v3"
@@ -176,6 +177,11 @@ func RedactedJSON(v any) (json.RawMessage, error) {
 
 // Marshal renders v (a Pipeline, Connection or File) as JSON, secrets kept: this is
 // the form stored (sealed) in the metadata store.
+//
+// The JSON is also YAML, so that the strict YAML decoder reads it back: the
+// characters YAML does not allow raw or reads as line breaks (DEL, the C1
+// controls, U+2028, U+2029, U+FFFE and U+FFFF), which JSON allows, are written
+// as \u escapes.
 func Marshal(v any) ([]byte, error) {
 	var n yaml.Node
 	if err := n.Encode(v); err != nil {
@@ -185,5 +191,29 @@ func Marshal(v any) ([]byte, error) {
 	if err := n.Decode(&plain); err != nil {
 		return nil, err
 	}
-	return json.Marshal(plain)
+	b, err := json.Marshal(plain)
+	if err != nil {
+		return nil, err
+	}
+	return yamlSafe(b), nil
+}
+
+// yamlSafe escapes, in JSON text, the characters YAML does not allow raw;
+// they can only be inside strings, where an escape means the same.
+func yamlSafe(b []byte) []byte {
+	notYAML := func(r rune) bool {
+		return r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0xfffe || r == 0xffff || r == 0x2028 || r == 0x2029
+	}
+	if !bytes.ContainsFunc(b, notYAML) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for _, r := range string(b) {
+		if notYAML(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out
 }
