@@ -21,6 +21,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/secrets"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/registry"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
 	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
@@ -95,7 +96,7 @@ func setup(t *testing.T) *harness {
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "meta.db"), c)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	reg := pipeline.NewRegistry()
+	reg := registry.New()
 	reg.Sources["datagen"] = datagen.Factory()
 	reg.Sinks["file"] = file.Factory()
 	reg.Transforms["filter"] = filter.Factory()

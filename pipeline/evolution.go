@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -14,85 +13,6 @@ import (
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/transforms"
 )
-
-// Action is what a schema-change policy does with one kind of source change.
-type Action string
-
-// The actions. Not every action fits every kind: see EvolutionPolicy.
-const (
-	ActionApply     Action = "apply"      // apply it at the destination before the rows that need it
-	ActionKeep      Action = "keep"       // drops: keep the destination column; new rows leave it NULL
-	ActionHold      Action = "hold"       // hold the table until a user resolves the change
-	ActionFail      Action = "fail"       // fail the pipeline with the change named
-	ActionNewColumn Action = "new_column" // renames: add the new name as a new column, keep the old one
-)
-
-// EvolutionPolicy says what happens to each kind of schema change of a table.
-// The zero value of a field means the default (DefaultEvolution).
-type EvolutionPolicy struct {
-	AddColumn    Action `json:"add_column,omitempty"`    // apply | hold | fail
-	Widen        Action `json:"widen,omitempty"`         // apply | hold | fail (a type change that keeps every value)
-	DropColumn   Action `json:"drop_column,omitempty"`   // keep | hold | fail
-	RenameColumn Action `json:"rename_column,omitempty"` // hold | apply | new_column | fail
-	Narrow       Action `json:"narrow,omitempty"`        // hold | apply | fail (apply: the destination keeps its wider type)
-	KeyChange    Action `json:"key_change,omitempty"`    // hold | apply | fail (apply: the sink must support it)
-}
-
-// DefaultEvolution is DESIGN.md §7: additions and widenings apply, drops keep the
-// destination column, renames, narrowings and key changes hold the table.
-var DefaultEvolution = EvolutionPolicy{
-	AddColumn: ActionApply, Widen: ActionApply, DropColumn: ActionKeep,
-	RenameColumn: ActionHold, Narrow: ActionHold, KeyChange: ActionHold,
-}
-
-// PolicyActions lists the actions each policy field accepts, for validation.
-var PolicyActions = map[string][]Action{
-	"add_column":    {ActionApply, ActionHold, ActionFail},
-	"widen":         {ActionApply, ActionHold, ActionFail},
-	"drop_column":   {ActionKeep, ActionHold, ActionFail},
-	"rename_column": {ActionHold, ActionApply, ActionNewColumn, ActionFail},
-	"narrow":        {ActionHold, ActionApply, ActionFail},
-	"key_change":    {ActionHold, ActionApply, ActionFail},
-}
-
-func (p EvolutionPolicy) over(base EvolutionPolicy) EvolutionPolicy {
-	or := func(a, b Action) Action {
-		if a != "" {
-			return a
-		}
-		return b
-	}
-	return EvolutionPolicy{
-		AddColumn: or(p.AddColumn, base.AddColumn), Widen: or(p.Widen, base.Widen),
-		DropColumn: or(p.DropColumn, base.DropColumn), RenameColumn: or(p.RenameColumn, base.RenameColumn),
-		Narrow: or(p.Narrow, base.Narrow), KeyChange: or(p.KeyChange, base.KeyChange),
-	}
-}
-
-// TablePolicy overrides the pipeline's policy for the destination tables whose
-// "namespace.name" matches Pattern (path.Match syntax).
-type TablePolicy struct {
-	Pattern string
-	Policy  EvolutionPolicy
-}
-
-// Evolution is a pipeline's schema-change policy: a default and per-table
-// overrides (the first matching override wins).
-type Evolution struct {
-	Default EvolutionPolicy
-	Tables  []TablePolicy
-}
-
-// For returns the policy of one table, defaults filled in.
-func (e Evolution) For(id schema.TableID) EvolutionPolicy {
-	p := e.Default.over(DefaultEvolution)
-	for _, t := range e.Tables {
-		if ok, _ := path.Match(t.Pattern, id.String()); ok {
-			return t.Policy.over(p)
-		}
-	}
-	return p
-}
 
 // HoldStatus is where a held table stands.
 type HoldStatus string
@@ -192,7 +112,7 @@ func restamp(base offsets.Position, seq int64) offsets.Position {
 // evolver applies a pipeline's schema-change policy in the transform stage. It is
 // used by that one goroutine only.
 type evolver struct {
-	policy Evolution
+	policy schema.Evolution
 	holds  map[schema.TableID]*Hold
 	shapes map[schema.TableID]schema.Table // the last shape seen per table
 	now    func() time.Time
@@ -226,16 +146,16 @@ func (r *routed) add(o routed) {
 
 // step decides one step of a delta: the step to pass on (nil: none), whether it
 // holds the table, and why.
-func step(p EvolutionPolicy, t schema.TableID, s schema.ColumnChange) (*schema.ColumnChange, bool, string, error) {
-	decide := func(a Action, field, what string) (*schema.ColumnChange, bool, string, error) {
+func step(p schema.EvolutionPolicy, t schema.TableID, s schema.ColumnChange) (*schema.ColumnChange, bool, string, error) {
+	decide := func(a schema.Action, field, what string) (*schema.ColumnChange, bool, string, error) {
 		switch a {
-		case ActionHold:
+		case schema.ActionHold:
 			return nil, true, fmt.Sprintf("%s (schema_changes.%s: hold)", what, field), nil
-		case ActionFail:
+		case schema.ActionFail:
 			return nil, false, "", component.Permanent(fmt.Errorf("table %s: %s, and schema_changes.%s is fail: change the policy (hold, or apply) or the source, then resume", t, what, field))
-		case ActionKeep: // drops: sinks keep the destination column on a drop step
+		case schema.ActionKeep: // drops: sinks keep the destination column on a drop step
 			return &s, false, "", nil
-		case ActionNewColumn:
+		case schema.ActionNewColumn:
 			add := schema.ColumnChange{Op: schema.AddColumn, Column: s.Column}
 			return &add, false, "", nil
 		}
@@ -253,7 +173,7 @@ func step(p EvolutionPolicy, t schema.TableID, s schema.ColumnChange) (*schema.C
 			return decide(p.Widen, "widen", fmt.Sprintf("column %s was widened from %s to %s", s.Column.Name, s.Old.Type, s.Column.Type))
 		}
 		st, hold, why, err := decide(p.Narrow, "narrow", fmt.Sprintf("column %s changed type from %s to %s, which may not hold every value it held", s.Column.Name, s.Old.Type, s.Column.Type))
-		if st != nil && p.Narrow == ActionApply {
+		if st != nil && p.Narrow == schema.ActionApply {
 			return nil, false, "", nil // the destination keeps its wider type; new values fit it
 		}
 		return st, hold, why, err

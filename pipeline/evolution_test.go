@@ -28,14 +28,14 @@ func evChange(t schema.TableID, n uint64) schema.Change {
 	return schema.Change{Op: schema.OpInsert, Table: t, Pos: offsets.AppendUint(nil, n), Key: schema.Row{{Name: "id", Value: schema.Int(int64(n))}}}
 }
 
-func newTestEvolver(p Evolution) *evolver {
+func newTestEvolver(p schema.Evolution) *evolver {
 	return &evolver{policy: p, holds: map[schema.TableID]*Hold{}, shapes: map[schema.TableID]schema.Table{}, now: time.Now}
 }
 
 func TestEvolutionDefaults(t *testing.T) {
 	users1 := evTable("users", 1, schema.Column{Name: "mail", Type: evText, Nullable: true}, schema.Column{Name: "n", Type: evInt4, Nullable: true})
 	orders := evTable("orders", 1)
-	e := newTestEvolver(Evolution{})
+	e := newTestEvolver(schema.Evolution{})
 	b := schema.Batch{Deltas: []schema.Delta{{Table: users1, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}, {Table: orders}}}
 	rt, err := e.route(&b)
 	require.NoError(t, err)
@@ -93,7 +93,7 @@ func TestEvolutionPolicies(t *testing.T) {
 	t1 := evTable("t", 1, schema.Column{Name: "a", Type: evInt8, Nullable: true})
 	t2 := evTable("t", 2, schema.Column{Name: "a", Type: evInt4, Nullable: true}) // narrowed
 	// fail names the table, the change and the policy field
-	e := newTestEvolver(Evolution{Default: EvolutionPolicy{Narrow: ActionFail}})
+	e := newTestEvolver(schema.Evolution{Default: schema.EvolutionPolicy{Narrow: schema.ActionFail}})
 	e.shapes[t1.ID] = t1
 	b := schema.Batch{Deltas: []schema.Delta{evDelta(t1, t2)}}
 	_, err := e.route(&b)
@@ -102,7 +102,7 @@ func TestEvolutionPolicies(t *testing.T) {
 	require.Equal(t, ClassPermanent, Classify(err))
 
 	// apply on a narrowing: the destination keeps its wider type (the step is not passed)
-	e = newTestEvolver(Evolution{Tables: []TablePolicy{{Pattern: "public.*", Policy: EvolutionPolicy{Narrow: ActionApply}}}})
+	e = newTestEvolver(schema.Evolution{Tables: []schema.TablePolicy{{Pattern: "public.*", Policy: schema.EvolutionPolicy{Narrow: schema.ActionApply}}}})
 	b = schema.Batch{Deltas: []schema.Delta{evDelta(t1, t2)}}
 	rt, err := e.route(&b)
 	require.NoError(t, err)
@@ -112,7 +112,7 @@ func TestEvolutionPolicies(t *testing.T) {
 	// new_column: a rename becomes an added column
 	r1 := evTable("r", 1, schema.Column{Name: "old", Type: evText, Nullable: true})
 	r2 := evTable("r", 2, schema.Column{Name: "new", Type: evText, Nullable: true})
-	e = newTestEvolver(Evolution{Default: EvolutionPolicy{RenameColumn: ActionNewColumn}})
+	e = newTestEvolver(schema.Evolution{Default: schema.EvolutionPolicy{RenameColumn: schema.ActionNewColumn}})
 	e.shapes[r1.ID] = r1
 	b = schema.Batch{Deltas: []schema.Delta{evDelta(r1, r2)}}
 	_, err = e.route(&b)
@@ -120,7 +120,7 @@ func TestEvolutionPolicies(t *testing.T) {
 	require.Equal(t, []schema.DeltaOp{schema.AddColumn}, ops(b.Deltas[0].Changes))
 
 	// rejected tables' changes are dropped and counted
-	e = newTestEvolver(Evolution{})
+	e = newTestEvolver(schema.Evolution{})
 	e.holds[r1.ID] = &Hold{Table: r1.ID, Status: HoldRejected}
 	b = schema.Batch{Changes: []schema.Change{evChange(r1.ID, 1), evChange(t1.ID, 2)}}
 	rt, err = e.route(&b)
@@ -129,7 +129,7 @@ func TestEvolutionPolicies(t *testing.T) {
 	require.Equal(t, int64(1), rt.dropped[r1.ID])
 
 	// an approved hold replays only once the stream passed its watermark
-	e = newTestEvolver(Evolution{})
+	e = newTestEvolver(schema.Evolution{})
 	e.holds[r1.ID] = &Hold{Table: r1.ID, Status: HoldApproved, Watermark: offsets.AppendUint(nil, 10)}
 	e.lastEmitted = offsets.AppendUint(nil, 9)
 	b = schema.Batch{Changes: []schema.Change{evChange(r1.ID, 11)}}

@@ -51,7 +51,7 @@ type RunnerConfig struct {
 
 	// Evolution is the schema-change policy; Holds keeps the tables it holds
 	// (nil: a policy that would hold a table fails the pipeline instead).
-	Evolution Evolution
+	Evolution schema.Evolution
 	Holds     HoldStore
 	// SkipTransformErrors drops a change a transform fails on (counted and
 	// recorded in Skips before its batch's offset is committed) instead of

@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/cdcd-dev/cdcd/internal/config"
-	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/registry"
 	"github.com/cdcd-dev/cdcd/sinks/bigquery"
 	"github.com/cdcd-dev/cdcd/sinks/clickhouse"
 	"github.com/cdcd-dev/cdcd/sinks/discard"
@@ -29,9 +29,9 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// registry registers every component explicitly; there is no init() registration.
-func registry() *pipeline.Registry {
-	r := pipeline.NewRegistry()
+// components registers every component explicitly; there is no init() registration.
+func components() *registry.Registry {
+	r := registry.New()
 	r.Sources["datagen"] = datagen.Factory()
 	r.Sources["postgres"] = pgsrc.Factory()
 	r.Sources["mysql"] = mysqlsrc.Factory()

@@ -15,6 +15,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/registry"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sources"
@@ -25,7 +26,7 @@ import (
 // App is the control plane's view of cdcd.
 type App struct {
 	Store      store.Store
-	Registry   *pipeline.Registry
+	Registry   *registry.Registry
 	Supervisor *pipeline.Supervisor
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer

@@ -9,15 +9,15 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/config"
-	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/registry"
 	"github.com/cdcd-dev/cdcd/sinks/file"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 )
 
-func registry() *pipeline.Registry {
-	r := pipeline.NewRegistry()
+func testRegistry() *registry.Registry {
+	r := registry.New()
 	r.Sources["datagen"] = datagen.Factory()
 	r.Sinks["file"] = file.Factory()
 	return r
@@ -43,7 +43,7 @@ func TestParseAndDefaults(t *testing.T) {
 	t.Parallel()
 	f, err := config.Parse([]byte(good))
 	require.NoError(t, err)
-	require.NoError(t, config.Validate(f, registry(), nil, env(nil)))
+	require.NoError(t, config.Validate(f, testRegistry(), nil, env(nil)))
 	p := f.Pipelines[0].WithDefaults()
 	require.Equal(t, 500, p.Batch.MaxChanges)
 	require.Equal(t, config.ByteSize(4<<20), p.Batch.MaxBytes)
@@ -54,7 +54,7 @@ func TestParseAndDefaults(t *testing.T) {
 	j := `{"pipelines":[{"name":"x","source":{"type":"datagen"},"sink":{"type":"file","config":{"dir":"d"}}}]}`
 	f, err = config.Parse([]byte(j))
 	require.NoError(t, err)
-	require.NoError(t, config.Validate(f, registry(), nil, env(nil)))
+	require.NoError(t, config.Validate(f, testRegistry(), nil, env(nil)))
 }
 
 func TestUnknownKeysAreErrors(t *testing.T) {
@@ -70,7 +70,7 @@ pipelines:
     sink: {type: file, config: {dir: d}}
 `))
 	require.NoError(t, err)
-	err = config.Validate(f, registry(), nil, env(nil))
+	err = config.Validate(f, testRegistry(), nil, env(nil))
 	require.ErrorContains(t, err, "pipelines[a].source.config: line 1: field tabels not found")
 }
 
@@ -98,7 +98,7 @@ pipelines:
     sink: {type: file, config: {dir: "${NOPE}"}}
 `))
 	require.NoError(t, err)
-	err = config.Validate(f, registry(), nil, env(nil))
+	err = config.Validate(f, testRegistry(), nil, env(nil))
 	var ps config.Problems
 	require.ErrorAs(t, err, &ps)
 	got := map[string]bool{}
@@ -213,7 +213,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = config.Validate(cf, registry(), nil, env(nil))
+		_ = config.Validate(cf, testRegistry(), nil, env(nil))
 	})
 }
 

@@ -3,7 +3,6 @@ package config
 import (
 	"testing"
 
-	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/stretchr/testify/require"
 )
@@ -23,7 +22,7 @@ func TestSchemaChangesValidation(t *testing.T) {
 		`pipelines[p].schema_changes.tables[0].narrow: must be one of hold, apply, fail, got "new_column"`,
 	}, got)
 	e := SchemaChanges{SchemaPolicy: SchemaPolicy{RenameColumn: "new_column"}, Tables: []TableSchemaPolicy{{Match: "public.orders", SchemaPolicy: SchemaPolicy{RenameColumn: "fail"}}}}.Evolution()
-	require.Equal(t, pipeline.ActionNewColumn, e.For(schema.TableID{Namespace: "public", Name: "users"}).RenameColumn)
-	require.Equal(t, pipeline.ActionFail, e.For(schema.TableID{Namespace: "public", Name: "orders"}).RenameColumn)
-	require.Equal(t, pipeline.ActionKeep, e.For(schema.TableID{Namespace: "public", Name: "orders"}).DropColumn)
+	require.Equal(t, schema.ActionNewColumn, e.For(schema.TableID{Namespace: "public", Name: "users"}).RenameColumn)
+	require.Equal(t, schema.ActionFail, e.For(schema.TableID{Namespace: "public", Name: "orders"}).RenameColumn)
+	require.Equal(t, schema.ActionKeep, e.For(schema.TableID{Namespace: "public", Name: "orders"}).DropColumn)
 }

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/registry"
+	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/cdcd-dev/cdcd/transforms"
@@ -85,7 +86,7 @@ func (ps Problems) err() error {
 // or nil. known holds connections defined elsewhere (the metadata store) that
 // pipelines may name. It builds every component to validate its config, which
 // does no I/O.
-func Validate(f File, reg *pipeline.Registry, known map[string]Connection, sec Secrets) error {
+func Validate(f File, reg *registry.Registry, known map[string]Connection, sec Secrets) error {
 	var ps Problems
 	conns := map[string]Connection{}
 	for k, c := range known {
@@ -121,7 +122,7 @@ func Validate(f File, reg *pipeline.Registry, known map[string]Connection, sec S
 
 // ValidateConnection checks one connection, and that sec allows every
 // reference in its config.
-func ValidateConnection(c Connection, reg *pipeline.Registry, sec Secrets) error {
+func ValidateConnection(c Connection, reg *registry.Registry, sec Secrets) error {
 	ps := validateConnection(c, "connection", reg)
 	var rps Problems
 	if errors.As(sec.Check(&c.Config, "connection.config"), &rps) {
@@ -130,7 +131,7 @@ func ValidateConnection(c Connection, reg *pipeline.Registry, sec Secrets) error
 	return ps.err()
 }
 
-func validateConnection(c Connection, path string, reg *pipeline.Registry) Problems {
+func validateConnection(c Connection, path string, reg *registry.Registry) Problems {
 	var ps Problems
 	if !ConnectionName.MatchString(c.Name) {
 		ps.add(path+".name", "must match %s", ConnectionName)
@@ -139,7 +140,7 @@ func validateConnection(c Connection, path string, reg *pipeline.Registry) Probl
 	_, isSink := reg.Sinks[c.Type]
 	if !isSrc && !isSink {
 		ps.add(path+".type", "unknown type %q (sources: %s; sinks: %s)", c.Type,
-			strings.Join(pipeline.Names(reg.Sources), ", "), strings.Join(pipeline.Names(reg.Sinks), ", "))
+			strings.Join(registry.Names(reg.Sources), ", "), strings.Join(registry.Names(reg.Sinks), ", "))
 	}
 	if c.Config.Kind != 0 && c.Config.Kind != yaml.MappingNode {
 		ps.add(path+".config", "must be a mapping")
@@ -148,12 +149,12 @@ func validateConnection(c Connection, path string, reg *pipeline.Registry) Probl
 }
 
 // ValidatePipeline checks one pipeline against the known connections.
-func ValidatePipeline(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, sec Secrets) error {
+func ValidatePipeline(p Pipeline, reg *registry.Registry, conns map[string]Connection, sec Secrets) error {
 	path := fmt.Sprintf("pipelines[%s]", p.Name)
 	return validatePipeline(p, path, reg, conns, sec).err()
 }
 
-func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, sec Secrets) Problems {
+func validatePipeline(p Pipeline, path string, reg *registry.Registry, conns map[string]Connection, sec Secrets) Problems {
 	var ps Problems
 	if !PipelineName.MatchString(p.Name) {
 		ps.add(path+".name", "must match %s", PipelineName)
@@ -186,7 +187,7 @@ func validatePipeline(p Pipeline, path string, reg *pipeline.Registry, conns map
 		tp := fmt.Sprintf("%s.transforms[%d]", path, i)
 		f, ok := reg.Transforms[t.Type]
 		if !ok {
-			ps.add(tp+".type", "unknown transform %q (known: %s)", t.Type, strings.Join(pipeline.Names(reg.Transforms), ", "))
+			ps.add(tp+".type", "unknown transform %q (known: %s)", t.Type, strings.Join(registry.Names(reg.Transforms), ", "))
 			continue
 		}
 		if i >= len(r.Transforms) || r.Transforms[i] == nil {
@@ -222,7 +223,7 @@ type Resolved struct {
 }
 
 // Resolve merges and expands p (defaults applied).
-func Resolve(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, sec Secrets) (*Resolved, error) {
+func Resolve(p Pipeline, reg *registry.Registry, conns map[string]Connection, sec Secrets) (*Resolved, error) {
 	p = p.WithDefaults()
 	r, ps := resolve(p, fmt.Sprintf("pipelines[%s]", p.Name), reg, conns, sec)
 	if err := ps.err(); err != nil {
@@ -231,7 +232,7 @@ func Resolve(p Pipeline, reg *pipeline.Registry, conns map[string]Connection, se
 	return r, nil
 }
 
-func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]Connection, sec Secrets) (*Resolved, Problems) {
+func resolve(p Pipeline, path string, reg *registry.Registry, conns map[string]Connection, sec Secrets) (*Resolved, Problems) {
 	var ps Problems
 	r := &Resolved{Pipeline: p}
 	endpoint := func(e Endpoint, epath, kind string, known func(string) bool, names []string) (string, *yaml.Node) {
@@ -272,8 +273,8 @@ func resolve(p Pipeline, path string, reg *pipeline.Registry, conns map[string]C
 		}
 		return typ, expanded
 	}
-	r.SourceType, r.Source = endpoint(p.Source, path+".source", "source", func(t string) bool { _, ok := reg.Sources[t]; return ok }, pipeline.Names(reg.Sources))
-	r.SinkType, r.Sink = endpoint(p.Sink, path+".sink", "sink", func(t string) bool { _, ok := reg.Sinks[t]; return ok }, pipeline.Names(reg.Sinks))
+	r.SourceType, r.Source = endpoint(p.Source, path+".source", "source", func(t string) bool { _, ok := reg.Sources[t]; return ok }, registry.Names(reg.Sources))
+	r.SinkType, r.Sink = endpoint(p.Sink, path+".sink", "sink", func(t string) bool { _, ok := reg.Sinks[t]; return ok }, registry.Names(reg.Sinks))
 	for i, t := range p.Transforms {
 		n, err := sec.Expand(&t.Config, fmt.Sprintf("%s.transforms[%d].config", path, i))
 		var eps Problems
@@ -293,10 +294,10 @@ func validateSchemaChanges(sc SchemaChanges, path string) Problems {
 			if v == "" {
 				continue
 			}
-			ok := slices.Contains(pipeline.PolicyActions[field], pipeline.Action(v))
+			ok := slices.Contains(schema.PolicyActions[field], schema.Action(v))
 			if !ok {
 				var allowed []string
-				for _, a := range pipeline.PolicyActions[field] {
+				for _, a := range schema.PolicyActions[field] {
 					allowed = append(allowed, string(a))
 				}
 				ps.add(at+"."+field, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
@@ -320,17 +321,17 @@ func (p SchemaPolicy) fields() [][2]string {
 }
 
 // Policy returns the engine's form of p.
-func (p SchemaPolicy) Policy() pipeline.EvolutionPolicy {
-	return pipeline.EvolutionPolicy{AddColumn: pipeline.Action(p.AddColumn), Widen: pipeline.Action(p.Widen),
-		DropColumn: pipeline.Action(p.DropColumn), RenameColumn: pipeline.Action(p.RenameColumn),
-		Narrow: pipeline.Action(p.Narrow), KeyChange: pipeline.Action(p.KeyChange)}
+func (p SchemaPolicy) Policy() schema.EvolutionPolicy {
+	return schema.EvolutionPolicy{AddColumn: schema.Action(p.AddColumn), Widen: schema.Action(p.Widen),
+		DropColumn: schema.Action(p.DropColumn), RenameColumn: schema.Action(p.RenameColumn),
+		Narrow: schema.Action(p.Narrow), KeyChange: schema.Action(p.KeyChange)}
 }
 
 // Evolution returns the engine's form of sc.
-func (sc SchemaChanges) Evolution() pipeline.Evolution {
-	e := pipeline.Evolution{Default: sc.Policy()}
+func (sc SchemaChanges) Evolution() schema.Evolution {
+	e := schema.Evolution{Default: sc.Policy()}
 	for _, t := range sc.Tables {
-		e.Tables = append(e.Tables, pipeline.TablePolicy{Pattern: t.Match, Policy: t.SchemaPolicy.Policy()})
+		e.Tables = append(e.Tables, schema.TablePolicy{Pattern: t.Match, Policy: t.SchemaPolicy.Policy()})
 	}
 	return e
 }

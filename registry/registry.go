@@ -1,4 +1,10 @@
-package pipeline
+// Package registry holds the component factories of one process by type name:
+// sources, sinks and transforms. cmd/cdcd fills one explicitly; tests build
+// their own. There is no global registry and no init() registration.
+//
+// It sits below the config and the control plane, which validate documents
+// against it, and above the component interfaces it names.
+package registry
 
 import (
 	"slices"
@@ -8,16 +14,15 @@ import (
 	"github.com/cdcd-dev/cdcd/transforms"
 )
 
-// Registry holds the component factories by type name. cmd/cdcd fills it
-// explicitly; tests build their own. There is no global registry.
+// Registry holds the component factories by type name.
 type Registry struct {
 	Sources    map[string]sources.Factory
 	Sinks      map[string]sinks.Factory
 	Transforms map[string]transforms.Factory
 }
 
-// NewRegistry returns an empty Registry.
-func NewRegistry() *Registry {
+// New returns an empty Registry.
+func New() *Registry {
 	return &Registry{Sources: map[string]sources.Factory{}, Sinks: map[string]sinks.Factory{}, Transforms: map[string]transforms.Factory{}}
 }
 
