@@ -112,7 +112,7 @@ pipelines:
 	require.Equal(t, 50, count(`SELECT count(*) FROM wh.users WHERE NOT _cdc_deleted`), "held changes must not reach the destination")
 	require.Equal(t, 0, count(`SELECT count(*) FROM wh.users WHERE mail LIKE 'renamed%'`))
 	require.Contains(t, cli(t, env, 0, "pipelines", "schema-changes", "shop"), "RENAME COLUMN")
-	require.Contains(t, cli(t, env, 2, "pipelines", "resolve", "shop", "public.users", "maybe"), "decision must be approve, reject or new_column")
+	require.Contains(t, cli(t, env, 2, "pipelines", "resolve", "shop", "public.users", "maybe"), `decision: value is not one of the allowed values ["approve","reject","new_column"]`)
 	require.Contains(t, cli(t, env, 1, "pipelines", "resolve", "shop", "public.nope", "approve"), "404")
 
 	// a rename of orders holds it too; it is resolved as a new column

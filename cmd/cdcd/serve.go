@@ -79,7 +79,7 @@ func engine(log *slog.Logger, st store.Store, sec config.Secrets) (*app.App, *pr
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Logger: log, Metrics: pipeline.NewMetrics(promReg), States: app.States(st)})
-	return &app.App{Store: st, Registry: registry(), Supervisor: sup, Logger: log, Registerer: promReg, Secrets: sec}, promReg
+	return &app.App{Store: st, Registry: components(), Supervisor: sup, Logger: log, Registerer: promReg, Secrets: sec}, promReg
 }
 
 // checkOpen refuses to serve an open API (no token yet) on an address other
@@ -256,7 +256,7 @@ func loadValid(file string) (config.File, error) {
 	if err != nil {
 		return config.File{}, &exitError{2, err}
 	}
-	if err := config.Validate(f, registry(), nil, config.AllSecrets); err != nil {
+	if err := config.Validate(f, components(), nil, config.AllSecrets); err != nil {
 		return config.File{}, err
 	}
 	return f, nil
