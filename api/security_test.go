@@ -484,17 +484,7 @@ func TestSecurityHeaders(t *testing.T) {
 // its cap with 503 instead of holding them.
 func TestServerLimits(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
-	srv, ln, err := api.HTTPServer(ok, ln, api.ServerOptions{IdleTimeout: 200 * time.Millisecond, MaxConnections: 2}, discard())
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		require.NoError(t, srv.Close())
-		<-done
-	})
+	ln := serveOK(t, api.ServerOptions{IdleTimeout: 200 * time.Millisecond, MaxConnections: 2})
 	dial := func() (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		require.NoError(t, err)
@@ -519,7 +509,7 @@ func TestServerLimits(t *testing.T) {
 	require.Equal(t, 503, over.StatusCode, "a third connection is over the cap of 2")
 	// the idle keep-alive connections are closed by the server, which frees the cap
 	_ = c1.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err = r1.ReadByte()
+	_, err := r1.ReadByte()
 	require.ErrorIs(t, err, io.EOF, "the server closed the idle connection")
 	require.Eventually(t, func() bool {
 		c, r := dial()
@@ -548,17 +538,7 @@ func TestServerTLS(t *testing.T) {
 	_, _, err = api.HTTPServer(http.NotFoundHandler(), nil, api.ServerOptions{TLSCert: certFile}, discard())
 	require.ErrorContains(t, err, "--tls-cert and --tls-key go together")
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
-	srv, ln, err := api.HTTPServer(ok, ln, api.ServerOptions{TLSCert: certFile, TLSKey: keyFile}, discard())
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		require.NoError(t, srv.Close())
-		<-done
-	})
+	ln := serveOK(t, api.ServerOptions{TLSCert: certFile, TLSKey: keyFile})
 	pool := x509.NewCertPool()
 	pool.AddCert(must(x509.ParseCertificate(der)))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -573,6 +553,23 @@ func TestServerTLS(t *testing.T) {
 		resp.Body.Close()
 		require.NotEqual(t, 200, resp.StatusCode, "plain HTTP is not served")
 	}
+}
+
+// serveOK serves "ok" with api.HTTPServer and o until the test ends, and
+// returns its listener.
+func serveOK(t *testing.T, o api.ServerOptions) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	srv, ln, err := api.HTTPServer(ok, ln, o, discard())
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close())
+		<-done
+	})
+	return ln
 }
 
 func must[T any](v T, err error) T {

@@ -69,7 +69,10 @@ type Config struct {
 	Control Control
 	Tokens  Tokens
 	Audit   Audit
-	Metrics prometheus.Gatherer
+	// Metrics is what /metrics serves; Registerer takes the API's own
+	// collectors (nil: they are not exported).
+	Metrics    prometheus.Gatherer
+	Registerer prometheus.Registerer
 	// Ready reports whether the process can serve (store reachable, supervisor up).
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
@@ -133,8 +136,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.authFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "cdcd_api_auth_failures_total",
 		Help: "API requests refused for a missing, unknown or expired token, or one whose role does not allow them."})
-	if r, ok := cfg.Metrics.(prometheus.Registerer); ok {
-		if err := r.Register(s.authFailures); err != nil {
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(s.authFailures); err != nil {
 			return nil, err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 )
@@ -426,17 +427,8 @@ func newAudit() *cobra.Command {
 				return err
 			}
 			var v struct {
-				Entries []struct {
-					At        time.Time `json:"at"`
-					TokenID   string    `json:"token_id"`
-					TokenName string    `json:"token_name"`
-					Action    string    `json:"action"`
-					Target    string    `json:"target"`
-					Status    int       `json:"status"`
-					Error     string    `json:"error"`
-					Remote    string    `json:"remote"`
-				} `json:"entries"`
-				Next string `json:"next"`
+				Entries []store.AuditEntry `json:"entries"`
+				Next    string             `json:"next"`
 			}
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return err

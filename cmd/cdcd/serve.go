@@ -115,7 +115,7 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 	}
 	supRunning := make(chan struct{})
 	handler, err := api.New(api.Config{
-		Control: a, Tokens: st, Audit: st, Metrics: promReg, Logger: log, UI: web.FS(), Version: version,
+		Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Logger: log, UI: web.FS(), Version: version,
 		AllowedHosts: f.allowedHosts, TrustedOrigins: f.trustedOrigins,
 		Ready: func(ctx context.Context) error {
 			select {
