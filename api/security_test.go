@@ -578,3 +578,23 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// A pipeline's errors never show what its references resolved to, even when
+// a component quotes the value (here a file sink's directory).
+func TestPipelineErrorsHideResolvedSecrets(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	// /proc takes no new directories, even from root: mkdir fails and quotes the path
+	h.do("PUT", "/api/v1/pipelines/p", map[string]any{"source": map[string]any{"type": "datagen"},
+		"sink": map[string]any{"type": "file", "config": map[string]any{"dir": "/proc/cdcd-${CDCD_SECRET_TOKEN}"}}}, 201)
+	var out string
+	require.Eventually(t, func() bool {
+		_, _, out = h.raw("GET", "/api/v1/pipelines/p", "", "", nil)
+		return strings.Contains(out, "mkdir /proc/cdcd-")
+	}, 20*time.Second, 20*time.Millisecond)
+	require.NotContains(t, out, "s3cr3t-t0ken")
+	require.Contains(t, out, "mkdir /proc/cdcd-******")
+	sp, err := h.st.GetPipeline(context.Background(), "p")
+	require.NoError(t, err)
+	require.NotContains(t, sp.LastError, "s3cr3t-t0ken")
+}

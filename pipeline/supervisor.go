@@ -38,6 +38,10 @@ type Spec struct {
 	// Build makes fresh components for one attempt: it opens nothing, but it
 	// acquires the lease epoch from the offset store it puts in the config.
 	Build func(ctx context.Context) (RunnerConfig, error)
+	// Scrub, when set, rewrites every error of an attempt before the
+	// supervisor classifies, logs, stores or shows it (the control plane hides
+	// the secrets it resolved for the pipeline); it keeps the error's chain.
+	Scrub func(error) error
 }
 
 // StateStore persists pipeline states so the API shows them after a restart.
@@ -398,6 +402,9 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 			cancel()
 		}
 		err := s.attempt(runCtx, m, spec)
+		if err != nil && spec.Scrub != nil {
+			err = spec.Scrub(err)
+		}
 		cancel()
 		m.mu.Lock()
 		m.cancel, m.runner = nil, nil

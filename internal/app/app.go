@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
@@ -66,18 +68,38 @@ func (a *App) StoredConnections(ctx context.Context) (map[string]config.Connecti
 
 // Spec returns the supervisor spec of p. Each attempt re-reads the connections,
 // resolves secrets, acquires a new lease epoch and builds fresh components.
+//
+// The values its ${…} references resolved to are hidden from every error of
+// the pipeline (what the supervisor logs, stores and shows), whatever
+// component or server quoted them.
 func (a *App) Spec(p config.Pipeline, conns ConnectionSource) pipeline.Spec {
-	return pipeline.Spec{Name: p.Name, Paused: p.Paused, Build: func(ctx context.Context) (pipeline.RunnerConfig, error) {
-		return a.build(ctx, p, conns)
-	}}
+	var mu sync.Mutex
+	var resolved []string // by the latest attempt
+	return pipeline.Spec{Name: p.Name, Paused: p.Paused,
+		Build: func(ctx context.Context) (pipeline.RunnerConfig, error) {
+			var seen []string
+			rc, err := a.build(ctx, p, conns, a.Secrets.Recording(&seen))
+			mu.Lock()
+			resolved = seen
+			mu.Unlock()
+			return rc, err
+		},
+		Scrub: func(err error) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.ContainsFunc(resolved, func(v string) bool { return strings.Contains(err.Error(), v) }) {
+				return err
+			}
+			return scrubbedError{msg: scrub(err.Error(), resolved), err: err}
+		}}
 }
 
-func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSource) (pipeline.RunnerConfig, error) {
+func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSource, sec config.Secrets) (pipeline.RunnerConfig, error) {
 	cs, err := conns(ctx)
 	if err != nil {
 		return pipeline.RunnerConfig{}, err
 	}
-	r, err := config.Resolve(p, a.Registry, cs, a.Secrets)
+	r, err := config.Resolve(p, a.Registry, cs, sec)
 	if err != nil {
 		return pipeline.RunnerConfig{}, err // config.Problems: permanent
 	}
