@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
@@ -95,10 +96,17 @@ func (r *reader) run(ctx context.Context) error {
 	events := make(chan eventOrErr)
 	pumpCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
+	// waiting is when the pump began to wait for the server's next event (unix
+	// nanoseconds), 0 while it has one to hand over: only that wait is silence.
+	// A pipeline that does not read (a slow sink) holds the pump up, and with it
+	// the server's stream, which says nothing of the connection.
+	var waiting atomic.Int64
 	go func() {
 		defer close(done)
 		for {
+			waiting.Store(time.Now().UnixNano())
 			ev, err := r.streamer.GetEvent(pumpCtx)
+			waiting.Store(0)
 			select {
 			case events <- eventOrErr{ev, err}:
 			case <-pumpCtx.Done():
@@ -115,7 +123,6 @@ func (r *reader) run(ctx context.Context) error {
 	stale := 3 * r.s.cfg.heartbeat
 	watch := time.NewTicker(r.s.cfg.heartbeat / 2)
 	defer watch.Stop()
-	lastEvent := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -124,11 +131,12 @@ func (r *reader) run(ctx context.Context) error {
 			if err := r.flushEmpty(ctx); err != nil {
 				return err
 			}
-			if silent := time.Since(lastEvent); silent > stale {
-				return fmt.Errorf("binlog stream silent for %v (heartbeats every %v): the connection is stale; reconnecting", silent.Round(time.Second), r.s.cfg.heartbeat)
+			if since := waiting.Load(); since != 0 {
+				if silent := time.Since(time.Unix(0, since)); silent > stale {
+					return fmt.Errorf("binlog stream silent for %v (heartbeats every %v): the connection is stale; reconnecting", silent.Round(time.Second), r.s.cfg.heartbeat)
+				}
 			}
 		case e := <-events:
-			lastEvent = time.Now()
 			if e.err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()

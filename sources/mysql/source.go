@@ -130,6 +130,12 @@ func (s *Source) exec(q string, args ...any) (*gmysql.Result, error) {
 // querier runs queries: the shared connection, or a snapshot worker's own.
 type querier func(q string, args ...any) (*gmysql.Result, error)
 
+// readAheadEvents bounds the binlog events go-mysql reads and decodes ahead of
+// the pipeline. Its default (10,240 events, up to ~700k decoded rows) held a
+// gigabyte when the sink was slower than the binlog; the channel of batches
+// behind the reader is the back-pressure, so a short read-ahead costs nothing.
+const readAheadEvents = 64
+
 // Open connects, checks the server, and starts the stream (and the snapshot of
 // the tables not yet copied).
 func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
@@ -177,6 +183,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		ServerID: s.cfg.ServerID, Flavor: s.flavor, Host: host, Port: uint16(p), User: s.cfg.User, Password: s.cfg.Password,
 		HeartbeatPeriod: s.cfg.heartbeat, ReadTimeout: 3 * s.cfg.heartbeat, DisableRetrySync: true, MaxReconnectAttempts: 1,
 		TimestampStringLocation: time.UTC, RenderJSONAsMySQLText: true, Logger: slog.New(slog.DiscardHandler),
+		EventCacheCount: readAheadEvents,
 	})
 	var streamer *replication.BinlogStreamer
 	if start.gtid != "" {
