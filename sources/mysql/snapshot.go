@@ -81,7 +81,7 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 // way a TABLE_MAP event is.
 func (s *Source) describe(exec querier, id schema.TableID) ([]colInfo, schema.Table, error) {
 	res, err := exec(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0), COALESCE(NUMERIC_SCALE, 0),
-		COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, '')
+		COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, ''), COALESCE(CHARACTER_MAXIMUM_LENGTH, 0)
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, id.Namespace, id.Name)
 	if err != nil {
 		return nil, schema.Table{}, fmt.Errorf("read columns of %s: %w", id, err)
@@ -97,12 +97,13 @@ func (s *Source) describe(exec querier, id schema.TableID) ([]colInfo, schema.Ta
 		scale, _ := res.GetInt(i, 5)
 		dtPrec, _ := res.GetInt(i, 6)
 		charset, _ := res.GetString(i, 7)
+		length, _ := res.GetInt(i, 8)
 		p := int(prec)
 		switch strings.ToLower(dataType) {
 		case "datetime", "timestamp", "time":
 			p = int(dtPrec)
 		}
-		c := fromInformationSchema(name, dataType, colType, nullable == "YES", p, int(scale), charset)
+		c := fromInformationSchema(name, dataType, colType, nullable == "YES", p, int(scale), int(length), charset)
 		cols = append(cols, c)
 		t.Columns = append(t.Columns, schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable})
 	}
@@ -176,6 +177,19 @@ func (s *Source) snapshot(ctx context.Context, plan []*tablePlan) error {
 	}
 	s.log.Info("snapshot read")
 	return nil
+}
+
+// readChunk runs a chunk's SELECT as a prepared statement, the first chunk's
+// too: every row then comes in the binary protocol, typed as the binlog types
+// it (the text protocol prints a FLOAT with six digits: 16777217 read as
+// 16777200).
+func readChunk(conn *client.Conn, q string, args ...any) (*gmysql.Result, error) {
+	st, err := conn.Prepare(q)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.Execute(args...)
 }
 
 // queries are the first-chunk and next-chunk SELECTs of the table's current columns.
@@ -285,7 +299,7 @@ func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan
 		if last != nil {
 			q, args = next, last
 		}
-		res, err := conn.Execute(q, args...)
+		res, err := readChunk(conn, q, args...)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

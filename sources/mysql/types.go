@@ -26,11 +26,15 @@ type colInfo struct {
 	latin1   bool     // text stored as latin1 (cp1252) in the binlog: transcoded to UTF-8
 }
 
-// columnType maps a MySQL base type to the schema. Lengths of strings are not
-// carried (a TABLE_MAP gives bytes, information_schema characters): sinks store
-// them unbounded.
-func columnType(dataType string, unsigned bool, precision, scale int) schema.Type {
+// columnType maps a MySQL base type to the schema. length is the declared
+// length of CHAR and VARCHAR (characters) and BINARY and VARBINARY (bytes),
+// which sinks keep: a CHAR(120) must not become a one-character column.
+func columnType(dataType string, unsigned bool, precision, scale, length int) schema.Type {
 	t := schema.Type{Name: dataType}
+	switch dataType {
+	case "char", "varchar", "binary", "varbinary":
+		t.Length = length
+	}
 	switch dataType {
 	case "tinyint", "smallint", "mediumint", "int", "bigint":
 		t.Kind = schema.KindInt
@@ -102,7 +106,7 @@ func fromTableMap(tm *replication.TableMapEvent) ([]colInfo, error) {
 				tp = b0 | 0x30
 			}
 		}
-		var precision, scale int
+		var precision, scale, length int
 		switch tp {
 		case gmysql.MYSQL_TYPE_TINY:
 			c.dataType = "tinyint"
@@ -143,18 +147,50 @@ func fromTableMap(tm *replication.TableMapEvent) ([]colInfo, error) {
 		case gmysql.MYSQL_TYPE_VARCHAR, gmysql.MYSQL_TYPE_VAR_STRING:
 			c.binary = collations[i] == binaryCollation
 			c.dataType = map[bool]string{false: "varchar", true: "varbinary"}[c.binary]
+			length = characters(int(meta), collations[i])
 		case gmysql.MYSQL_TYPE_STRING:
 			c.binary = collations[i] == binaryCollation
 			c.dataType = map[bool]string{false: "char", true: "binary"}[c.binary]
+			length = characters(stringBytes(tm.ColumnMeta[i]), collations[i])
 		case gmysql.MYSQL_TYPE_BLOB:
 			c.binary = collations[i] == binaryCollation
 			c.dataType = blobName(int(meta), c.binary)
 		default:
 			c.dataType = fmt.Sprintf("type%d", tp)
 		}
-		c.typ = columnType(c.dataType, unsigned[i], precision, scale)
+		c.typ = columnType(c.dataType, unsigned[i], precision, scale, length)
 	}
 	return cols, nil
+}
+
+// stringBytes returns the byte length of a CHAR or BINARY column from its
+// TABLE_MAP metadata: the real type in the high byte, the length in the low
+// one, and lengths over 255 with two more bits hidden in the real type's
+// (MySQL's Field_string::do_save_field_metadata).
+func stringBytes(meta uint16) int {
+	if meta < 256 {
+		return int(meta)
+	}
+	b0, b1 := uint16(meta>>8), meta&0xff
+	if b0&0x30 != 0x30 {
+		return int(b1 | ((b0&0x30)^0x30)<<4)
+	}
+	return int(b1)
+}
+
+// characters turns a string column's length in bytes (what a TABLE_MAP
+// gives) into characters (what it was declared with), by the most bytes a
+// character of its collation's charset takes.
+func characters(bytes int, collation uint64) int {
+	if collation == binaryCollation {
+		return bytes
+	}
+	if coll, err := charset.GetCollationByID(int(collation)); err == nil {
+		if cs, err := charset.GetCharsetInfo(coll.CharsetName); err == nil && cs.Maxlen > 1 {
+			return bytes / cs.Maxlen
+		}
+	}
+	return bytes
 }
 
 // binaryCollation is the collation id of the binary charset.
@@ -172,8 +208,9 @@ func blobName(lengthBytes int, binary bool) string {
 	return n[0]
 }
 
-// fromInformationSchema builds a column from information_schema.COLUMNS.
-func fromInformationSchema(name, dataType, fullType string, nullable bool, precision, scale int, charset string) colInfo {
+// fromInformationSchema builds a column from information_schema.COLUMNS;
+// length is CHARACTER_MAXIMUM_LENGTH.
+func fromInformationSchema(name, dataType, fullType string, nullable bool, precision, scale, length int, charset string) colInfo {
 	c := colInfo{name: name, nullable: nullable, dataType: strings.ToLower(dataType)}
 	switch c.dataType {
 	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
@@ -190,7 +227,7 @@ func fromInformationSchema(name, dataType, fullType string, nullable bool, preci
 	}
 	// columnType reads precision only where it means something: decimal (digits),
 	// bit (NUMERIC_PRECISION: bits), datetime, timestamp, time (DATETIME_PRECISION)
-	c.typ = columnType(c.dataType, strings.Contains(strings.ToLower(fullType), "unsigned"), precision, scale)
+	c.typ = columnType(c.dataType, strings.Contains(strings.ToLower(fullType), "unsigned"), precision, scale, length)
 	return c
 }
 
@@ -350,6 +387,11 @@ func (d decoder) text(c *colInfo, b []byte) (schema.Value, error) {
 	case schema.KindString:
 		return schema.String(s), nil
 	case schema.KindBytes:
+		if c.dataType == "binary" && len(b) < c.typ.Length {
+			// the binlog strips a BINARY value's trailing zero bytes; the
+			// column holds them (a SELECT returns them)
+			b = append(b[:len(b):len(b)], make([]byte, c.typ.Length-len(b))...)
+		}
 		return schema.Bytes(b), nil
 	case schema.KindJSON:
 		return schema.JSON(s), nil

@@ -25,7 +25,8 @@ const typesTable = `CREATE TABLE types (
 	ch char(5), vc varchar(20), tx text, bin binary(4), vb varbinary(8), bl blob,
 	en enum('red','green','blue'), st set('a','b','c'), js json,
 	g geometry NULL,
-	gen int AS (i * 2) VIRTUAL
+	gen int AS (i * 2) VIRTUAL,
+	f24 float, bz binary(8), b1 binary(1), cl char(120), cs char(4)
 )`
 
 const typesValues = `(%d, -128, 255, -32768, 65535, -8388608, 16777215,
@@ -34,7 +35,8 @@ const typesValues = `(%d, -128, 255, -32768, 65535, -8388608, 16777215,
 	'2024-02-29 12:34:56', '1999-12-31 23:59:59.999999', '2024-02-29 12:34:56.789', '2024-02-29', '-838:59:59.00',
 	'ab', 'héllo wörld 🌍', 'long text\twith\ttabs', x'00ff0102', x'deadbeef', x'000102',
 	'green', 'a,c', '{"k": [1, 2.5, "x"], "n": null}',
-	ST_GeomFromText('POINT(1 2)'), DEFAULT)`
+	ST_GeomFromText('POINT(1 2)'), DEFAULT,
+	16777217, x'0001020300fffe00', x'00', '64883587126-52817823153-91238429394-92375016302-63283187519-🌍-émoji-and-more-than-sixty-chars', 'ab  ')`
 
 type typesRig struct {
 	t    *testing.T
@@ -107,6 +109,7 @@ func TestTypesSnapshotEqualsStream(t *testing.T) {
 	stream, _ := collect(t, s, 2)
 	require.Equal(t, schema.OpSnapshot, snap[0].Op)
 	require.Equal(t, schema.OpInsert, stream[0].Op)
+	require.Equal(t, snap[0].Version, stream[0].Version, "the binlog's TABLE_MAP describes the table as information_schema does")
 	for i := range 2 {
 		a, b := snap[i].After, stream[i].After
 		require.Equal(t, len(a), len(b))
@@ -130,6 +133,21 @@ func TestTypesSnapshotEqualsStream(t *testing.T) {
 	require.Equal(t, time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC), get("dt6").AsTime())
 	require.Equal(t, schema.KindUnknown, get("tm").Kind(), "a TIME beyond a time of day keeps its text")
 	require.Equal(t, "héllo wörld 🌍", get("vc").Text())
+	// found by sysbench tables and edge values: lengths, float precision, trailing zero bytes
+	require.Equal(t, 16777216.0, get("f24").AsFloat(), "FLOAT holds 16777216 (float32), on both paths")
+	require.Equal(t, []byte{0, 1, 2, 3, 0, 0xff, 0xfe, 0}, get("bz").AsBytes(), "BINARY keeps its trailing zero bytes on both paths")
+	require.Equal(t, []byte{0}, get("b1").AsBytes())
+	require.Equal(t, "64883587126-52817823153-91238429394-92375016302-63283187519-🌍-émoji-and-more-than-sixty-chars", get("cl").Text())
+	require.Equal(t, "ab", get("cs").Text(), "CHAR drops trailing spaces, as MariaDB reads it")
+	lengths := map[string]int{}
+	for _, d := range ds {
+		for _, c := range d.Table.Columns {
+			lengths[c.Name] = c.Type.Length
+		}
+	}
+	require.Equal(t, map[string]int{"ch": 5, "vc": 20, "bin": 4, "vb": 8, "bz": 8, "b1": 1, "cl": 120, "cs": 4},
+		map[string]int{"ch": lengths["ch"], "vc": lengths["vc"], "bin": lengths["bin"], "vb": lengths["vb"], "bz": lengths["bz"], "b1": lengths["b1"], "cl": lengths["cl"], "cs": lengths["cs"]},
+		"declared lengths (characters, bytes for binary) are carried")
 	require.False(t, get("gen").IsNull(), "generated columns are read")
 	require.True(t, stream[1].After[1].Value.IsNull())
 }

@@ -31,9 +31,9 @@ var mariaTables = []struct {
 }{
 	{"items", "CAST(id AS CHAR)", "id::text",
 		[]string{"name", "CAST(qty AS CHAR)", "CAST(price AS CHAR)", "CAST(flag AS CHAR)", "DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f')",
-			"doc", "body", "HEX(raw)", "CAST(ROUND(score, 6) AS DECIMAL(30,6))"},
+			"doc", "body", "HEX(raw)", "CAST(ROUND(score, 6) AS DECIMAL(30,6))", "c", "pad"},
 		[]string{"name", "qty::text", "price::text", "flag::text", "to_char(at, 'YYYY-MM-DD HH24:MI:SS.US')",
-			"doc", "body", "upper(encode(raw, 'hex'))", "round(score::numeric, 6)::text"}},
+			"doc", "body", "upper(encode(raw, 'hex'))", "round(score::numeric, 6)::text", "c", "pad"}},
 	{"pairs", "CONCAT(a, ',', b)", "a::text || ',' || b",
 		[]string{"CAST(ROUND(v, 6) AS DECIMAL(30,6))", "note"}, []string{"round(v::numeric, 6)::text", "note"}},
 }
@@ -56,6 +56,17 @@ func (w *mariaWorkload) text(n int) string {
 	return string(b)
 }
 
+// sysbench is a value of sysbench's c and pad columns: groups of 11 digits
+// joined by '-', here with a multibyte character in the middle.
+func (w *mariaWorkload) sysbench(groups int) string {
+	g := make([]string, groups)
+	for i := range g {
+		g[i] = fmt.Sprintf("%011d", w.rng.Int64N(1e11))
+	}
+	g[groups/2] = "é" + g[groups/2][1:]
+	return strings.Join(g, "-")
+}
+
 func (w *mariaWorkload) txn() [][]any {
 	r := w.rng
 	n := 1 + r.IntN(10)
@@ -68,12 +79,13 @@ func (w *mariaWorkload) txn() [][]any {
 		id := 1 + r.Int64N(max(w.next-1, 1))
 		switch op := r.IntN(100); {
 		case op < 25:
-			out = append(out, []any{"INSERT INTO items (id, name, qty, price, flag, at, doc, body, raw, score) VALUES (?, ?, ?, ?, ?, NOW(6), ?, ?, ?, ?)",
+			out = append(out, []any{"INSERT INTO items (id, name, qty, price, flag, at, doc, body, raw, score, c, pad) VALUES (?, ?, ?, ?, ?, NOW(6), ?, ?, ?, ?, ?, ?)",
 				w.next, w.text(12), r.IntN(1000), fmt.Sprintf("%d.%02d", r.IntN(10000), r.IntN(100)), r.IntN(2),
-				fmt.Sprintf(`{"k": %d, "s": %q}`, r.IntN(100), w.text(10)), w.text(r.IntN(2000)), []byte(w.text(8)), r.Float64() * 1000})
+				fmt.Sprintf(`{"k": %d, "s": %q}`, r.IntN(100), w.text(10)), w.text(r.IntN(2000)), []byte(w.text(8)), r.Float64() * 1000,
+				w.sysbench(10), w.sysbench(5)})
 			w.next++
 		case op < 55:
-			out = append(out, []any{"UPDATE items SET qty = ?, flag = 1 - flag, score = ? WHERE id = ?", r.IntN(100000), r.NormFloat64(), id})
+			out = append(out, []any{"UPDATE items SET qty = ?, flag = 1 - flag, score = ?, c = ? WHERE id = ?", r.IntN(100000), r.NormFloat64(), w.sysbench(10), id})
 		case op < 65:
 			out = append(out, []any{"UPDATE items SET body = ?, at = NOW(6) WHERE id = ?", strings.Repeat(w.text(64), 10+r.IntN(50)), id})
 		case op < 75:
@@ -205,11 +217,12 @@ func TestChaosMariaDBToPostgres(t *testing.T) {
 	for _, q := range []string{
 		"CREATE DATABASE app CHARACTER SET utf8mb4", "USE app",
 		`CREATE TABLE items (id bigint PRIMARY KEY, name varchar(64), qty int, price decimal(12,2), flag tinyint, at datetime(6),
-			doc json, body mediumtext, raw varbinary(32), score double)`,
+			doc json, body mediumtext, raw varbinary(32), score double, c char(120) NOT NULL DEFAULT '', pad char(60) NOT NULL DEFAULT '')`, // sysbench's c and pad
 		`CREATE TABLE pairs (a int, b varchar(20), v double, note varchar(40), PRIMARY KEY (a, b))`,
 		fmt.Sprintf(`INSERT INTO items SELECT seq, CONCAT('item ', seq), seq %% 1000, (seq %% 10000) / 100, seq %% 2,
 			TIMESTAMP('2026-01-01') + INTERVAL seq SECOND, JSON_OBJECT('g', seq), IF(seq %% 20 = 0, REPEAT(MD5(seq), 100), NULL),
-			UNHEX(MD5(seq)), seq / 7 FROM seq_1_to_%d`, rows),
+			UNHEX(MD5(seq)), seq / 7, CONCAT_WS('-', LPAD(seq, 11, '0'), 'é', REPEAT('83868641912-', 7), LPAD(seq * 7, 11, '0')),
+			CONCAT_WS('-', LPAD(seq * 3, 11, '0'), 'pad', '67847967377', '48000963322', '62604785301') FROM seq_1_to_%d`, rows),
 		"INSERT INTO pairs SELECT seq % 100, CONCAT('b', seq DIV 100), seq * 1.5, NULL FROM seq_1_to_3000",
 	} {
 		_, err := boot.Execute(q)
