@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -298,8 +299,16 @@ func (st *streamer) handle(ctx context.Context, msg pglogrepl.Message) error {
 			return err
 		}
 		if before != nil && keyString(rel, before) != keyString(rel, after) {
-			// the primary key changed: the old key is gone
-			if err := st.add(ctx, rel, schema.OpDelete, before, before, nil); err != nil {
+			// the primary key changed: the old key is gone, and the values
+			// the update did not send are no sink's to find under the new one
+			if err := st.fillMoved(ctx, rel, before, after, m.NewTuple); err != nil {
+				return err
+			}
+			var image schema.Row
+			if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld {
+				image = before // a key-only old tuple is not a before image
+			}
+			if err := st.add(ctx, rel, schema.OpDelete, before, image, nil); err != nil {
 				return err
 			}
 		}
@@ -482,6 +491,77 @@ func (st *streamer) tuple(rel *relState, td *pglogrepl.TupleData, fill schema.Ro
 		}
 	}
 	return row, nil
+}
+
+// fillMoved gives the unchanged (TOASTed, not sent) columns of an update that
+// moved a row to a new primary key their values: from an earlier change of
+// the row in this batch, else from the source table as it is now. A sink
+// could only look under the new key, where nothing is stored yet. A value
+// read now is the row's value at this change or a newer one; a newer one is
+// also sent by the change that made it, so the destination ends up exact. A
+// row gone since (deleted or moved again) keeps the markers: its later
+// changes overwrite or remove it.
+func (st *streamer) fillMoved(ctx context.Context, rel *relState, before, after schema.Row, newTuple *pglogrepl.TupleData) error {
+	missing := func() []int {
+		var out []int
+		for i := range after {
+			if after[i].Value.Kind() == schema.KindUnchanged {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	if len(missing()) == 0 {
+		return nil
+	}
+	if j, ok := st.byKey[keyString(rel, before)]; ok {
+		prev := st.cur.Changes[j].After
+		for _, i := range missing() {
+			if v, ok := prev.Get(after[i].Name); ok && v.Kind() != schema.KindUnchanged {
+				after[i].Value = v
+			}
+		}
+	}
+	miss := missing()
+	if len(miss) == 0 {
+		return nil
+	}
+	sel := make([]string, len(miss))
+	for n, i := range miss {
+		sel[n] = pgx.Identifier{rel.names[i]}.Sanitize()
+	}
+	where := make([]string, len(rel.keyIdx))
+	args := []any{pgx.QueryResultFormats{pgx.TextFormatCode}}
+	for n, k := range rel.keyIdx {
+		var typ string
+		if err := st.s.pool.QueryRow(ctx, `SELECT format_type($1, NULL)`, rel.oids[k]).Scan(&typ); err != nil {
+			return classify(fmt.Errorf("type of %s.%s: %w", rel.table.ID, rel.names[k], err))
+		}
+		where[n] = fmt.Sprintf("%s = $%d::text::%s", pgx.Identifier{rel.names[k]}.Sanitize(), n+1, typ)
+		args = append(args, string(newTuple.Columns[k].Data))
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(sel, ", "), quoted(rel.table.ID), strings.Join(where, " AND "))
+	rows, err := st.s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return classify(fmt.Errorf("read the unchanged values of a row of %s that moved to a new key: %w", rel.table.ID, err))
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return rows.Err()
+	}
+	raw := rows.RawValues()
+	for n, i := range miss {
+		if raw[n] == nil {
+			after[i].Value = schema.Null()
+			continue
+		}
+		v, err := st.s.types.decodeText(rel.oids[i], raw[n])
+		if err != nil {
+			return permanent(fmt.Errorf("table %s, column %s: %w", rel.table.ID, rel.names[i], err))
+		}
+		after[i].Value = v
+	}
+	return rows.Err()
 }
 
 func keyString(rel *relState, row schema.Row) string {

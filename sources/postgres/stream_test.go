@@ -129,3 +129,25 @@ func TestUnchangedToast(t *testing.T) {
 	require.Contains(t, string(b), `"big":{"$unchanged":true}`, "the update marks the TOASTed column unchanged")
 	require.NotContains(t, string(b), `"big":null`)
 }
+
+// TestUnchangedToastKeyChange: an UPDATE that changes the primary key and
+// not a TOASTed column (default replica identity: the old tuple has the key
+// only) still delivers the column's value under the new key, where no stored
+// row could give it. Found: every sink stored NULL.
+func TestUnchangedToastKeyChange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, startPG(t), `CREATE TABLE tt (id int PRIMARY KEY, n int, big text);
+		ALTER TABLE tt ALTER COLUMN big SET STORAGE EXTERNAL;
+		INSERT INTO tt SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 300) i) FROM generate_series(1, 5) g`)
+	stop, _ := h.start(h.config("public.tt"))
+	defer stop()
+	h.waitSynced("public.tt", "id")
+	h.exec(`UPDATE tt SET id = id + 100 WHERE id <= 2`)                                                 // the key moves; big untouched
+	h.exec(`UPDATE tt SET id = 200, n = 7 WHERE id = 3`)                                                // the same, with another column
+	h.exec(`BEGIN; UPDATE tt SET id = 300 WHERE id = 4; UPDATE tt SET id = 301 WHERE id = 300; COMMIT`) // twice in one transaction
+	h.waitSynced("public.tt", "id")
+	require.NoError(t, stop())
+	b, err := os.ReadFile(filepath.Join(h.dir, file.FileName(schema.ParseTableID("public.tt"))))
+	require.NoError(t, err)
+	require.NotContains(t, string(b), `"big":null`)
+}
