@@ -47,7 +47,9 @@ func WithFault(f func(step string) error) Option { return func(s *Sink) { s.faul
 // Sink is the BigQuery sink. It implements sinks.Sink, sinks.Checker and
 // sinks.Cleaner.
 type Sink struct {
-	cfg      Config
+	cfg Config
+	// names checks destination names: none cut, none shared
+	names    *sinks.Names
 	pipeline string
 	tag      string // the pipeline's prefix of raw and staging table names
 	labels   map[string]string
@@ -80,7 +82,10 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sink{cfg: c, pipeline: d.Pipeline, tag: warehouse.Tag(d.Pipeline), log: log.With("component", "sink.bigquery"),
-		m: newMetrics(d.Metrics), meta: c.Meta()}
+		m: newMetrics(d.Metrics), meta: c.Meta(),
+		// table names hold 1,024 UTF-8 bytes, column names 300 characters
+		// (counted here in bytes, the stricter)
+		names: sinks.NewNames(c.Common, sinks.Limits{Bytes: true, Table: 1024, Column: 300})}
 	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Log: s.log}
 	s.labels = maps.Clone(c.Labels)
 	if s.labels == nil {

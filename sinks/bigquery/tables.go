@@ -118,6 +118,9 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 		return errors.New("bigquery sink: Apply before Open")
 	}
 	for _, d := range deltas {
+		if err := s.names.Check(d.Table); err != nil {
+			return err
+		}
 		s.mu.Lock()
 		delete(s.tables, d.Table.ID)
 		s.mu.Unlock()

@@ -36,7 +36,9 @@ func WithBackend(b Backend) Option {
 // Sink is the ClickHouse sink. It implements sinks.Sink, sinks.Checker and
 // sinks.Cleaner.
 type Sink struct {
-	cfg      Config
+	cfg Config
+	// names checks destination names: none cut, none shared
+	names    *sinks.Names
 	pipeline string
 	log      *slog.Logger
 	rows     *prometheus.CounterVec
@@ -81,7 +83,10 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.clickhouse"), db: ident(c.Database)}
+	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.clickhouse"), db: ident(c.Database),
+		// a table's metadata is a file named after it, and a wide part has a
+		// file per column (escaped names, 255 bytes a file name): room for both
+		names: sinks.NewNames(c.Common, sinks.Limits{Bytes: true, Table: 200, Column: 200})}
 	s.meta = c.Meta()
 	s.rows = component.Register(d.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_sink_clickhouse_rows_total",
 		Help: "Rows inserted into ClickHouse tables (after collapsing per key), by pipeline and table."}, []string{"pipeline", "table"}))
@@ -291,6 +296,9 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 		return errors.New("clickhouse sink: Apply before Open")
 	}
 	for _, d := range deltas {
+		if err := s.names.Check(d.Table); err != nil {
+			return err
+		}
 		delete(s.tables, d.Table.ID)
 		if err := s.applyDelta(ctx, d); err != nil {
 			return err

@@ -80,6 +80,9 @@ func (s *Sink) Open(ctx context.Context) error {
 	return nil
 }
 
+// maxFileName is the longest file name Linux file systems hold (NAME_MAX).
+const maxFileName = 255
+
 // FileName returns the base name of a table's data file. Every character outside
 // [A-Za-z0-9_-] is escaped, so names cannot leave the directory or collide.
 func FileName(id schema.TableID) string {
@@ -102,6 +105,9 @@ func escape(s string) string {
 func (s *Sink) table(id schema.TableID) (*tableFile, error) {
 	if tf, ok := s.files[id]; ok {
 		return tf, nil
+	}
+	if n := len(FileName(id)) + len(".schema"); n > maxFileName {
+		return nil, component.Permanent(fmt.Errorf("table %s: its files' names would be %d bytes, and a file name holds %d: give the table a shorter name with the route transform", id, n, maxFileName))
 	}
 	path := filepath.Join(s.cfg.Dir, FileName(id))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)

@@ -28,7 +28,9 @@ func Factory() sinks.Factory {
 // Sink is the Postgres sink. It implements sinks.Sink, sinks.Checker and
 // sinks.OffsetStorer.
 type Sink struct {
-	cfg      Config
+	cfg Config
+	// names checks destination names: none cut, none shared
+	names    *sinks.Names
 	pipeline string
 	log      *slog.Logger
 	m        *metrics
@@ -67,7 +69,9 @@ func New(c Config, d sinks.Deps) *Sink {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.postgres"), m: newMetrics(d.Metrics),
-		tombstones: true} // an earlier run may have left some
+		tombstones: true, // an earlier run may have left some
+		// Postgres cuts identifiers to NAMEDATALEN-1 bytes, silently
+		names: sinks.NewNames(c.Common, sinks.Limits{Bytes: true, Table: 63, Column: 63})}
 	s.meta = c.Meta()
 	ns, name := c.Schema, c.OffsetsTable
 	if a, b, ok := strings.Cut(c.OffsetsTable, "."); ok {

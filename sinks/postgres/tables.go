@@ -129,6 +129,9 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 			return classify(fmt.Errorf("create schema %s: %w", s.cfg.Schema, err))
 		}
 		for _, d := range deltas {
+			if err := s.names.Check(d.Table); err != nil {
+				return err
+			}
 			delete(s.tables, d.Table.ID) // re-read after the change
 			if err := s.applyDelta(ctx, tx, d); err != nil {
 				return err

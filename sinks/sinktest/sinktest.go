@@ -17,10 +17,12 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
@@ -91,20 +93,21 @@ func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
 // Run runs the suite; newHarness makes a fresh harness for each subtest.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	tests := map[string]func(t *testing.T, h Harness){
-		"create_and_write":        testCreateAndWrite,
-		"replay_is_idempotent":    testReplay,
-		"older_batch_after_newer": testOutOfOrder,
-		"soft_delete":             func(t *testing.T, h Harness) { testDeletes(t, h, false) },
-		"hard_delete":             func(t *testing.T, h Harness) { testDeletes(t, h, true) },
-		"unchanged_keeps_value":   testUnchanged,
-		"add_column":              testAddColumn,
-		"truncate":                testTruncate,
-		"type_matrix":             testTypes,
-		"crash_then_replay":       testCrashReplay,
-		"crash_after_merge":       testCrashAfterMerge,
-		"fenced_writer":           testFenced,
-		"commit_behind_write":     testCommitBehindWrite,
-		"resync_after_cleanup":    testResync,
+		"create_and_write":          testCreateAndWrite,
+		"replay_is_idempotent":      testReplay,
+		"older_batch_after_newer":   testOutOfOrder,
+		"soft_delete":               func(t *testing.T, h Harness) { testDeletes(t, h, false) },
+		"hard_delete":               func(t *testing.T, h Harness) { testDeletes(t, h, true) },
+		"unchanged_keeps_value":     testUnchanged,
+		"add_column":                testAddColumn,
+		"truncate":                  testTruncate,
+		"type_matrix":               testTypes,
+		"crash_then_replay":         testCrashReplay,
+		"crash_after_merge":         testCrashAfterMerge,
+		"fenced_writer":             testFenced,
+		"commit_behind_write":       testCommitBehindWrite,
+		"resync_after_cleanup":      testResync,
+		"names_never_cut_or_shared": testNames,
 	}
 	for name, f := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -294,6 +297,37 @@ func testCreateAndWrite(t *testing.T, h Harness) {
 	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "a"), g.change(schema.OpInsert, 2, 20, "b")),
 		batch(true, g.change(schema.OpUpdate, 1, 11, "a2"), g.change(schema.OpSnapshot, 3, 30, "c")))
 	expect(t, h, Items, map[int64]schema.Row{1: row(1, 11, "a2"), 2: row(2, 20, "b"), 3: row(3, 30, "c")})
+}
+
+// testNames: a name longer than the destination holds is refused before
+// anything is created (Postgres would cut it to 63 bytes, and two long names
+// sharing a prefix became one table), as are a column name too long and two
+// tables the table_name template (the default, {table}) gives one name.
+func testNames(t *testing.T, h Harness) {
+	s := open(t, h, Options{})
+	ctx := context.Background()
+	long := Items
+	long.ID = schema.TableID{Namespace: "public", Name: strings.Repeat("a_very_long_table_name_", 48) + "1"} // 1,105 bytes
+	err := s.s.Apply(ctx, []schema.Delta{createDelta(long)})
+	require.Error(t, err)
+	require.True(t, component.IsPermanent(err), "%v", err)
+	require.ErrorContains(t, err, "the destination holds at most")
+
+	wide := Items
+	wide.ID = schema.TableID{Namespace: "public", Name: "wide"}
+	wide.Columns = append(slices.Clone(Items.Columns), schema.Column{Name: strings.Repeat("c", 1100), Type: schema.Type{Kind: schema.KindInt, Name: "int8"}, Nullable: true})
+	err = s.s.Apply(ctx, []schema.Delta{createDelta(wide)})
+	require.Error(t, err)
+	require.True(t, component.IsPermanent(err), "%v", err)
+
+	a, b := Items, Items
+	a.ID, b.ID = schema.TableID{Namespace: "sales", Name: "dup"}, schema.TableID{Namespace: "hr", Name: "dup"}
+	s.apply(createDelta(a))
+	s.apply(createDelta(a)) // the same table again: fine
+	err = s.s.Apply(ctx, []schema.Delta{createDelta(b)})
+	require.Error(t, err)
+	require.True(t, component.IsPermanent(err), "%v", err)
+	require.ErrorContains(t, err, "would both be written to destination table")
 }
 
 func testReplay(t *testing.T, h Harness) {

@@ -38,7 +38,9 @@ func WithFault(f func(step string) error) Option { return func(s *Sink) { s.faul
 // Sink is the Snowflake sink. It implements sinks.Sink, sinks.Checker and
 // sinks.Cleaner.
 type Sink struct {
-	cfg      Config
+	cfg Config
+	// names checks destination names: none cut, none shared
+	names    *sinks.Names
 	pipeline string
 	tag      string // the pipeline's prefix of load ids and stage paths
 	log      *slog.Logger
@@ -70,7 +72,9 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sink{cfg: c, pipeline: d.Pipeline, tag: warehouse.Tag(d.Pipeline), log: log.With("component", "sink.snowflake"),
-		m: newMetrics(d.Metrics), meta: c.Meta()}
+		m: newMetrics(d.Metrics), meta: c.Meta(),
+		// identifiers hold 255 characters; the raw table prefixes the name
+		names: sinks.NewNames(c.Common, sinks.Limits{Table: 255 - len(c.MetadataPrefix+"raw_"), Column: 255})}
 	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Log: s.log}
 	for _, o := range opts {
 		o(s)
