@@ -502,8 +502,8 @@ func (r *reader) rows(ctx context.Context, st *tableMap, e *replication.RowsEven
 				v = vals[i]
 			}
 			val, err := r.s.dec.binlog(&st.cols[i], v)
-			if err != nil {
-				return nil, fmt.Errorf("table %s column %s at %s:%d: %w", st.id, st.cols[i].name, r.file, start, err)
+			if err != nil { // a value cdcd cannot read is a data error: retrying reads it again
+				return nil, component.Permanent(fmt.Errorf("table %s column %s at %s:%d: %w", st.id, st.cols[i].name, r.file, start, err))
 			}
 			row[i] = schema.Field{Name: st.cols[i].name, Value: val}
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/go-mysql-org/go-mysql/client"
@@ -104,6 +105,7 @@ func (s *Source) describe(exec querier, id schema.TableID) ([]colInfo, schema.Ta
 			p = int(dtPrec)
 		}
 		c := fromInformationSchema(name, dataType, colType, nullable == "YES", p, int(scale), int(length), charset)
+		c.table = id.String()
 		cols = append(cols, c)
 		t.Columns = append(t.Columns, schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable})
 	}
@@ -330,8 +332,8 @@ func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan
 					return err
 				}
 				val, err := s.dec.queried(&tp.cols[j], v)
-				if err != nil {
-					return fmt.Errorf("table %s column %s: %w", tp.id, tp.cols[j].name, err)
+				if err != nil { // a value cdcd cannot read is a data error: retrying reads it again
+					return component.Permanent(fmt.Errorf("table %s column %s (snapshot): %w", tp.id, tp.cols[j].name, err))
 				}
 				row[j] = schema.Field{Name: tp.cols[j].name, Value: val}
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Factory returns the MySQL/MariaDB source factory.
@@ -41,6 +42,8 @@ type Source struct {
 	deps sources.Deps
 	log  *slog.Logger
 	dec  decoder
+	// zeros counts zero dates read as NULL
+	zeros *prometheus.CounterVec
 
 	flavor string // gmysql.MySQLFlavor or gmysql.MariaDBFlavor
 	query  *client.Conn
@@ -79,8 +82,19 @@ func New(c Config, d sources.Deps) *Source {
 	if d.MaxChanges == 0 {
 		d.MaxChanges = 10_000
 	}
-	return &Source{cfg: c, deps: d, log: d.Logger.With("component", "source.mysql", "server_id", c.ServerID),
+	s := &Source{cfg: c, deps: d, log: d.Logger.With("component", "source.mysql", "server_id", c.ServerID),
 		dec: decoder{zeroAsNull: c.ZeroDates == "null"}}
+	s.zeros = component.Register(d.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_source_zero_dates_total",
+		Help: "Zero dates, or dates with a zero month or day, a MySQL source read as NULL (zero_dates: null), by pipeline, table and column."},
+		[]string{"pipeline", "table", "column"}))
+	var warned sync.Map
+	s.dec.nulled = func(c *colInfo) {
+		s.zeros.WithLabelValues(d.Pipeline, c.table, c.name).Inc()
+		if _, seen := warned.LoadOrStore(c.table+"\x00"+c.name, true); !seen {
+			s.log.Warn("zero dates read as NULL (zero_dates: null); further ones are only counted in cdcd_source_zero_dates_total", "table", c.table, "column", c.name)
+		}
+	}
+	return s
 }
 
 func (s *Source) connect(ctx context.Context) (*client.Conn, error) {

@@ -17,6 +17,7 @@ import (
 // event (stream) and from information_schema (snapshot), so both paths yield the
 // same schema and the same values.
 type colInfo struct {
+	table    string // namespace.name, for what a value of it reports
 	name     string
 	typ      schema.Type
 	nullable bool
@@ -84,7 +85,7 @@ func fromTableMap(tm *replication.TableMapEvent) ([]colInfo, error) {
 	cols := make([]colInfo, tm.ColumnCount)
 	for i := range cols {
 		c := &cols[i]
-		c.name = names[i]
+		c.name, c.table = names[i], string(tm.Schema)+"."+string(tm.Table)
 		if id, ok := collations[i]; ok && id != binaryCollation {
 			if coll, err := charset.GetCollationByID(int(id)); err == nil {
 				switch coll.CharsetName {
@@ -268,13 +269,15 @@ func parseLabels(columnType string) []string {
 type zeroDateError struct{ column string }
 
 func (e *zeroDateError) Error() string {
-	return fmt.Sprintf("column %s holds a zero date (0000-00-00); set zero_dates: null to read it as NULL", e.column)
+	return fmt.Sprintf("column %s holds a zero date or one with a zero month or day (0000-00-00, 2020-01-00); set zero_dates: null to read them as NULL", e.column)
 }
 func (e *zeroDateError) Permanent() bool { return true }
 
 // decoder turns column values into schema Values.
 type decoder struct {
 	zeroAsNull bool
+	// nulled is told of each zero date read as NULL (zero_dates: null)
+	nulled func(c *colInfo)
 }
 
 // binlog converts a value decoded by go-mysql from a row event.
@@ -396,13 +399,13 @@ func (d decoder) text(c *colInfo, b []byte) (schema.Value, error) {
 	case schema.KindJSON:
 		return schema.JSON(s), nil
 	case schema.KindDate:
-		if strings.HasPrefix(s, "0000-00-00") || strings.Contains(s, "-00") {
+		if zeroDate(s) {
 			return d.zero(c)
 		}
 		t, err := time.Parse("2006-01-02", s)
 		return schema.Date(t.Year(), t.Month(), t.Day()), err
 	case schema.KindDateTime, schema.KindTimestamp:
-		if strings.HasPrefix(s, "0000-00-00") {
+		if zeroDate(s) {
 			return d.zero(c)
 		}
 		t, err := time.Parse("2006-01-02 15:04:05.999999", s)
@@ -419,8 +422,17 @@ func (d decoder) text(c *colInfo, b []byte) (schema.Value, error) {
 	return schema.Unknown(c.dataType, s), nil
 }
 
+// zeroDate reports whether a DATE, DATETIME or TIMESTAMP text has a zero
+// year, month or day (0000-00-00, 2020-01-00, 2020-00-15): no calendar date.
+func zeroDate(s string) bool {
+	return len(s) >= 10 && (s[:4] == "0000" || s[5:7] == "00" || s[8:10] == "00")
+}
+
 func (d decoder) zero(c *colInfo) (schema.Value, error) {
 	if d.zeroAsNull {
+		if d.nulled != nil {
+			d.nulled(c)
+		}
 		return schema.Null(), nil
 	}
 	return schema.Value{}, &zeroDateError{column: c.name}
