@@ -102,6 +102,10 @@ func TestUnrepresentable(t *testing.T) {
 		{tTime, schema.TimeOfDay(86400e6), "24:00:00 has no TIME"},
 		{tString, schema.String(string(make([]byte, 2000))), "exceed one Storage Write API request"},
 		{tBool, schema.Int(1), "does not fit BOOL"},
+		// found: PARSE_JSON refused these, and stopped every batch
+		{tJSON, schema.JSON(`{"huge": 1e400}`), "beyond a float64's range"},
+		{tJSON, schema.JSON(`{"n": 18446744073709551617}`), "more digits than a float64 holds"},
+		{tJSON, schema.JSON(`{"n": 1.0000000000000000000001}`), "more digits than a float64 holds"},
 	} {
 		b, problem := appendValue(nil, 1, c.typ, c.v, 1000)
 		require.Contains(t, problem, c.want, "%s %s", c.typ, c.v.Kind())

@@ -289,6 +289,13 @@ func appendValue(b []byte, num protowire.Number, c colType, v schema.Value, maxS
 	if len(s) > maxSize {
 		return b, fmt.Sprintf("%d bytes exceed one Storage Write API request (request_bytes)", len(s))
 	}
+	if c == tJSON {
+		// PARSE_JSON (wide_number_mode 'exact') refuses a number INT64,
+		// UINT64 or FLOAT64 does not hold exactly, and would stop every batch
+		if p := warehouse.JSONProblem(s, warehouse.JSONRules{}); p != "" {
+			return b, p
+		}
+	}
 	return appendString(b, num, s), ""
 }
 

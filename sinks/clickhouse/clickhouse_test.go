@@ -258,3 +258,21 @@ func TestOldServerRefusesHardDelete(t *testing.T) {
 	require.ErrorContains(t, err, "delete_mode: hard needs ClickHouse 23.2")
 	require.ErrorContains(t, New(h.config(sinktest.Options{HardDelete: true}), sinks.Deps{}).Check(context.Background()), "23.2")
 }
+
+// TestEncodeDatesItCannotHold: Postgres infinity, -infinity, BC dates and
+// years past 9999 arrive as their text; every date and time column refuses
+// them (found: they were stored as 1970-01-01, even with on_unrepresentable:
+// error).
+func TestEncodeDatesItCannotHold(t *testing.T) {
+	t.Parallel()
+	for _, base := range []string{"Date", "Date32", "DateTime64(6)", "DateTime64(6, 'UTC')"} {
+		for _, v := range []schema.Value{schema.Unknown("date", "infinity"), schema.Unknown("timestamptz", "-infinity"),
+			schema.Unknown("date", "0044-03-15 BC"), schema.Unknown("timestamp", "10000-01-01 00:00:00")} {
+			x, p := encode(colType{base: base}, v)
+			require.Nil(t, x)
+			require.Contains(t, p, "not a date or time ClickHouse holds", "%s into %s", v.Text(), base)
+		}
+	}
+	_, p := encode(colType{base: "Float64"}, schema.Unknown("float8", "x"))
+	require.Contains(t, p, "not a float")
+}

@@ -248,6 +248,8 @@ func encode(ct colType, v schema.Value) (any, string) {
 			return uint32(u), ""
 		}
 		return u, ""
+	case (b == "Float32" || b == "Float64") && v.Kind() != schema.KindFloat:
+		return nil, "is a " + v.Kind().String() + ", not a float"
 	case b == "Float32":
 		return float32(v.AsFloat()), ""
 	case b == "Float64":
@@ -266,6 +268,10 @@ func encode(ct colType, v schema.Value) (any, string) {
 		return text, ""
 	case b == "UUID":
 		return v.Text(), ""
+	case (strings.HasPrefix(b, "DateTime64") || b == "Date32" || b == "Date") && !isTime(v.Kind()):
+		// Postgres infinity, -infinity, BC dates and years past 9999 come as
+		// their text: no date ClickHouse holds (AsTime would be the epoch)
+		return nil, "is not a date or time ClickHouse holds (infinity, a BC date or a year past 9999)"
 	case strings.HasPrefix(b, "DateTime64"):
 		t := v.AsTime().UTC()
 		if t.Before(dateTime64Min) || t.After(dateTime64Max) {
@@ -285,6 +291,15 @@ func encode(ct colType, v schema.Value) (any, string) {
 	}
 	// String (and JSON): the value's exact text
 	return textOf(v), ""
+}
+
+// isTime reports whether k is a kind of instant, date or time of day.
+func isTime(k schema.Kind) bool {
+	switch k {
+	case schema.KindTimestamp, schema.KindDateTime, schema.KindDate:
+		return true
+	}
+	return false
 }
 
 // textOf is a value's exact text for a String column.

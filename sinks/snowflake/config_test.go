@@ -97,6 +97,12 @@ func TestUnrepresentableValues(t *testing.T) {
 		{ts, schema.Timestamp(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)), "year 10000 is outside"},
 		{colType{base: "TEXT"}, schema.String(strings.Repeat("x", maxText+1)), "exceed VARCHAR's 16 MiB"},
 		{colType{base: "BINARY"}, schema.Bytes(make([]byte, maxBinary+1)), "exceed BINARY's 8 MiB"},
+		// found: Snowflake's documented rules, which fakesnow does not keep
+		{colType{base: "TIME"}, schema.TimeOfDay(86400e6), "24:00:00 has no TIME"},
+		{colType{base: "TIME"}, schema.TimeOfDay(86400e6 - 1), ""},
+		{colType{base: "VARIANT"}, schema.JSON(`{"a": 1, "a": 2}`), "key repeated"},
+		{colType{base: "VARIANT"}, schema.JSON(`{"n": 1.0000000000000000000001}`), "more digits than a float64 holds"},
+		{colType{base: "VARIANT"}, schema.JSON(`{"n": 12345678901234567890123, "m": [0.5]}`), ""},
 	} {
 		b := array.NewBuilder(memory.DefaultAllocator, tc.c.arrowType())
 		got := appendValue(b, tc.c, tc.v)

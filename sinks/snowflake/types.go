@@ -214,6 +214,9 @@ func appendValue(b array.Builder, c colType, v schema.Value) string {
 		if v.Kind() != schema.KindTime {
 			return fmt.Sprintf("a %s value does not fit TIME", v.Kind())
 		}
+		if us := v.AsMicros(); us < 0 || us >= 86400e6 {
+			return "the time of day is outside 00:00:00 to 23:59:59.999999 (24:00:00 has no TIME)"
+		}
 		b.(*array.Time64Builder).Append(arrow.Time64(v.AsMicros()))
 	case "TIMESTAMP_TZ", "TIMESTAMP_NTZ":
 		switch v.Kind() {
@@ -230,6 +233,13 @@ func appendValue(b array.Builder, c colType, v schema.Value) string {
 		s := warehouse.Text(v)
 		if len(s) > maxText {
 			return fmt.Sprintf("%d bytes exceed VARCHAR's 16 MiB", len(s))
+		}
+		if c.semi() && v.Kind() == schema.KindJSON {
+			// PARSE_JSON refuses duplicate keys; a number NUMBER(38) or
+			// DOUBLE does not hold exactly would be rounded
+			if p := warehouse.JSONProblem(s, warehouse.JSONRules{NoDuplicateKeys: true, IntDigits: 38}); p != "" {
+				return p
+			}
 		}
 		b.(*array.StringBuilder).Append(s)
 	}
