@@ -276,3 +276,34 @@ func TestEncodeDatesItCannotHold(t *testing.T) {
 	_, p := encode(colType{base: "Float64"}, schema.Unknown("float8", "x"))
 	require.Contains(t, p, "not a float")
 }
+
+// TestUnrepresentableArrays: a 2-D Postgres array has no place in an Array
+// column; on_unrepresentable: null (found: it failed the pipeline anyway,
+// Array columns cannot be Nullable) stores the empty array, counted.
+func TestUnrepresentableArrays(t *testing.T) {
+	t.Parallel()
+	db := testenv.StartChDB(t)
+	ctx := context.Background()
+	tags := schema.Table{ID: schema.TableID{Namespace: "shop", Name: "tags"}, Version: 1, PrimaryKey: []string{"id"}, Columns: []schema.Column{
+		{Name: "id", Type: schema.Type{Kind: schema.KindInt, Name: "int8"}},
+		{Name: "t", Type: schema.Type{Kind: schema.KindArray, Name: "_int4", Elem: &schema.Type{Kind: schema.KindInt, Name: "int4"}}, Nullable: true},
+	}}
+	row := func(id int64, v schema.Value) schema.Change {
+		r := schema.Row{{Name: "id", Value: schema.Int(id)}, {Name: "t", Value: v}}
+		return schema.Change{Op: schema.OpInsert, Table: tags.ID, Version: 1, Pos: offsets.AppendUint(nil, uint64(id)), Key: r[:1], After: r}
+	}
+	twoD := schema.Array(schema.Array(schema.Int(1), schema.Int(2)), schema.Array(schema.Int(3), schema.Int(4)))
+	s, _ := openChdb(t, db, nil)
+	create(t, s, tags)
+	err := s.Write(ctx, &schema.Batch{Changes: []schema.Change{row(1, twoD)}})
+	require.True(t, component.IsPermanent(err), "%v", err)
+	require.ErrorContains(t, err, "multi-dimensional")
+
+	n, _ := openChdb(t, db, func(c *Config) { c.OnUnrepresentable, c.Database = "null", "dest2" })
+	create(t, n, tags)
+	require.NoError(t, n.Write(ctx, &schema.Batch{Changes: []schema.Change{row(1, twoD), row(2, schema.Array(schema.Int(5)))}}))
+	rows, err := db.Query("SELECT toString(id), toString(t) FROM dest2.tags FINAL ORDER BY id")
+	require.NoError(t, err)
+	require.Equal(t, [][]any{{"1", "[]"}, {"2", "[5]"}}, rows)
+	require.Equal(t, 1.0, testutil.ToFloat64(n.nulled.WithLabelValues("p", "dest2.tags", "t")))
+}

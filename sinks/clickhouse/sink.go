@@ -742,15 +742,22 @@ func (s *Sink) insertKeepingUnchanged(ctx context.Context, t *chTable, cols []Co
 }
 
 // unrepresentable applies on_unrepresentable; neither error nor log carries the value.
+//
+// An Array column cannot be NULL in ClickHouse: under on_unrepresentable:
+// null it takes the empty array instead, counted and said like a NULL.
 func (s *Sink) unrepresentable(t *chTable, col *chCol, c *schema.Change, problem string) (any, error) {
-	if s.cfg.OnUnrepresentable == "null" && col.ct.nullable {
+	if s.cfg.OnUnrepresentable == "null" && (col.ct.nullable || col.ct.elem != nil) {
 		s.nulled.WithLabelValues(s.pipeline, t.name, col.name).Inc()
+		stored, as := any(nil), "NULL"
+		if col.ct.elem != nil {
+			stored, as = []any{}, "an empty array (an Array column cannot be NULL)"
+		}
 		if k := t.name + "\x00" + col.name; !s.warned[k] {
 			s.warned[k] = true
-			s.log.Warn("value the destination column cannot hold stored as NULL (on_unrepresentable: null); further ones are only counted",
+			s.log.Warn("value the destination column cannot hold stored as "+as+" (on_unrepresentable: null); further ones are only counted",
 				"table", t.name, "column", col.name, "position", c.Pos.String(), "reason", "the value "+problem)
 		}
-		return nil, nil
+		return stored, nil
 	}
 	hint := "set on_unrepresentable: null to store NULL instead, or change the column's type"
 	if !col.ct.nullable {

@@ -78,6 +78,11 @@ func TestDecimalDigits(t *testing.T) {
 	require.Contains(t, colSpec{typname: "varchar", length: 2}.problem(schema.String("abc")), "3 characters")
 	require.Contains(t, colSpec{typname: "int2"}.problem(schema.Int(40000)), "range")
 	require.Contains(t, colSpec{typname: "int8"}.problem(schema.Uint(1<<63)), "range")
+	// found: a MariaDB TIME beyond a day failed the whole COPY
+	for _, bad := range []string{"-838:59:59", "25:00:00.000001", "838:59:59.00", "24:00:00.5"} {
+		require.Contains(t, colSpec{typname: "time"}.problem(schema.Unknown("time", bad)), "not a time of day", bad)
+	}
+	require.Empty(t, colSpec{typname: "time"}.problem(schema.Unknown("time", "24:00:00.000")))
 }
 
 func TestWidens(t *testing.T) {

@@ -213,6 +213,11 @@ func (s colSpec) problem(v schema.Value) string {
 }
 
 func (s colSpec) elemProblem(v schema.Value) string {
+	if v.Kind() == schema.KindUnknown && s.typname == "time" && !timeOfDay(v.Text()) {
+		// MySQL's TIME runs from -838:59:59 to 838:59:59 and comes as its text
+		// when it is not a time of day; COPY would fail the whole batch
+		return "is not a time of day (a MySQL TIME below 00:00 or past 24:00), which Postgres time does not hold"
+	}
 	switch v.Kind() {
 	case schema.KindString, schema.KindJSON, schema.KindUnknown:
 		t := v.Text()
@@ -233,6 +238,21 @@ func (s colSpec) elemProblem(v schema.Value) string {
 		}
 	}
 	return ""
+}
+
+// timeOfDay reports whether text is a time Postgres's time holds: 00:00:00
+// to 24:00:00.
+func timeOfDay(text string) bool {
+	hms, frac, _ := strings.Cut(text, ".")
+	parts := strings.Split(hms, ":")
+	if len(parts) != 3 || strings.HasPrefix(text, "-") {
+		return false
+	}
+	h, err := strconv.Atoi(parts[0])
+	if err != nil || h > 24 {
+		return false
+	}
+	return h < 24 || (parts[1] == "00" && parts[2] == "00" && strings.Trim(frac, "0") == "")
 }
 
 func (s colSpec) numberProblem(v schema.Value) string {
