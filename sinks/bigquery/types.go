@@ -289,6 +289,9 @@ func appendValue(b []byte, num protowire.Number, c colType, v schema.Value, maxS
 	if len(s) > maxSize {
 		return b, fmt.Sprintf("%d bytes exceed one Storage Write API request (request_bytes)", len(s))
 	}
+	if c == tJSON && v.Kind() != schema.KindJSON && v.Kind() != schema.KindArray {
+		return b, fmt.Sprintf("a %s value does not fit JSON", v.Kind())
+	}
 	if c == tJSON {
 		// PARSE_JSON (wide_number_mode 'exact') refuses a number INT64,
 		// UINT64 or FLOAT64 does not hold exactly, and would stop every batch

@@ -234,6 +234,9 @@ func appendValue(b array.Builder, c colType, v schema.Value) string {
 		if len(s) > maxText {
 			return fmt.Sprintf("%d bytes exceed VARCHAR's 16 MiB", len(s))
 		}
+		if c.semi() && v.Kind() != schema.KindJSON && v.Kind() != schema.KindArray {
+			return fmt.Sprintf("a %s value does not fit %s", v.Kind(), c.base)
+		}
 		if c.semi() && v.Kind() == schema.KindJSON {
 			// PARSE_JSON refuses duplicate keys; a number NUMBER(38) or
 			// DOUBLE does not hold exactly would be rounded

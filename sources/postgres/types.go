@@ -285,8 +285,12 @@ func truncate(s string, n int) string {
 // decodeArray parses an array literal: {a,b}, {{1,2},{3,4}}, quoted elements with
 // backslash escapes, NULL, and an optional dimension prefix ([0:1]={…}).
 func (c *typeCache) decodeArray(t *pgType, s string) (schema.Value, error) {
-	if i := strings.Index(s, "={"); i > 0 && strings.HasPrefix(s, "[") {
-		s = s[i+1:]
+	if strings.HasPrefix(s, "[") {
+		// Postgres writes the bounds only when one does not start at 1
+		// ('[0:2]={1,2,3}'): an array value has no bounds, so it keeps its
+		// exact text, which a Postgres array column takes as it is and every
+		// other column refuses by its policy (found: the bounds were dropped)
+		return schema.Unknown(t.Name, s), nil
 	}
 	delim := t.Delim
 	if delim == 0 {
