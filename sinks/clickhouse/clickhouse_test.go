@@ -2,10 +2,13 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/cdcd-dev/cdcd/offsets"
@@ -306,4 +309,18 @@ func TestUnrepresentableArrays(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, [][]any{{"1", "[]"}, {"2", "[5]"}}, rows)
 	require.Equal(t, 1.0, testutil.ToFloat64(n.nulled.WithLabelValues("p", "dest2.tags", "t")))
+}
+
+// TestClassifyDataErrors: a value the server cannot parse or hold fails the
+// same on every retry: permanent at once (never ten retries first).
+func TestClassifyDataErrors(t *testing.T) {
+	t.Parallel()
+	for _, msg := range []string{"code: 6, message: Cannot parse string", "code: 27, message: Cannot parse input", "code: 321, message: Value is out of range",
+		"code: 349, message: Cannot insert NULL value into a column", "code: 407, message: Decimal math overflow", "code: 62, message: Syntax error"} {
+		require.True(t, component.IsPermanent(classify(fmt.Errorf("insert: %w", errors.New(msg)))), msg)
+	}
+	require.True(t, component.IsPermanent(classify(&column.ColumnConverterError{Op: "Append", To: "Int32", From: "string"})))
+	for _, msg := range []string{"code: 209, message: Timeout exceeded", "code: 210, message: Connection refused", "read: connection reset by peer"} {
+		require.False(t, component.IsPermanent(classify(errors.New(msg))), msg)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -513,8 +514,16 @@ func widens(have, want colType) bool {
 // classify marks ClickHouse errors a retry cannot fix as permanent: syntax,
 // unknown identifiers and types, type mismatches, access denied.
 func classify(err error) error {
+	var conv *column.ColumnConverterError
+	if errors.As(err, &conv) {
+		return component.Permanent(err) // a value the client cannot put in its column: the same next time
+	}
 	msg := err.Error()
-	for _, code := range []string{"code: 62,", "code: 47,", "code: 50,", "code: 53,", "code: 60,", "code: 44,", "code: 497,", "code: 516,", "code: 36,", "code: 43,"} {
+	// syntax, schema and auth errors, and data errors (a value the server
+	// cannot parse or hold: the same next time, never a retry loop)
+	for _, code := range []string{"code: 62,", "code: 47,", "code: 50,", "code: 53,", "code: 60,", "code: 44,", "code: 497,", "code: 516,", "code: 36,", "code: 43,",
+		"code: 6,", "code: 27,", "code: 38,", "code: 41,", "code: 69,", "code: 70,", "code: 72,", "code: 117,", "code: 131,", "code: 190,",
+		"code: 321,", "code: 349,", "code: 407,"} {
 		if strings.Contains(strings.ToLower(msg), code) {
 			return component.Permanent(err)
 		}
