@@ -192,6 +192,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	c := r.cfg
 	from, err := c.Offsets.Load(ctx, c.Pipeline)
 	if err != nil && !errors.Is(err, offsets.ErrNotFound) {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: not a failure
+		}
 		return fmt.Errorf("load offset: %w", err)
 	}
 	r.update(func(p *Progress) { p.CommittedPos = from })
@@ -222,6 +225,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	}()
 	ev, err := r.newEvolver(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: not a failure
+		}
 		return err
 	}
 	r.log.Info("pipeline running", "from", from.String(), "epoch", c.Epoch)

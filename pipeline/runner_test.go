@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -212,3 +213,34 @@ type resyncErr struct{}
 
 func (resyncErr) Error() string     { return "slot lost" }
 func (resyncErr) NeedsResync() bool { return true }
+
+// TestRunnerStoppedWhileStarting: a stop (pause, update, delete) that comes
+// while the runner loads its state is a stop, not a failed attempt (found:
+// "load held tables: context canceled" counted as a failure and retried).
+func TestRunnerStoppedWhileStarting(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, 1, 5, &faults{})
+	cfg := b.config(t, b.acquire(t))
+	loading := make(chan struct{})
+	cfg.Holds = blockingHolds{loading: loading}
+	r, err := NewRunner(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-loading
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// blockingHolds blocks LoadHolds until its context ends.
+type blockingHolds struct {
+	HoldStore
+	loading chan struct{}
+}
+
+func (h blockingHolds) LoadHolds(ctx context.Context) ([]Hold, error) {
+	close(h.loading)
+	<-ctx.Done()
+	return nil, fmt.Errorf("list held tables: %w", ctx.Err())
+}
