@@ -153,8 +153,10 @@ func (s *Server) authenticate(r *http.Request) (*store.Token, int, string) {
 
 // notLocal says why a request is not from this machine to this machine's
 // loopback name ("" when it is): its peer address, Host and Origin (when
-// present) must all be loopback, so that neither another host nor a web page
-// (cross-site, or a DNS name rebound to 127.0.0.1) reaches an open server.
+// present) must all be loopback, and no proxy header may say it was relayed,
+// so that neither another host (through a proxy on this machine too) nor a
+// web page (cross-site, or a DNS name rebound to 127.0.0.1) reaches an open
+// server.
 func notLocal(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -162,6 +164,12 @@ func notLocal(r *http.Request) string {
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return "the request comes from " + host
+	}
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			// a proxy on this machine relays it: the client may be anywhere
+			return "it came through a proxy (" + h + ")"
+		}
 	}
 	if !loopbackName(hostOnly(r.Host)) {
 		return fmt.Sprintf("Host %q is not a loopback name", hostOnly(r.Host))

@@ -236,7 +236,16 @@ func TestOpenModeIsLocalOnly(t *testing.T) {
 		require.Equal(t, 401, w.Code, w.Body.String())
 		require.Contains(t, w.Body.String(), "cdcd tokens create admin --role admin")
 	}
-	// a DNS name rebound to 127.0.0.1 and allowed as a host still is not loopback
+	// relayed by a proxy on this machine (nginx's default Host is the upstream's)
+	for _, hdr := range []string{"X-Forwarded-For", "Forwarded", "X-Real-IP"} {
+		req := httptest.NewRequest("GET", "http://127.0.0.1:8080/api/v1/pipelines", nil)
+		req.RemoteAddr = "127.0.0.1:5555"
+		req.Header.Set(hdr, "203.0.113.9")
+		w := httptest.NewRecorder()
+		h.api.ServeHTTP(w, req)
+		require.Equal(t, 401, w.Code, hdr)
+		require.Contains(t, w.Body.String(), "proxy")
+	}
 	req := httptest.NewRequest("GET", "http://localhost/api/v1/pipelines", nil)
 	req.RemoteAddr = "127.0.0.1:5555"
 	w := httptest.NewRecorder()
