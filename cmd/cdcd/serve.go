@@ -53,7 +53,7 @@ func newServe(lf *logFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", envOr("CDCD_LISTEN", "127.0.0.1:8080"), "address of the API and web UI (env CDCD_LISTEN); "+
 		"an address other than loopback needs an API token to exist first")
-	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", envList("CDCD_ALLOWED_HOSTS"), "host names the API answers for besides localhost and IP literals, comma-separated; * for any (env CDCD_ALLOWED_HOSTS)")
+	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", envList("CDCD_ALLOWED_HOSTS"), "host names the API answers for besides localhost, IP literals and the --listen host, comma-separated; * for any (env CDCD_ALLOWED_HOSTS)")
 	fl.StringSliceVar(&f.trustedOrigins, "trusted-origins", envList("CDCD_TRUSTED_ORIGINS"), "origins (https://host[:port]) whose pages may send state-changing requests, besides the server's own (env CDCD_TRUSTED_ORIGINS)")
 	fl.StringSliceVar(&f.secretsDirs, "secrets-dir", envList("CDCD_SECRETS_DIR"), "directories whose files ${file:/path} references in API documents may name; none by default (env CDCD_SECRETS_DIR)")
 	fl.StringSliceVar(&f.secretEnvPrefix, "secret-env-prefix", envListOr("CDCD_SECRET_ENV_PREFIX", "CDCD_SECRET_"), "prefixes of the environment variables ${NAME} references in API documents may name (env CDCD_SECRET_ENV_PREFIX)")
@@ -114,9 +114,13 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
 	supRunning := make(chan struct{})
+	hosts := f.allowedHosts
+	if h, _, err := net.SplitHostPort(f.listen); err == nil && h != "" && net.ParseIP(h) == nil {
+		hosts = append(hosts, h) // the name it was told to listen on
+	}
 	handler, err := api.New(api.Config{
 		Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Logger: log, UI: web.FS(), Version: version,
-		AllowedHosts: f.allowedHosts, TrustedOrigins: f.trustedOrigins,
+		AllowedHosts: hosts, TrustedOrigins: f.trustedOrigins,
 		Ready: func(ctx context.Context) error {
 			select {
 			case <-supRunning:
