@@ -144,6 +144,9 @@ func (d *Decoder) String() string {
 	return ""
 }
 
+// More reports whether elements remain to decode (and no decode failed).
+func (d *Decoder) More() bool { return d.err == nil && len(d.b) > 0 }
+
 // Done reports an error if elements remain undecoded or a decode failed.
 func (d *Decoder) Done() error {
 	if d.err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -163,6 +164,15 @@ func step(p schema.EvolutionPolicy, t schema.TableID, s schema.ColumnChange) (*s
 	}
 	switch s.Op {
 	case schema.AddColumn:
+		if e := s.Column.Existing; e != nil && e.Unknown != "" {
+			// the rows already there hold a value the log never carried: a person
+			// decides whether NULL will do for them at the destination
+			what := unknownExisting([]string{s.Column.Name}, e.Unknown)
+			if p.AddColumn == schema.ActionFail {
+				return decide(p.AddColumn, "add_column", what)
+			}
+			return nil, true, what, nil
+		}
 		return decide(p.AddColumn, "add_column", fmt.Sprintf("column %s was added", s.Column.Name))
 	case schema.DropColumn:
 		return decide(p.DropColumn, "drop_column", fmt.Sprintf("column %s was dropped", s.Column.Name))
@@ -181,6 +191,13 @@ func step(p schema.EvolutionPolicy, t schema.TableID, s schema.ColumnChange) (*s
 		return decide(p.KeyChange, "key_change", "the primary key changed")
 	}
 	return &s, false, "", nil
+}
+
+// unknownExisting says why added columns hold a table: the rows already there
+// hold values the source cannot tell.
+func unknownExisting(cols []string, why string) string {
+	return fmt.Sprintf("column %s added, and the rows already there hold values the source cannot tell (%s): approve to leave them NULL in those rows at the destination (rows changed later carry their own), or reject and resync the table",
+		strings.Join(cols, ", "), why)
 }
 
 // route applies the policy to b (after the transform chain): deltas and changes
@@ -221,17 +238,23 @@ func (e *evolver) route(b *schema.Batch) (routed, error) {
 		p := e.policy.For(id)
 		var kept []schema.ColumnChange
 		var reasons []string
+		unknown := map[string][]string{} // why → added columns of that reason (one line for many)
 		for _, s := range steps {
 			st, hold, why, err := step(p, id, s)
 			if err != nil {
 				return routed{}, err
 			}
-			if hold {
+			if e := s.Column.Existing; hold && s.Op == schema.AddColumn && e != nil && e.Unknown != "" {
+				unknown[e.Unknown] = append(unknown[e.Unknown], s.Column.Name)
+			} else if hold {
 				reasons = append(reasons, why)
 			}
 			if st != nil {
 				kept = append(kept, *st)
 			}
+		}
+		for _, why := range slices.Sorted(maps.Keys(unknown)) {
+			reasons = append(reasons, unknownExisting(unknown[why], why))
 		}
 		if len(reasons) > 0 {
 			held := d

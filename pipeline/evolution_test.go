@@ -152,6 +152,44 @@ func TestEvolutionPolicies(t *testing.T) {
 	require.Equal(t, -1, p2.Compare(offsets.AppendUint(nil, 11)))
 }
 
+func TestAddedColumnWithUnknownExistingValueHolds(t *testing.T) {
+	a := schema.Column{Name: "a", Type: evInt8, Nullable: true}
+	t1 := evTable("t", 1, a)
+	added := schema.Column{Name: "b", Type: evInt8, Nullable: true, Existing: &schema.Existing{Unknown: "a volatile default"}}
+	t2 := evTable("t", 2, a, added)
+
+	// the default policy (apply) holds it: NULL for the older rows is a person's call
+	e := newTestEvolver(schema.Evolution{})
+	e.shapes[t1.ID] = t1
+	b := schema.Batch{Deltas: []schema.Delta{evDelta(t1, t2)}, Changes: []schema.Change{evChange(t1.ID, 5)}}
+	rt, err := e.route(&b)
+	require.NoError(t, err)
+	require.Len(t, rt.created, 1)
+	require.Contains(t, rt.created[0].Reason, "column b added, and the rows already there hold values the source cannot tell (a volatile default)")
+	require.Empty(t, b.Deltas)
+	require.Empty(t, b.Changes, "the table's changes wait with it")
+
+	// fail fails, naming the policy field
+	e = newTestEvolver(schema.Evolution{Default: schema.EvolutionPolicy{AddColumn: schema.ActionFail}})
+	e.shapes[t1.ID] = t1
+	b = schema.Batch{Deltas: []schema.Delta{evDelta(t1, t2)}}
+	_, err = e.route(&b)
+	require.ErrorContains(t, err, "schema_changes.add_column is fail")
+
+	// a known value passes with the step
+	known := added
+	known.Existing = &schema.Existing{Value: schema.Int(5)}
+	e = newTestEvolver(schema.Evolution{})
+	e.shapes[t1.ID] = t1
+	b = schema.Batch{Deltas: []schema.Delta{evDelta(t1, evTable("t", 2, a, known))}}
+	rt, err = e.route(&b)
+	require.NoError(t, err)
+	require.Empty(t, rt.created)
+	v, ok := b.Deltas[0].Changes[0].Fill()
+	require.True(t, ok)
+	require.Equal(t, schema.Int(5), v)
+}
+
 func TestResolveHeldDelta(t *testing.T) {
 	r1 := evTable("r", 1, schema.Column{Name: "old", Type: evText, Nullable: true}, schema.Column{Name: "a", Type: evInt8, Nullable: true})
 	r2 := evTable("r", 2, schema.Column{Name: "new", Type: evText, Nullable: true}, schema.Column{Name: "a", Type: evInt4, Nullable: true})

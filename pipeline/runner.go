@@ -405,6 +405,8 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			if err != nil {
 				return err
 			}
+			// rows encoded before a column their batch adds hold its default
+			schema.FillExisting(&b)
 			if len(rt.created) > 0 && c.Holds == nil {
 				return component.Permanent(fmt.Errorf("schema change on %s: %s, but holding a table needs the metadata store (cdcd serve); set that policy to apply or fail for this pipeline", rt.created[0].Table, rt.created[0].Reason))
 			}
@@ -555,7 +557,12 @@ func (r *Runner) drain(ctx context.Context, h Hold, base offsets.Position) error
 				if err := write(seq); err != nil {
 					return err
 				}
-				if err := c.Sink.Apply(ctx, []schema.Delta{resolve(h, *e.Delta)}); err != nil {
+				d := resolve(h, *e.Delta)
+				// the held changes around it are restamped: so is the delta, so
+				// that a sink's fill of older rows reaches the ones replayed
+				// before it and none after
+				d.Pos = restamp(base, e.Seq)
+				if err := c.Sink.Apply(ctx, []schema.Delta{d}); err != nil {
 					return fmt.Errorf("apply the held schema change: %w", err)
 				}
 			} else {

@@ -3,6 +3,8 @@ package schema
 import (
 	"fmt"
 	"slices"
+
+	"github.com/cdcd-dev/cdcd/offsets"
 )
 
 // DeltaOp is the kind of one step of a Delta.
@@ -56,6 +58,13 @@ type Delta struct {
 	Table   Table          `json:"table"`
 	From    Version        `json:"from"` // 0 for CreateTable
 	Changes []ColumnChange `json:"changes"`
+	// Pos is where the version came into force: every change below it was
+	// encoded with an earlier version, every change at or above it with this
+	// one or a later one. The registry sets it; a sink guards what it writes
+	// into rows from before the delta (an added column's Existing value) by it,
+	// so applying the delta again never touches a row written after it. Deltas
+	// that only announce a version (no changes) may leave it nil.
+	Pos offsets.Position `json:"pos,omitempty"`
 }
 
 // Diff returns the steps that turn old into new, matching columns by name. A

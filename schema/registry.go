@@ -113,6 +113,7 @@ func (r *registry) Observe(ctx context.Context, t Table, pos offsets.Position) (
 		d.Changes = []ColumnChange{{Op: CreateTable}}
 	}
 	d.Table = next
+	d.Pos = pos.Clone()
 	tv := TableVersion{Table: next, Pos: pos.Clone()}
 	if err := r.store.SaveTableVersion(ctx, r.pipeline, tv); err != nil {
 		return Table{}, nil, fmt.Errorf("save version %d of %s: %w", next.Version, t.ID, err)
@@ -124,7 +125,7 @@ func (r *registry) Observe(ctx context.Context, t Table, pos offsets.Position) (
 // recorded rebuilds the delta that version vs[i] was recorded with: from the
 // version before it, or a CreateTable for the first.
 func recorded(vs []TableVersion, i int) *Delta {
-	d := &Delta{Table: vs[i].Table.Clone()}
+	d := &Delta{Table: vs[i].Table.Clone(), Pos: vs[i].Pos.Clone()}
 	if i == 0 {
 		d.Changes = []ColumnChange{{Op: CreateTable}}
 		return d

@@ -180,10 +180,10 @@ func TestRegistry(t *testing.T) {
 	first, d, err := r2.Observe(ctx, tbl(idCol, nameCol), p(10))
 	require.NoError(t, err)
 	require.Equal(t, Version(1), first.Version)
-	require.Equal(t, &Delta{Table: first, Changes: []ColumnChange{{Op: CreateTable}}}, d)
+	require.Equal(t, &Delta{Table: first, Changes: []ColumnChange{{Op: CreateTable}}, Pos: p(10)}, d)
 	second, d, err := r2.Observe(ctx, tbl(idCol, nameCol, extra), p(100))
 	require.NoError(t, err)
-	require.Equal(t, &Delta{Table: second, From: 1, Changes: []ColumnChange{{Op: AddColumn, Column: extra}}}, d)
+	require.Equal(t, &Delta{Table: second, From: 1, Changes: []ColumnChange{{Op: AddColumn, Column: extra}}, Pos: p(100)}, d)
 	require.Len(t, r2.Tables(), 1, "no version was made")
 	require.Equal(t, Version(2), r2.Tables()[0].Version)
 

@@ -76,6 +76,9 @@ type Column struct {
 	Name     string `json:"name"`
 	Type     Type   `json:"type"`
 	Nullable bool   `json:"nullable"`
+	// Existing is what rows that predate the column hold in it, when the source
+	// knows (see Existing). It is not part of the shape: SameShape ignores it.
+	Existing *Existing `json:"existing,omitempty"`
 }
 
 // Table is one version of a table's shape.

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
@@ -162,4 +163,23 @@ func NulledValues(reg prometheus.Registerer) *prometheus.CounterVec {
 		Name: "cdcd_sink_values_nulled_total",
 		Help: "Values stored as NULL because the destination column could not hold them (on_unrepresentable: null).",
 	}, []string{"pipeline", "table", "column"}))
+}
+
+// Fills returns the values d's added columns give the rows a sink wrote before
+// the delta (schema.Existing: what those rows hold at the source, which the log
+// never carried), one field per column, in step order; nil when there are
+// none. A sink writes them into rows whose version is below d.Pos only, so
+// applying the delta again never touches a row written after it: a delta with
+// fills and no position is a permanent error.
+func Fills(d schema.Delta) (schema.Row, error) {
+	var row schema.Row
+	for _, ch := range d.Changes {
+		if v, ok := ch.Fill(); ok {
+			row = append(row, schema.Field{Name: ch.Column.Name, Value: v})
+		}
+	}
+	if len(row) > 0 && d.Pos == nil {
+		return nil, component.Permanent(fmt.Errorf("table %s: the delta adding column %s carries no position to fill older rows up to", d.Table.ID, row[0].Name))
+	}
+	return row, nil
 }

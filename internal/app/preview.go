@@ -15,7 +15,6 @@ import (
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/cdcd-dev/cdcd/transforms"
-	"github.com/cdcd-dev/cdcd/transforms/cast"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -233,7 +232,7 @@ func (a *App) previewInput(ctx context.Context, req PreviewRequest, sec config.S
 		}
 		declared = map[string]schema.Type{}
 		for i, c := range t.Columns {
-			ty, err := cast.ParseType(c.Type)
+			ty, err := transforms.ParseType(c.Type)
 			if err != nil {
 				return bad(fmt.Sprintf("table.columns[%d].type", i), "%v", err)
 			}
@@ -255,7 +254,7 @@ func (a *App) previewInput(ctx context.Context, req PreviewRequest, sec config.S
 				return bad(fmt.Sprintf("rows[%d].%s", i, name), "%v", err)
 			}
 			if ty, ok := declared[name]; ok {
-				if v, err = cast.Convert(v, ty); err != nil {
+				if v, err = transforms.Convert(v, ty); err != nil {
 					return bad(fmt.Sprintf("rows[%d].%s", i, name), "%v", err)
 				}
 			} else if declared != nil {

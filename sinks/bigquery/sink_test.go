@@ -139,6 +139,58 @@ func TestSchemaChangeStatements(t *testing.T) {
 	require.True(t, component.IsPermanent(err))
 }
 
+// TestFillOlderRows: an added column's Existing value reaches the rows written
+// before its delta, of every type of the matrix, and never a row written after
+// it, however often the delta is applied. The emulator adds no column to a
+// table's storage, so the table has the columns from the start and the delta
+// finds them there (the live run of sinktest covers ADD COLUMN with the fill).
+func TestFillOlderRows(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	s := New(h.cfg, sinks.Deps{Pipeline: "p"})
+	require.NoError(t, s.Open(ctx))
+	defer s.Close(ctx)
+	full := sinktest.TypesTable()
+	require.NoError(t, s.Apply(ctx, create(full)))
+	pos := func(n uint64) offsets.Position { return offsets.AppendUint(nil, n) }
+	id := func(n int64) schema.Row { return schema.Row{{Name: "id", Value: schema.Int(n)}} }
+	older := []schema.Change{
+		{Op: schema.OpInsert, Table: full.ID, Version: 1, Pos: pos(1), Key: id(1), After: id(1)},
+		{Op: schema.OpInsert, Table: full.ID, Version: 1, Pos: pos(2), Key: id(2), After: id(2)},
+	}
+	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: older, Checkpoint: pos(2)}))
+
+	v2 := full.Clone()
+	v2.Version = 2
+	d := schema.Delta{Table: v2, From: 1, Pos: pos(3)}
+	want := id(1)
+	for i, c := range sinktest.TypeCases {
+		col := v2.Columns[i+1]
+		col.Existing = &schema.Existing{Value: c.Values[0]}
+		v2.Columns[i+1] = col
+		d.Changes = append(d.Changes, schema.ColumnChange{Op: schema.AddColumn, Column: col})
+		want = append(want, schema.Field{Name: c.Name, Value: c.Values[0]})
+	}
+	require.NoError(t, s.Apply(ctx, []schema.Delta{d}))
+	// after the delta, row 2 carries its own values: NULL
+	after := id(2)
+	for _, c := range sinktest.TypeCases {
+		after = append(after, schema.Field{Name: c.Name, Value: schema.Null()})
+	}
+	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: []schema.Change{{Op: schema.OpUpdate, Table: full.ID, Version: 2, Pos: pos(4), Key: id(2), After: after}}, Checkpoint: pos(4)}))
+	require.NoError(t, s.Apply(ctx, []schema.Delta{d}), "a replay of the delta")
+
+	got := h.State(t, v2)
+	require.Len(t, got, 2)
+	for _, f := range want {
+		gv, _ := got[string(id(1).AppendJSON(nil))].Row.Get(f.Name)
+		require.True(t, sinktest.Equal(f.Value, gv), "type %s: filled %s, read back %s", f.Name, f.Value.AppendJSON(nil), gv.AppendJSON(nil))
+	}
+	for _, f := range got[string(id(2).AppendJSON(nil))].Row[1:] {
+		require.True(t, f.Value.IsNull(), "row 2 was written after the delta: %s must stay NULL, is %s", f.Name, f.Value.AppendJSON(nil))
+	}
+}
+
 // TestOnUnrepresentableNull: with on_unrepresentable: null a value the column
 // cannot hold is stored as NULL and counted; by default the Write fails with
 // the table, column and position.

@@ -2,6 +2,7 @@ package bigquery
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sinks/warehouse"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -138,7 +140,65 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 		if err != nil {
 			return err
 		}
+		if cur != nil {
+			if err := s.fill(ctx, d); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// fill writes each added column's Existing value into the rows written before
+// the delta (a version below d.Pos's): at the source they hold it, and the log
+// carried nothing for them. The value takes the load path of every row (a raw
+// table through the Storage Write API, then the column's conversion), and the
+// UPDATE never touches a row written after the delta, so applying the delta
+// again changes nothing.
+func (s *Sink) fill(ctx context.Context, d schema.Delta) error {
+	row, err := sinks.Fills(d)
+	if len(row) == 0 || err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.tables, d.Table.ID)
+	s.mu.Unlock()
+	t, err := s.table(ctx, d.Table.ID)
+	if err != nil {
+		return err
+	}
+	var rnd [5]byte
+	rand.Read(rnd[:])
+	raw := fmt.Sprintf("%sfill_%s_%x_raw", s.cfg.MetadataPrefix, s.tag, rnd)
+	from := s.qualified(s.cfg.StagingDataset, raw)
+	var cols []bqCol
+	var set []string
+	for i, f := range row {
+		j, ok := t.byName[f.Name]
+		if !ok {
+			return component.Permanent(fmt.Errorf("table %s: column %s to fill is not at the destination", t.name, f.Name))
+		}
+		c := t.cols[j]
+		cols = append(cols, c)
+		// a scalar subquery per column: the emulator has no UPDATE … FROM
+		set = append(set, fmt.Sprintf("%s = (SELECT %s FROM %s LIMIT 1)", quote(c.name), c.typ.expr(fmt.Sprintf("c%d", i)), from))
+	}
+	l := &warehouse.Load{Table: d.Table.ID, Rows: []warehouse.Row{{C: &schema.Change{Op: schema.OpUpdate, Table: d.Table.ID, Pos: d.Pos, After: row}}}}
+	defer s.drop(raw)
+	if err := s.append(ctx, t, raw, cols, l); err != nil {
+		return err
+	}
+	q := fmt.Sprintf("UPDATE %s SET %s WHERE %s < @version", t.dest, strings.Join(set, ", "), quote(s.meta.Version))
+	st, err := s.query(ctx, "fill the added columns of "+t.name+"'s rows from before them", q,
+		bigquery.QueryParameter{Name: "version", Value: warehouse.Version(s.gen, d.Pos)})
+	if err != nil {
+		return err
+	}
+	var n int64
+	if qs, ok := st.Statistics.Details.(*bigquery.QueryStatistics); ok {
+		n = qs.NumDMLAffectedRows
+	}
+	s.log.Info("added columns filled in the rows from before them", "table", t.name, "columns", len(cols), "rows", n)
 	return nil
 }
 

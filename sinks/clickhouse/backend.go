@@ -123,7 +123,9 @@ func ident(s string) string {
 	return "`" + strings.NewReplacer(`\`, `\\`, "`", "\\`").Replace(s) + "`"
 }
 
-// literal quotes a string literal (for names from config, never row values).
+// literal quotes a string literal: names from config, and the server's own
+// text of a value it stored (an added column's DEFAULT), never row values.
+// Every byte but the backslash, the quote and NUL stands for itself.
 func literal(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(s) + "'"
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`, "\x00", `\0`).Replace(s) + "'"
 }

@@ -71,8 +71,9 @@ type chTable struct {
 }
 
 type chCol struct {
-	name string
-	ct   colType
+	name      string
+	ct        colType
+	defaulted bool // the column has a DEFAULT expression (an added column's fill)
 }
 
 // keyComment marks the primary-key columns (the sorting key may be longer).
@@ -227,7 +228,7 @@ func (s *Sink) Close(context.Context) error {
 // readTable reads a destination table's columns; nil if it does not exist.
 func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*chTable, error) {
 	name := s.cfg.DestName(id)
-	rows, err := s.be.QueryStrings(ctx, "SELECT table, name, type, comment FROM system.columns WHERE database = "+literal(s.cfg.Database))
+	rows, err := s.be.QueryStrings(ctx, "SELECT table, name, type, comment, default_kind FROM system.columns WHERE database = "+literal(s.cfg.Database))
 	if err != nil {
 		return nil, fmt.Errorf("read columns of %s: %w", name, err)
 	}
@@ -237,7 +238,7 @@ func (s *Sink) readTable(ctx context.Context, id schema.TableID) (*chTable, erro
 			continue
 		}
 		t.byName[r[1]] = len(t.cols)
-		t.cols = append(t.cols, chCol{name: r[1], ct: parseType(r[2])})
+		t.cols = append(t.cols, chCol{name: r[1], ct: parseType(r[2]), defaulted: r[4] == "DEFAULT"})
 		if r[3] == keyComment {
 			t.pk = append(t.pk, r[1])
 		}
@@ -368,25 +369,103 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 			}
 		}
 	}
+	fills := map[string]schema.Value{}
+	for _, ch := range d.Changes {
+		if v, ok := ch.Fill(); ok {
+			fills[ch.Column.Name] = v
+		}
+	}
 	// columns the destination lacks
 	for _, c := range d.Table.Columns {
-		if _, ok := cur.byName[c.Name]; ok {
+		if i, ok := cur.byName[c.Name]; ok {
+			if _, fill := fills[c.Name]; fill && !cur.cols[i].defaulted {
+				// kept from a drop at the source: its rows hold the old values,
+				// which no DEFAULT replaces
+				return component.Permanent(fmt.Errorf("table %s: column %s was added at the source with a default for the rows already there, but the destination still has a column of that name (kept when the source dropped it), whose older rows would keep their old values: drop the destination column, or resync the table",
+					cur.name, c.Name))
+			}
 			continue
 		}
 		ct, err := s.DestType(c.Type, true) // added later: existing rows have no value
 		if err != nil {
 			return component.Permanent(fmt.Errorf("table %s column %s: %w", cur.name, c.Name, err))
 		}
-		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", cur.ident, ident(c.Name), ct.sql)
+		def := ""
+		if v, ok := fills[c.Name]; ok {
+			if def, err = s.fillDefault(ctx, cur, c.Name, ct, v, d.Pos); err != nil {
+				return err
+			}
+		}
+		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s%s", cur.ident, ident(c.Name), ct.sql, def)
 		if s.feat.ifNotExists {
-			q = fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cur.ident, ident(c.Name), ct.sql)
+			q = fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s%s", cur.ident, ident(c.Name), ct.sql, def)
 		}
 		if err := s.exec(ctx, q); err != nil {
 			return err
 		}
-		s.log.Info("column added at destination", "table", cur.name, "column", c.Name, "type", ct.sql)
+		s.log.Info("column added at destination", "table", cur.name, "column", c.Name, "type", ct.sql, "fills_older_rows", def != "")
 	}
 	return nil
+}
+
+// fillDefault returns the DEFAULT clause that gives the rows already in the
+// table an added column's Existing value v: in ClickHouse a part written
+// before a column existed reads the column's DEFAULT, so the column's
+// addition and its fill are one statement, and nothing is rewritten. Rows
+// inserted later always carry the column. ClickHouse cannot take a bound
+// value in DDL, so v goes through the sink's own encoding into a one-row
+// staging table, the server renders it as text, and the DEFAULT casts that
+// text back, checked to give the same value before it is used. "" means NULL
+// (the on_unrepresentable: null policy).
+func (s *Sink) fillDefault(ctx context.Context, t *chTable, col string, ct colType, v schema.Value, pos offsets.Position) (string, error) {
+	x, problem := encode(ct, v)
+	if problem != "" {
+		var err error
+		if x, err = s.unrepresentable(t, &chCol{name: col, ct: ct}, &schema.Change{Pos: pos}, problem); err != nil {
+			return "", err
+		}
+		if x == nil {
+			return "", nil
+		}
+	}
+	h := fnv.New64a()
+	h.Write([]byte(s.pipeline + "\x00" + t.ident + "\x00" + col))
+	stage := s.db + "." + ident(fmt.Sprintf("%sfill_%x", s.cfg.MetadataPrefix, h.Sum64()))
+	if err := s.exec(ctx, "DROP TABLE IF EXISTS "+stage); err != nil {
+		return "", err
+	}
+	if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s (v %s) ENGINE = Memory", stage, ct.sql)); err != nil {
+		return "", err
+	}
+	defer s.be.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+stage) //nolint:errcheck // best effort: recreated next time
+	if err := s.be.Insert(ctx, stage, []Column{{"v", ct.sql}}, [][]any{{x}}, ""); err != nil {
+		return "", classify(fmt.Errorf("stage the value of column %s for %s's older rows: %w", col, t.name, err))
+	}
+	// as hex, so that no byte of the value is ever read as SQL: the bits of a
+	// float (its text does not always parse back on old servers), the text
+	// form of anything else
+	render, back := "hex(toString(v))", "CAST(unhex(%s) AS %s)"
+	if ct.base == "Float32" || ct.base == "Float64" {
+		render, back = "hex(reinterpretAsString(assumeNotNull(v)))", "reinterpretAs"+ct.base+"(unhex(%s))%.0s"
+	}
+	rows, err := s.be.QueryStrings(ctx, "SELECT "+render+" FROM "+stage)
+	if err != nil || len(rows) != 1 {
+		return "", classify(fmt.Errorf("render the value of column %s for %s's older rows: %w (%d rows)", col, t.name, err, len(rows)))
+	}
+	if _, err := hex.DecodeString(rows[0][0]); err != nil {
+		return "", fmt.Errorf("render the value of column %s for %s's older rows: the server's hex is not hex", col, t.name)
+	}
+	// to the base type (old servers cannot CAST to every Nullable type); the
+	// column's DEFAULT converts it
+	expr := fmt.Sprintf(back, literal(rows[0][0]), ct.base)
+	same, err := s.be.QueryStrings(ctx, fmt.Sprintf("SELECT toString(toString(%s) = toString(v)) FROM %s", expr, stage))
+	if err != nil {
+		return "", classify(fmt.Errorf("check the value of column %s for %s's older rows: %w", col, t.name, err))
+	}
+	if len(same) != 1 || same[0][0] != "1" {
+		return "", component.Permanent(fmt.Errorf("table %s column %s (%s): the value the rows already there hold at the source does not survive ClickHouse's text form, so it cannot be their DEFAULT: fill the column yourself, or resync the table", t.name, col, ct.sql))
+	}
+	return " DEFAULT " + expr, nil
 }
 
 func (s *Sink) tableOptions(id schema.TableID) TableOptions {

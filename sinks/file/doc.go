@@ -2,7 +2,10 @@
 // for trying cdcd without a warehouse and for debugging.
 //
 // Each line is one change: {"pos","op","table","version","tx","ts","key","before","after"}.
-// Schema deltas go to <table>.schema.jsonl. The sink is idempotent: a change whose
+// Schema deltas go to <table>.schema.jsonl, with the position where each came
+// into force ("pos"). An added column with "existing" (a source-side DEFAULT)
+// holds existing.value in every row written before that position: the source
+// logged nothing for those rows, so a consumer applies it (State does). The sink is idempotent: a change whose
 // position is not past the last line already in its table's file is skipped, so a
 // replay after a crash writes nothing twice. Every batch is flushed and fsynced
 // before Write returns. On Open a torn last line (a crash mid-write) is cut off.

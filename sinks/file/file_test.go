@@ -1,7 +1,9 @@
 package file
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -148,4 +150,47 @@ func TestStateKeepsUnchangedColumns(t *testing.T) {
 	st, err := State(dir)
 	require.NoError(t, err)
 	require.Equal(t, `{"id":1,"big":"xyz","n":2}`, st["a.b"][`{"id":1}`])
+}
+
+// TestAddedColumnFill: the schema file records an added column's value for the
+// rows already there, exactly, and State gives it to the rows written before
+// the delta and to none written after.
+func TestAddedColumnFill(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := open(t, dir)
+	v1 := schema.Table{ID: tid, Version: 1, PrimaryKey: []string{"id"}, Columns: []schema.Column{
+		{Name: "id", Type: schema.Type{Kind: schema.KindInt}}, {Name: "v", Type: schema.Type{Kind: schema.KindString}, Nullable: true}}}
+	require.NoError(t, s.Apply(ctx, []schema.Delta{{Table: v1, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}))
+	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: []schema.Change{change(1, schema.OpInsert, 1, "a"), change(2, schema.OpInsert, 2, "b")}}))
+	added := schema.Column{Name: "amount", Type: schema.Type{Kind: schema.KindDecimal, Name: "numeric"}, Nullable: true,
+		Existing: &schema.Existing{Value: schema.MustDecimal("12345678901234567890.000000000000000001")}}
+	v2 := v1.Clone()
+	v2.Version = 2
+	v2.Columns = append(v2.Columns, added)
+	d := schema.Delta{Table: v2, From: 1, Pos: offsets.AppendUint(nil, 3), Changes: []schema.ColumnChange{{Op: schema.AddColumn, Column: added}}}
+	require.NoError(t, s.Apply(ctx, []schema.Delta{d}))
+	c := change(4, schema.OpInsert, 3, "c")
+	c.Version = 2
+	c.After = append(c.After, schema.Field{Name: "amount", Value: schema.Null()})
+	require.NoError(t, s.Write(ctx, &schema.Batch{Changes: []schema.Change{c}}))
+	require.NoError(t, s.Close(ctx))
+
+	st, err := State(dir)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{
+		`{"id":1}`: `{"id":1,"v":"a","amount":"12345678901234567890.000000000000000001"}`,
+		`{"id":2}`: `{"id":2,"v":"b","amount":"12345678901234567890.000000000000000001"}`,
+		`{"id":3}`: `{"id":3,"v":"c","amount":null}`,
+	}, st["public.orders"])
+
+	// the recorded delta reads back exactly, position and value
+	b, err := os.ReadFile(filepath.Join(dir, "public.orders.schema.jsonl"))
+	require.NoError(t, err)
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	var got schema.Delta
+	require.NoError(t, json.Unmarshal(lines[len(lines)-1], &got))
+	require.Equal(t, d.Pos, got.Pos)
+	require.True(t, got.Changes[0].Column.Existing.Value.Equal(added.Existing.Value))
 }

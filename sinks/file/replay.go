@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -26,6 +28,49 @@ type Record struct {
 // unchangedMarker is how a column the source did not send (unchanged TOAST) is written.
 const unchangedMarker = `{"$unchanged":true}`
 
+// field is one member of a JSON object, in order.
+type field struct {
+	k string
+	v json.RawMessage
+}
+
+// fields reads a JSON object's members in order.
+func fields(obj []byte) ([]field, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	var out []field
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		out = append(out, field{k.(string), v})
+	}
+	return out, true
+}
+
+func render(fs []field) string {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, f := range fs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(f.k)
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(f.v)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
 // mergeUnchanged returns after with every unchanged-marked column taken from prev,
 // as a consumer of the log must apply it: the marker never replaces a value.
 func mergeUnchanged(prev string, after json.RawMessage) string {
@@ -34,52 +79,97 @@ func mergeUnchanged(prev string, after json.RawMessage) string {
 	}
 	var old map[string]json.RawMessage
 	_ = json.Unmarshal([]byte(prev), &old)
-	var cols []struct {
-		k string
-		v json.RawMessage
-	}
-	dec := json.NewDecoder(bytes.NewReader(after))
-	if _, err := dec.Token(); err != nil {
+	fs, ok := fields(after)
+	if !ok {
 		return string(after)
 	}
-	for dec.More() {
-		k, err := dec.Token()
-		if err != nil {
-			return string(after)
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return string(after)
-		}
-		if string(v) == unchangedMarker {
-			v = old[k.(string)] // absent before: stays unknown (null)
+	for i, f := range fs {
+		if string(f.v) == unchangedMarker {
+			v := old[f.k] // absent before: stays unknown (null)
 			if v == nil {
 				v = json.RawMessage("null")
 			}
+			fs[i].v = v
 		}
-		cols = append(cols, struct {
-			k string
-			v json.RawMessage
-		}{k.(string), v})
 	}
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, c := range cols {
-		if i > 0 {
-			b.WriteByte(',')
+	return render(fs)
+}
+
+// fill is a schema file's delta that adds columns: every row written before
+// pos holds the column's value for the rows already there, or NULL.
+type fill struct {
+	pos  string
+	cols []field
+}
+
+// readFills reads a schema file's fills, in position order.
+func readFills(path string) ([]fill, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []fill
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var d struct {
+			Pos     string `json:"pos"`
+			Changes []struct {
+				Op     string `json:"op"`
+				Column struct {
+					Name     string `json:"name"`
+					Existing *struct {
+						Value json.RawMessage `json:"value"`
+					} `json:"existing"`
+				} `json:"column"`
+			} `json:"changes"`
 		}
-		kb, _ := json.Marshal(c.k)
-		b.Write(kb)
-		b.WriteByte(':')
-		b.Write(c.v)
+		if len(bytes.TrimSpace(line)) == 0 || json.Unmarshal(line, &d) != nil || d.Pos == "" {
+			continue
+		}
+		f := fill{pos: d.Pos}
+		for _, c := range d.Changes {
+			if c.Op != "add_column" {
+				continue
+			}
+			v := json.RawMessage("null") // no value for the rows already there: NULL
+			if e := c.Column.Existing; e != nil && len(e.Value) > 0 {
+				v = e.Value
+			}
+			f.cols = append(f.cols, field{c.Column.Name, v})
+		}
+		if len(f.cols) > 0 {
+			out = append(out, f)
+		}
 	}
-	b.WriteByte('}')
-	return b.String()
+	slices.SortStableFunc(out, func(a, b fill) int { return strings.Compare(a.pos, b.pos) })
+	return out, nil
+}
+
+// apply sets f's columns in every row.
+func (f fill) apply(rows map[string]string) {
+	for k, row := range rows {
+		fs, ok := fields([]byte(row))
+		if !ok {
+			continue
+		}
+		for _, c := range f.cols {
+			if i := slices.IndexFunc(fs, func(x field) bool { return x.k == c.k }); i >= 0 {
+				fs[i].v = c.v
+			} else {
+				fs = append(fs, c)
+			}
+		}
+		rows[k] = render(fs)
+	}
 }
 
 // State replays every data file in dir and returns, per table, the latest row of
-// each live key (key JSON → after JSON); deleted keys are absent, and columns
-// marked unchanged keep their previous value. It also checks
+// each live key (key JSON → after JSON); deleted keys are absent, columns
+// marked unchanged keep their previous value, and a column added with a value
+// for the rows already there (its schema file's delta, "existing") gives it to
+// the rows written before the delta's position. It also checks
 // that positions strictly increase within each file: a duplicate or reordered line
 // is an error. Tools and tests use it to compare a sink's output with its source.
 func State(dir string) (map[string]map[string]string, error) {
@@ -96,9 +186,14 @@ func State(dir string) (map[string]map[string]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		fills, err := readFills(strings.TrimSuffix(p, ".jsonl") + ".schema.jsonl")
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		last := ""
+		last, table := "", ""
 		for n := 1; sc.Scan(); n++ {
 			var r Record
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
@@ -110,11 +205,15 @@ func State(dir string) (map[string]map[string]string, error) {
 				f.Close()
 				return nil, fmt.Errorf("%s:%d: position %s does not follow %s (duplicate or reordered change)", p, n, r.Pos, last)
 			}
-			last = r.Pos
+			last, table = r.Pos, r.Table
 			rows := out[r.Table]
 			if rows == nil {
 				rows = map[string]string{}
 				out[r.Table] = rows
+			}
+			for len(fills) > 0 && fills[0].pos <= r.Pos {
+				fills[0].apply(rows) // the rows written before the delta
+				fills = fills[1:]
 			}
 			switch r.Op {
 			case "d":
@@ -127,6 +226,11 @@ func State(dir string) (map[string]map[string]string, error) {
 		}
 		err = sc.Err()
 		f.Close()
+		for _, fl := range fills {
+			if rows := out[table]; rows != nil {
+				fl.apply(rows)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -207,6 +208,47 @@ func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error 
 		case schema.DropColumn, schema.DropTable, schema.SetNullable, schema.CreateTable, schema.AddColumn:
 			// drops keep the destination's column or table; data columns are nullable
 		}
+	}
+	return s.fill(ctx, tx, d)
+}
+
+// fill writes each added column's Existing value into the rows written before
+// the delta (a version below d.Pos): at the source they hold it, and the log
+// carried nothing for them. Rows written after the delta are never touched, so
+// applying it again, after a crash or a held table's replay, changes nothing.
+func (s *Sink) fill(ctx context.Context, tx pgx.Tx, d schema.Delta) error {
+	fills, err := sinks.Fills(d)
+	if len(fills) == 0 || err != nil {
+		return err
+	}
+	t, err := s.readTable(ctx, tx, d.Table.ID)
+	if err != nil {
+		return err
+	}
+	for _, f := range fills {
+		v := f.Value
+		i, ok := t.byName[f.Name]
+		if !ok {
+			return component.Permanent(fmt.Errorf("table %s: column %s to fill is not at the destination", t.name, f.Name))
+		}
+		col := &t.cols[i]
+		if p := col.spec.problem(v); p != "" {
+			nv, err := s.unrepresentable(t, col.name, &schema.Change{Pos: d.Pos}, p)
+			if err != nil {
+				return err
+			}
+			if v = nv; v.IsNull() {
+				continue // nothing to write: the rows hold NULL already
+			}
+		}
+		c, ver := pgx.Identifier{col.name}.Sanitize(), pgx.Identifier{s.meta.Version}.Sanitize()
+		// compared as text: some types (json, point) have no equality
+		q := fmt.Sprintf("UPDATE %s SET %s = $1::%s WHERE %s < $2 AND %s::text IS DISTINCT FROM ($1::%s)::text", t.ident, c, col.typ, ver, c, col.typ)
+		tag, err := tx.Exec(ctx, q, string(appendText(nil, v)), s.version(d.Pos))
+		if err != nil {
+			return classify(fmt.Errorf("fill column %s of %s's rows from before it was added: %w", col.name, t.name, err))
+		}
+		s.log.Info("added column filled in the rows from before it", "table", t.name, "column", col.name, "rows", tag.RowsAffected())
 	}
 	return nil
 }

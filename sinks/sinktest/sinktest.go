@@ -100,8 +100,10 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"hard_delete":               func(t *testing.T, h Harness) { testDeletes(t, h, true) },
 		"unchanged_keeps_value":     testUnchanged,
 		"add_column":                testAddColumn,
+		"add_column_fills_existing": testAddColumnFill,
 		"truncate":                  testTruncate,
 		"type_matrix":               testTypes,
+		"type_matrix_fill":          testTypesFill,
 		"crash_then_replay":         testCrashReplay,
 		"crash_after_merge":         testCrashAfterMerge,
 		"fenced_writer":             testFenced,
@@ -426,6 +428,63 @@ func testAddColumn(t *testing.T, h Harness) {
 	c.After = append(c.After, schema.Field{Name: "extra", Value: schema.String("x")})
 	s.write(batch(true, c, g.change(schema.OpUpdate, 1, 11, "a2")))
 	expect(t, h, v2, map[int64]schema.Row{1: row(1, 11, "a2"), 2: append(row(2, 20, "b"), schema.Field{Name: "extra", Value: schema.String("x")})})
+}
+
+// testAddColumnFill adds columns with a value for the rows already there (a
+// source-side DEFAULT): the rows written before the delta get it, the rows
+// written after keep their own (NULL included), and applying the delta again,
+// in this run or the next, changes nothing.
+func testAddColumnFill(t *testing.T, h Harness) {
+	var g gen
+	s := open(t, h, Options{})
+	s.apply(createDelta(Items))
+	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "a"), g.change(schema.OpInsert, 2, 20, "b"), g.change(schema.OpInsert, 3, 30, "c"),
+		g.change(schema.OpInsert, 6, 60, "f")))
+	s.write(batch(true, g.change(schema.OpDelete, 6, 0, "")))
+
+	dflt := "it's a \\ \"default\" ✓\nline 2"
+	text := schema.Column{Name: "label", Type: schema.Type{Kind: schema.KindString, Name: "text"}, Nullable: true,
+		Existing: &schema.Existing{Value: schema.String(dflt)}}
+	num := schema.Column{Name: "n", Type: schema.Type{Kind: schema.KindInt, Name: "int8"}, Nullable: true,
+		Existing: &schema.Existing{Value: schema.Int(-42)}}
+	unknown := schema.Column{Name: "u", Type: schema.Type{Kind: schema.KindInt, Name: "int8"}, Nullable: true,
+		Existing: &schema.Existing{Unknown: "a volatile default"}} // approved by a person: NULL
+	v2 := Items.Clone()
+	v2.Version = 2
+	v2.Columns = append(v2.Columns, text, num, unknown)
+	d := schema.Delta{Table: v2, From: 1, Pos: g.pos(), Changes: []schema.ColumnChange{
+		{Op: schema.AddColumn, Column: text}, {Op: schema.AddColumn, Column: num}, {Op: schema.AddColumn, Column: unknown}}}
+	s.apply(d)
+	with := func(r schema.Row, label, n schema.Value) schema.Row {
+		return append(r, schema.Field{Name: "label", Value: label}, schema.Field{Name: "n", Value: n}, schema.Field{Name: "u", Value: schema.Null()})
+	}
+	after := func(op schema.Op, id, v int64, doc string, label, n schema.Value) schema.Change {
+		c := g.change(op, id, v, doc)
+		c.Version = 2
+		c.After = with(c.After, label, n)
+		return c
+	}
+	// after the delta: rows carry their own values, NULL included
+	s.write(batch(true, after(schema.OpUpdate, 2, 21, "b2", schema.String("own"), schema.Int(7)),
+		after(schema.OpUpdate, 3, 31, "c2", schema.Null(), schema.Null()),
+		after(schema.OpInsert, 4, 40, "d", schema.Null(), schema.Int(8))))
+	want := map[int64]schema.Row{
+		1: with(row(1, 10, "a"), schema.String(dflt), schema.Int(-42)),
+		2: with(row(2, 21, "b2"), schema.String("own"), schema.Int(7)),
+		3: with(row(3, 31, "c2"), schema.Null(), schema.Null()),
+		4: with(row(4, 40, "d"), schema.Null(), schema.Int(8)),
+		6: nil,
+	}
+	expect(t, h, v2, want)
+	s.apply(d) // a replay of the delta after rows written past it
+	expect(t, h, v2, want)
+	s.close()
+
+	s = open(t, h, Options{}) // the next attempt replays it again
+	s.apply(d)
+	s.write(batch(true, after(schema.OpUpdate, 1, 11, "a2", schema.String(dflt), schema.Int(-42))))
+	want[1] = with(row(1, 11, "a2"), schema.String(dflt), schema.Int(-42))
+	expect(t, h, v2, want)
 }
 
 func testTruncate(t *testing.T, h Harness) {

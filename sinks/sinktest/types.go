@@ -1,11 +1,13 @@
 package sinktest
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/stretchr/testify/require"
 )
 
 // TypeCase is one column of the type matrix: a source type and the values
@@ -77,10 +79,9 @@ func TypesTable() schema.Table {
 	return t
 }
 
-func testTypes(t *testing.T, h Harness) {
-	var g gen
-	s := open(t, h, Options{})
-	tbl := TypesTable()
+// matrixCases are the type cases the harness's destination takes, with the
+// values it holds.
+func matrixCases(t *testing.T, h Harness) []TypeCase {
 	var cases []TypeCase
 	lim, _ := h.(Limits)
 	for _, c := range TypeCases {
@@ -101,6 +102,15 @@ func testTypes(t *testing.T, h Harness) {
 		}
 		cases = append(cases, c)
 	}
+	return cases
+}
+
+func testTypes(t *testing.T, h Harness) {
+	var g gen
+	s := open(t, h, Options{})
+	tbl := TypesTable()
+	lim, _ := h.(Limits)
+	cases := matrixCases(t, h)
 	s.apply(createDelta(tbl))
 	rows := 1
 	for _, c := range cases {
@@ -135,6 +145,47 @@ func testTypes(t *testing.T, h Harness) {
 			gv, _ := g.Row.Get(f.Name)
 			if !Equal(f.Value, gv) {
 				t.Errorf("type %s row %d: wrote %s, read back %s", f.Name, id, f.Value.AppendJSON(nil), gv.AppendJSON(nil))
+			}
+		}
+	}
+}
+
+// testTypesFill adds every type of the matrix as a column with a value for the
+// rows already there (one table per value of a case), and reads it back from a
+// row written before the columns existed: the fill path of each type.
+func testTypesFill(t *testing.T, h Harness) {
+	var g gen
+	s := open(t, h, Options{})
+	cases := matrixCases(t, h)
+	for k := 0; ; k++ {
+		base := schema.Table{ID: schema.TableID{Namespace: "public", Name: fmt.Sprintf("types_fill_%d", k)}, Version: 1, PrimaryKey: []string{"id"},
+			Columns: []schema.Column{{Name: "id", Type: schema.Type{Kind: schema.KindInt, Name: "int8"}}}}
+		v2 := base.Clone()
+		v2.Version = 2
+		var steps []schema.ColumnChange
+		want := schema.Row{{Name: "id", Value: schema.Int(1)}}
+		for _, c := range cases {
+			if k >= len(c.Values) {
+				continue
+			}
+			col := schema.Column{Name: c.Name, Type: c.Type, Nullable: true, Existing: &schema.Existing{Value: c.Values[k]}}
+			v2.Columns = append(v2.Columns, col)
+			steps = append(steps, schema.ColumnChange{Op: schema.AddColumn, Column: col})
+			want = append(want, schema.Field{Name: c.Name, Value: c.Values[k]})
+		}
+		if len(steps) == 0 {
+			return
+		}
+		s.apply(createDelta(base))
+		r := schema.Row{{Name: "id", Value: schema.Int(1)}}
+		s.write(batch(true, schema.Change{Op: schema.OpInsert, Table: base.ID, Version: 1, Pos: g.pos(), Key: r, After: r}))
+		s.apply(schema.Delta{Table: v2, From: 1, Pos: g.pos(), Changes: steps})
+		got, ok := h.State(t, v2)[key(1)]
+		require.True(t, ok, "row 1 of %s missing", base.ID)
+		for _, f := range want {
+			gv, _ := got.Row.Get(f.Name)
+			if !Equal(f.Value, gv) {
+				t.Errorf("type %s: filled %s, read back %s", f.Name, f.Value.AppendJSON(nil), gv.AppendJSON(nil))
 			}
 		}
 	}

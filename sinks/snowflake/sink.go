@@ -328,16 +328,7 @@ func (s *Sink) writeLoad(ctx context.Context, n uint64, i int, l *warehouse.Load
 	if err != nil {
 		return err
 	}
-	at := fmt.Sprintf("%s/%s/%s/", s.stage, s.tag, load)
-	put := fmt.Sprintf("PUT '%s' @%s AUTO_COMPRESS = FALSE", "file://"+strings.ReplaceAll(file, "'", `\'`), at)
-	if _, err := s.db.ExecContext(ctx, put); err != nil {
-		return classify(fmt.Errorf("upload %s's rows to stage %s: %w", t.name, s.cfg.Stage, err))
-	}
-	s.m.bytes.WithLabelValues(s.pipeline).Add(float64(size))
-	// COPY keeps load history: a file loaded before is skipped, and the rows it
-	// loaded are still in the raw table until their MERGE is done
-	copyQ := fmt.Sprintf("COPY INTO %s FROM @%s FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE PURGE = TRUE", t.raw, at)
-	if err := s.copyInto(ctx, copyQ, t, len(l.Rows)); err != nil {
+	if err := s.upload(ctx, t, file, load, size, len(l.Rows)); err != nil {
 		return err
 	}
 	if s.fault != nil {
@@ -354,6 +345,20 @@ func (s *Sink) writeLoad(ctx context.Context, n uint64, i int, l *warehouse.Load
 	s.m.rows.WithLabelValues(s.pipeline, t.name).Add(float64(len(l.Rows)))
 	s.m.merge.WithLabelValues(s.pipeline).Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// upload puts a load's file on the stage and copies it into t's raw table.
+// COPY keeps load history: a file loaded before is skipped, and the rows it
+// loaded are still in the raw table until their MERGE is done.
+func (s *Sink) upload(ctx context.Context, t *sfTable, file, load string, size int64, rows int) error {
+	at := fmt.Sprintf("%s/%s/%s/", s.stage, s.tag, load)
+	put := fmt.Sprintf("PUT '%s' @%s AUTO_COMPRESS = FALSE", "file://"+strings.ReplaceAll(file, "'", `\'`), at)
+	if _, err := s.db.ExecContext(ctx, put); err != nil {
+		return classify(fmt.Errorf("upload %s's rows to stage %s: %w", t.name, s.cfg.Stage, err))
+	}
+	s.m.bytes.WithLabelValues(s.pipeline).Add(float64(size))
+	copyQ := fmt.Sprintf("COPY INTO %s FROM @%s FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE PURGE = TRUE", t.raw, at)
+	return s.copyInto(ctx, copyQ, t, rows)
 }
 
 // copyInto runs a COPY and checks its per-file result: every file loaded, or

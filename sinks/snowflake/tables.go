@@ -2,6 +2,7 @@ package snowflake
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sinks/warehouse"
 )
 
@@ -250,7 +252,13 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 	if err != nil || t == nil {
 		return err
 	}
-	return s.ensureRaw(ctx, t)
+	if err := s.ensureRaw(ctx, t); err != nil {
+		return err
+	}
+	if cur == nil {
+		return nil // a new table has no rows to fill
+	}
+	return s.fill(ctx, d)
 }
 
 // alterTable brings an existing destination table to d's shape: renames, added
@@ -348,14 +356,7 @@ func (t *sfTable) mergeSQL(s *Sink, cols []sfCol, l *warehouse.Load) string {
 	var sel, names, keys []string
 	for _, c := range cols {
 		names = append(names, c.name)
-		switch c.typ.base {
-		case "VARIANT", "OBJECT":
-			sel = append(sel, fmt.Sprintf("PARSE_JSON(%s) AS %s", quote(c.name), quote(c.name)))
-		case "ARRAY":
-			sel = append(sel, fmt.Sprintf("PARSE_JSON(%s)::ARRAY AS %s", quote(c.name), quote(c.name)))
-		default:
-			sel = append(sel, quote(c.name))
-		}
+		sel = append(sel, c.fromRaw()+" AS "+quote(c.name))
 	}
 	var quotedKeys []string
 	for _, f := range l.Rows[0].C.Key {
@@ -377,6 +378,81 @@ func (t *sfTable) mergeSQL(s *Sink, cols []sfCol, l *warehouse.Load) string {
 		UnchangedSets: l.UnchangedSets, Hard: s.cfg.DeleteMode == "hard",
 		IncludeOp: s.cfg.IncludeOp, IncludeTS: s.cfg.IncludeSourceTS,
 	}.SQL()
+}
+
+// fromRaw is the column's value from its raw-table column: JSON text parsed
+// into VARIANT, OBJECT and ARRAY values.
+func (c sfCol) fromRaw() string {
+	switch c.typ.base {
+	case "VARIANT", "OBJECT":
+		return fmt.Sprintf("PARSE_JSON(%s)", quote(c.name))
+	case "ARRAY":
+		return fmt.Sprintf("PARSE_JSON(%s)::ARRAY", quote(c.name))
+	}
+	return quote(c.name)
+}
+
+// fill writes each added column's Existing value into the rows written before
+// the delta (a version below d.Pos's): at the source they hold it, and the log
+// carried nothing for them. The values take the load path of every row (one
+// Parquet row, PUT and COPY into the raw table under a load id of its own), and
+// the UPDATE never touches a row written after the delta, so applying the delta
+// again changes nothing.
+func (s *Sink) fill(ctx context.Context, d schema.Delta) error {
+	row, err := sinks.Fills(d)
+	if len(row) == 0 || err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.tables, d.Table.ID)
+	s.mu.Unlock()
+	t, err := s.table(ctx, d.Table.ID)
+	if err != nil {
+		return err
+	}
+	var cols []sfCol
+	var set, sel []string
+	for _, f := range row {
+		j, ok := t.byName[f.Name]
+		if !ok {
+			return component.Permanent(fmt.Errorf("table %s: column %s to fill is not at the destination", t.name, f.Name))
+		}
+		c := t.cols[j]
+		cols = append(cols, c)
+		set = append(set, fmt.Sprintf("%s = S.%s", quote(c.name), quote(c.name)))
+		sel = append(sel, c.fromRaw()+" AS "+quote(c.name))
+	}
+	l := &warehouse.Load{Table: d.Table.ID, Rows: []warehouse.Row{{C: &schema.Change{Op: schema.OpUpdate, Table: d.Table.ID, Pos: d.Pos, After: row},
+		Version: warehouse.Version(s.gen, d.Pos)}}}
+	dir, err := os.MkdirTemp(s.cfg.SpoolDir, "cdcd-snowflake-")
+	if err != nil {
+		return fmt.Errorf("spool directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	// a load id of its own (never skipped by load history); under the last
+	// recorded batch, so that a crash's leftover is cleaned up like a merged load's
+	load := fmt.Sprintf("%s-%d-fill-%x", s.tag, s.gen, rnd)
+	file, size, err := s.encode(dir, load, batchKey(s.gen, s.seq), t, cols, l)
+	if err != nil {
+		return err
+	}
+	if err := s.upload(ctx, t, file, load, size, 1); err != nil {
+		return err
+	}
+	q := fmt.Sprintf("UPDATE %s T SET %s FROM (SELECT %s FROM %s WHERE %s = ? LIMIT 1) S WHERE T.%s < ?", t.dest, strings.Join(set, ", "),
+		strings.Join(sel, ", "), t.raw, quote(rawLoad), quote(s.meta.Version))
+	res, err := s.db.ExecContext(ctx, q, load, warehouse.Version(s.gen, d.Pos))
+	if err != nil {
+		return classify(fmt.Errorf("fill the added columns of %s's rows from before them: %w", t.name, err))
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM `+t.raw+` WHERE `+quote(rawLoad)+` = ?`, load); err != nil {
+		return classify(fmt.Errorf("clean up %s: %w", t.raw, err))
+	}
+	n, _ := res.RowsAffected()
+	s.log.Info("added columns filled in the rows from before them", "table", t.name, "columns", len(cols), "rows", n)
+	return nil
 }
 
 // loadID names one table's part of batch n: the pipeline's tag, generation and

@@ -53,6 +53,13 @@ func (c *conformance) UpdateMany(t *testing.T, from, to, v int) {
 func (c *conformance) AddColumn(t *testing.T, name string) {
 	c.exec(t, fmt.Sprintf("ALTER TABLE ct ADD COLUMN %s int", quoteIdent(name)))
 }
+func (c *conformance) AddColumnWithDefault(t *testing.T, name string, def int, volatile bool) {
+	if volatile {
+		c.exec(t, fmt.Sprintf("ALTER TABLE ct ADD COLUMN %s int DEFAULT (FLOOR(RAND() * 1000))", quoteIdent(name)))
+		return
+	}
+	c.exec(t, fmt.Sprintf("ALTER TABLE ct ADD COLUMN %s int DEFAULT %d", quoteIdent(name), def))
+}
 func (c *conformance) Disconnect(t *testing.T) {
 	res, err := c.conn.Execute("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
 	require.NoError(t, err)

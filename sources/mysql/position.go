@@ -8,14 +8,19 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
 )
 
 // Positions (offsets tuple encoding):
 //
 //	change             (1, file, eventStart, row)
-//	checkpoint         (1, file, xidStart, MaxUint64, gtid, fileName, nextPos)
+//	checkpoint         (1, file, xidStart, MaxUint64, gtid, fileName, nextPos[, pending])
 //	snapshot row       (1, file, at, run, chunk, row)
-//	snapshot checkpoint (1, file, at, run, chunk, MaxUint64, gtid, fileName, nextPos)
+//	snapshot checkpoint (1, file, at, run, chunk, MaxUint64, gtid, fileName, nextPos[, pending])
+//
+// pending, when present, is what ALTERs before the resume point said about
+// tables whose next row event comes after it (added columns' defaults,
+// renames): the binlog never says it again.
 //
 // file is the binlog file's index (its numeric suffix), so versions increase
 // across rotations; eventStart is where the row event begins. A checkpoint after a
@@ -34,6 +39,16 @@ type resume struct {
 	gtid string // the executed GTID set (MySQL) or binlog position (MariaDB); "" for file:pos
 	file string
 	pos  uint32
+	// pending is what DDL before this point said about tables whose next
+	// TABLE_MAP comes after it (JSON of []pendingDDL; "" for none): added
+	// columns' defaults and renames, which the binlog's rows never repeat.
+	pending string
+}
+
+// pendingDDL is one table's expectation carried by a checkpoint.
+type pendingDDL struct {
+	Table  schema.TableID `json:"table"`
+	Expect *expectation   `json:"expect"`
 }
 
 // fileIndex is the numeric suffix of a binlog file name (binlog.000042 → 42).
@@ -75,7 +90,11 @@ func chunkCheckpointPos(file string, at uint32, run, chunk uint64, r resume) off
 func appendResume(p offsets.Position, r resume) offsets.Position {
 	p = offsets.AppendString(p, r.gtid)
 	p = offsets.AppendString(p, r.file)
-	return offsets.AppendUint(p, uint64(r.pos))
+	p = offsets.AppendUint(p, uint64(r.pos))
+	if r.pending != "" {
+		p = offsets.AppendString(p, r.pending)
+	}
+	return p
 }
 
 func checkpointPos(file string, at uint32, r resume) offsets.Position {
@@ -101,7 +120,10 @@ func decodeCheckpoint(p offsets.Position) (resume, error) {
 		}
 	}
 	r := resume{gtid: d.String(), file: d.String(), pos: uint32(d.Uint())}
-	if err := d.Err(); err != nil {
+	if d.More() {
+		r.pending = d.String()
+	}
+	if err := d.Done(); err != nil {
 		return resume{}, component.Permanent(fmt.Errorf("position %s: %w", p, err))
 	}
 	return r, nil

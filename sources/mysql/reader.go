@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -278,7 +279,40 @@ func (r *reader) emitChunks(ctx context.Context, ws []*window) error {
 }
 
 func (r *reader) resume() resume {
-	return resume{gtid: r.gtid.String(), file: r.file, pos: r.pos}
+	return resume{gtid: r.gtid.String(), file: r.file, pos: r.pos, pending: r.pendingJSON()}
+}
+
+// pendingJSON renders the expectations still waiting for their table's
+// TABLE_MAP, for checkpoints ("" when none).
+func (r *reader) pendingJSON() string {
+	if len(r.expect) == 0 {
+		return ""
+	}
+	var p []pendingDDL
+	for _, id := range slices.SortedFunc(maps.Keys(r.expect), func(a, b schema.TableID) int { return strings.Compare(a.String(), b.String()) }) {
+		p = append(p, pendingDDL{Table: id, Expect: r.expect[id]})
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "" // plain data: cannot fail
+	}
+	return string(b)
+}
+
+// restorePending reads the expectations a checkpoint carried.
+func (r *reader) restorePending(text string) error {
+	if text == "" {
+		return nil
+	}
+	var p []pendingDDL
+	if err := json.Unmarshal([]byte(text), &p); err != nil {
+		return component.Permanent(fmt.Errorf("checkpoint: pending DDL: %w", err))
+	}
+	for _, x := range p {
+		x.Expect.ddl = "an ALTER before the checkpoint"
+		r.expect[x.Table] = x.Expect
+	}
+	return nil
 }
 
 func (r *reader) send(ctx context.Context, b schema.Batch) error {
@@ -320,12 +354,18 @@ func (r *reader) observe(ctx context.Context, t schema.Table, file string, pos u
 func (r *reader) ddl(q, db string, start uint32, h *replication.EventHeader) error {
 	if r.parser == nil {
 		r.parser = parser.New()
-		r.expect = map[schema.TableID]*expectation{}
 	}
 	eff, err := parseDDL(r.parser, q, db)
 	if err != nil {
-		r.s.log.Debug("statement not parsed; the row metadata decides the table shapes", "error", err)
-		return nil
+		id, ok := unparsedAlter(q, db)
+		if !ok || !r.captured(id) {
+			r.s.log.Debug("statement not parsed; the row metadata decides the table shapes", "error", err)
+			return nil
+		}
+		// an ALTER of a replicated table: the columns it adds hold values cdcd
+		// cannot know, so the schema-change policy holds them for a person
+		r.s.log.Warn("an ALTER TABLE of a replicated table could not be parsed; columns it added will be held for review", "table", id.String(), "error", err)
+		eff = ddlEffect{expect: map[schema.TableID]*expectation{id: {Unparsed: true, ddl: q}}}
 	}
 	for _, id := range eff.truncate {
 		if r.captured(id) {
@@ -353,6 +393,9 @@ func (r *reader) ddl(q, db string, start uint32, h *replication.EventHeader) err
 	}
 	for id, e := range eff.expect {
 		if r.captured(id) {
+			if prev := r.expect[id]; prev != nil {
+				e = prev.then(e) // two ALTERs before the table's next row
+			}
 			r.expect[id] = e
 		}
 	}
@@ -474,6 +517,23 @@ func (r *reader) rows(ctx context.Context, st *tableMap, e *replication.RowsEven
 	t := st.shape
 	if len(t.PrimaryKey) == 0 {
 		return component.Permanent(fmt.Errorf("table %s has no primary key in the binlog's row metadata: add one (cdcd identifies rows by it)", st.id))
+	}
+	if e := r.expect[st.id]; e != nil && (len(e.Fills) > 0 || e.Unparsed) {
+		// the rows already there hold the added columns' defaults
+		t = t.Clone()
+		for i := range t.Columns {
+			f, ok := e.Fills[t.Columns[i].Name]
+			if !ok && e.Unparsed {
+				f, ok = fillSpec{Unknown: "the ALTER TABLE that added it could not be parsed"}, true
+			}
+			if ok {
+				ex, err := r.s.dec.existing(&st.cols[i], f)
+				if err != nil {
+					return component.Permanent(fmt.Errorf("table %s column %s added at %s:%d: %w", st.id, st.cols[i].name, r.file, start, err))
+				}
+				t.Columns[i].Existing = ex
+			}
+		}
 	}
 	d, err := r.observe(ctx, t, r.file, start)
 	if err != nil {

@@ -219,7 +219,12 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	s.errc = make(chan error, 1)
 	s.windows = make(chan windowReq)
 	r := &reader{s: s, streamer: streamer, file: start.file, pos: start.pos, gtid: newGTIDTracker(s.flavor, start.gtid),
-		tables: map[uint64]*tableMap{}, byID: map[schema.TableID]schema.Table{}, open: map[int]*window{}}
+		tables: map[uint64]*tableMap{}, byID: map[schema.TableID]schema.Table{}, open: map[int]*window{},
+		expect: map[schema.TableID]*expectation{}}
+	if err := r.restorePending(start.pending); err != nil {
+		s.syncer.Close()
+		return err
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

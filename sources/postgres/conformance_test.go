@@ -53,6 +53,13 @@ func (c *conformance) UpdateMany(t *testing.T, from, to, v int) {
 func (c *conformance) AddColumn(t *testing.T, name string) {
 	c.h.exec(fmt.Sprintf(`ALTER TABLE ct ADD COLUMN %s int4`, pgx.Identifier{name}.Sanitize()))
 }
+func (c *conformance) AddColumnWithDefault(t *testing.T, name string, def int, volatile bool) {
+	if volatile {
+		c.h.exec(fmt.Sprintf(`ALTER TABLE ct ADD COLUMN %s int4 DEFAULT (random() * 1000)::int4`, pgx.Identifier{name}.Sanitize()))
+		return
+	}
+	c.h.exec(fmt.Sprintf(`ALTER TABLE ct ADD COLUMN %s int4 DEFAULT %d`, pgx.Identifier{name}.Sanitize(), def))
+}
 func (c *conformance) Disconnect(t *testing.T) {
 	c.h.exec(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, c.cfg.Slot)
 }

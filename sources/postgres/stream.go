@@ -415,8 +415,13 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	if err := st.s.types.load(ctx, st.s.pool, oids...); err != nil {
 		return err
 	}
+	existing, err := existingValues(ctx, st.s.log, st.s.pool, st.s.types, m.RelationID, rel.names, rel.oids)
+	if err != nil {
+		return err
+	}
 	for i, c := range m.Columns {
-		shape.Columns = append(shape.Columns, schema.Column{Name: c.Name, Type: st.s.types.columnType(rel.oids[i], c.TypeModifier), Nullable: !notNull[c.Name]})
+		shape.Columns = append(shape.Columns, schema.Column{Name: c.Name, Type: st.s.types.columnType(rel.oids[i], c.TypeModifier), Nullable: !notNull[c.Name],
+			Existing: existing[c.Name]})
 	}
 	for _, k := range t.PK {
 		for i, n := range rel.names {

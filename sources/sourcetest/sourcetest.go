@@ -29,6 +29,10 @@ type Harness interface {
 	UpdateMany(t *testing.T, from, to, v int)
 	// AddColumn adds a nullable integer column to the test table.
 	AddColumn(t *testing.T, name string)
+	// AddColumnWithDefault adds a nullable integer column whose rows already
+	// there get def (a constant DEFAULT), or, with volatile, a value the server
+	// computes per row (a volatile or expression DEFAULT).
+	AddColumnWithDefault(t *testing.T, name string, def int, volatile bool)
 	// Disconnect makes the server drop the source's sessions (pg_terminate_backend, KILL).
 	Disconnect(t *testing.T)
 	// AddTable creates a second table like the test table holding rows 1..5
@@ -56,6 +60,7 @@ func suite() map[string]func(t *testing.T, h Harness) {
 		"resume_without_gap":    testResume,
 		"replay_only_unacked":   testReplayUnacked,
 		"add_column_mid_stream": testAddColumn,
+		"add_column_default":    testAddColumnDefault,
 		"reconnect_after_drop":  testReconnect,
 		"checkpoint_on_commit":  testCheckpoints,
 		"add_table":             testAddTable,
@@ -74,10 +79,11 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 
 // event is a row change as the suite tracks it.
 type event struct {
-	op  schema.Op
-	id  int64
-	v   int64
-	pos offsets.Position
+	op    schema.Op
+	id    int64
+	v     int64
+	pos   offsets.Position
+	after schema.Row
 }
 
 // reader reads batches from an open source.
@@ -137,7 +143,7 @@ func (r *reader) until(what string, done func([]event) bool) error {
 			if c.Table != r.table || c.Op == schema.OpTruncate {
 				continue
 			}
-			e := event{op: c.Op, pos: c.Pos}
+			e := event{op: c.Op, pos: c.Pos, after: c.After}
 			if id, ok := c.Key.Get("id"); ok {
 				e.id = id.AsInt()
 			}
@@ -286,6 +292,46 @@ func testAddColumn(t *testing.T, h Harness) {
 		found = found || (c.Op == schema.AddColumn && c.Column.Name == "extra")
 	}
 	require.True(t, found, "the delta says add_column extra: %+v", d.Changes)
+}
+
+// testAddColumnDefault: a column added with a constant default carries, in its
+// delta, the value the rows already there hold, which the server confirms
+// when an older row is updated (its image carries the column); one whose
+// value the server computed per row says it cannot be known.
+func testAddColumnDefault(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	defer r.close()
+	h.Insert(t, 1, 1)
+	r.mustUntil("before", has(1, schema.OpInsert, 1))
+	added := func(name string, v int64) (*schema.Existing, schema.Row) {
+		t.Helper()
+		r.mustUntil("after "+name, has(1, schema.OpUpdate, v))
+		var e *schema.Existing
+		found := false
+		for _, d := range r.deltas {
+			for _, c := range d.Changes {
+				if c.Op == schema.AddColumn && c.Column.Name == name {
+					e, found = c.Column.Existing, true
+					require.NotNil(t, d.Pos, "the delta says where it came into force")
+				}
+			}
+		}
+		require.True(t, found, "a delta adds %s", name)
+		return e, r.events[len(r.events)-1].after
+	}
+	h.AddColumnWithDefault(t, "seven", 7, false)
+	h.Update(t, 1, 2)
+	e, row := added("seven", 2)
+	require.True(t, e.Known(), "a constant default is known: %+v", e)
+	v, _ := row.Get("seven")
+	require.True(t, e.Value.Equal(v), "the older row holds %s at the source, the delta says %s", v.AppendJSON(nil), e.Value.AppendJSON(nil))
+	require.Equal(t, int64(7), v.AsInt())
+
+	h.AddColumnWithDefault(t, "rnd", 0, true)
+	h.Update(t, 1, 3)
+	e, _ = added("rnd", 3)
+	require.NotNil(t, e)
+	require.NotEmpty(t, e.Unknown, "a per-row default cannot be known")
 }
 
 func testReconnect(t *testing.T, h Harness) {

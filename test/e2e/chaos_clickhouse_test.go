@@ -35,8 +35,8 @@ func TestChaosPostgresToClickHouse(t *testing.T) {
 	ch := testenv.StartClickHouse(t)
 	c.dst = ch
 	c.ddl = func(n int) []string {
-		// no DEFAULT: see the DDL faults of TestChaosPostgresToPostgres
-		return []string{fmt.Sprintf(`ALTER TABLE acct ADD COLUMN extra_%d int4`, n), fmt.Sprintf(`UPDATE acct SET v = v + 1, extra_%d = 1 WHERE id %% 97 = 0`, n)}
+		// a DEFAULT: see the DDL faults of TestChaosPostgresToPostgres
+		return []string{fmt.Sprintf(`ALTER TABLE acct ADD COLUMN extra_%d int4 DEFAULT %d`, n, -n), fmt.Sprintf(`UPDATE acct SET v = v + 1, extra_%d = 1 WHERE id %% 97 = 0`, n)}
 	}
 	rows := testenv.EnvInt("CDCD_CHAOS_ROWS", 30_000)
 	c.snapRows = rows

@@ -19,7 +19,6 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/transforms"
-	"github.com/cdcd-dev/cdcd/transforms/cast"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -77,7 +76,7 @@ func New(c Config, d transforms.Deps) (*Flatten, error) {
 	}
 	slices.Sort(paths)
 	for _, p := range paths {
-		ty, err := cast.ParseType(c.Fields[p])
+		ty, err := transforms.ParseType(c.Fields[p])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("fields.%s: %w", p, err))
 			continue
@@ -124,6 +123,18 @@ func (f *Flatten) Schema(in schema.Table) (schema.Table, error) {
 			return schema.Table{}, fmt.Errorf("column %s of %s already exists: set a prefix", fd.name, in.ID)
 		}
 		added = append(added, schema.Column{Name: fd.name, Type: fd.typ, Nullable: true})
+	}
+	if e := in.Columns[i].Existing; e.Known() {
+		// the rows already there hold the document's default: flattened like theirs
+		vals, err := f.values(e.Value)
+		if err != nil {
+			return schema.Table{}, fmt.Errorf("flatten column %s: the value the rows already there hold (its default): %w", f.cfg.Column, err)
+		}
+		for j, v := range vals {
+			if !v.IsNull() {
+				added[j].Existing = &schema.Existing{Value: v}
+			}
+		}
 	}
 	keep := 1
 	if f.cfg.DropSource {
@@ -185,7 +196,7 @@ func (f *Flatten) values(doc schema.Value) ([]schema.Value, error) {
 		return out, nil
 	}
 	for i, fd := range f.fields {
-		v, err := cast.Convert(jsonValue(lookup(root, fd.path)), fd.typ)
+		v, err := transforms.Convert(jsonValue(lookup(root, fd.path)), fd.typ)
 		if err != nil {
 			if !f.null {
 				return nil, fmt.Errorf("field %s: %w", strings.Join(fd.path, "."), err)

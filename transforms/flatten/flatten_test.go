@@ -48,3 +48,22 @@ func TestErrors(t *testing.T) {
 	_, err = f.Schema(transformtest.Users)
 	require.ErrorContains(t, err, "column payload to flatten is not in table public.users")
 }
+
+// TestExistingValueIsFlattened: an added JSON column's default, which the rows
+// already there hold, is flattened like theirs into the new columns.
+func TestExistingValueIsFlattened(t *testing.T) {
+	f, err := New(Config{Column: "payload", Fields: map[string]string{"n": "int4", "s": "text"}}, transforms.Deps{})
+	require.NoError(t, err)
+	in := schema.Table{ID: schema.TableID{Name: "t"}, PrimaryKey: []string{"id"}, Columns: []schema.Column{
+		{Name: "id", Type: schema.Type{Kind: schema.KindInt}},
+		{Name: "payload", Type: schema.Type{Kind: schema.KindJSON, Name: "jsonb"}, Nullable: true, Existing: &schema.Existing{Value: schema.JSON(`{"n": 7}`)}}}}
+	out, err := f.Schema(in)
+	require.NoError(t, err)
+	byName := map[string]*schema.Existing{}
+	for _, c := range out.Columns {
+		byName[c.Name] = c.Existing
+	}
+	require.NotNil(t, byName["payload_n"])
+	require.Equal(t, schema.Int(7), byName["payload_n"].Value)
+	require.Nil(t, byName["payload_s"], "absent from the document: NULL")
+}

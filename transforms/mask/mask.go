@@ -141,6 +141,10 @@ func (m *Mask) Schema(in schema.Table) (schema.Table, error) {
 		if m.cfg.Method == "redact" {
 			out.Columns[i].Nullable = true
 		}
+		if e := c.Existing; e.Known() {
+			// the rows already there hold the default: it is masked like theirs
+			out.Columns[i].Existing = &schema.Existing{Value: m.mask(e.Value)}
+		}
 	}
 	return out, nil
 }

@@ -130,3 +130,21 @@ func TestTokenizeKeepsShapeAndIsDeterministic(t *testing.T) {
 	_, err = New(Config{Columns: []string{"x"}, Method: "tokenize"})
 	require.ErrorContains(t, err, "tokenize needs a secret key")
 }
+
+// TestExistingValueIsMasked: a column added with a default carries the value
+// the rows already there hold; the sink writes it into them, so it is masked
+// like theirs, never passed on in clear.
+func TestExistingValueIsMasked(t *testing.T) {
+	m, err := New(Config{Columns: []string{"email"}, Key: key, Length: 16})
+	require.NoError(t, err)
+	in := schema.Table{ID: schema.TableID{Name: "u"}, PrimaryKey: []string{"id"}, Columns: []schema.Column{
+		{Name: "id", Type: schema.Type{Kind: schema.KindInt}},
+		{Name: "email", Type: schema.Type{Kind: schema.KindString, Name: "text"}, Nullable: true, Existing: &schema.Existing{Value: schema.String("nobody@example.com")}}}}
+	out, err := m.Schema(in)
+	require.NoError(t, err)
+	c := schema.Change{Op: schema.OpInsert, After: schema.Row{{Name: "email", Value: schema.String("nobody@example.com")}}}
+	_, err = m.Apply(&c)
+	require.NoError(t, err)
+	require.Equal(t, c.After[0].Value, out.Columns[1].Existing.Value, "the same as a row holding it")
+	require.Equal(t, schema.String("nobody@example.com"), in.Columns[1].Existing.Value, "the input shape is left as it was")
+}
