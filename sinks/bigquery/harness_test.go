@@ -89,7 +89,10 @@ func (h *harness) NewSink(t *testing.T, o sinktest.Options) sinks.Sink {
 	if o.HardDelete {
 		c.DeleteMode = "hard"
 	}
-	return New(c, sinks.Deps{Pipeline: "sinktest"}, h.opts...)
+	if o.NullUnrepresentable {
+		c.OnUnrepresentable = "null"
+	}
+	return New(c, sinks.Deps{Pipeline: "sinktest", Metrics: o.Metrics}, h.opts...)
 }
 
 func (h *harness) Skip(string) string { return "" }

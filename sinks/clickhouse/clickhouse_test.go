@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/cdcd-dev/cdcd/internal/component"
@@ -278,6 +279,25 @@ func TestEncodeDatesItCannotHold(t *testing.T) {
 	}
 	_, p := encode(colType{base: "Float64"}, schema.Unknown("float8", "x"))
 	require.Contains(t, p, "not a float")
+}
+
+// TestEncodeDateTime64WhereTheEncoderWraps: clickhouse-go encodes DateTime64
+// through time.UnixNano, which wraps after 2262-04-11 (found by the type
+// matrix: 2299-12-31 was stored as 1715-06-13); later instants are refused,
+// the last one it carries is kept.
+func TestEncodeDateTime64WhereTheEncoderWraps(t *testing.T) {
+	t.Parallel()
+	ct := colType{base: "DateTime64(6, 'UTC')"}
+	for _, v := range []schema.Value{schema.Timestamp(time.Date(2262, 4, 11, 23, 47, 16, 854776000, time.UTC)),
+		schema.Timestamp(time.Date(2299, 12, 31, 23, 59, 59, 999999000, time.UTC)), schema.DateTime(time.Date(2270, 1, 1, 0, 0, 0, 0, time.UTC))} {
+		x, p := encode(ct, v)
+		require.Nil(t, x)
+		require.Contains(t, p, "outside the DateTime64 range", "%s", v.AppendJSON(nil))
+	}
+	last := time.Date(2262, 4, 11, 23, 47, 16, 854775000, time.UTC)
+	x, p := encode(ct, schema.Timestamp(last))
+	require.Empty(t, p)
+	require.Equal(t, last.UnixNano()/1000, x.(time.Time).UnixNano()/1000, "within the encoder's range")
 }
 
 // TestUnrepresentableArrays: a 2-D Postgres array has no place in an Array

@@ -151,9 +151,13 @@ func (s *Sink) baseType(t schema.Type, f features) (string, error) {
 
 // Ranges of the date types, for the unrepresentable check.
 var (
-	dateMin, dateMax             = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2149, 6, 6, 0, 0, 0, 0, time.UTC)
-	date32Min, date32Max         = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2299, 12, 31, 0, 0, 0, 0, time.UTC)
-	dateTime64Min, dateTime64Max = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2299, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	dateMin, dateMax     = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2149, 6, 6, 0, 0, 0, 0, time.UTC)
+	date32Min, date32Max = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2299, 12, 31, 0, 0, 0, 0, time.UTC)
+	// DateTime64 holds 1900–2299, but clickhouse-go (ch-go's ToDateTime64)
+	// encodes it through time.UnixNano, which wraps after 2262-04-11: a
+	// 2299 instant arrived as 1715 (found by the type matrix). The range is
+	// what the encoder carries exactly.
+	dateTime64Min, dateTime64Max = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, math.MaxInt64).UTC().Truncate(time.Microsecond)
 	intRange                     = map[string][2]int64{"Int8": {math.MinInt8, math.MaxInt8}, "Int16": {math.MinInt16, math.MaxInt16}, "Int32": {math.MinInt32, math.MaxInt32}, "Int64": {math.MinInt64, math.MaxInt64}}
 	uintMax                      = map[string]uint64{"UInt8": math.MaxUint8, "UInt16": math.MaxUint16, "UInt32": math.MaxUint32, "UInt64": math.MaxUint64}
 )
@@ -275,7 +279,7 @@ func encode(ct colType, v schema.Value) (any, string) {
 	case strings.HasPrefix(b, "DateTime64"):
 		t := v.AsTime().UTC()
 		if t.Before(dateTime64Min) || t.After(dateTime64Max) {
-			return nil, "is outside DateTime64's range (1900-01-01 to 2299-12-31)"
+			return nil, "is outside the DateTime64 range the sink writes exactly (1900-01-01 to 2262-04-11 23:47:16.854775)"
 		}
 		return t, ""
 	case b == "Date32" || b == "Date":

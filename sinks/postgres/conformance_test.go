@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -50,13 +49,16 @@ func (h *harness) config(o sinktest.Options) Config {
 	if o.HardDelete {
 		c.DeleteMode = "hard"
 	}
+	if o.NullUnrepresentable {
+		c.OnUnrepresentable = "null"
+	}
 	return c.WithDefaults()
 }
 
 func (h *harness) NewSink(t *testing.T, o sinktest.Options) sinks.Sink {
 	c := h.config(o)
 	require.NoError(t, c.Validate())
-	return New(c, sinks.Deps{Pipeline: "sinktest"})
+	return New(c, sinks.Deps{Pipeline: "sinktest", Metrics: o.Metrics})
 }
 
 func (h *harness) Skip(string) string { return "" }
@@ -67,44 +69,35 @@ func (h *harness) KillAndRestart(t *testing.T) {
 	require.NoError(t, h.pg.Restart())
 }
 
-// State reads a table back, every value as text (arrays as JSON) decoded by the
-// column's type.
+// State reads a table back, every value in the server's text form (no casts:
+// a cast to text changes char(n) and inet), decoded by the column's type.
 func (h *harness) State(t *testing.T, table schema.Table) map[string]sinktest.Stored {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, h.dsn)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET TIME ZONE 'UTC'; SET extra_float_digits = 3")
+	_, err = conn.Exec(ctx, "SET TIME ZONE 'UTC'; SET extra_float_digits = 3; SET bytea_output = 'hex'; SET IntervalStyle = 'postgres'; SET DateStyle = 'ISO, YMD'")
 	require.NoError(t, err)
 	var sel []string
 	for _, c := range table.Columns {
-		id := pgx.Identifier{c.Name}.Sanitize()
-		if c.Type.Kind == schema.KindArray {
-			sel = append(sel, "array_to_json("+id+")::text")
-		} else {
-			sel = append(sel, id+"::text")
-		}
+		sel = append(sel, pgx.Identifier{c.Name}.Sanitize())
 	}
-	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT %s, _cdc_deleted FROM dest.%s", strings.Join(sel, ", "), pgx.Identifier{table.ID.Name}.Sanitize()))
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT %s, _cdc_deleted::text FROM dest.%s", strings.Join(sel, ", "), pgx.Identifier{table.ID.Name}.Sanitize()),
+		pgx.QueryResultFormats{pgx.TextFormatCode})
 	require.NoError(t, err)
 	defer rows.Close()
 	out := map[string]sinktest.Stored{}
 	for rows.Next() {
-		texts := make([]*string, len(table.Columns))
-		dest := make([]any, 0, len(texts)+1)
-		for i := range texts {
-			dest = append(dest, &texts[i])
-		}
+		raw := rows.RawValues()
 		var st sinktest.Stored
-		dest = append(dest, &st.Deleted)
-		require.NoError(t, rows.Scan(dest...))
 		for i, c := range table.Columns {
 			v := schema.Null()
-			if texts[i] != nil {
-				v = decode(t, c.Type, *texts[i])
+			if raw[i] != nil {
+				v = decode(t, c.Type, string(raw[i]))
 			}
 			st.Row = append(st.Row, schema.Field{Name: c.Name, Value: v})
 		}
+		st.Deleted = string(raw[len(table.Columns)]) == "true"
 		var key schema.Row
 		for _, k := range table.PrimaryKey {
 			v, _ := st.Row.Get(k)
@@ -116,28 +109,16 @@ func (h *harness) State(t *testing.T, table schema.Table) map[string]sinktest.St
 	return out
 }
 
-// decode turns Postgres's text output back into a Value (arrays come as
-// array_to_json).
+// decode turns Postgres's text output back into a Value.
 func decode(t *testing.T, typ schema.Type, s string) schema.Value {
 	t.Helper()
-	if typ.Kind != schema.KindArray {
-		v, err := sinktest.ParseText(typ, s)
-		require.NoError(t, err, "decode %q as %s", s, typ)
-		return v
+	var v schema.Value
+	var err error
+	if typ.Kind == schema.KindArray {
+		v, err = sinktest.ParseArrayLiteral(typ, s)
+	} else {
+		v, err = sinktest.ParseText(typ, s)
 	}
-	var elems []json.RawMessage
-	require.NoError(t, json.Unmarshal([]byte(s), &elems), "decode %q as %s", s, typ)
-	var vs []schema.Value
-	for _, e := range elems {
-		if string(e) == "null" {
-			vs = append(vs, schema.Null())
-			continue
-		}
-		var text string
-		if json.Unmarshal(e, &text) != nil {
-			text = string(e)
-		}
-		vs = append(vs, decode(t, *typ.Elem, text))
-	}
-	return schema.Array(vs...)
+	require.NoError(t, err, "decode %q as %s", s, typ)
+	return v
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -83,6 +84,12 @@ func newHarness(t *testing.T, opts ...Option) *harness {
 		h.cfg = c.WithDefaults()
 	} else {
 		h.fs = testenv.StartFakesnow(t)
+		fsDir := h.fs.Dir
+		t.Cleanup(func() { // before the server and its directory go
+			if b, err := os.ReadFile(filepath.Join(fsDir, "fakesnow.log")); err == nil && t.Failed() {
+				t.Logf("fakesnow.log (tail):\n%s", b[max(0, len(b)-4000):])
+			}
+		})
 		dbSeq.Lock()
 		dbSeq.n++
 		n := dbSeq.n
@@ -123,7 +130,10 @@ func (h *harness) NewSink(t *testing.T, o sinktest.Options) sinks.Sink {
 	if o.HardDelete {
 		c.DeleteMode = "hard"
 	}
-	return New(c, sinks.Deps{Pipeline: "sinktest"}, h.opts...)
+	if o.NullUnrepresentable {
+		c.OnUnrepresentable = "null"
+	}
+	return New(c, sinks.Deps{Pipeline: "sinktest", Metrics: o.Metrics}, h.opts...)
 }
 
 func (h *harness) Skip(string) string { return "" }

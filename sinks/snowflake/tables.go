@@ -505,7 +505,7 @@ func (s *Sink) encode(dir, load, batch string, t *sfTable, cols []sfCol, l *ware
 	for i, r := range l.Rows {
 		for j, c := range cols {
 			v := r.Value(c.name)
-			if problem := appendValue(rb.Field(j), c.typ.raw(), v); problem != "" {
+			if problem := appendValue(rb.Field(j), c.typ, v); problem != "" {
 				if err := s.nulls.Handle(t.name, c.name, r.C, problem); err != nil {
 					return "", 0, err
 				}

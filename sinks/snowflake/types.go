@@ -143,8 +143,12 @@ func (c colType) arrowType() arrow.DataType {
 	return arrow.BinaryTypes.String
 }
 
-// appendValue appends v to the builder of a raw column of type c. It returns
-// why the column cannot hold v (never the value itself), or "".
+// appendValue appends v to the raw-table builder of a column of type c (for
+// VARIANT, OBJECT and ARRAY a string builder: their JSON text, parsed in the
+// MERGE). It returns why the column cannot hold v (never the value itself), or
+// "". It takes the column's own type, not the raw one: the checks of
+// semi-structured values need it (found by the type matrix: with the raw type
+// an array's text with bounds reached PARSE_JSON and failed the MERGE).
 func appendValue(b array.Builder, c colType, v schema.Value) string {
 	if v.IsNull() {
 		b.AppendNull()

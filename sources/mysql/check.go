@@ -36,10 +36,13 @@ func (s *Source) Check(ctx context.Context) error {
 		s.query = nil
 		s.qmu.Unlock()
 	}()
-	s.flavor = gmysql.MySQLFlavor
+	flavor := gmysql.MySQLFlavor
 	if strings.Contains(strings.ToLower(conn.GetServerVersion()), "mariadb") {
-		s.flavor = gmysql.MariaDBFlavor
+		flavor = gmysql.MariaDBFlavor
 	}
+	s.mu.Lock() // SourceStatus reads it
+	s.flavor = flavor
+	s.mu.Unlock()
 	p := s.check()
 	return errors.Join(p.blocking...)
 }

@@ -28,7 +28,14 @@ type tablePlan struct {
 // fresh pipeline, whose earlier progress (of an attempt that committed nothing)
 // does not count.
 func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
-	s.progress = map[schema.TableID]*sources.SnapshotProgress{}
+	// built aside and published under the lock: SourceStatus reads it from
+	// other goroutines (found by the race detector in the type matrix)
+	progress := map[schema.TableID]*sources.SnapshotProgress{}
+	defer func() {
+		s.mu.Lock()
+		s.progress = progress
+		s.mu.Unlock()
+	}()
 	if s.cfg.Snapshot == "never" {
 		return nil, nil
 	}
@@ -54,7 +61,7 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 		}
 		if p.Done {
 			cp := p
-			s.progress[id] = &cp
+			progress[id] = &cp
 			continue
 		}
 		cols, t, err := s.describe(s.exec, id)
@@ -72,7 +79,7 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 		}
 		p.Table = id
 		cp := p
-		s.progress[id] = &cp
+		progress[id] = &cp
 		out = append(out, tp)
 	}
 	return out, nil

@@ -168,10 +168,13 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 			s.query = nil
 		}
 	}()
-	s.flavor = gmysql.MySQLFlavor
+	flavor := gmysql.MySQLFlavor
 	if strings.Contains(strings.ToLower(s.query.GetServerVersion()), "mariadb") {
-		s.flavor = gmysql.MariaDBFlavor
+		flavor = gmysql.MariaDBFlavor
 	}
+	s.mu.Lock() // SourceStatus reads it
+	s.flavor = flavor
+	s.mu.Unlock()
 	if problems := s.check(); len(problems.blocking) > 0 {
 		return component.Permanent(errors.Join(problems.blocking...))
 	} else {
