@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
@@ -182,4 +183,32 @@ func Fills(d schema.Delta) (schema.Row, error) {
 		return nil, component.Permanent(fmt.Errorf("table %s: the delta adding column %s carries no position to fill older rows up to", d.Table.ID, row[0].Name))
 	}
 	return row, nil
+}
+
+// AlteredValues is the counter of values a sink stored as another value
+// because the destination has no form for them that tells them apart (a NULL
+// array is [] in ClickHouse, where an Array cannot be NULL; a JSON null where
+// the value is written as JSON text reads as NULL), shared by every sink on
+// reg. docs/type-mappings.md lists them.
+func AlteredValues(reg prometheus.Registerer) *prometheus.CounterVec {
+	return component.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cdcd_sink_values_altered_total",
+		Help: "Values stored as another value because the destination has no form that tells them apart (a NULL array as [] in ClickHouse; a JSON null written as JSON text, which reads as NULL).",
+	}, []string{"pipeline", "table", "column"}))
+}
+
+// JSONNull reports whether v is, or (in an array, at any depth) holds, the
+// JSON value null: written as JSON text it reads back as NULL.
+func JSONNull(v schema.Value) bool {
+	switch v.Kind() {
+	case schema.KindJSON:
+		return strings.TrimSpace(v.Text()) == "null"
+	case schema.KindArray:
+		for _, e := range v.Elems() {
+			if JSONNull(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

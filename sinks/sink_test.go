@@ -75,3 +75,31 @@ func TestNulledValuesIsSharedOnARegistry(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 }
+
+func TestAlteredValuesIsSharedOnARegistry(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	AlteredValues(reg).WithLabelValues("p", "t", "c").Inc()
+	AlteredValues(reg).WithLabelValues("p", "t", "c").Inc()
+	require.Equal(t, 2.0, testutil.ToFloat64(AlteredValues(reg).WithLabelValues("p", "t", "c")))
+}
+
+func TestJSONNull(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    schema.Value
+		want bool
+	}{
+		{schema.JSON("null"), true},
+		{schema.JSON(" null\n"), true},
+		{schema.JSON(`{"a": null}`), false}, // a member's null is kept inside its object
+		{schema.JSON(`"null"`), false},
+		{schema.Null(), false},
+		{schema.String("null"), false},
+		{schema.Array(schema.JSON("1"), schema.Null()), false}, // a NULL element is NULL either way
+		{schema.Array(schema.JSON("1"), schema.JSON("null")), true},
+		{schema.Array(schema.Array(schema.JSON("null"))), true},
+	} {
+		require.Equal(t, tc.want, JSONNull(tc.v), "%v", tc.v)
+	}
+}

@@ -86,7 +86,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 		// table names hold 1,024 UTF-8 bytes, column names 300 characters
 		// (counted here in bytes, the stricter)
 		names: sinks.NewNames(c.Common, sinks.Limits{Bytes: true, Table: 1024, Column: 300})}
-	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Log: s.log}
+	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Altered: sinks.AlteredValues(d.Metrics), Log: s.log}
 	s.labels = maps.Clone(c.Labels)
 	if s.labels == nil {
 		s.labels = map[string]string{}

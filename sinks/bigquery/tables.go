@@ -410,6 +410,10 @@ func (s *Sink) append(ctx context.Context, t *bqTable, raw string, cols []bqCol,
 		var b []byte
 		for j, c := range cols {
 			var problem string
+			if v := r.Value(c.name); v.Kind() == schema.KindArray && sinks.JSONNull(v) {
+				// arrays are JSON arrays here
+				s.nulls.Alter(t.name, c.name, "an array element that is the JSON value null reads as NULL in a JSON array")
+			}
 			if b, problem = appendValue(b, protowire.Number(j+1), c.typ, r.Value(c.name), limit); problem != "" {
 				if err := s.nulls.Handle(t.name, c.name, r.C, problem); err != nil {
 					return err

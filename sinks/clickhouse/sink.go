@@ -44,6 +44,7 @@ type Sink struct {
 	log      *slog.Logger
 	rows     *prometheus.CounterVec
 	nulled   *prometheus.CounterVec
+	altered  *prometheus.CounterVec
 	dial     func(context.Context) (Backend, error)
 
 	be     Backend
@@ -93,6 +94,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 	s.rows = component.Register(d.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcd_sink_clickhouse_rows_total",
 		Help: "Rows inserted into ClickHouse tables (after collapsing per key), by pipeline and table."}, []string{"pipeline", "table"}))
 	s.nulled = sinks.NulledValues(d.Metrics)
+	s.altered = sinks.AlteredValues(d.Metrics)
 	s.dial = func(ctx context.Context) (Backend, error) { return dialNative(ctx, c) }
 	for _, o := range opts {
 		o(s)
@@ -726,6 +728,9 @@ func (s *Sink) writeTable(ctx context.Context, id schema.TableID, changes []sche
 			if ok && v.Kind() == schema.KindUnchanged {
 				unchanged = append(unchanged, col.name)
 			}
+			if ok && v.IsNull() && col.ct.elem != nil && c.Op != schema.OpDelete {
+				s.alter(t, col, "an Array cannot be NULL: a NULL array is stored as []")
+			}
 			x, problem := encode(col.ct, v)
 			if problem != "" {
 				if x, err = s.unrepresentable(t, col, c, problem); err != nil {
@@ -827,6 +832,16 @@ func (s *Sink) insertKeepingUnchanged(ctx context.Context, t *chTable, cols []Co
 		return fmt.Errorf("insert rows keeping unchanged values into %s: %w", t.name, err)
 	}
 	return nil
+}
+
+// alter counts a value stored as another one (sinks.AlteredValues), logged
+// once per column.
+func (s *Sink) alter(t *chTable, col *chCol, why string) {
+	s.altered.WithLabelValues(s.pipeline, t.name, col.name).Inc()
+	if k := "altered\x00" + t.name + "\x00" + col.name; !s.warned[k] {
+		s.warned[k] = true
+		s.log.Warn("values stored as another value the destination cannot tell apart; further ones are only counted", "table", t.name, "column", col.name, "reason", why)
+	}
 }
 
 // unrepresentable applies on_unrepresentable; neither error nor log carries the value.

@@ -19,6 +19,7 @@ import (
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures the file sink.
@@ -50,9 +51,12 @@ func Factory() sinks.Factory {
 
 // Sink is the file sink.
 type Sink struct {
-	cfg   Config
-	log   *slog.Logger
-	files map[schema.TableID]*tableFile
+	cfg      Config
+	log      *slog.Logger
+	files    map[schema.TableID]*tableFile
+	pipeline string
+	altered  *prometheus.CounterVec
+	warned   map[string]bool
 }
 
 type tableFile struct {
@@ -68,7 +72,7 @@ func New(c Config, d sinks.Deps) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sink{cfg: c, log: log.With("component", "sink.file")}
+	return &Sink{cfg: c, log: log.With("component", "sink.file"), pipeline: d.Pipeline, altered: sinks.AlteredValues(d.Metrics), warned: map[string]bool{}}
 }
 
 // Open creates the directory.
@@ -274,6 +278,15 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 		}
 		if c.Pos.Compare(tf.last) <= 0 {
 			continue // written before a crash or by an earlier attempt
+		}
+		for _, f := range c.After {
+			if sinks.JSONNull(f.Value) { // inline JSON: its null reads as NULL
+				s.altered.WithLabelValues(s.pipeline, c.Table.String(), f.Name).Inc()
+				if k := c.Table.String() + "\x00" + f.Name; !s.warned[k] {
+					s.warned[k] = true
+					s.log.Warn("a JSON null is written as JSON's null, which reads as NULL; further ones are only counted", "table", c.Table.String(), "column", f.Name)
+				}
+			}
 		}
 		buf = appendLine(buf[:0], c)
 		if _, err := tf.w.Write(buf); err != nil {

@@ -75,7 +75,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 		m: newMetrics(d.Metrics), meta: c.Meta(),
 		// identifiers hold 255 characters; the raw table prefixes the name
 		names: sinks.NewNames(c.Common, sinks.Limits{Table: 255 - len(c.MetadataPrefix+"raw_"), Column: 255})}
-	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Log: s.log}
+	s.nulls = &warehouse.Unrepresentable{Policy: c.OnUnrepresentable, Pipeline: d.Pipeline, Nulled: s.m.nulled, Altered: sinks.AlteredValues(d.Metrics), Log: s.log}
 	for _, o := range opts {
 		o(s)
 	}

@@ -505,6 +505,10 @@ func (s *Sink) encode(dir, load, batch string, t *sfTable, cols []sfCol, l *ware
 	for i, r := range l.Rows {
 		for j, c := range cols {
 			v := r.Value(c.name)
+			if v.Kind() == schema.KindArray && sinks.JSONNull(v) {
+				// arrays are JSON arrays here
+				s.nulls.Alter(t.name, c.name, "an array element that is the JSON value null reads as NULL in a JSON array")
+			}
 			if problem := appendValue(rb.Field(j), c.typ, v); problem != "" {
 				if err := s.nulls.Handle(t.name, c.name, r.C, problem); err != nil {
 					return "", 0, err

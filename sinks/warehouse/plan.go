@@ -269,6 +269,7 @@ type Unrepresentable struct {
 	Policy   string // on_unrepresentable: "error" or "null"
 	Pipeline string
 	Nulled   *prometheus.CounterVec // sinks.NulledValues
+	Altered  *prometheus.CounterVec // sinks.AlteredValues
 	Log      *slog.Logger
 
 	mu     sync.Mutex
@@ -292,6 +293,24 @@ func (u *Unrepresentable) Handle(table, column string, c *schema.Change, problem
 		u.Log.Warn("values the destination column cannot hold are stored as NULL", "table", table, "column", column, "reason", problem)
 	}
 	return nil
+}
+
+// Alter counts a value stored as another one (sinks.AlteredValues): an array
+// holding a JSON null, written as a JSON array, where that element reads as
+// NULL. It is logged once per column. It is safe for concurrent use.
+func (u *Unrepresentable) Alter(table, column, why string) {
+	if u.Altered != nil {
+		u.Altered.WithLabelValues(u.Pipeline, table, column).Inc()
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.warned == nil {
+		u.warned = map[string]bool{}
+	}
+	if k := "altered\x00" + table + "." + column; !u.warned[k] {
+		u.warned[k] = true
+		u.Log.Warn("values stored as another value the destination cannot tell apart; further ones are only counted", "table", table, "column", column, "reason", why)
+	}
 }
 
 // Text renders a value for a text or JSON column: strings as they are, JSON as

@@ -22,8 +22,12 @@ sign, JSON by value with duplicate keys kept, decimals digit for digit). Where a
 sink cannot hold a value, the cell says what it does: **NULL, counted** is the
 ` + "`on_unrepresentable: null`" + ` policy (the value stored as NULL and counted in
 ` + "`cdcd_sink_values_nulled_total`" + `; the default, ` + "`error`" + `, stops the
-pipeline naming table, column and position); **stored as** is a documented
-mapping of the destination's type system; **left out on the stand-in** is a
+pipeline naming table, column and position); **stored as …, counted** is that
+policy where the destination cannot hold NULL either; **stored as …, counted as
+altered** is a value the destination has no form to tell apart from another (a
+NULL array and [] in ClickHouse; JSON's null and NULL where the value is
+written as JSON text), stored under either policy and counted in
+` + "`cdcd_sink_values_altered_total`" + `; **left out on the stand-in** is a
 value the test destination cannot store and the service can.
 
 Destinations: `)
@@ -138,12 +142,12 @@ func outcome(target string, src Source, c Column) string {
 		}
 		what := "NULL, counted"
 		switch {
-		case p.Stored != nil && p.Uncounted:
-			what = "stored as " + show(*p.Stored)
+		case p.Altered && p.Stored == nil:
+			what = "NULL, counted as altered"
+		case p.Altered:
+			what = "stored as " + show(*p.Stored) + ", counted as altered"
 		case p.Stored != nil:
 			what = "stored as " + show(*p.Stored) + ", counted"
-		case p.Uncounted:
-			what = "stored as NULL"
 		}
 		add(what+": "+p.Why, i)
 	}

@@ -78,9 +78,20 @@ type Policy struct {
 	Why            string
 	// Stored is what the destination holds instead (nil: NULL).
 	Stored *schema.Value
-	// Uncounted: the destination's type system maps the value (documented),
-	// not the on_unrepresentable policy; nothing is counted.
-	Uncounted bool
+	// Altered: the destination has no form that tells the value apart from
+	// Stored (a NULL array and [] in ClickHouse; JSON null and NULL where the
+	// value is written as JSON text). on_unrepresentable is not consulted: it
+	// is stored as Stored under either policy and counted in
+	// cdcd_sink_values_altered_total.
+	Altered bool
+}
+
+// stored is what the destination holds for a cell the policy covers.
+func (p Policy) stored() schema.Value {
+	if p.Stored != nil {
+		return *p.Stored
+	}
+	return schema.Null()
 }
 
 // Cell indexes of a Policy beyond the column's own.

@@ -11,8 +11,9 @@ import (
 
 // Policies are, per target, the values a sink does not store exactly: stored
 // as NULL and counted under on_unrepresentable: null, an error naming table,
-// column and position under the default; or, marked Uncounted, a documented
-// mapping of the destination's type system.
+// column and position under the default; or, marked Altered, stored as a value
+// the destination cannot tell apart from it, under either policy, and counted
+// in cdcd_sink_values_altered_total.
 var Policies = map[string][]Policy{
 	"postgres": join(
 		cells("mysql", "c_time", "a MySQL TIME outside 00:00–24:00: time holds a time of day", 1, 2, 4),
@@ -51,7 +52,7 @@ var Policies = map[string][]Policy{
 	),
 	"file": {
 		jsonNullInArray(),
-		{Source: "postgres", Column: "c_json", Cell: 2, Uncounted: true,
+		{Source: "postgres", Column: "c_json", Cell: 2, Altered: true,
 			Why: "JSON is written inline: the JSON value null reads as NULL"},
 	},
 	"clickhouse-18": join(
@@ -79,22 +80,22 @@ var StandIn = map[string][]Policy{
 // where a JSON null element and a NULL element are the same null.
 func jsonNullInArray() Policy {
 	stored := schema.Array(schema.JSON(`{"a": 1}`), schema.Null())
-	return Policy{Source: "postgres", Column: "c_jsonb_array", Cell: 0, Stored: &stored, Uncounted: true,
+	return Policy{Source: "postgres", Column: "c_jsonb_array", Cell: 0, Stored: &stored, Altered: true,
 		Why: "an array is a JSON array there: a JSON null element reads as NULL"}
 }
 
 // jsonNullInArray and the file sink's JSON null: where a value becomes JSON
 // text, JSON's one null stands for both.
 
-// chArrays: a ClickHouse Array cannot be NULL, so a NULL array is []
-// (documented, not counted), and an array Array(Nullable(T)) cannot hold (two
+// chArrays: a ClickHouse Array cannot be NULL, so a NULL array is [] (counted
+// as altered), and an array Array(Nullable(T)) cannot hold (two
 // dimensions, explicit bounds) is [] and counted.
 func chArrays() []Policy {
 	empty := schema.Array()
 	var out []Policy
 	for _, c := range Postgres.Columns {
 		if strings.HasSuffix(c.Type, "[]") {
-			out = append(out, Policy{Source: "postgres", Column: c.Name, Cell: NullCells, Stored: &empty, Uncounted: true,
+			out = append(out, Policy{Source: "postgres", Column: c.Name, Cell: NullCells, Stored: &empty, Altered: true,
 				Why: "a ClickHouse Array cannot be NULL: NULL is stored as []"})
 		}
 	}

@@ -145,7 +145,7 @@ func runSource(t *testing.T, target string, src Source, h sinktest.Harness) {
 		}
 	}
 	require.Equal(t, db.table, tbl.ID, "the source registered the matrix table")
-	check(t, target, src, tbl, h.State(t, tbl), nulledByColumn(t, metrics))
+	check(t, target, src, tbl, h.State(t, tbl), byColumn(t, metrics, "cdcd_sink_values_nulled_total"), byColumn(t, metrics, "cdcd_sink_values_altered_total"))
 	if toastChanges > 0 {
 		checkToast(t, toast, h.State(t, toast))
 	}
@@ -222,13 +222,13 @@ func startMySQL(t *testing.T, src Source) server {
 		}}
 }
 
-// nulledByColumn sums cdcd_sink_values_nulled_total per column.
-func nulledByColumn(t *testing.T, reg *prometheus.Registry) map[string]int {
+// byColumn sums a counter per column.
+func byColumn(t *testing.T, reg *prometheus.Registry, name string) map[string]int {
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	out := map[string]int{}
 	for _, mf := range mfs {
-		if mf.GetName() != "cdcd_sink_values_nulled_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -265,13 +265,14 @@ func standIn(target, source, column string, cell int) (Policy, bool) {
 func key(id int) string { return fmt.Sprintf(`{"id":%d}`, id) }
 
 // check compares every cell of both paths with what the source holds, and the
-// paths with each other; a cell a policy covers must be NULL and counted.
-func check(t *testing.T, target string, src Source, tbl schema.Table, got map[string]sinktest.Stored, nulled map[string]int) {
+// paths with each other; a cell a policy covers must hold what the policy
+// says, counted as nulled or altered.
+func check(t *testing.T, target string, src Source, tbl schema.Table, got map[string]sinktest.Stored, nulled, altered map[string]int) {
 	t.Helper()
 	rows := src.Rows()
 	var problems []string
 	var discovered []string
-	wantNulled := map[string]int{}
+	wantNulled, wantAltered := map[string]int{}, map[string]int{}
 	for i := range rows {
 		for _, c := range src.Columns {
 			want := schema.Null()
@@ -295,11 +296,10 @@ func check(t *testing.T, target string, src Source, tbl schema.Table, got map[st
 				path := [2]string{"snapshot", "stream"}[j]
 				switch {
 				case policy:
-					stored := schema.Null()
-					if p.Stored != nil {
-						stored = *p.Stored
-					}
-					if !p.Uncounted {
+					stored := p.stored()
+					if p.Altered {
+						wantAltered[c.Name]++
+					} else {
 						wantNulled[c.Name]++
 					}
 					if !Same(stored, v) {
@@ -324,6 +324,9 @@ func check(t *testing.T, target string, src Source, tbl schema.Table, got map[st
 	for _, c := range src.Columns {
 		if nulled[c.Name] != wantNulled[c.Name] {
 			problems = append(problems, fmt.Sprintf("%s: %d values counted as stored NULL by policy, %d expected", c.Name, nulled[c.Name], wantNulled[c.Name]))
+		}
+		if altered[c.Name] != wantAltered[c.Name] {
+			problems = append(problems, fmt.Sprintf("%s: %d values counted as altered, %d expected", c.Name, altered[c.Name], wantAltered[c.Name]))
 		}
 	}
 	if len(problems) > 0 {
