@@ -38,18 +38,23 @@ func (e *valueError) Error() string { return e.msg }
 func (e *valueError) Unwrap() error { return e.err }
 
 // valueSafe returns err with every value of b hidden from its text, and cut
-// to maxErrorText.
+// to maxErrorText: its head and its tail.
 func valueSafe(err error, b *schema.Batch) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
 	if len(msg) > maxErrorText {
-		i := maxErrorText
-		for i > 0 && !utf8.RuneStart(msg[i]) {
-			i--
+		// the head names the operation, the tail the cause (errors wrap
+		// outward): keep both
+		head, tail := maxErrorText*3/4, len(msg)-maxErrorText/4
+		for head > 0 && !utf8.RuneStart(msg[head]) {
+			head--
 		}
-		msg = msg[:i] + "… (cut)"
+		for tail < len(msg) && !utf8.RuneStart(msg[tail]) {
+			tail++
+		}
+		msg = msg[:head] + " … (cut) … " + msg[tail:]
 	}
 	out := hideValues(msg, b)
 	if out == err.Error() {

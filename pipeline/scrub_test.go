@@ -43,8 +43,14 @@ func TestHideValues(t *testing.T) {
 			require.Contains(t, err.Error(), "write: ")
 		})
 	}
+	// a long message keeps its head and its cause
+	err := valueSafe(fmt.Errorf("write t: %w", fmt.Errorf("query %s: %w", strings.Repeat("x", 3*maxErrorText), errors.New("the cause"))), b)
+	require.True(t, strings.HasPrefix(err.Error(), "write t: query xxx"), err.Error()[:40])
+	require.True(t, strings.HasSuffix(err.Error(), "xxx: the cause"))
+	require.Contains(t, err.Error(), " … (cut) … ")
+	require.LessOrEqual(t, len(err.Error()), maxErrorText+20)
 	// short values and the error chain stay
-	err := valueSafe(fmt.Errorf("no: %w", errInjected), b)
+	err = valueSafe(fmt.Errorf("no: %w", errInjected), b)
 	require.ErrorIs(t, err, errInjected)
 	require.Equal(t, "no: injected fault", err.Error())
 }

@@ -19,6 +19,8 @@ package typematrix
 import (
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,9 +151,24 @@ var (
 	negZero = math.Copysign(0, -1)
 )
 
-// big is a value larger than a Postgres page, stored out of line (TOAST), and
-// than one MySQL packet's default chunk.
-const bigLen = 300_000
+// bigLen is the size of the big text and bytes values: larger than a Postgres
+// page, stored out of line (TOAST), and than one MySQL packet's default
+// chunk. scripts/test-long sets CDCD_TYPEMATRIX_BIG_BYTES to 1 MiB.
+var bigLen = func() int {
+	n, err := strconv.Atoi(os.Getenv("CDCD_TYPEMATRIX_BIG_BYTES"))
+	if err != nil || n < 16 {
+		return 300_000
+	}
+	return n - n%16
+}()
+
+// bigNote describes bigLen in the docs' values column.
+func bigNote() string {
+	if bigLen >= 1<<20 && bigLen%(1<<20) == 0 {
+		return strconv.Itoa(bigLen>>20) + " MiB"
+	}
+	return strconv.Itoa(bigLen/1000) + " kB"
+}
 
 var bigText = strings.Repeat("0123456789abcdef", bigLen/16)
 
