@@ -97,9 +97,17 @@ type Progress struct {
 	// LastSourceCommit is the source commit time of the newest durable change.
 	LastSourceCommit time.Time `json:"last_source_commit,omitzero"`
 	// LastOffsetCommit is when the offset store was last written.
-	LastOffsetCommit time.Time       `json:"last_offset_commit,omitzero"`
-	LagSeconds       float64         `json:"lag_seconds"`
-	Source           *sources.Status `json:"source,omitempty"`
+	LastOffsetCommit time.Time `json:"last_offset_commit,omitzero"`
+	// LagSeconds is the age of the oldest change read from the source and not
+	// yet durable at the sink, 0 when the source is caught up and everything it
+	// read is durable; nil when unknown (docs/observability.md). CaughtUp says
+	// which of the two a 0 is.
+	LagSeconds *float64 `json:"lag_seconds"`
+	CaughtUp   bool     `json:"caught_up"`
+	// LagBytes is how far the source server's log is ahead of the position
+	// durable downstream; nil when the source does not measure it.
+	LagBytes *int64          `json:"lag_bytes"`
+	Source   *sources.Status `json:"source,omitempty"`
 	// HeldTables are the destination tables a schema-change policy holds.
 	HeldTables []string `json:"held_tables,omitempty"`
 }
@@ -113,6 +121,8 @@ type Runner struct {
 
 	mu       sync.Mutex
 	progress Progress
+
+	lag lagTracker
 }
 
 // Streaming reports whether the runner has opened its source and sink and is
@@ -146,12 +156,17 @@ func (r *Runner) Progress() Progress {
 	r.mu.Lock()
 	p := r.progress
 	r.mu.Unlock()
+	var snapshotAt time.Time
 	if sr, ok := r.cfg.Source.(sources.StatusReporter); ok {
 		st := sr.SourceStatus()
 		p.Source = &st
+		p.LagBytes = st.LagBytes
+		if st.Snapshotting {
+			snapshotAt = st.SnapshotAt
+		}
 	}
-	if !p.LastSourceCommit.IsZero() {
-		p.LagSeconds = r.cfg.Now().Sub(p.LastSourceCommit).Seconds()
+	if l := r.lag.lag(r.cfg.Now(), snapshotAt); l.Known {
+		p.LagSeconds, p.CaughtUp = &l.Seconds, l.CaughtUp
 	}
 	return p
 }
@@ -198,6 +213,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("load offset: %w", err)
 	}
 	r.update(func(p *Progress) { p.CommittedPos = from })
+	r.lag.mu.Lock()
+	r.lag.committed, r.lag.lastPos = from, from
+	r.lag.mu.Unlock()
 
 	// base outlives ctx so that a stop can drain; it is cancelled when the drain
 	// times out or when Run returns.
@@ -233,6 +251,8 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	r.log.Info("pipeline running", "from", from.String(), "epoch", c.Epoch)
 	r.opened.Store(true)
 	defer r.opened.Store(false)
+	c.Metrics.lag.add(c.Pipeline, r)
+	defer c.Metrics.lag.remove(c.Pipeline, r)
 
 	g, gctx := errgroup.WithContext(base)
 	readCtx, cancelRead := context.WithCancel(gctx)
@@ -316,6 +336,7 @@ func (r *Runner) readStage(readCtx, gctx context.Context, out chan<- schema.Batc
 			}
 			return fmt.Errorf("read source: %w", err)
 		}
+		r.lag.read(&b)
 		n, last := len(b.Changes), b.Last()
 		var perOp [schema.OpSnapshot + 1]int
 		for i := range b.Changes {
@@ -645,10 +666,21 @@ func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *o
 		if !moved || pos == nil {
 			return nil
 		}
+		start := time.Now()
 		if err := c.Offsets.Commit(ctx, c.Pipeline, c.Epoch, pos); err != nil {
 			return fmt.Errorf("commit offset %s: %w", pos, err)
 		}
+		c.Metrics.commitSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())
 		now := c.Now()
+		e2e := c.Metrics.endToEnd.WithLabelValues(c.Pipeline)
+		for _, rb := range r.lag.commit(pos) {
+			for _, run := range rb.commits {
+				d := max(0, now.Sub(run.at).Seconds())
+				for range run.n {
+					e2e.Observe(d)
+				}
+			}
+		}
 		c.Metrics.commitTS.WithLabelValues(c.Pipeline).Set(float64(now.Unix()))
 		r.update(func(p *Progress) {
 			p.CommittedPos = pos
@@ -656,9 +688,6 @@ func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *o
 		})
 		if err := c.Source.Ack(ctx, pos); err != nil {
 			return fmt.Errorf("ack source at %s: %w", pos, err)
-		}
-		if p := r.Progress(); !p.LastSourceCommit.IsZero() {
-			c.Metrics.lag.WithLabelValues(c.Pipeline).Set(p.LagSeconds)
 		}
 		return nil
 	}

@@ -151,7 +151,21 @@ type Batch struct {
 	Deltas     []Delta
 	Changes    []Change
 	Checkpoint offsets.Position
+	// Current, when set, says the source is caught up: see Current.
+	Current Current
 }
+
+// Current is a source's evidence that it has read every change its server
+// committed before At: the batch that carries it holds the last of them (or
+// nothing, when they went in earlier batches). While the source stays caught
+// up it sends another before Until. The runner's lag reads 0 from when the
+// batch is durable until Until, unless a later change is read.
+type Current struct {
+	At, Until time.Time
+}
+
+// IsZero reports whether c says nothing.
+func (c Current) IsZero() bool { return c.At.IsZero() }
 
 // Size estimates the memory b holds, in bytes.
 func (b *Batch) Size() int {

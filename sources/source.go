@@ -68,8 +68,17 @@ type StatusReporter interface {
 type Status struct {
 	Snapshotting bool               `json:"snapshotting"`
 	Tables       []SnapshotProgress `json:"tables,omitempty"`
-	// LastCommit is the commit time of the newest change read, for lag.
+	// LastCommit is the commit time of the newest change read.
 	LastCommit time.Time `json:"last_commit"`
+	// SnapshotAt is when the running snapshot began: the replica is complete
+	// as of no later time until it ends (zero: no snapshot runs).
+	SnapshotAt time.Time `json:"snapshot_at,omitzero"`
+	// LagBytes is how far the server's log is ahead of the position durable
+	// downstream (Postgres: pg_current_wal_lsn() minus the confirmed LSN;
+	// MySQL: the binlog bytes between the acked position and the server's),
+	// as of LagBytesAt; nil until measured.
+	LagBytes   *int64    `json:"lag_bytes,omitempty"`
+	LagBytesAt time.Time `json:"lag_bytes_at,omitzero"`
 	// Detail is source-specific (slot name, retained WAL bytes, binlog file).
 	Detail map[string]any `json:"detail,omitempty"`
 }

@@ -126,9 +126,10 @@ type pipelineView struct {
 	LastError string `json:"last_error"`
 	Status    *struct {
 		Progress struct {
-			ChangesWritten uint64  `json:"changes_written"`
-			LagSeconds     float64 `json:"lag_seconds"`
-			Committed      string  `json:"committed_position"`
+			ChangesWritten uint64   `json:"changes_written"`
+			LagSeconds     *float64 `json:"lag_seconds"`
+			CaughtUp       bool     `json:"caught_up"`
+			Committed      string   `json:"committed_position"`
 		} `json:"progress"`
 	} `json:"status"`
 }
@@ -151,12 +152,10 @@ func newPipelines() *cobra.Command {
 		return c.print(cmd, raw, []string{"NAME", "STATE", "CHANGES", "LAG", "ERROR"}, func(tw io.Writer) {
 			for _, p := range v.Pipelines {
 				var n uint64
-				lag := "-"
+				lag := "unknown"
 				if p.Status != nil {
 					n = p.Status.Progress.ChangesWritten
-					if p.Status.Progress.LagSeconds > 0 {
-						lag = fmt.Sprintf("%.1fs", p.Status.Progress.LagSeconds)
-					}
+					lag = formatLag(p.Status.Progress.LagSeconds, p.Status.Progress.CaughtUp)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", p.Name, p.State, n, lag, oneLine(p.LastError))
 			}
@@ -451,4 +450,16 @@ func newAudit() *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 50, "entries to show (1 to 1000)")
 	cmd.Flags().StringVar(&before, "before", "", "show entries older than this time (RFC 3339)")
 	return cmd
+}
+
+// formatLag renders a pipeline's lag: unknown, caught up, or its age.
+func formatLag(seconds *float64, caughtUp bool) string {
+	switch {
+	case seconds == nil:
+		return "unknown"
+	case caughtUp:
+		return "0s (caught up)"
+	default:
+		return (time.Duration(*seconds * float64(time.Second))).Round(100 * time.Millisecond).String()
+	}
 }

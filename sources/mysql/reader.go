@@ -129,6 +129,9 @@ func (r *reader) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-watch.C:
+			if err := r.current(ctx); err != nil {
+				return err
+			}
 			if err := r.flushEmpty(ctx); err != nil {
 				return err
 			}
@@ -145,6 +148,9 @@ func (r *reader) run(ctx context.Context) error {
 				return classify(fmt.Errorf("binlog stream: %w", e.err))
 			}
 			if err := r.handle(ctx, e.ev); err != nil {
+				return err
+			}
+			if err := r.current(ctx); err != nil {
 				return err
 			}
 		case req := <-r.s.windows:
@@ -427,6 +433,9 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	if h.LogPos >= h.EventSize {
 		start = h.LogPos - h.EventSize
 	}
+	if _, ok := ev.Event.(*replication.HeartbeatEvent); ok {
+		return nil // not in the binlog: its position is the server's, not an event's
+	}
 	if _, ok := ev.Event.(*replication.RotateEvent); !ok && h.LogPos > 0 {
 		// chunks whose high watermark lies before this event go first
 		r.pos = start
@@ -660,6 +669,25 @@ func (r *reader) commit(ctx context.Context, start uint32, h *replication.EventH
 		return err
 	}
 	return r.emitReady(ctx)
+}
+
+// current says the source is caught up when, between transactions, the stream
+// has reached the binlog end the server had at a sampled instant: every
+// transaction committed before it has been read. The word rides on a held-back
+// checkpoint, or goes alone.
+func (r *reader) current(ctx context.Context) error {
+	p, ok := r.s.pendingProbe()
+	if !ok || r.inTxn || !r.reached(p.file, p.pos) {
+		return nil
+	}
+	r.s.reachedProbe(p)
+	// the next sample comes within a heartbeat period and is reached within
+	// another; a third is slack
+	b := schema.Batch{Checkpoint: r.pendingEmpty, Current: schema.Current{At: p.at, Until: time.Now().Add(3 * r.s.cfg.heartbeat)}}
+	if b.Checkpoint != nil {
+		r.lastEmpty = time.Now()
+	}
+	return r.send(ctx, b)
 }
 
 // flushEmpty sends a checkpoint held back by commit.

@@ -63,6 +63,20 @@ type Source struct {
 	lastTS   time.Time
 	curFile  string
 	curPos   uint32
+	snapAt   time.Time
+	acked    resume // the highest stream checkpoint acked
+	// probe is the server's binlog end sampled at an instant, pending until
+	// the stream reaches it (then the source is caught up as of that instant)
+	probe    binlogProbe
+	lagBytes *int64
+	lagAt    time.Time
+}
+
+// binlogProbe is SHOW MASTER STATUS sampled no earlier than at.
+type binlogProbe struct {
+	at   time.Time
+	file string
+	pos  uint32
 }
 
 // emittedChunk is a snapshot chunk handed to the engine, waiting for its ack.
@@ -228,7 +242,17 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		s.syncer.Close()
 		return err
 	}
-	s.wg.Add(1)
+	s.mu.Lock()
+	s.acked, s.probe, s.lagBytes, s.snapAt = start, binlogProbe{}, nil, time.Time{}
+	if len(plan) > 0 {
+		s.snapAt = time.Now()
+	}
+	s.mu.Unlock()
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.probeLoop(runCtx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		var err error
@@ -317,7 +341,11 @@ func (s *Source) Read(ctx context.Context) (schema.Batch, error) {
 
 // Ack saves the snapshot progress of every chunk at or below upTo.
 func (s *Source) Ack(ctx context.Context, upTo offsets.Position) error {
+	r, rerr := decodeCheckpoint(upTo)
 	s.mu.Lock()
+	if rerr == nil && r.file != "" {
+		s.acked = r
+	}
 	var done []emittedChunk
 	for len(s.chunks) > 0 && s.chunks[0].ckpt.Compare(upTo) <= 0 {
 		done = append(done, s.chunks[0])
@@ -368,7 +396,7 @@ func (s *Source) Close(context.Context) error {
 func (s *Source) SourceStatus() sources.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := sources.Status{LastCommit: s.lastTS, Detail: map[string]any{"flavor": s.flavor, "binlog_file": s.curFile, "binlog_pos": s.curPos}}
+	st := sources.Status{LastCommit: s.lastTS, SnapshotAt: s.snapAt, LagBytes: s.lagBytes, LagBytesAt: s.lagAt, Detail: map[string]any{"flavor": s.flavor, "binlog_file": s.curFile, "binlog_pos": s.curPos}}
 	for _, p := range s.progress {
 		st.Tables = append(st.Tables, *p)
 		if !p.Done {
@@ -410,4 +438,115 @@ func classify(err error) error {
 		}
 	}
 	return err
+}
+
+// probeLoop samples the server's binlog end every heartbeat period on a
+// connection of its own, until ctx ends: the stream reaching it says the
+// source is caught up as of the sample (reader.current), and its distance
+// from the acked position is the lag in bytes.
+func (s *Source) probeLoop(ctx context.Context) {
+	var conn *client.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	t := time.NewTicker(s.cfg.heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if conn == nil {
+			c, err := s.connect(ctx)
+			if err != nil {
+				s.log.Debug("connect to sample the binlog position", "error", err)
+				continue
+			}
+			conn = c
+		}
+		if err := s.probeOnce(conn); err != nil {
+			if ctx.Err() == nil {
+				s.log.Debug("sample the binlog position", "error", err)
+			}
+			conn.Close()
+			conn = nil
+		}
+	}
+}
+
+func (s *Source) probeOnce(conn *client.Conn) error {
+	at := time.Now()
+	res, err := conn.Execute("SHOW MASTER STATUS")
+	if err != nil {
+		return err
+	}
+	if res.RowNumber() == 0 {
+		return errors.New("SHOW MASTER STATUS is empty")
+	}
+	file, _ := res.GetString(0, 0)
+	pos, _ := res.GetUint(0, 1)
+	logs, err := conn.Execute("SHOW BINARY LOGS")
+	if err != nil {
+		return err
+	}
+	sizes := make(map[string]uint64, logs.RowNumber())
+	names := make([]string, 0, logs.RowNumber())
+	for i := range logs.RowNumber() {
+		n, _ := logs.GetString(i, 0)
+		sz, _ := logs.GetUint(i, 1)
+		sizes[n], names = sz, append(names, n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.probe.at.IsZero() {
+		s.probe = binlogProbe{at: at, file: file, pos: uint32(pos)}
+	}
+	if behind, ok := binlogDistance(names, sizes, s.acked.file, uint64(s.acked.pos), file, pos); ok {
+		s.lagBytes, s.lagAt = &behind, at
+	}
+	return nil
+}
+
+// binlogDistance is the number of binlog bytes from (fromFile, fromPos) to
+// (toFile, toPos), given the server's binlog files in order with their sizes.
+func binlogDistance(names []string, sizes map[string]uint64, fromFile string, fromPos uint64, toFile string, toPos uint64) (int64, bool) {
+	if fromFile == toFile {
+		return int64(max(toPos, fromPos) - fromPos), true
+	}
+	var n uint64
+	in := false
+	for _, f := range names {
+		switch {
+		case f == fromFile:
+			in = true
+			n += sizes[f] - min(fromPos, sizes[f])
+		case f == toFile:
+			if !in {
+				return 0, false
+			}
+			return int64(n + toPos), true
+		case in:
+			n += sizes[f]
+		}
+	}
+	return 0, false
+}
+
+// pendingProbe returns the binlog sample the stream has not reached yet.
+func (s *Source) pendingProbe() (binlogProbe, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.probe, !s.probe.at.IsZero()
+}
+
+// reachedProbe clears p: the stream reached it.
+func (s *Source) reachedProbe(p binlogProbe) {
+	s.mu.Lock()
+	if s.probe == p {
+		s.probe = binlogProbe{}
+	}
+	s.mu.Unlock()
 }

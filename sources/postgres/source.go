@@ -56,6 +56,18 @@ type Source struct {
 	lastTS    time.Time
 	lastPoll  time.Time
 	heartbeat time.Time
+	snapAt    time.Time
+	// probe is the server's WAL end sampled at an instant, pending until the
+	// stream reaches it (then the source is caught up as of that instant)
+	probe    walProbe
+	lagBytes *int64
+	lagAt    time.Time
+}
+
+// walProbe is pg_current_wal_flush_lsn() sampled no earlier than at.
+type walProbe struct {
+	at  time.Time
+	lsn pglogrepl.LSN
 }
 
 // New returns a Postgres source for a validated config.
@@ -192,6 +204,11 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	s.mu.Lock()
 	s.slot = slot
 	s.snapping = len(plan.chunks) > 0
+	s.snapAt = time.Time{}
+	if s.snapping {
+		s.snapAt = time.Now()
+	}
+	s.probe, s.lagBytes = walProbe{}, nil
 	s.mu.Unlock()
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -313,7 +330,7 @@ func (s *Source) Close(ctx context.Context) error {
 func (s *Source) SourceStatus() sources.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := sources.Status{Snapshotting: s.snapping, LastCommit: s.lastTS, Detail: map[string]any{
+	st := sources.Status{Snapshotting: s.snapping, SnapshotAt: s.snapAt, LastCommit: s.lastTS, LagBytes: s.lagBytes, LagBytesAt: s.lagAt, Detail: map[string]any{
 		"slot": s.cfg.Slot, "publication": s.cfg.Publication,
 		"confirmed_lsn": pglogrepl.LSN(s.durable.Load()).String(),
 	}}
@@ -345,6 +362,8 @@ func (s *Source) SourceStatus() sources.Status {
 func (s *Source) health(ctx context.Context) {
 	poll := time.NewTicker(s.cfg.slotPoll)
 	defer poll.Stop()
+	probe := time.NewTicker(s.cfg.status)
+	defer probe.Stop()
 	var beat <-chan time.Time
 	if s.cfg.heartbeat > 0 {
 		t := time.NewTicker(s.cfg.heartbeat)
@@ -366,6 +385,8 @@ func (s *Source) health(ctx context.Context) {
 			s.mu.Lock()
 			s.heartbeat = time.Now()
 			s.mu.Unlock()
+		case <-probe.C:
+			s.probeWAL(ctx)
 		case <-poll.C:
 			slot, err := readSlot(ctx, s.pool, s.cfg.Slot)
 			if err != nil {
@@ -390,6 +411,52 @@ func (s *Source) health(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// probeWAL samples the server's WAL: its flushed end, which the stream must
+// reach for the source to be caught up as of now, and its current end, whose
+// distance from the confirmed position is the lag in bytes.
+func (s *Source) probeWAL(ctx context.Context) {
+	at := time.Now()
+	var flush, cur string
+	err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn()::text, pg_current_wal_lsn()::text`).Scan(&flush, &cur)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug("sample the WAL position", "error", err)
+		}
+		return
+	}
+	fl, err1 := pglogrepl.ParseLSN(flush)
+	cl, err2 := pglogrepl.ParseLSN(cur)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	behind := int64(0)
+	if d := pglogrepl.LSN(s.durable.Load()); cl > d {
+		behind = int64(cl - d)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.probe.at.IsZero() {
+		s.probe = walProbe{at: at, lsn: fl}
+	}
+	s.lagBytes, s.lagAt = &behind, at
+}
+
+// pendingProbe returns the WAL sample the stream has not reached yet.
+func (s *Source) pendingProbe() (walProbe, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.probe, !s.probe.at.IsZero()
+}
+
+// reachedProbe clears p: the stream reached it.
+func (s *Source) reachedProbe(p walProbe) {
+	s.mu.Lock()
+	if s.probe == p {
+		s.probe = walProbe{}
+	}
+	s.mu.Unlock()
 }
 
 type metrics struct {

@@ -84,8 +84,12 @@ func (st *streamer) sendStatus(ctx context.Context) error {
 	write := max(st.received, durable)
 	// Every field explicit: pglogrepl fills a zero flush position with the write
 	// position, which would confirm WAL that is not durable downstream.
+	// With a WAL sample pending, the server is asked to answer at once: its
+	// keepalive carries how far it has decoded.
+	_, probing := st.s.pendingProbe()
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: write, WALFlushPosition: durable, WALApplyPosition: durable, ClientTime: time.Now()})
+		WALWritePosition: write, WALFlushPosition: durable, WALApplyPosition: durable, ClientTime: time.Now(),
+		ReplyRequested: probing})
 	if err != nil {
 		return fmt.Errorf("send standby status: %w", err)
 	}
@@ -103,7 +107,7 @@ func (st *streamer) ready() bool {
 // flush hands the batch being built to Read. While the engine is behind it keeps
 // sending status updates, so wal_sender_timeout never fires during back-pressure.
 func (st *streamer) flush(ctx context.Context) error {
-	if len(st.cur.Changes) == 0 && len(st.cur.Deltas) == 0 && st.cur.Checkpoint == nil {
+	if len(st.cur.Changes) == 0 && len(st.cur.Deltas) == 0 && st.cur.Checkpoint == nil && st.cur.Current.IsZero() {
 		return nil
 	}
 	b := st.cur
@@ -147,10 +151,37 @@ func (st *streamer) loop(ctx context.Context) error {
 			if err := st.copyData(ctx, m.Data); err != nil {
 				return err
 			}
+			if err := st.current(ctx); err != nil {
+				return err
+			}
 		case *pgproto3.ErrorResponse:
 			return classifyStart(st.s.cfg.Slot, pgconn.ErrorResponseToPgError(m))
 		}
 	}
+}
+
+// current says the source is caught up when, between transactions, the stream
+// has reached the WAL end the server had flushed at a sampled instant: every
+// transaction committed before it has been read. The word rides on the batch
+// being built, or goes alone.
+func (st *streamer) current(ctx context.Context) error {
+	p, ok := st.s.pendingProbe()
+	if !ok || st.txn.open || st.inStream || st.received < p.lsn {
+		return nil
+	}
+	st.s.reachedProbe(p)
+	// the next sample comes within a status interval and is answered within
+	// another; a third is slack
+	st.cur.Current = schema.Current{At: p.at, Until: time.Now().Add(3 * st.s.cfg.status)}
+	if len(st.cur.Changes) == 0 && len(st.cur.Deltas) == 0 {
+		if st.cur.Checkpoint == nil {
+			return st.flush(ctx)
+		}
+		if st.curStart.IsZero() {
+			st.curStart = time.Now()
+		}
+	}
+	return nil
 }
 
 func (st *streamer) copyData(ctx context.Context, data []byte) error {

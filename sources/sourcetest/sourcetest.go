@@ -64,6 +64,7 @@ func suite() map[string]func(t *testing.T, h Harness) {
 		"reconnect_after_drop":  testReconnect,
 		"checkpoint_on_commit":  testCheckpoints,
 		"add_table":             testAddTable,
+		"caught_up_and_behind":  testCaughtUp,
 	}
 }
 
@@ -97,6 +98,8 @@ type reader struct {
 	last   offsets.Position
 	// shapes is the version of each table a delta of this run announced last
 	shapes map[schema.TableID]schema.Version
+	// currents are the caught-up words read, in order
+	currents []schema.Current
 }
 
 func open(t *testing.T, h Harness, from offsets.Position) *reader {
@@ -128,6 +131,10 @@ func (r *reader) until(what string, done func([]event) bool) error {
 			return err
 		}
 		r.deltas = append(r.deltas, b.Deltas...)
+		if !b.Current.IsZero() {
+			require.True(r.t, b.Current.Until.After(b.Current.At), "a caught-up word is good for a while: %+v", b.Current)
+			r.currents = append(r.currents, b.Current)
+		}
 		for _, d := range b.Deltas {
 			r.shapes[d.Table.ID] = d.Table.Version
 		}
@@ -420,4 +427,56 @@ func insertAndAck(t *testing.T, h Harness, r *reader) offsets.Position {
 	ck := lastCheckpoint(t, r)
 	r.ack(ck)
 	return ck
+}
+
+// testCaughtUp: an idle source says it is caught up, as of an instant after
+// the last change it read, again and again; its lag in bytes grows with log
+// written and not acked, and falls back when it is acked.
+func testCaughtUp(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	defer r.close()
+	for i := range 10 {
+		h.Insert(t, i, 0)
+	}
+	r.mustUntil("the inserts", func(es []event) bool { return len(es) >= 10 })
+	written := time.Now()
+	caughtUpAfter := func(at time.Time, n int) func([]event) bool {
+		return func([]event) bool {
+			k := 0
+			for _, c := range r.currents {
+				if c.At.After(at) {
+					k++
+				}
+			}
+			return k >= n
+		}
+	}
+	r.mustUntil("the source to say it is caught up", caughtUpAfter(written, 2))
+	r.ack(r.ckpts[len(r.ckpts)-1])
+
+	st, ok := r.src.(sources.StatusReporter)
+	require.True(t, ok, "a source reports its status")
+	lagBytes := func() int64 {
+		p := st.SourceStatus().LagBytes
+		if p == nil {
+			return -1
+		}
+		return *p
+	}
+	require.Eventually(t, func() bool { return lagBytes() >= 0 }, 30*time.Second, 50*time.Millisecond, "the lag in bytes is measured")
+	before := lagBytes()
+
+	// a thousand rows changed and not acked: the log is ahead by at least their size
+	for i := 10; i < 1010; i++ {
+		h.Insert(t, i, 0)
+	}
+	h.UpdateMany(t, 10, 1010, 1)
+	r.mustUntil("the updates", func(es []event) bool { return has(1009, schema.OpUpdate, 1)(es) })
+	require.Eventually(t, func() bool { return lagBytes() > before+20_000 }, 30*time.Second, 50*time.Millisecond,
+		"2,000 changes not acked: the lag in bytes stayed at %d (was %d)", lagBytes(), before)
+	written = time.Now()
+	r.mustUntil("the source to say it is caught up again", caughtUpAfter(written, 1))
+	r.ack(r.ckpts[len(r.ckpts)-1])
+	require.Eventually(t, func() bool { return lagBytes() >= 0 && lagBytes() < before+20_000 }, 30*time.Second, 50*time.Millisecond,
+		"acked: the lag in bytes fell back (now %d, %d before the writes)", lagBytes(), before)
 }

@@ -61,10 +61,16 @@ async function refresh() {
     btn.onclick = () => act(p.name, paused ? 'resume' : 'pause');
     const actions = document.createElement('td'); actions.append(btn);
     tr.append(cell(p.name), state, cell(prog ? prog.changes_written : '–'),
-      cell(prog && prog.lag_seconds ? prog.lag_seconds.toFixed(1) + ' s' : '–'),
+      cell(lagText(prog)),
       snapshotCell(p), cell(p.last_error || '', 'err'), actions);
     rows.append(tr);
   }
+}
+// lagText: unknown (null) and caught up (0) read differently.
+function lagText(prog) {
+  if (!prog || prog.lag_seconds === null || prog.lag_seconds === undefined) return 'unknown';
+  if (prog.caught_up) return '0 s (caught up)';
+  return prog.lag_seconds.toFixed(1) + ' s';
 }
 refresh();
 setInterval(refresh, 2000);

@@ -1,0 +1,137 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+// TestLagThroughServe: the lag the API, the CLI and /metrics show reads 0
+// within seconds on idle, caught-up Postgres and MariaDB pipelines, and rises
+// while the sink cannot write (its destination table locked), then falls back.
+func TestLagThroughServe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := testenv.StartPostgres(t)
+	srcDSN := pg.CreateDatabase(t, "app")
+	dstDSN := pg.CreateDatabase(t, "warehouse")
+	src, err := pgx.Connect(ctx, srcDSN)
+	require.NoError(t, err)
+	defer src.Close(ctx)
+	_, err = src.Exec(ctx, `CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 100) g`)
+	require.NoError(t, err)
+
+	m := testenv.StartMariaDB(t)
+	my, err := client.Connect(m.Addr(), "root", "", "")
+	require.NoError(t, err)
+	defer my.Close()
+	for _, q := range []string{"CREATE DATABASE app", "CREATE TABLE app.t (id int PRIMARY KEY, v int)", "INSERT INTO app.t VALUES (1, 1), (2, 2)"} {
+		_, err := my.Execute(q)
+		require.NoError(t, err, q)
+	}
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "lag.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - name: pg
+    source:
+      type: postgres
+      config: {dsn: %q, tables: [public.t], heartbeat_interval: 1s, status_interval: 500ms}
+    sink:
+      type: postgres
+      config: {dsn: %q, schema: replica}
+    batch: {max_wait: 50ms}
+  - name: my
+    source:
+      type: mysql
+      config: {addr: %q, user: root, tables: [app.t], heartbeat_interval: 1s}
+    sink: {type: file, config: {dir: %q}}
+    batch: {max_wait: 50ms}
+`, srcDSN, dstDSN, m.Addr(), filepath.Join(dir, "out"))), 0o644))
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	env := []string{"CDCD_SERVER=" + s.url}
+	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
+
+	type progress struct {
+		LagSeconds *float64 `json:"lag_seconds"`
+		CaughtUp   bool     `json:"caught_up"`
+		LagBytes   *int64   `json:"lag_bytes"`
+	}
+	get := func(name string) progress {
+		var v struct {
+			Status struct{ Progress progress }
+		}
+		require.NoError(t, json.Unmarshal([]byte(cli(t, env, 0, "pipelines", "get", name, "-o", "json")), &v))
+		return v.Status.Progress
+	}
+	metric := func(name, pipeline string) (float64, bool) {
+		resp, err := http.Get(s.url + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		m := regexp.MustCompile(`(?m)^` + name + `\{pipeline="` + pipeline + `"\} (\S+)$`).FindSubmatch(body)
+		if m == nil {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		require.NoError(t, err)
+		return v, true
+	}
+	caughtUp := func(name string) func() bool {
+		return func() bool {
+			p := get(name)
+			v, ok := metric("cdcd_source_lag_seconds", name)
+			return p.LagSeconds != nil && *p.LagSeconds == 0 && p.CaughtUp && ok && v == 0
+		}
+	}
+	for _, name := range []string{"pg", "my"} {
+		require.Eventually(t, caughtUp(name), 30*time.Second, 100*time.Millisecond, "%s: lag never read 0 (%+v); log:\n%s", name, get(name), s.log)
+		require.Eventually(t, func() bool { return get(name).LagBytes != nil }, 30*time.Second, 100*time.Millisecond, "%s: no lag in bytes", name)
+		_, ok := metric("cdcd_source_lag_bytes", name)
+		require.True(t, ok, "%s: cdcd_source_lag_bytes", name)
+		require.Regexp(t, name+`\s+streaming\s+\d+\s+0s \(caught up\)`, cli(t, env, 0, "pipelines", "list"))
+	}
+	// idle for a while: it stays 0 (heartbeats and keepalives keep it current)
+	for range 10 {
+		time.Sleep(300 * time.Millisecond)
+		p := get("pg")
+		require.True(t, p.CaughtUp && *p.LagSeconds == 0, "an idle pipeline's lag climbed: %+v", p)
+	}
+
+	// the sink cannot write: its destination table is locked
+	dst, err := pgx.Connect(ctx, dstDSN)
+	require.NoError(t, err)
+	defer dst.Close(ctx)
+	tx, err := dst.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `LOCK TABLE replica.t IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+	_, err = src.Exec(ctx, `UPDATE t SET v = v + 1`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		p := get("pg")
+		v, ok := metric("cdcd_source_lag_seconds", "pg")
+		return p.LagSeconds != nil && *p.LagSeconds >= 3 && !p.CaughtUp && ok && v >= 3
+	}, 30*time.Second, 100*time.Millisecond, "the lag did not rise while the sink was blocked: %+v", get("pg"))
+	require.NoError(t, tx.Rollback(ctx))
+	require.Eventually(t, caughtUp("pg"), 30*time.Second, 100*time.Millisecond, "the lag did not fall back: %+v", get("pg"))
+	n, ok := metric("cdcd_end_to_end_latency_seconds_count", "pg")
+	require.True(t, ok)
+	require.GreaterOrEqual(t, n, 100.0, "the 100 updates are counted (the snapshot rows have no commit time)")
+	s.stop(t)
+}
