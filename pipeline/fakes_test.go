@@ -308,6 +308,29 @@ func expected(txns []txn) map[rowKey]rowState {
 	return s.snapshot()
 }
 
+// memStats is a StatsStore in memory that fails its saves at times.
+type memStats struct {
+	f  *faults
+	mu sync.Mutex
+	st Stats
+}
+
+func (m *memStats) LoadStats(context.Context) (Stats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st.Clone(), nil
+}
+
+func (m *memStats) SaveStats(_ context.Context, st Stats) error {
+	if m.f.fail("stats.save") {
+		return errInjected
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st = st.Clone()
+	return nil
+}
+
 type bundle struct {
 	src   *memSource
 	sink  *memSink

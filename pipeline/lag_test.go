@@ -33,13 +33,13 @@ func TestLagTracker(t *testing.T) {
 	require.Equal(t, Lag{Known: true, Seconds: 9}, l.lag(t0.Add(9*time.Second), time.Time{}), "still the oldest in flight")
 
 	// the first batch durable: the second's change is the oldest not durable
-	done := l.commit(pos(2))
+	done, _ := l.commit(pos(2), t0)
 	require.Len(t, done, 1)
 	require.Equal(t, []commitRun{{t0, 1}, {t0.Add(time.Second), 1}}, done[0].commits)
 	require.Equal(t, Lag{Known: true, Seconds: 7}, l.lag(t0.Add(10*time.Second), time.Time{}))
 
 	// all durable, no word from the source: the newest durable change's age
-	l.commit(pos(3))
+	l.commit(pos(3), t0)
 	require.Equal(t, Lag{Known: true, Seconds: 8}, l.lag(t0.Add(11*time.Second), time.Time{}))
 
 	// the source is caught up (nothing new to checkpoint): 0 until its word expires
@@ -52,20 +52,20 @@ func TestLagTracker(t *testing.T) {
 	at2 := at.Add(30 * time.Second)
 	l.read(&schema.Batch{Checkpoint: pos(4), Current: schema.Current{At: at2, Until: at2.Add(25 * time.Second)}})
 	require.Equal(t, Lag{Known: true, Seconds: 31}, l.lag(at2.Add(time.Second), time.Time{}))
-	l.commit(pos(4))
+	l.commit(pos(4), t0)
 	require.Equal(t, Lag{Known: true, CaughtUp: true}, l.lag(at2.Add(time.Second), time.Time{}))
 
 	// a change read after it: its age, durable or not, until the next word
 	l.read(&schema.Batch{Changes: []schema.Change{changeAt(5, at2.Add(2*time.Second))}, Checkpoint: pos(5)})
 	require.Equal(t, Lag{Known: true, Seconds: 3}, l.lag(at2.Add(5*time.Second), time.Time{}))
-	l.commit(pos(5))
+	l.commit(pos(5), t0)
 	require.Equal(t, Lag{Known: true, Seconds: 4}, l.lag(at2.Add(6*time.Second), time.Time{}))
 
 	// a word behind changes in flight waits for them
 	l.read(&schema.Batch{Changes: []schema.Change{changeAt(6, at2.Add(7*time.Second))}, Checkpoint: pos(6)})
 	l.read(&schema.Batch{Current: schema.Current{At: at2.Add(8 * time.Second), Until: at2.Add(time.Minute)}})
 	require.Equal(t, Lag{Known: true, Seconds: 2}, l.lag(at2.Add(9*time.Second), time.Time{}))
-	l.commit(pos(6))
+	l.commit(pos(6), t0)
 	require.Equal(t, Lag{Known: true, CaughtUp: true}, l.lag(at2.Add(9*time.Second), time.Time{}))
 
 	// a snapshot: the replica is complete as of its start, until it ends

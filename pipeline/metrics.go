@@ -18,6 +18,7 @@ type Metrics struct {
 	batchChanges  *prometheus.HistogramVec
 	commitTS      *prometheus.GaugeVec
 	state         *prometheus.GaugeVec
+	degraded      *prometheus.GaugeVec
 	errors        *prometheus.CounterVec
 	stalls        *prometheus.CounterVec
 	held          *prometheus.GaugeVec
@@ -58,6 +59,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdcd_pipeline_state", Help: "1 for the pipeline's current state, 0 for the others.",
 		}, []string{"pipeline", "state"}),
+		degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcd_pipeline_degraded", Help: "1 while a pipeline runs with tables held by its schema-change policy or retries failed attempts (the API's reasons say which).",
+		}, []string{"pipeline"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcd_errors_total", Help: "Runner failures by class.",
 		}, []string{"pipeline", "class"}),
@@ -75,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"pipeline", "transform"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.changes, m.lag, m.endToEnd, m.commitSeconds, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls, m.held, m.heldChanges, m.skipped)
+		reg.MustRegister(m.changes, m.lag, m.endToEnd, m.commitSeconds, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.degraded, m.errors, m.stalls, m.held, m.heldChanges, m.skipped)
 	}
 	return m
 }
@@ -93,7 +97,7 @@ func (m *Metrics) setState(pipeline string, s State) {
 func (m *Metrics) forget(pipeline string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.changes, m.endToEnd, m.commitSeconds, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.errors, m.stalls, m.held, m.heldChanges, m.skipped} {
+	}{m.changes, m.endToEnd, m.commitSeconds, m.queue, m.writeSeconds, m.batchChanges, m.commitTS, m.state, m.degraded, m.errors, m.stalls, m.held, m.heldChanges, m.skipped} {
 		v.DeletePartialMatch(prometheus.Labels{"pipeline": pipeline})
 	}
 }

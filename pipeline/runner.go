@@ -58,6 +58,9 @@ type RunnerConfig struct {
 	// failing the pipeline.
 	SkipTransformErrors bool
 	Skips               SkipStore
+	// Stats keeps the pipeline's durable counts across runs (nil: they start
+	// from zero each run).
+	Stats StatsStore
 
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -110,6 +113,9 @@ type Progress struct {
 	Source   *sources.Status `json:"source,omitempty"`
 	// HeldTables are the destination tables a schema-change policy holds.
 	HeldTables []string `json:"held_tables,omitempty"`
+	// Tables are the source tables' durable counts (kept across runs),
+	// snapshot progress and state.
+	Tables []TableProgress `json:"tables,omitempty"`
 }
 
 // Runner runs one pipeline until it is stopped or fails.
@@ -165,9 +171,11 @@ func (r *Runner) Progress() Progress {
 			snapshotAt = st.SnapshotAt
 		}
 	}
-	if l := r.lag.lag(r.cfg.Now(), snapshotAt); l.Known {
+	now := r.cfg.Now()
+	if l := r.lag.lag(now, snapshotAt); l.Known {
 		p.LagSeconds, p.CaughtUp = &l.Seconds, l.CaughtUp
 	}
+	p.Tables = tables(r.lag.durableStats(), &p, now)
 	return p
 }
 
@@ -195,6 +203,8 @@ type ticketed struct {
 	holds   bool
 	base    offsets.Position
 	skipped []transforms.Skipped
+	// parts are the source batches b holds changes of, for the counts
+	parts []writtenBatch
 }
 
 // Run opens the source and sink, streams until ctx is cancelled or a stage fails,
@@ -212,10 +222,17 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		}
 		return fmt.Errorf("load offset: %w", err)
 	}
-	r.update(func(p *Progress) { p.CommittedPos = from })
-	r.lag.mu.Lock()
-	r.lag.committed, r.lag.lastPos = from, from
-	r.lag.mu.Unlock()
+	var stats Stats
+	if c.Stats != nil {
+		if stats, err = c.Stats.LoadStats(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("load the pipeline's counts: %w", err)
+		}
+	}
+	r.lag.start(stats, from)
+	r.update(func(p *Progress) { p.CommittedPos, p.ChangesWritten = from, stats.Written })
 
 	// base outlives ctx so that a stop can drain; it is cancelled when the drain
 	// times out or when Run returns.
@@ -373,6 +390,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 	var pending schema.Batch
 	var pendingEv routed
 	var pendingBytes int
+	var pendingParts []writtenBatch
 	var skipped []transforms.Skipped
 	if c.SkipTransformErrors {
 		c.Chain.SkipErrors(func(s transforms.Skipped) {
@@ -395,7 +413,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 		if err != nil {
 			return context.Cause(ctx)
 		}
-		t := ticketed{b: pending, tk: tk, ev: pendingEv, holds: len(ev.holds) > 0, base: ev.lastEmitted, skipped: skipped}
+		t := ticketed{b: pending, tk: tk, ev: pendingEv, holds: len(ev.holds) > 0, base: ev.lastEmitted, skipped: skipped, parts: pendingParts}
 		if last := highest(&pending); last != nil {
 			ev.lastEmitted = last
 		}
@@ -403,7 +421,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			return err
 		}
 		c.Metrics.queue.WithLabelValues(c.Pipeline, "write").Set(float64(len(out)))
-		pending, pendingEv, pendingBytes, has, skipped = schema.Batch{}, routed{}, 0, false, nil
+		pending, pendingEv, pendingBytes, has, skipped, pendingParts = schema.Batch{}, routed{}, 0, false, nil, nil
 		return nil
 	}
 
@@ -464,6 +482,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			if b.Checkpoint != nil {
 				pending.Checkpoint = b.Checkpoint
 			}
+			pendingParts = append(pendingParts, writtenBatch{pos: b.Checkpoint, n: len(b.Changes)})
 			pendingBytes += b.Size()
 			if len(pending.Changes) >= c.MaxChanges || pendingBytes >= c.MaxBytes {
 				if err := flush(); err != nil {
@@ -636,6 +655,7 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 			c.Metrics.batchChanges.WithLabelValues(c.Pipeline).Observe(float64(len(tb.b.Changes)))
 			r.log.Debug("batch written", "batch_changes", len(tb.b.Changes), "took", time.Since(start))
 		}
+		r.lag.wrote(tb.parts)
 		if err := tr.Done(tb.tk); err != nil {
 			return err
 		}
@@ -666,14 +686,22 @@ func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *o
 		if !moved || pos == nil {
 			return nil
 		}
+		now := c.Now()
+		done, stats := r.lag.commit(pos, now)
 		start := time.Now()
+		if c.Stats != nil {
+			// before the offset: a run that resumes below stats.AsOf counts
+			// nothing twice (see Stats)
+			if err := c.Stats.SaveStats(ctx, stats); err != nil {
+				return fmt.Errorf("save the pipeline's counts at %s: %w", pos, err)
+			}
+		}
 		if err := c.Offsets.Commit(ctx, c.Pipeline, c.Epoch, pos); err != nil {
 			return fmt.Errorf("commit offset %s: %w", pos, err)
 		}
 		c.Metrics.commitSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())
-		now := c.Now()
 		e2e := c.Metrics.endToEnd.WithLabelValues(c.Pipeline)
-		for _, rb := range r.lag.commit(pos) {
+		for _, rb := range done {
 			for _, run := range rb.commits {
 				d := max(0, now.Sub(run.at).Seconds())
 				for range run.n {

@@ -186,17 +186,42 @@ func TestRunnerRandomFaults(t *testing.T) {
 			t.Parallel()
 			f := &faults{rng: rand.New(rand.NewPCG(seed, 99)), rate: 0.02}
 			b := newBundle(t, seed+100, 120, f)
+			stats := &memStats{f: f}
 			var attempts int
 			for {
 				attempts++
 				require.Less(t, attempts, 500, "no convergence (seed %d)", seed)
-				err := b.runUntilDone(t, b.config(t, b.acquire(t)))
+				cfg := b.config(t, b.acquire(t))
+				cfg.Stats = stats
+				err := b.runUntilDone(t, cfg)
 				if err == nil {
 					break
 				}
 				require.ErrorIs(t, err, errInjected, "seed %d", seed)
 			}
 			require.Equal(t, expected(b.txns), b.sink.snapshot(), "seed %d after %d attempts, faults %v", seed, attempts, f.hits)
+			// the counts are exact however often the runs failed and replayed
+			want := map[string]*TableStats{}
+			var n uint64
+			for _, tx := range b.txns {
+				for _, c := range tx.changes {
+					ts := want[c.Table.String()]
+					if ts == nil {
+						ts = &TableStats{}
+						want[c.Table.String()] = ts
+					}
+					ts.count(&c)
+					n++
+				}
+			}
+			got, _ := stats.LoadStats(context.Background())
+			require.Equal(t, n, got.Written, "changes written, seed %d, faults %v", seed, f.hits)
+			for name, w := range want {
+				g := got.Tables[name]
+				require.NotNil(t, g, name)
+				g.LastWritten = time.Time{}
+				require.Equal(t, *w, *g, "%s, seed %d, faults %v", name, seed, f.hits)
+			}
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,7 +72,12 @@ type Status struct {
 	Attempts  int       `json:"failed_attempts"`
 	NextRetry time.Time `json:"next_retry,omitzero"`
 	Running   bool      `json:"running"`
-	Progress  Progress  `json:"progress"`
+	// Degraded says the pipeline runs but not all is well: Reasons says what
+	// (tables held by the schema-change policy, an attempt failed and is
+	// retried).
+	Degraded bool     `json:"degraded"`
+	Reasons  []string `json:"reasons,omitempty"`
+	Progress Progress `json:"progress"`
 }
 
 type managed struct {
@@ -90,6 +96,9 @@ type managed struct {
 	nextRetry time.Time
 	runner    *Runner
 	cancel    context.CancelFunc
+	// last is the progress of the last run, shown while none runs (its counts;
+	// no lag: a pipeline that does not run has none)
+	last Progress
 }
 
 func (m *managed) wake() {
@@ -309,7 +318,7 @@ func (s *Supervisor) List() []Status {
 
 func (s *Supervisor) status(m *managed) Status {
 	m.mu.Lock()
-	st := Status{Name: m.name, State: m.state, LastError: m.lastError, Attempts: m.attempts, NextRetry: m.nextRetry}
+	st := Status{Name: m.name, State: m.state, LastError: m.lastError, Attempts: m.attempts, NextRetry: m.nextRetry, Progress: m.last}
 	r := m.runner
 	m.mu.Unlock()
 	if r != nil && r.Streaming() {
@@ -322,7 +331,23 @@ func (s *Supervisor) status(m *managed) Status {
 			}
 		}
 	}
+	if n := len(st.Progress.HeldTables); n > 0 && st.Running {
+		st.Reasons = append(st.Reasons, fmt.Sprintf("%d table(s) held by the schema-change policy, their changes kept aside: %s (cdcd pipelines schema-changes %s)",
+			n, strings.Join(st.Progress.HeldTables, ", "), m.name))
+	}
+	if st.Attempts > 0 && st.State != StateFailed && st.State != StateNeedsResync {
+		msg := fmt.Sprintf("%d consecutive failed attempt(s), retrying", st.Attempts)
+		if !st.NextRetry.IsZero() {
+			msg += " at " + st.NextRetry.UTC().Format(time.RFC3339)
+		}
+		if st.LastError != "" {
+			msg += ": " + st.LastError
+		}
+		st.Reasons = append(st.Reasons, msg)
+	}
+	st.Degraded = len(st.Reasons) > 0
 	s.cfg.Metrics.setState(m.name, st.State)
+	s.cfg.Metrics.degraded.WithLabelValues(m.name).Set(map[bool]float64{true: 1}[st.Degraded])
 	return st
 }
 
@@ -475,7 +500,15 @@ func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
 	m.runner = r
 	m.mu.Unlock()
 	err = r.Run(ctx)
-	if r.Progress().BatchesWritten > 0 {
+	last := r.Progress()
+	last.LagSeconds, last.CaughtUp, last.LagBytes, last.Source = nil, false, nil, nil
+	for i := range last.Tables {
+		last.Tables[i].ETA = nil
+	}
+	m.mu.Lock()
+	m.last = last
+	m.mu.Unlock()
+	if last.BatchesWritten > 0 {
 		m.mu.Lock()
 		m.attempts = 0
 		if err == nil {

@@ -86,11 +86,13 @@ type Status struct {
 // SnapshotProgress is the snapshot state of one table. State is the source's own
 // resumable chunk state (opaque to everything else).
 type SnapshotProgress struct {
-	Table         schema.TableID `json:"table"`
-	RowsDone      int64          `json:"rows_done"`
-	RowsEstimated int64          `json:"rows_estimated"`
-	Done          bool           `json:"done"`
-	State         []byte         `json:"-"`
+	Table    schema.TableID `json:"table"`
+	RowsDone int64          `json:"rows_done"`
+	// RowsEstimated is the source's estimate of the table's rows, -1 when it
+	// has none (Postgres: a table never analyzed); never a guess shown as done.
+	RowsEstimated int64  `json:"rows_estimated"`
+	Done          bool   `json:"done"`
+	State         []byte `json:"-"`
 }
 
 // ProgressStore keeps the snapshot progress of one pipeline, fenced by the epoch

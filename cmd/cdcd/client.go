@@ -125,6 +125,7 @@ type pipelineView struct {
 	Paused    bool   `json:"paused"`
 	LastError string `json:"last_error"`
 	Status    *struct {
+		Degraded bool `json:"degraded"`
 		Progress struct {
 			ChangesWritten uint64   `json:"changes_written"`
 			LagSeconds     *float64 `json:"lag_seconds"`
@@ -153,11 +154,15 @@ func newPipelines() *cobra.Command {
 			for _, p := range v.Pipelines {
 				var n uint64
 				lag := "unknown"
+				state := p.State
 				if p.Status != nil {
 					n = p.Status.Progress.ChangesWritten
 					lag = formatLag(p.Status.Progress.LagSeconds, p.Status.Progress.CaughtUp)
+					if p.Status.Degraded {
+						state += " (degraded)"
+					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", p.Name, p.State, n, lag, oneLine(p.LastError))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", p.Name, state, n, lag, oneLine(p.LastError))
 			}
 		})
 	}}

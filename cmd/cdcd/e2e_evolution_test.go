@@ -112,6 +112,30 @@ pipelines:
 	require.Equal(t, 50, count(`SELECT count(*) FROM wh.users WHERE NOT _cdc_deleted`), "held changes must not reach the destination")
 	require.Equal(t, 0, count(`SELECT count(*) FROM wh.users WHERE mail LIKE 'renamed%'`))
 	require.Contains(t, cli(t, env, 0, "pipelines", "schema-changes", "shop"), "RENAME COLUMN")
+	// the held table shows in the pipeline's state: streaming, degraded, why
+	var view struct {
+		Status struct {
+			State    string
+			Degraded bool
+			Reasons  []string
+			Progress struct {
+				Tables []struct{ Table, State string }
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(cli(t, env, 0, "pipelines", "get", "shop", "-o", "json")), &view))
+	require.Equal(t, "streaming", view.Status.State)
+	require.True(t, view.Status.Degraded)
+	require.Len(t, view.Status.Reasons, 1)
+	require.Contains(t, view.Status.Reasons[0], "held by the schema-change policy")
+	require.Contains(t, view.Status.Reasons[0], "users")
+	states := map[string]string{}
+	for _, tp := range view.Status.Progress.Tables {
+		states[tp.Table] = tp.State
+	}
+	require.Equal(t, "held", states["public.users"], "%+v", view.Status.Progress.Tables)
+	require.Equal(t, "streaming", states["public.orders"])
+	require.Regexp(t, `shop\s+streaming \(degraded\)`, cli(t, env, 0, "pipelines", "list"))
 	require.Contains(t, cli(t, env, 2, "pipelines", "resolve", "shop", "public.users", "maybe"), `decision: value is not one of the allowed values ["approve","reject","new_column"]`)
 	require.Contains(t, cli(t, env, 1, "pipelines", "resolve", "shop", "public.nope", "approve"), "404")
 

@@ -226,7 +226,11 @@ func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.Fil
 	log.Info("running pipelines from file", "file", file, "pipelines", len(f.Pipelines))
 	err := <-supErr
 	for _, s := range a.Supervisor.List() {
-		log.Info("pipeline stopped", "pipeline", s.Name, "state", s.State, "changes_written", s.Progress.ChangesWritten, "last_error", s.LastError)
+		state := string(s.State)
+		if s.State == pipeline.StateCreated {
+			state = "stopped" // by the signal; failed and needs_resync say so
+		}
+		log.Info("pipeline stopped", "pipeline", s.Name, "state", state, "changes_written", s.Progress.ChangesWritten, "last_error", s.LastError)
 	}
 	return err
 }

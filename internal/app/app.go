@@ -152,6 +152,7 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 		Offsets: offs, Epoch: epoch,
 		Evolution: p.SchemaChanges.Evolution(), Holds: run,
 		SkipTransformErrors: p.OnTransformError == "skip", Skips: run,
+		Stats:      store.BindStats(a.Store, p.Name, progressEpoch),
 		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
 		DrainTimeout: time.Duration(p.DrainTimeout), Logger: a.log(),
 	}, nil

@@ -109,4 +109,9 @@ var migrations = []string{
 		remote     TEXT NOT NULL
 	);
 	CREATE INDEX cdcd_audit_at ON cdcd_audit (at);`,
+	`CREATE TABLE cdcd_pipeline_stats (
+		pipeline   TEXT PRIMARY KEY,
+		stats      TEXT NOT NULL,
+		updated_at {{bigint}} NOT NULL
+	);`,
 }

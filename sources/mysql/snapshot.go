@@ -74,8 +74,11 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 				return nil, fmt.Errorf("snapshot progress of %s: %w", id, err)
 			}
 		}
+		p.RowsEstimated = -1 // none: never a guess the snapshot passes long before done
 		if res, err := s.exec("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", id.Namespace, id.Name); err == nil && res.RowNumber() > 0 {
-			p.RowsEstimated, _ = res.GetInt(0, 0)
+			if null, _ := res.IsNull(0, 0); !null {
+				p.RowsEstimated, _ = res.GetInt(0, 0)
+			}
 		}
 		p.Table = id
 		cp := p

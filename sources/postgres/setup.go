@@ -104,7 +104,8 @@ func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, t
 	for _, id := range ids {
 		t := &tableInfo{ID: id}
 		var kind, ident string
-		err := pool.QueryRow(ctx, `SELECT c.oid, c.relkind, c.relreplident, GREATEST(c.reltuples, 0)::int8
+		err := pool.QueryRow(ctx, `SELECT c.oid, c.relkind, c.relreplident,
+				CASE WHEN c.reltuples < 0 OR (c.reltuples = 0 AND c.relpages > 0) THEN -1 ELSE c.reltuples::int8 END
 			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, id.Namespace, id.Name).Scan(&t.OID, &kind, &ident, &t.EstRows)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -256,11 +256,20 @@ func (s *Source) planTable(ctx context.Context, t *tableInfo) (*tableProgress, e
 		var blocks, pages int64
 		var tuples float64
 		err := s.pool.QueryRow(ctx, `SELECT c.oid::regclass::text, pg_relation_size(c.oid) / current_setting('block_size')::int8,
-				c.relpages, GREATEST(c.reltuples, 0) FROM pg_catalog.pg_class c WHERE c.oid = $1`, oid).Scan(&name, &blocks, &pages, &tuples)
+				c.relpages, c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = $1`, oid).Scan(&name, &blocks, &pages, &tuples)
 		if err != nil {
 			return nil, fmt.Errorf("plan snapshot of %s: %w", t.ID, err)
 		}
-		p.RowsEstimated += int64(tuples)
+		switch {
+		case p.RowsEstimated < 0:
+		case tuples < 0 || (tuples == 0 && blocks > 0):
+			// never analyzed (reltuples -1; 0 with pages before Postgres 14):
+			// no estimate, rather than one the snapshot passes long before done
+			p.RowsEstimated = -1
+		default:
+			p.RowsEstimated += int64(tuples)
+		}
+		tuples = max(tuples, 0)
 		perBlock := 60.0
 		if pages > 0 && tuples > 0 {
 			perBlock = tuples / float64(pages)

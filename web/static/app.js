@@ -20,12 +20,16 @@ function cell(text, cls) {
 
 function snapshotCell(p) {
   const td = document.createElement('td');
-  const tables = p.status && p.status.progress && p.status.progress.source && p.status.progress.source.tables;
-  if (!tables || !tables.length) { td.textContent = '–'; return td; }
-  let done = 0, est = 0;
-  for (const t of tables) { done += t.rows_done; est += Math.max(t.rows_estimated, t.rows_done); }
+  const tables = (p.status && p.status.progress && p.status.progress.tables || []).filter(t => t.state === 'snapshotting');
+  if (!tables.length) { td.textContent = '–'; return td; }
+  let done = 0, est = 0, unknown = false;
+  for (const t of tables) {
+    done += t.rows_done;
+    if (t.rows_estimated === null) unknown = true; else est += t.rows_estimated;
+  }
+  if (unknown) { td.textContent = done + ' rows (total unknown: no statistics)'; return td; }
   const bar = document.createElement('progress');
-  bar.max = est || 1; bar.value = done;
+  bar.max = est || 1; bar.value = Math.min(done, est);
   td.append(bar, ' ' + done + ' / ' + est);
   return td;
 }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		"audit":              testAudit,
 		"holds":              testHolds,
 		"skipped":            testSkipped,
+		"stats":              testStats,
 		"reopen_migrations":  func(t *testing.T, s store.Store) {}, // opening twice is covered by the caller's reopen
 	}
 	for name, f := range tests {
@@ -386,4 +387,36 @@ func testSkipped(t *testing.T, s store.Store) {
 	_, err = s.Acquire(ctx, "p")
 	require.NoError(t, err)
 	require.ErrorIs(t, b.RecordSkipped(ctx, []transforms.Skipped{{Table: tbl, Transform: "x", Error: "y"}}), offsets.ErrFenced)
+}
+
+func testStats(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	b := store.BindStats(s, "p", e1)
+	st, err := b.LoadStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, pipeline.Stats{}, st, "nothing saved: zero counts")
+	at := time.Date(2026, 5, 1, 10, 0, 0, 123456000, time.UTC)
+	want := pipeline.Stats{AsOf: pos(7), Written: 42, Tables: map[string]*pipeline.TableStats{
+		"public.users": {SnapshotRows: 10, Inserts: 20, Updates: 5, Deletes: 1, LastChange: at, LastWritten: at.Add(time.Second)}}}
+	require.NoError(t, b.SaveStats(ctx, want))
+	want.Written = 43
+	require.NoError(t, b.SaveStats(ctx, want), "saved again: replaced")
+	st, err = b.LoadStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, st)
+
+	e2, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	require.ErrorIs(t, b.SaveStats(ctx, pipeline.Stats{Written: 1}), offsets.ErrFenced, "a stale run cannot overwrite the counts")
+	st, err = store.BindStats(s, "p", e2).LoadStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(43), st.Written)
+
+	require.NoError(t, s.PutPipeline(ctx, store.Pipeline{Name: "p", Spec: []byte(`{}`)}, nil))
+	require.NoError(t, s.DeletePipeline(ctx, "p"))
+	st, err = store.BindStats(s, "p", e2).LoadStats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, pipeline.Stats{}, st, "deleting the pipeline deletes its counts")
 }
