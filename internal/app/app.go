@@ -147,12 +147,18 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 		steps = append(steps, transforms.Step{Name: t.Name, Tables: t.Tables, Transform: tr})
 	}
 	run := store.BindHolds(a.Store, p.Name, progressEpoch)
+	var stats pipeline.StatsStore = store.BindStats(a.Store, p.Name, progressEpoch)
+	if offs == offsets.Store(a.Store) {
+		// the counts go in the offset commit's transaction
+		both := store.BindOffsetsAndStats(a.Store, p.Name, epoch)
+		offs, stats = both, both
+	}
 	return pipeline.RunnerConfig{
 		Pipeline: p.Name, Source: src, Sink: sink, Chain: transforms.NewChain(steps...),
 		Offsets: offs, Epoch: epoch,
 		Evolution: p.SchemaChanges.Evolution(), Holds: run,
 		SkipTransformErrors: p.OnTransformError == "skip", Skips: run,
-		Stats:      store.BindStats(a.Store, p.Name, progressEpoch),
+		Stats:      stats,
 		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
 		DrainTimeout: time.Duration(p.DrainTimeout), Logger: a.log(),
 	}, nil

@@ -167,22 +167,25 @@ func (s *sqlStore) lockEpoch(ctx context.Context, tx *sql.Tx, pipeline string) (
 }
 
 func (s *sqlStore) Commit(ctx context.Context, pipeline string, epoch offsets.Epoch, p offsets.Position) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		cur, stored, err := s.lockEpoch(ctx, tx, pipeline)
-		if err != nil {
-			return err
-		}
-		skip, err := offsets.CheckCommit(pipeline, cur, epoch, stored, p)
-		if err != nil || skip {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE cdcd_offsets SET position = ?, updated_at = ? WHERE pipeline = ? AND epoch = ?`),
-			[]byte(p), s.micros(), pipeline, int64(epoch))
-		if err != nil {
-			return fmt.Errorf("commit offset of pipeline %q: %w", pipeline, err)
-		}
-		return nil
-	})
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.commitIn(ctx, tx, pipeline, epoch, p) })
+}
+
+// commitIn commits an offset within tx, fenced by epoch.
+func (s *sqlStore) commitIn(ctx context.Context, tx *sql.Tx, pipeline string, epoch offsets.Epoch, p offsets.Position) error {
+	cur, stored, err := s.lockEpoch(ctx, tx, pipeline)
+	if err != nil {
+		return err
+	}
+	skip, err := offsets.CheckCommit(pipeline, cur, epoch, stored, p)
+	if err != nil || skip {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE cdcd_offsets SET position = ?, updated_at = ? WHERE pipeline = ? AND epoch = ?`),
+		[]byte(p), s.micros(), pipeline, int64(epoch))
+	if err != nil {
+		return fmt.Errorf("commit offset of pipeline %q: %w", pipeline, err)
+	}
+	return nil
 }
 
 // --- schema history ---
