@@ -84,6 +84,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// initialize makes the series of a running pipeline exist at 0, so that
+// rules and dashboards see them before the first stall, error or hold.
+func (m *Metrics) initialize(pipeline string) {
+	for _, stage := range []string{"transform", "write"} {
+		m.stalls.WithLabelValues(pipeline, stage)
+		m.queue.WithLabelValues(pipeline, stage)
+	}
+	for _, c := range []Class{ClassRetryable, ClassPermanent, ClassNeedsResync} {
+		m.errors.WithLabelValues(pipeline, string(c))
+	}
+	m.held.WithLabelValues(pipeline)
+	m.heldChanges.WithLabelValues(pipeline)
+	m.writeSeconds.WithLabelValues(pipeline)
+	m.batchChanges.WithLabelValues(pipeline)
+	m.endToEnd.WithLabelValues(pipeline)
+	m.commitSeconds.WithLabelValues(pipeline)
+}
+
 func (m *Metrics) setState(pipeline string, s State) {
 	for _, st := range States {
 		v := 0.0
@@ -105,7 +123,9 @@ func (m *Metrics) forget(pipeline string) {
 // lagCollector reports, at each scrape, the lag of every running pipeline as
 // of that instant: a gauge set on commit would freeze when nothing commits.
 type lagCollector struct {
-	seconds, bytes, caughtUp *prometheus.Desc
+	seconds, bytes, caughtUp                     *prometheus.Desc
+	tableChanges, tableLast, snapDone, snapTotal *prometheus.Desc
+	snapshotting                                 *prometheus.Desc
 
 	mu      sync.Mutex
 	runners map[string]*Runner
@@ -122,6 +142,21 @@ func newLagCollector() *lagCollector {
 		caughtUp: prometheus.NewDesc("cdcd_source_caught_up",
 			"1 when the source says it has read everything its server committed and all of it is durable at the sink.",
 			[]string{"pipeline"}, nil),
+		tableChanges: prometheus.NewDesc("cdcd_table_changes_total",
+			"Source changes durable at the sink, by source table and op (r: snapshot rows, c, u, d, t); kept across restarts.",
+			[]string{"pipeline", "table", "op"}, nil),
+		tableLast: prometheus.NewDesc("cdcd_table_last_change_timestamp_seconds",
+			"Source commit time of the newest change of the table durable at the sink.",
+			[]string{"pipeline", "table"}, nil),
+		snapDone: prometheus.NewDesc("cdcd_snapshot_rows_done",
+			"Rows of the table the snapshot has copied.",
+			[]string{"pipeline", "table"}, nil),
+		snapTotal: prometheus.NewDesc("cdcd_snapshot_rows_estimated",
+			"The source's estimate of the table's rows when its snapshot was planned; absent when it has none (a table never analyzed).",
+			[]string{"pipeline", "table"}, nil),
+		snapshotting: prometheus.NewDesc("cdcd_table_snapshotting",
+			"1 while the table's snapshot runs.",
+			[]string{"pipeline", "table"}, nil),
 		runners: map[string]*Runner{},
 	}
 }
@@ -145,6 +180,11 @@ func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.seconds
 	ch <- c.bytes
 	ch <- c.caughtUp
+	ch <- c.tableChanges
+	ch <- c.tableLast
+	ch <- c.snapDone
+	ch <- c.snapTotal
+	ch <- c.snapshotting
 }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
@@ -166,6 +206,25 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if p.LagBytes != nil {
 			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(*p.LagBytes), name)
+		}
+		for _, t := range p.Tables {
+			for op, n := range map[string]uint64{"r": t.SnapshotRows, "c": t.Inserts, "u": t.Updates, "d": t.Deletes, "t": t.Truncates} {
+				ch <- prometheus.MustNewConstMetric(c.tableChanges, prometheus.CounterValue, float64(n), name, t.Table, op)
+			}
+			if !t.LastChange.IsZero() {
+				ch <- prometheus.MustNewConstMetric(c.tableLast, prometheus.GaugeValue, float64(t.LastChange.UnixMilli())/1000, name, t.Table)
+			}
+			if t.RowsDone > 0 || t.State == TableSnapshotting {
+				ch <- prometheus.MustNewConstMetric(c.snapDone, prometheus.GaugeValue, float64(t.RowsDone), name, t.Table)
+			}
+			if t.RowsEstimated != nil {
+				ch <- prometheus.MustNewConstMetric(c.snapTotal, prometheus.GaugeValue, float64(*t.RowsEstimated), name, t.Table)
+			}
+			snapshotting := 0.0
+			if t.State == TableSnapshotting {
+				snapshotting = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.snapshotting, prometheus.GaugeValue, snapshotting, name, t.Table)
 		}
 	}
 }

@@ -270,6 +270,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	defer r.opened.Store(false)
 	c.Metrics.lag.add(c.Pipeline, r)
 	defer c.Metrics.lag.remove(c.Pipeline, r)
+	c.Metrics.initialize(c.Pipeline)
 
 	g, gctx := errgroup.WithContext(base)
 	readCtx, cancelRead := context.WithCancel(gctx)

@@ -26,6 +26,7 @@ import (
 // serveFlags are the settings of `cdcd serve`.
 type serveFlags struct {
 	listen          string
+	metricsListen   string
 	allowedHosts    []string
 	trustedOrigins  []string
 	secretsDirs     []string
@@ -53,6 +54,7 @@ func newServe(lf *logFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", envOr("CDCD_LISTEN", "127.0.0.1:8080"), "address of the API and web UI (env CDCD_LISTEN); "+
 		"an address other than loopback needs an API token to exist first")
+	fl.StringVar(&f.metricsListen, "metrics-listen", os.Getenv("CDCD_METRICS_LISTEN"), "also serve /metrics, without a token, on this loopback address, for a Prometheus on this machine (env CDCD_METRICS_LISTEN)")
 	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", envList("CDCD_ALLOWED_HOSTS"), "host names the API answers for besides localhost, IP literals and the --listen host, comma-separated; * for any (env CDCD_ALLOWED_HOSTS)")
 	fl.StringSliceVar(&f.trustedOrigins, "trusted-origins", envList("CDCD_TRUSTED_ORIGINS"), "origins (https://host[:port]) whose pages may send state-changing requests, besides the server's own (env CDCD_TRUSTED_ORIGINS)")
 	fl.StringSliceVar(&f.secretsDirs, "secrets-dir", envList("CDCD_SECRETS_DIR"), "directories whose files ${file:/path} references in API documents may name; none by default (env CDCD_SECRETS_DIR)")
@@ -109,8 +111,15 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 		return err
 	}
 	a, promReg := engine(log, st, sec)
+	mln, err := metricsListener(f.metricsListen)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
+		if mln != nil {
+			mln.Close()
+		}
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
 	supRunning := make(chan struct{})
@@ -159,6 +168,13 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 		}
 		return nil
 	})
+	metricsCtx, stopMetrics := context.WithCancel(gctx)
+	defer stopMetrics()
+	if mln != nil {
+		g.Go(func() error { return serveMetrics(metricsCtx, mln, promReg, log) })
+	} else {
+		stopMetrics()
+	}
 	scheme := "http"
 	if f.http.TLSCert != "" {
 		scheme = "https"
@@ -171,6 +187,7 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 		}
 		log.Info("stopping: draining pipelines")
 		stopSup()
+		stopMetrics()
 		shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return srv.Shutdown(shutCtx)
@@ -180,7 +197,7 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 
 func newRun(lf *logFlags) *cobra.Command {
 	var sf storeFlags
-	var file string
+	var file, metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "run -f FILE",
 		Short: "Run the pipelines of a config file in the foreground (no API); offsets persist in the metadata store",
@@ -194,19 +211,35 @@ func newRun(lf *logFlags) *cobra.Command {
 				return &exitError{2, fmt.Errorf("%s declares no pipelines", file)}
 			}
 			return withStore(cmd, lf, &sf, func(ctx context.Context, log *slog.Logger, st store.Store) error {
-				return runFile(ctx, log, st, f, file)
+				return runFile(ctx, log, st, f, file, metricsAddr)
 			})
 		},
 	}
 	sf.register(cmd)
 	cmd.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", os.Getenv("CDCD_METRICS_LISTEN"), "serve /metrics, without a token, on this loopback address (env CDCD_METRICS_LISTEN)")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }
 
 // runFile runs a file's pipelines until ctx ends, then reports how each stopped.
-func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.File, file string) error {
-	a, _ := engine(log, st, config.AllSecrets) // the operator's own file: every reference resolves
+func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.File, file, metricsAddr string) error {
+	a, promReg := engine(log, st, config.AllSecrets) // the operator's own file: every reference resolves
+	mln, err := metricsListener(metricsAddr)
+	if err != nil {
+		return err
+	}
+	if mln != nil {
+		mctx, stopMetrics := context.WithCancel(ctx)
+		merr := make(chan error, 1)
+		go func() { merr <- serveMetrics(mctx, mln, promReg, log) }()
+		defer func() {
+			stopMetrics()
+			if err := <-merr; err != nil {
+				log.Warn("metrics listener", "error", err)
+			}
+		}()
+	}
 	conns := map[string]config.Connection{}
 	for _, c := range f.Connections {
 		conns[c.Name] = c
@@ -224,7 +257,7 @@ func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.Fil
 		}
 	}
 	log.Info("running pipelines from file", "file", file, "pipelines", len(f.Pipelines))
-	err := <-supErr
+	err = <-supErr
 	for _, s := range a.Supervisor.List() {
 		state := string(s.State)
 		if s.State == pipeline.StateCreated {

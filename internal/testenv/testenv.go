@@ -363,3 +363,14 @@ func getOK(ctx context.Context, url string) error {
 	}
 	return nil
 }
+
+// Promtool returns the path of Prometheus's promtool (Debian's prometheus
+// package; scripts/test installs it), or skips (fails under CI).
+func Promtool(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		unavailable(t, "promtool (Debian package prometheus) is not installed")
+	}
+	return p
+}

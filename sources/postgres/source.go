@@ -399,6 +399,18 @@ func (s *Source) health(ctx context.Context) {
 			s.slot, s.lastPoll = slot, time.Now()
 			s.mu.Unlock()
 			s.m.retained.WithLabelValues(s.deps.Pipeline).Set(float64(slot.RetainedBytes))
+			if slot.SafeWALSize != nil {
+				s.m.safeWAL.WithLabelValues(s.deps.Pipeline).Set(float64(*slot.SafeWALSize))
+			} else {
+				s.m.safeWAL.DeleteLabelValues(s.deps.Pipeline)
+			}
+			for _, st := range []string{"reserved", "extended", "unreserved", "lost"} {
+				v := 0.0
+				if slot.WALStatus == st {
+					v = 1
+				}
+				s.m.walStatus.WithLabelValues(s.deps.Pipeline, st).Set(v)
+			}
 			if slot.WALStatus == "unreserved" {
 				s.log.Warn("replication slot is about to lose WAL it needs (wal_status = unreserved)", "retained_bytes", slot.RetainedBytes)
 			}
@@ -460,15 +472,25 @@ func (s *Source) reachedProbe(p walProbe) {
 }
 
 type metrics struct {
-	retained *prometheus.GaugeVec
+	retained  *prometheus.GaugeVec
+	safeWAL   *prometheus.GaugeVec
+	walStatus *prometheus.GaugeVec
 }
 
 // newMetrics registers the source's collectors, sharing them between the sources
 // of one registry.
 func newMetrics(reg prometheus.Registerer) *metrics {
-	return &metrics{retained: component.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "cdcd_source_slot_retained_bytes", Help: "WAL the replication slot keeps on the Postgres server.",
-	}, []string{"pipeline"}))}
+	return &metrics{
+		retained: component.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcd_source_slot_retained_bytes", Help: "WAL the replication slot keeps on the Postgres server.",
+		}, []string{"pipeline"})),
+		safeWAL: component.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcd_source_slot_safe_wal_size_bytes", Help: "WAL that can still be written before the slot is in danger of losing what it needs (max_slot_wal_keep_size); absent when unlimited.",
+		}, []string{"pipeline"})),
+		walStatus: component.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcd_source_slot_wal_status", Help: "1 for the replication slot's current wal_status (reserved, extended, unreserved, lost), 0 for the others.",
+		}, []string{"pipeline", "status"})),
+	}
 }
 
 // replicationConn opens a replication-protocol connection.
