@@ -65,6 +65,9 @@ type RunnerConfig struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Now     func() time.Time // clock, for lag; time.Now when nil
+	// Warn receives the source's warnings (sources.Warner) once it is open;
+	// nil logs each. The Supervisor's logs each once per pipeline.
+	Warn func(warning string)
 }
 
 // WithDefaults returns c with every unset tunable set to its default.
@@ -258,6 +261,15 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			err = fmt.Errorf("close source: %w", cerr)
 		}
 	}()
+	if w, ok := c.Source.(sources.Warner); ok {
+		for _, msg := range w.Warnings() {
+			if c.Warn != nil {
+				c.Warn(msg)
+			} else {
+				r.log.Warn(msg)
+			}
+		}
+	}
 	ev, err := r.newEvolver(ctx)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -99,6 +99,8 @@ type managed struct {
 	// last is the progress of the last run, shown while none runs (its counts;
 	// no lag: a pipeline that does not run has none)
 	last Progress
+	// warned are the source warnings logged already: each once per pipeline
+	warned map[string]bool
 }
 
 func (m *managed) wake() {
@@ -491,6 +493,21 @@ func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = s.cfg.Logger
+	}
+	if cfg.Warn == nil {
+		log := s.log.With("pipeline", m.name)
+		cfg.Warn = func(w string) {
+			m.mu.Lock()
+			seen := m.warned[w]
+			if m.warned == nil {
+				m.warned = map[string]bool{}
+			}
+			m.warned[w] = true
+			m.mu.Unlock()
+			if !seen {
+				log.Warn(w)
+			}
+		}
 	}
 	r, err := NewRunner(cfg)
 	if err != nil {

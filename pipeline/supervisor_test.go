@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
+	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/stretchr/testify/require"
 )
 
@@ -185,4 +188,59 @@ func TestSupervisorNotRunning(t *testing.T) {
 	require.NoError(t, s.Run(ctx))
 	err := s.Upsert(context.Background(), Spec{Name: "x", Build: func(context.Context) (RunnerConfig, error) { return RunnerConfig{}, nil }})
 	require.ErrorIs(t, err, ErrNotRunning)
+}
+
+// warningSource is a source with a warning that fails after opening, so that
+// the supervisor retries it.
+type warningSource struct {
+	*memSource
+	fail bool
+}
+
+func (w *warningSource) Warnings() []string {
+	return []string{"table t has TOAST-able columns without REPLICA IDENTITY FULL"}
+}
+
+func (w *warningSource) Read(ctx context.Context) (schema.Batch, error) {
+	if w.fail {
+		return schema.Batch{}, errors.New("connection reset")
+	}
+	return w.memSource.Read(ctx)
+}
+
+// TestSupervisorLogsASourceWarningOnce: a source's warning is logged once per
+// pipeline, not at every attempt (found: 77 lines in one crash test), and
+// shows in its status.
+func TestSupervisorLogsASourceWarningOnce(t *testing.T) {
+	t.Parallel()
+	var logs syncBuf
+	s := startSupervisor(t, SupervisorConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), MaxFailures: 1000})
+	b := newBundle(t, 21, 20, nil)
+	var builds atomic.Int32
+	require.NoError(t, s.Upsert(context.Background(), Spec{Name: "w", Build: func(ctx context.Context) (RunnerConfig, error) {
+		n := builds.Add(1)
+		cfg := b.config(t, b.acquire(t))
+		cfg.Source = &warningSource{memSource: b.src, fail: n <= 5}
+		return cfg, nil
+	}}))
+	require.Eventually(t, func() bool { return builds.Load() > 5 }, 10*time.Second, time.Millisecond)
+	waitState(t, s, "w", StateStreaming)
+	require.Equal(t, 1, strings.Count(logs.String(), "REPLICA IDENTITY FULL"), "logged once over %d attempts:\n%s", builds.Load(), logs.String())
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -51,6 +51,16 @@ type Sampler interface {
 	Sample(ctx context.Context, table schema.TableID, limit int) (schema.Table, []schema.Row, error)
 }
 
+// Warner is implemented by sources whose checks find conditions that do not
+// stop a pipeline and that a user should know and may fix (an unlimited
+// max_slot_wal_keep_size, a table without REPLICA IDENTITY FULL). Warnings
+// returns those of the last Check or Open, each saying what to do; sources do
+// not log them: the connection test and the pipeline's status show them, and
+// the engine logs each once per pipeline.
+type Warner interface {
+	Warnings() []string
+}
+
 // Cleaner is implemented by sources that hold server-side state for a pipeline
 // (a replication slot, a publication). Cleanup drops it when the pipeline is
 // deleted; it is called without Open.
@@ -81,6 +91,8 @@ type Status struct {
 	LagBytesAt time.Time `json:"lag_bytes_at,omitzero"`
 	// Detail is source-specific (slot name, retained WAL bytes, binlog file).
 	Detail map[string]any `json:"detail,omitempty"`
+	// Warnings are the source's findings that do not stop it (see Warner).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // SnapshotProgress is the snapshot state of one table. State is the source's own

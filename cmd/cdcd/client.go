@@ -384,10 +384,16 @@ func newConnections() *cobra.Command {
 		var res struct {
 			OK       bool     `json:"ok"`
 			Problems []string `json:"problems"`
+			Warnings []string `json:"warnings"`
 		}
 		if err := c.do(cmd.Context(), "POST", "/api/v1/connections/"+args[0]+"/test", nil, &res); err != nil {
 			return err
 		}
+		defer func() {
+			for _, w := range res.Warnings {
+				fmt.Fprintf(cmd.OutOrStdout(), "  warning: %s\n", w)
+			}
+		}()
 		if res.OK {
 			fmt.Fprintf(cmd.OutOrStdout(), "connection %s: ok\n", args[0])
 			return nil

@@ -294,6 +294,8 @@ func (a *App) DeleteConnection(ctx context.Context, name string) error {
 type CheckResult struct {
 	OK       bool     `json:"ok"`
 	Problems []string `json:"problems,omitempty"`
+	// Warnings do not stop a pipeline; each says what to do.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // TestConnection builds the connection's component and runs its live check: it
@@ -313,6 +315,9 @@ func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, err
 	for i, p := range res.Problems {
 		res.Problems[i] = scrub(p, seen)
 	}
+	for i, w := range res.Warnings {
+		res.Warnings[i] = scrub(w, seen)
+	}
 	return res, nil
 }
 
@@ -322,6 +327,7 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 		return failed(err)
 	}
 	var check func(context.Context) error
+	var warner sources.Warner
 	if f, ok := a.Registry.Sources[c.Type]; ok {
 		src, err := f.New(node, sources.Deps{Pipeline: "connection_test", Logger: a.log()})
 		if err != nil {
@@ -330,6 +336,7 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 		if ch, ok := src.(sources.Checker); ok {
 			check = ch.Check
 		}
+		warner, _ = src.(sources.Warner)
 	} else if f, ok := a.Registry.Sinks[c.Type]; ok {
 		snk, err := f.New(node, sinks.Deps{Pipeline: "connection_test", Logger: a.log()})
 		if err != nil {
@@ -351,10 +358,14 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	res := CheckResult{OK: true}
 	if err := check(ctx); err != nil {
-		return failed(err)
+		res = failed(err)
 	}
-	return CheckResult{OK: true}
+	if warner != nil {
+		res.Warnings = warner.Warnings()
+	}
+	return res
 }
 
 // scrub hides in s every resolved secret value (whatever form a driver quoted

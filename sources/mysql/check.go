@@ -44,6 +44,7 @@ func (s *Source) Check(ctx context.Context) error {
 	s.flavor = flavor
 	s.mu.Unlock()
 	p := s.check()
+	s.setWarnings(p.warnings)
 	return errors.Join(p.blocking...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,7 @@ type Source struct {
 	curFile  string
 	curPos   uint32
 	snapAt   time.Time
+	warnings []string
 	acked    resume // the highest stream checkpoint acked
 	// probe is the server's binlog end sampled at an instant, pending until
 	// the stream reaches it (then the source is caught up as of that instant)
@@ -192,9 +194,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	if problems := s.check(); len(problems.blocking) > 0 {
 		return component.Permanent(errors.Join(problems.blocking...))
 	} else {
-		for _, w := range problems.warnings {
-			s.log.Warn(w.Error())
-		}
+		s.setWarnings(problems.warnings)
 	}
 	var start resume
 	if from != nil {
@@ -396,7 +396,7 @@ func (s *Source) Close(context.Context) error {
 func (s *Source) SourceStatus() sources.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := sources.Status{LastCommit: s.lastTS, SnapshotAt: s.snapAt, LagBytes: s.lagBytes, LagBytesAt: s.lagAt, Detail: map[string]any{"flavor": s.flavor, "binlog_file": s.curFile, "binlog_pos": s.curPos}}
+	st := sources.Status{Warnings: s.warnings, LastCommit: s.lastTS, SnapshotAt: s.snapAt, LagBytes: s.lagBytes, LagBytesAt: s.lagAt, Detail: map[string]any{"flavor": s.flavor, "binlog_file": s.curFile, "binlog_pos": s.curPos}}
 	for _, p := range s.progress {
 		st.Tables = append(st.Tables, *p)
 		if !p.Done {
@@ -549,4 +549,21 @@ func (s *Source) reachedProbe(p binlogProbe) {
 		s.probe = binlogProbe{}
 	}
 	s.mu.Unlock()
+}
+
+func (s *Source) setWarnings(ws []error) {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Error()
+	}
+	s.mu.Lock()
+	s.warnings = out
+	s.mu.Unlock()
+}
+
+// Warnings implements sources.Warner.
+func (s *Source) Warnings() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.warnings)
 }

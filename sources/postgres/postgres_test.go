@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -427,4 +428,24 @@ func TestSnapshotEstimateWithoutStatistics(t *testing.T) {
 		}
 		return false
 	}, 60*time.Second, 5*time.Millisecond)
+}
+
+// TestCheckWarnings: findings that do not stop a pipeline are the source's
+// warnings (shown by the connection test and the status, logged once by the
+// engine), not log lines of its own at every start.
+func TestCheckWarnings(t *testing.T) {
+	t.Parallel()
+	pg := startPG(t)
+	h := newHarness(t, pg, `CREATE TABLE docs (id int PRIMARY KEY, body text); CREATE TABLE full_ident (id int PRIMARY KEY, body text);
+		ALTER TABLE full_ident REPLICA IDENTITY FULL`)
+	var logs strings.Builder
+	src := New(h.config("public.docs", "public.full_ident"), sources.Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, src.Check(context.Background()))
+	ws := src.Warnings()
+	require.Len(t, ws, 2, "%q", ws)
+	require.Contains(t, ws[0], "max_slot_wal_keep_size is unlimited")
+	require.Contains(t, ws[1], "table public.docs has TOAST-able columns (body) without REPLICA IDENTITY FULL")
+	require.Contains(t, ws[1], `ALTER TABLE "public"."docs" REPLICA IDENTITY FULL`)
+	require.NotContains(t, logs.String(), "REPLICA IDENTITY", "the source does not log its warnings")
+	require.Equal(t, ws, src.SourceStatus().Warnings)
 }

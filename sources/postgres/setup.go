@@ -288,7 +288,14 @@ func (s *Source) check(ctx context.Context, starting bool) error {
 	}
 	defer pool.Close()
 	var errs []error
+	var warnings []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	warn := func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }
+	defer func() {
+		s.mu.Lock()
+		s.warnings = warnings
+		s.mu.Unlock()
+	}()
 	var walLevel string
 	var maxSlots, usedSlots, maxSenders, usedSenders int
 	var keep string
@@ -322,7 +329,7 @@ func (s *Source) check(ctx context.Context, starting bool) error {
 		bad("replication slot %s has lost WAL it needs (wal_status = lost): the pipeline must be resynced", s.cfg.Slot)
 	}
 	if keep == "-1" {
-		s.log.Warn("max_slot_wal_keep_size is unlimited: a stuck pipeline can fill the source's disk; consider setting it (e.g. 100GB)")
+		warn("max_slot_wal_keep_size is unlimited: a stopped or stuck pipeline's slot keeps WAL until the source's disk fills; set it (e.g. 100GB) so that the server invalidates the slot first (the pipeline then needs a resync)")
 	}
 	types := newTypeCache()
 	tables, err := loadTables(ctx, pool, s.cfg.tables, types)
@@ -338,8 +345,8 @@ func (s *Source) check(ctx context.Context, starting bool) error {
 			bad("the role cannot SELECT from %s: GRANT SELECT ON %s TO <user>", t.ID, quoted(t.ID))
 		}
 		if len(t.Toast) > 0 && t.Identity != 'f' {
-			s.log.Warn("table has TOAST-able columns without REPLICA IDENTITY FULL: updates that leave them unchanged send no value; cdcd marks them unchanged and sinks keep the stored value, but insert-only sinks need ALTER TABLE … REPLICA IDENTITY FULL",
-				"table", t.ID.String(), "columns", strings.Join(t.Toast, ","))
+			warn("table %s has TOAST-able columns (%s) without REPLICA IDENTITY FULL: an update that leaves them unchanged sends no value; cdcd marks them unchanged and sinks keep the stored value, but the file sink and insert-only consumers see no value: ALTER TABLE %s REPLICA IDENTITY FULL if that matters",
+				t.ID, strings.Join(t.Toast, ", "), quoted(t.ID))
 		}
 	}
 	var pubOwner *bool

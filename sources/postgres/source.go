@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,7 @@ type Source struct {
 	lastPoll  time.Time
 	heartbeat time.Time
 	snapAt    time.Time
+	warnings  []string
 	// probe is the server's WAL end sampled at an instant, pending until the
 	// stream reaches it (then the source is caught up as of that instant)
 	probe    walProbe
@@ -326,11 +328,18 @@ func (s *Source) Close(ctx context.Context) error {
 	return nil
 }
 
+// Warnings implements sources.Warner.
+func (s *Source) Warnings() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.warnings)
+}
+
 // SourceStatus implements sources.StatusReporter.
 func (s *Source) SourceStatus() sources.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := sources.Status{Snapshotting: s.snapping, SnapshotAt: s.snapAt, LastCommit: s.lastTS, LagBytes: s.lagBytes, LagBytesAt: s.lagAt, Detail: map[string]any{
+	st := sources.Status{Warnings: s.warnings, Snapshotting: s.snapping, SnapshotAt: s.snapAt, LastCommit: s.lastTS, LagBytes: s.lagBytes, LagBytesAt: s.lagAt, Detail: map[string]any{
 		"slot": s.cfg.Slot, "publication": s.cfg.Publication,
 		"confirmed_lsn": pglogrepl.LSN(s.durable.Load()).String(),
 	}}

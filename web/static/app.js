@@ -59,6 +59,13 @@ async function refresh() {
     const badge = document.createElement('span');
     badge.className = 'state ' + p.state; badge.textContent = p.state;
     state.append(badge);
+    const notes = [...((p.status && p.status.reasons) || []), ...((prog && prog.source && prog.source.warnings) || []).map(w => 'warning: ' + w)];
+    if (p.status && p.status.degraded) badge.textContent += ' (degraded)';
+    for (const n of notes) {
+      const d = document.createElement('div');
+      d.className = 'note'; d.textContent = n; // text, never HTML: the strings come from the server
+      state.append(d);
+    }
     const btn = document.createElement('button');
     const paused = p.paused || p.state === 'failed' || p.state === 'needs_resync';
     btn.textContent = paused ? 'Resume' : 'Pause';
