@@ -1,9 +1,11 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,8 +110,9 @@ func setup(t *testing.T) *harness {
 	reg.Sources["postgres"] = pgsrc.Factory()
 	promReg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(promReg)
-	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Metrics: metrics, States: app.States(st), BackoffBase: 10 * time.Millisecond})
-	a := &app.App{Store: st, Registry: reg, Supervisor: sup, Registerer: promReg,
+	hub := app.NewEventHub(store.Events(st), nil)
+	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Metrics: metrics, States: app.States(st), BackoffBase: 10 * time.Millisecond, Events: hub})
+	a := &app.App{Store: st, Registry: reg, Supervisor: sup, Registerer: promReg, Hub: hub,
 		Secrets: config.Secrets{EnvPrefixes: []string{"CDCD_SECRET_"},
 			Lookup: func(k string) (string, bool) { v, ok := testEnv[k]; return v, ok }}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -362,4 +366,87 @@ func TestTransformChangeNeedsADecision(t *testing.T) {
 	res = h.do("PUT", "/api/v1/pipelines/tc?transform_change=resync", p(`op == "u"`), 201)
 	require.Contains(t, res["notice"], "snapshots every table again")
 	require.Equal(t, 1.0, res["generation"], "a resync starts the pipeline over")
+}
+
+// TestEvents: a pipeline's events list in order and stream over SSE: the
+// backlog after Last-Event-ID, then each as it happens.
+func TestEvents(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	h.do("POST", "/api/v1/connections", map[string]any{"name": "gen", "type": "datagen", "config": map[string]any{"tables": 2, "snapshot_rows": 20}}, 201)
+	h.do("POST", "/api/v1/connections", map[string]any{"name": "out", "type": "file", "config": map[string]any{"dir": filepath.Join(h.dir, "out")}}, 201)
+	h.do("POST", "/api/v1/pipelines", map[string]any{"name": "ev", "source": map[string]any{"connection": "gen", "config": map[string]any{"changes": 10}},
+		"sink": map[string]any{"connection": "out"}, "batch": map[string]any{"max_wait": "10ms"}}, 201)
+	type event struct {
+		Seq     int64
+		Kind    string
+		Level   string
+		Table   string
+		Message string
+	}
+	list := func(after int) []event {
+		var v struct{ Events []event }
+		raw, _ := json.Marshal(h.do("GET", fmt.Sprintf("/api/v1/pipelines/ev/events?after=%d", after), nil, 200))
+		require.NoError(t, json.Unmarshal(raw, &v))
+		return v.Events
+	}
+	require.Eventually(t, func() bool {
+		es := list(0)
+		done := 0
+		for _, e := range es {
+			if e.Kind == "snapshot" && strings.Contains(e.Message, "done: 20 rows") {
+				done++
+			}
+		}
+		return done == 2
+	}, 20*time.Second, 20*time.Millisecond, "snapshot events: %+v", list(0))
+	es := list(0)
+	require.Equal(t, "loaded", es[0].Message)
+	require.Equal(t, "running: snapshotting", es[1].Message)
+	for i, e := range es {
+		require.Equal(t, int64(i+1), e.Seq, "in order, without gaps")
+	}
+	require.Equal(t, es[2:], list(2), "after a seq")
+	h.do("GET", "/api/v1/pipelines/nope/events", nil, 404)
+	h.do("GET", "/api/v1/pipelines/ev/events?after=-1", nil, 400)
+
+	// the stream: what came after Last-Event-ID, then the pause as it happens
+	req, err := http.NewRequest("GET", h.url+"/api/v1/pipelines/ev/events/stream", nil)
+	require.NoError(t, err)
+	req.Header.Set("Last-Event-ID", "1")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	sc := bufio.NewScanner(resp.Body)
+	next := func() event {
+		var e event
+		var id string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &e))
+			case line == "" && id != "":
+				require.Equal(t, strconv.FormatInt(e.Seq, 10), id)
+				return e
+			}
+		}
+		t.Fatalf("the stream ended: %v", sc.Err())
+		return e
+	}
+	for _, want := range es[1:] {
+		require.Equal(t, want, next())
+	}
+	h.do("POST", "/api/v1/pipelines/ev/pause", nil, 200)
+	for {
+		e := next()
+		require.Greater(t, e.Seq, es[len(es)-1].Seq)
+		if e.Kind == "state" && e.Message == "paused" {
+			break
+		}
+	}
 }

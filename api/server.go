@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -46,6 +47,8 @@ type Control interface {
 	SchemaChanges(ctx context.Context, name string) ([]pipeline.Hold, error)
 	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
 	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
+	Events(ctx context.Context, name string, after int64, limit int) ([]pipeline.Event, error)
+	SubscribeEvents(ctx context.Context, name string) (<-chan pipeline.Event, func(), error)
 	Preview(ctx context.Context, req app.PreviewRequest) (app.PreviewResult, error)
 }
 
@@ -177,6 +180,8 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/pipelines/{name}/schema-changes", viewer, s.listSchemaChanges},
 		{"POST", "/api/v1/pipelines/{name}/schema-changes/{table}", editor, s.resolveSchemaChange},
 		{"GET", "/api/v1/pipelines/{name}/skipped", viewer, s.listSkipped},
+		{"GET", "/api/v1/pipelines/{name}/events", viewer, s.listEvents},
+		{"GET", "/api/v1/pipelines/{name}/events/stream", viewer, s.streamEvents},
 
 		{"POST", "/api/v1/transforms/preview", editor, s.previewTransforms},
 
@@ -799,6 +804,123 @@ func (s *Server) listSkipped(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, SkippedList{Skipped: list})
+}
+
+// EventList is a page of a pipeline's events, oldest first.
+type EventList struct {
+	Events []pipeline.Event `json:"events"`
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	var ps config.Problems
+	q := r.URL.Query()
+	after := intParam(q, "after", 0, math.MaxInt, 0, &ps)
+	limit := intParam(q, "limit", 1, 10_000, 100, &ps)
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	list, err := s.cfg.Control.Events(r.Context(), r.PathValue("name"), int64(after), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []pipeline.Event{}
+	}
+	writeJSON(w, http.StatusOK, EventList{Events: list})
+}
+
+// sseKeepalive is how often an idle event stream sends a comment, so that
+// proxies and clients see it alive.
+const sseKeepalive = 15 * time.Second
+
+// streamEvents streams a pipeline's events as Server-Sent Events: those after
+// Last-Event-ID (or ?after=), then each as it is recorded, in order.
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
+	var ps config.Problems
+	q := r.URL.Query()
+	after := intParam(q, "after", 0, math.MaxInt, 0, &ps)
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil || n < 0 {
+			ps = append(ps, config.Problem{Path: "Last-Event-ID", Message: "must be an event's seq"})
+		}
+		after = int(n)
+	}
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	name := r.PathValue("name")
+	// subscribe first, then read the backlog: nothing falls between the two
+	live, cancel, err := s.cfg.Control.SubscribeEvents(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer cancel()
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	last := int64(after)
+	send := func(e pipeline.Event) bool {
+		if e.Seq <= last {
+			return true
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return false
+		}
+		// the JSON has no newline: one data line
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Kind, b); err != nil {
+			return false
+		}
+		last = e.Seq
+		return true
+	}
+	for {
+		page, err := s.cfg.Control.Events(r.Context(), name, last, 1000)
+		if err != nil {
+			return
+		}
+		for _, e := range page {
+			if !send(e) {
+				return
+			}
+		}
+		if len(page) < 1000 {
+			break
+		}
+	}
+	if rc.Flush() != nil {
+		return
+	}
+	tick := time.NewTicker(sseKeepalive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case e, ok := <-live:
+			if !ok {
+				return // fell behind: the client reconnects with Last-Event-ID
+			}
+			if !send(e) {
+				return
+			}
+		case <-tick.C:
+			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+		}
+		if rc.Flush() != nil {
+			return
+		}
+	}
 }
 
 // --- transforms ---

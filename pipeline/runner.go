@@ -68,6 +68,8 @@ type RunnerConfig struct {
 	// Warn receives the source's warnings (sources.Warner) once it is open;
 	// nil logs each. The Supervisor's logs each once per pipeline.
 	Warn func(warning string)
+	// Events, when set, keeps what happens to the pipeline (Event).
+	Events EventRecorder
 }
 
 // WithDefaults returns c with every unset tunable set to its default.
@@ -278,6 +280,18 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		return err
 	}
 	r.log.Info("pipeline running", "from", from.String(), "epoch", c.Epoch)
+	var snaps snapshotWatch
+	if sr, ok := c.Source.(sources.StatusReporter); ok {
+		st := sr.SourceStatus()
+		if st.Snapshotting {
+			r.event(ctx, EventState, LevelInfo, "", "running: snapshotting")
+		} else {
+			r.event(ctx, EventState, LevelInfo, "", "running: streaming")
+		}
+		snaps.observe(ctx, r, &st)
+	} else {
+		r.event(ctx, EventState, LevelInfo, "", "running")
+	}
 	r.opened.Store(true)
 	defer r.opened.Store(false)
 	c.Metrics.lag.add(c.Pipeline, r)
@@ -312,7 +326,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return r.readStage(readCtx, gctx, read) })
 	g.Go(func() error { return r.transformStage(gctx, read, write, tracker, ev) })
 	g.Go(func() error { return r.writeStage(gctx, write, written, tracker) })
-	g.Go(func() error { return r.commitStage(gctx, written, tracker) })
+	g.Go(func() error { return r.commitStage(gctx, written, tracker, &snaps) })
 	err = g.Wait()
 	if err == nil {
 		if cause := context.Cause(base); errors.Is(cause, ErrDrainTimeout) {
@@ -465,6 +479,8 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			for _, h := range rt.created {
 				r.log.Warn("table held by the schema-change policy; the rest of the pipeline continues",
 					"table", h.Table.String(), "reason", h.Reason, "ddl", strings.Join(h.DDL, "; "))
+				r.event(ctx, EventSchemaChange, LevelWarning, h.Table.String(), "held by the schema-change policy: %s; the proposed change: %s; decide with cdcd pipelines resolve %s %s approve|reject|new_column",
+					h.Reason, strings.Join(h.DDL, "; "), c.Pipeline, h.Table)
 			}
 			if len(rt.drain) > 0 || len(rt.created) > 0 {
 				r.setHeld(ev)
@@ -633,6 +649,7 @@ func (r *Runner) drain(ctx context.Context, h Hold, base offsets.Position) error
 		return err
 	}
 	r.log.Info("held table resumed", "table", h.Table.String(), "decision", string(h.Status), "replayed_changes", n)
+	r.event(ctx, EventSchemaChange, LevelInfo, h.Table.String(), "held table resumed (%s): %d held changes replayed", h.Status, n)
 	return nil
 }
 
@@ -657,6 +674,11 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 		if len(tb.b.Deltas) > 0 {
 			if err := c.Sink.Apply(ctx, tb.b.Deltas); err != nil {
 				return fmt.Errorf("apply schema change at sink: %w", err)
+			}
+			for _, d := range tb.b.Deltas {
+				if d.From != 0 && len(d.Changes) > 0 {
+					r.event(ctx, EventSchemaChange, LevelInfo, d.Table.ID.String(), "schema change applied at the sink (version %d): %s", d.Table.Version, describe(d))
+				}
 			}
 		}
 		if len(tb.b.Changes) > 0 {
@@ -692,7 +714,7 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 
 // commitStage moves the offset store to the highest contiguous durable
 // checkpoint, then acks the source up to it.
-func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *offsets.Tracker) error {
+func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *offsets.Tracker, snaps *snapshotWatch) error {
 	c := r.cfg
 	commit := func() error {
 		pos, moved := tr.Resolve()
@@ -729,6 +751,10 @@ func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *o
 		})
 		if err := c.Source.Ack(ctx, pos); err != nil {
 			return fmt.Errorf("ack source at %s: %w", pos, err)
+		}
+		if sr, ok := c.Source.(sources.StatusReporter); ok {
+			st := sr.SourceStatus()
+			snaps.observe(ctx, r, &st)
 		}
 		return nil
 	}

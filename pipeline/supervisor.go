@@ -54,7 +54,8 @@ type StateStore interface {
 type SupervisorConfig struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
-	States  StateStore // optional
+	States  StateStore    // optional
+	Events  EventRecorder // optional: the pipelines' event log
 	// BackoffBase and BackoffMax bound the jittered exponential backoff between
 	// attempts after retryable failures.
 	BackoffBase time.Duration
@@ -194,8 +195,10 @@ func (s *Supervisor) Upsert(ctx context.Context, spec Spec) error {
 			}
 			m.mu.Unlock()
 			m.wake()
+			s.event(runCtx, spec.Name, EventState, LevelInfo, "updated: restarting with the new spec")
 			return nil
 		}
+		s.event(runCtx, spec.Name, EventState, LevelInfo, "loaded")
 		m := &managed{name: spec.Name, spec: spec, paused: spec.Paused, state: StateCreated,
 			done: make(chan struct{}), kick: make(chan struct{}, 1)}
 		s.pipes[spec.Name] = m
@@ -355,8 +358,19 @@ func (s *Supervisor) status(m *managed) Status {
 
 func (s *Supervisor) setState(ctx context.Context, m *managed, st State, lastErr string) {
 	m.mu.Lock()
+	prev := m.state
 	m.state, m.lastError = st, lastErr
 	m.mu.Unlock()
+	if prev != st {
+		level, msg := LevelInfo, string(st)
+		switch st {
+		case StateFailed, StateNeedsResync:
+			level, msg = LevelError, string(st)+": "+lastErr
+		case StateCreated:
+			msg = "starting"
+		}
+		s.event(ctx, m.name, EventState, level, "%s", msg)
+	}
 	s.cfg.Metrics.setState(m.name, st)
 	if s.cfg.States != nil {
 		if err := s.cfg.States.SavePipelineState(context.WithoutCancel(ctx), m.name, st, lastErr); err != nil {
@@ -466,6 +480,7 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 		}
 		d := s.backoff(attempts)
 		log.Warn("pipeline attempt failed, retrying", "error", err, "attempt", attempts, "backoff", d)
+		s.event(ctx, m.name, EventError, LevelWarning, "attempt %d failed, retrying in %s: %v", attempts, d.Round(time.Millisecond), err)
 		m.mu.Lock()
 		m.lastError, m.nextRetry = err.Error(), time.Now().Add(d)
 		m.mu.Unlock()
@@ -506,8 +521,12 @@ func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
 			m.mu.Unlock()
 			if !seen {
 				log.Warn(w)
+				s.event(ctx, m.name, EventWarning, LevelWarning, "%s", w)
 			}
 		}
+	}
+	if cfg.Events == nil {
+		cfg.Events = s.cfg.Events
 	}
 	r, err := NewRunner(cfg)
 	if err != nil {
@@ -534,4 +553,12 @@ func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
 		m.mu.Unlock()
 	}
 	return err
+}
+
+// event records an event of pipeline name, if anyone listens.
+func (s *Supervisor) event(ctx context.Context, name string, kind EventKind, level EventLevel, format string, args ...any) {
+	if s.cfg.Events == nil {
+		return
+	}
+	s.cfg.Events.RecordEvent(context.WithoutCancel(ctx), Event{Pipeline: name, At: time.Now().UTC(), Kind: kind, Level: level, Message: fmt.Sprintf(format, args...)})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -251,7 +253,13 @@ func newPipelines() *cobra.Command {
 				}
 			})
 		}}
-	cmd.AddCommand(list, get, apply, changes, resolve, skipped,
+	var follow bool
+	var last int
+	events := &cobra.Command{Use: "events NAME", Short: "Show a pipeline's events (state changes, failures, warnings, schema changes, snapshots); -f follows", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.events(cmd, args[0], last, follow) }}
+	events.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming events as they happen (Server-Sent Events; reconnects)")
+	events.Flags().IntVarP(&last, "last", "n", 50, "how many of the newest events to show first (0: all kept)")
+	cmd.AddCommand(list, get, apply, changes, resolve, skipped, events,
 		action("pause", "pause", "Drain and stop a pipeline until resumed"),
 		action("resume", "resume", "Start a paused or failed pipeline again"),
 		action("delete", "", "Stop and delete a pipeline with its offsets"))
@@ -473,4 +481,122 @@ func formatLag(seconds *float64, caughtUp bool) string {
 	default:
 		return (time.Duration(*seconds * float64(time.Second))).Round(100 * time.Millisecond).String()
 	}
+}
+
+// event is a pipeline event as the API sends it.
+type event struct {
+	Seq     int64     `json:"seq"`
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"`
+	Level   string    `json:"level"`
+	Table   string    `json:"table"`
+	Message string    `json:"message"`
+}
+
+func printEvent(w io.Writer, e event) {
+	table := ""
+	if e.Table != "" {
+		table = " [" + e.Table + "]"
+	}
+	fmt.Fprintf(w, "%s  %-7s %-13s%s %s\n", e.At.Local().Format("2006-01-02 15:04:05"), e.Level, e.Kind, table, e.Message)
+}
+
+// events prints the newest last events of a pipeline (-o json: one JSON
+// object a line), then, with follow, streams the next ones until interrupted.
+func (c *client) events(cmd *cobra.Command, name string, last int, follow bool) error {
+	var all []event
+	after := int64(0)
+	for {
+		var page struct{ Events []event }
+		if err := c.do(cmd.Context(), "GET", fmt.Sprintf("/api/v1/pipelines/%s/events?after=%d&limit=10000", name, after), nil, &page); err != nil {
+			return err
+		}
+		all = append(all, page.Events...)
+		if len(all) > 0 {
+			after = all[len(all)-1].Seq
+		}
+		if last > 0 && len(all) > last {
+			all = all[len(all)-last:]
+		}
+		if len(page.Events) < 10000 {
+			break
+		}
+	}
+	out := cmd.OutOrStdout()
+	show := func(e event) {
+		if c.output == "json" {
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(out, "%s\n", b)
+			return
+		}
+		printEvent(out, e)
+	}
+	for _, e := range all {
+		show(e)
+	}
+	if !follow {
+		return nil
+	}
+	for {
+		err := c.stream(cmd.Context(), fmt.Sprintf("/api/v1/pipelines/%s/events/stream", name), after, func(e event) {
+			after = e.Seq
+			show(e)
+		})
+		if cmd.Context().Err() != nil {
+			return nil
+		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err // the server said no (404, 401): retrying will not help
+		}
+		time.Sleep(time.Second) // the server restarted or the stream fell behind: resume after the last one shown
+	}
+}
+
+// stream reads Server-Sent Events of path after Last-Event-ID after, until
+// the stream ends or ctx does.
+func (c *client) stream(ctx context.Context, path string, after int64, fn func(event)) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(c.server, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+	tok := c.token
+	if tok == "" {
+		tok = os.Getenv("CDCD_TOKEN")
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(b, e) != nil || e.Message == "" {
+			e.Message = strings.TrimSpace(string(b))
+		}
+		return &exitError{1, e}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "data: "):
+			data = strings.TrimPrefix(line, "data: ")
+		case line == "" && data != "":
+			var e event
+			if err := json.Unmarshal([]byte(data), &e); err == nil {
+				fn(e)
+			}
+			data = ""
+		}
+	}
+	return sc.Err()
 }

@@ -1,16 +1,19 @@
 package main_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,6 +232,43 @@ pipelines:
 	want.Inserts = 1
 	require.Eventually(t, func() bool { tp, _ := tablesOf("pg"); return same(tp["public.t"]) }, 30*time.Second, 100*time.Millisecond)
 	require.Eventually(t, func() bool { tp, _ := tablesOf("my"); return tp["app.t"].SnapshotRows == 2 && tp["app.t"].Inserts == 1 }, 30*time.Second, 100*time.Millisecond)
+
+	// the event log, kept across the restart, and followed live
+	events := cli(t, env, 0, "pipelines", "events", "pg", "-n", "0")
+	for _, want := range []string{"loaded", "running: snapshotting", "snapshot of public.t began (no row estimate: the table has no statistics)",
+		"snapshot of public.t done: 100 rows", "running: streaming"} {
+		require.Contains(t, events, want)
+	}
+	require.Less(t, strings.Index(events, "snapshot of public.t done"), strings.Index(events, "running: streaming"), "in order:\n%s", events)
+	fctx, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	follow := exec.CommandContext(fctx, binary, "pipelines", "events", "my", "-f", "-n", "1")
+	follow.Env = append(os.Environ(), env...)
+	out, err := follow.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, follow.Start())
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	<-lines // the newest event so far
+	cli(t, env, 0, "pipelines", "pause", "my")
+	deadline := time.After(30 * time.Second)
+	for paused := false; !paused; {
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "the follow ended")
+			paused = strings.Contains(l, "state") && strings.HasSuffix(l, " paused")
+		case <-deadline:
+			t.Fatal("the pause never reached cdcd pipelines events -f")
+		}
+	}
+	stopFollow()
+	_ = follow.Wait()
 	s.stop(t)
 	require.Contains(t, s.log.String(), "pipeline stopped")
 }

@@ -80,8 +80,9 @@ func envListOr(k, def string) []string {
 func engine(log *slog.Logger, st store.Store, sec config.Secrets) (*app.App, *prometheus.Registry) {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Logger: log, Metrics: pipeline.NewMetrics(promReg), States: app.States(st)})
-	return &app.App{Store: st, Registry: components(), Supervisor: sup, Logger: log, Registerer: promReg, Secrets: sec}, promReg
+	hub := app.NewEventHub(store.Events(st), log)
+	sup := pipeline.NewSupervisor(pipeline.SupervisorConfig{Logger: log, Metrics: pipeline.NewMetrics(promReg), States: app.States(st), Events: hub})
+	return &app.App{Store: st, Registry: components(), Supervisor: sup, Logger: log, Registerer: promReg, Secrets: sec, Hub: hub}, promReg
 }
 
 // checkOpen refuses to serve an open API (no token yet) on an address other

@@ -36,6 +36,8 @@ type App struct {
 	// operator's allow-list under `cdcd serve`, everything under `cdcd run -f`.
 	// The zero value resolves nothing.
 	Secrets config.Secrets
+	// Hub is the pipelines' event log.
+	Hub *EventHub
 }
 
 func (a *App) log() *slog.Logger {

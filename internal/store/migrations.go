@@ -109,6 +109,16 @@ var migrations = []string{
 		remote     TEXT NOT NULL
 	);
 	CREATE INDEX cdcd_audit_at ON cdcd_audit (at);`,
+	`CREATE TABLE cdcd_events (
+		pipeline  TEXT NOT NULL,
+		seq       {{bigint}} NOT NULL,
+		at        {{bigint}} NOT NULL,
+		kind      TEXT NOT NULL,
+		level     TEXT NOT NULL,
+		tbl       TEXT NOT NULL,
+		message   TEXT NOT NULL,
+		PRIMARY KEY (pipeline, seq)
+	);`,
 	`CREATE TABLE cdcd_pipeline_stats (
 		pipeline   TEXT PRIMARY KEY,
 		stats      TEXT NOT NULL,

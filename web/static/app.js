@@ -71,7 +71,10 @@ async function refresh() {
     btn.textContent = paused ? 'Resume' : 'Pause';
     btn.onclick = () => act(p.name, paused ? 'resume' : 'pause');
     const actions = document.createElement('td'); actions.append(btn);
-    tr.append(cell(p.name), state, cell(prog ? prog.changes_written : '–'),
+    const name = cell(p.name, 'name');
+    name.title = 'show its events';
+    name.onclick = () => showEvents(p.name);
+    tr.append(name, state, cell(prog ? prog.changes_written : '–'),
       cell(lagText(prog)),
       snapshotCell(p), cell(p.last_error || '', 'err'), actions);
     rows.append(tr);
@@ -83,5 +86,31 @@ function lagText(prog) {
   if (prog.caught_up) return '0 s (caught up)';
   return prog.lag_seconds.toFixed(1) + ' s';
 }
+// events: the selected pipeline's log, newest first, polled after the last seq
+let eventsOf = null, lastSeq = 0;
+function showEvents(name) {
+  eventsOf = name; lastSeq = 0;
+  document.getElementById('events').hidden = false;
+  document.getElementById('events-name').textContent = name;
+  document.getElementById('event-rows').replaceChildren();
+  pollEvents();
+}
+async function pollEvents() {
+  if (!eventsOf) return;
+  const name = eventsOf;
+  let page;
+  try { page = await api('GET', '/api/v1/pipelines/' + encodeURIComponent(name) + '/events?after=' + lastSeq + '&limit=1000'); } catch (e) { show(e); return; }
+  if (name !== eventsOf) return;
+  const body = document.getElementById('event-rows');
+  for (const e of page.events) {
+    const tr = document.createElement('tr');
+    tr.className = 'level-' + e.level;
+    tr.append(cell(new Date(e.at).toLocaleString()), cell(e.level), cell(e.kind), cell(e.table || ''), cell(e.message));
+    body.prepend(tr);
+    lastSeq = e.seq;
+  }
+  while (body.children.length > 500) body.lastChild.remove();
+}
 refresh();
 setInterval(refresh, 2000);
+setInterval(pollEvents, 2000);

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Open) {
 		"holds":              testHolds,
 		"skipped":            testSkipped,
 		"stats":              testStats,
+		"events":             testEvents,
 		"reopen_migrations":  func(t *testing.T, s store.Store) {}, // opening twice is covered by the caller's reopen
 	}
 	for name, f := range tests {
@@ -439,4 +440,35 @@ func testStats(t *testing.T, s store.Store) {
 	st, err = store.BindStats(s, "p", e2).LoadStats(ctx)
 	require.NoError(t, err)
 	require.Equal(t, pipeline.Stats{}, st, "deleting the pipeline deletes its counts")
+}
+
+func testEvents(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	log := store.Events(s)
+	at := time.Date(2026, 5, 1, 10, 0, 0, 123456789, time.UTC)
+	for i := range 5 {
+		e, err := log.AppendEvent(ctx, pipeline.Event{Pipeline: "p", At: at.Add(time.Duration(i) * time.Second), Kind: pipeline.EventState,
+			Level: pipeline.LevelInfo, Message: fmt.Sprintf("event %d", i)})
+		require.NoError(t, err)
+		require.Equal(t, int64(i+1), e.Seq)
+	}
+	_, err := log.AppendEvent(ctx, pipeline.Event{Pipeline: "q", Kind: pipeline.EventSnapshot, Level: pipeline.LevelWarning, Table: "public.t", Message: "other"})
+	require.NoError(t, err)
+	list, err := log.ListEvents(ctx, "p", 0, 100)
+	require.NoError(t, err)
+	require.Len(t, list, 5)
+	require.Equal(t, pipeline.Event{Seq: 1, Pipeline: "p", At: at.Truncate(time.Microsecond), Kind: pipeline.EventState, Level: pipeline.LevelInfo, Message: "event 0"}, list[0])
+	list, err = log.ListEvents(ctx, "p", 3, 1)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, "event 3", list[0].Message, "after a sequence number, oldest first, limited")
+	list, err = log.ListEvents(ctx, "q", 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, "public.t", list[0].Table)
+
+	require.NoError(t, s.PutPipeline(ctx, store.Pipeline{Name: "p", Spec: []byte(`{}`)}, nil))
+	require.NoError(t, s.DeletePipeline(ctx, "p"))
+	list, err = log.ListEvents(ctx, "p", 0, 100)
+	require.NoError(t, err)
+	require.Empty(t, list, "deleting the pipeline deletes its events")
 }
