@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/internal/alerts"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -48,6 +49,10 @@ type Control interface {
 	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
 	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
 	Events(ctx context.Context, name string, after int64, limit int) ([]pipeline.Event, error)
+	AlertRules(ctx context.Context) (config.Alerts, error)
+	ApplyAlerts(ctx context.Context, a config.Alerts) error
+	ActiveAlerts(ctx context.Context) ([]alerts.Active, error)
+	AlertHistory(ctx context.Context, limit int) ([]alerts.HistoryEntry, error)
 	SubscribeEvents(ctx context.Context, name string) (<-chan pipeline.Event, func(), error)
 	Preview(ctx context.Context, req app.PreviewRequest) (app.PreviewResult, error)
 }
@@ -184,6 +189,11 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/pipelines/{name}/events/stream", viewer, s.streamEvents},
 
 		{"POST", "/api/v1/transforms/preview", editor, s.previewTransforms},
+
+		{"GET", "/api/v1/alerts", viewer, s.getAlerts},
+		{"PUT", "/api/v1/alerts", editor, s.putAlerts},
+		{"GET", "/api/v1/alerts/active", viewer, s.activeAlerts},
+		{"GET", "/api/v1/alerts/history", viewer, s.alertHistory},
 
 		{"GET", "/api/v1/tokens", admin, s.listTokens},
 		{"POST", "/api/v1/tokens", admin, s.createToken},
@@ -921,6 +931,82 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// --- alerts ---
+
+func (s *Server) getAlerts(w http.ResponseWriter, r *http.Request) {
+	a, err := s.cfg.Control.AlertRules(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if a.Rules == nil {
+		a.Rules = []config.AlertRule{}
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) putAlerts(w http.ResponseWriter, r *http.Request) {
+	b, ok := readDocument(w, r)
+	if !ok {
+		return
+	}
+	a, err := config.ParseAlerts(b)
+	schema := s.docs.problems(r.Pattern, b, "alerts")
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid alerts document", merge(config.Problems{{Path: "alerts", Message: err.Error()}}, schema))
+		return
+	}
+	if len(schema) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, "invalid alerts document", schema)
+		return
+	}
+	if err := s.cfg.Control.ApplyAlerts(r.Context(), a); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.getAlerts(w, r)
+}
+
+// ActiveAlerts are the pending and firing alerts.
+type ActiveAlerts struct {
+	Alerts []alerts.Active `json:"alerts"`
+}
+
+func (s *Server) activeAlerts(w http.ResponseWriter, r *http.Request) {
+	list, err := s.cfg.Control.ActiveAlerts(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []alerts.Active{}
+	}
+	writeJSON(w, http.StatusOK, ActiveAlerts{Alerts: list})
+}
+
+// AlertHistory is the newest alert deliveries.
+type AlertHistory struct {
+	History []alerts.HistoryEntry `json:"history"`
+}
+
+func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request) {
+	var ps config.Problems
+	limit := intParam(r.URL.Query(), "limit", 1, 10_000, 100, &ps)
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	list, err := s.cfg.Control.AlertHistory(r.Context(), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []alerts.HistoryEntry{}
+	}
+	writeJSON(w, http.StatusOK, AlertHistory{History: list})
 }
 
 // --- transforms ---

@@ -9,6 +9,7 @@ package registry
 import (
 	"slices"
 
+	"github.com/cdcd-dev/cdcd/notify"
 	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/cdcd-dev/cdcd/transforms"
@@ -19,11 +20,15 @@ type Registry struct {
 	Sources    map[string]sources.Factory
 	Sinks      map[string]sinks.Factory
 	Transforms map[string]transforms.Factory
+	// Notifiers are the alert channels' types: a connection of one of them
+	// is a place alerts are sent to.
+	Notifiers map[string]notify.Factory
 }
 
 // New returns an empty Registry.
 func New() *Registry {
-	return &Registry{Sources: map[string]sources.Factory{}, Sinks: map[string]sinks.Factory{}, Transforms: map[string]transforms.Factory{}}
+	return &Registry{Sources: map[string]sources.Factory{}, Sinks: map[string]sinks.Factory{}, Transforms: map[string]transforms.Factory{},
+		Notifiers: map[string]notify.Factory{}}
 }
 
 // Names lists the registered type names of one kind, sorted.

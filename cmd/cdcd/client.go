@@ -321,7 +321,93 @@ func (c *client) apply(cmd *cobra.Command, file string, pipelines bool) error {
 			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: %s\n", p.Name, v.Notice)
 		}
 	}
+	if f.Alerts != nil {
+		if err := c.do(cmd.Context(), "PUT", "/api/v1/alerts", f.Alerts, nil); err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "alerts: %d rule(s) applied\n", len(f.Alerts.Rules))
+	}
 	return nil
+}
+
+func newAlerts() *cobra.Command {
+	var c client
+	cmd := &cobra.Command{Use: "alerts", Short: "Alert rules, firing alerts and notification history on a running server"}
+	c.register(cmd)
+	get := &cobra.Command{Use: "get", Short: "Show the alert rules", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
+		var raw json.RawMessage
+		if err := c.do(cmd.Context(), "GET", "/api/v1/alerts", nil, &raw); err != nil {
+			return err
+		}
+		return c.print(cmd, raw, nil, nil)
+	}}
+	var file string
+	apply := &cobra.Command{Use: "apply -f FILE", Short: "Replace the alert rules with a file's alerts: section (its channels are connections)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := config.LoadFile(file)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			if f.Alerts == nil {
+				return &exitError{2, fmt.Errorf("%s has no alerts: section", file)}
+			}
+			if err := c.do(cmd.Context(), "PUT", "/api/v1/alerts", f.Alerts, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "alerts: %d rule(s) applied\n", len(f.Alerts.Rules))
+			return nil
+		}}
+	apply.Flags().StringVarP(&file, "file", "f", "", "config file (YAML or JSON)")
+	_ = apply.MarkFlagRequired("file")
+	active := &cobra.Command{Use: "active", Short: "List the pending and firing alerts", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
+		var raw json.RawMessage
+		if err := c.do(cmd.Context(), "GET", "/api/v1/alerts/active", nil, &raw); err != nil {
+			return err
+		}
+		var v struct {
+			Alerts []struct {
+				Rule, Pipeline, State, Severity, Summary string
+				Since                                    time.Time
+			}
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		return c.print(cmd, raw, []string{"RULE", "PIPELINE", "STATE", "SEVERITY", "SINCE", "SUMMARY"}, func(tw io.Writer) {
+			for _, a := range v.Alerts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Rule, a.Pipeline, a.State, a.Severity, a.Since.Local().Format(time.RFC3339), oneLine(a.Summary))
+			}
+		})
+	}}
+	history := &cobra.Command{Use: "history", Short: "List the newest notifications and whether each channel took them", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
+		var raw json.RawMessage
+		if err := c.do(cmd.Context(), "GET", "/api/v1/alerts/history", nil, &raw); err != nil {
+			return err
+		}
+		var v struct {
+			History []struct {
+				At                                       time.Time
+				Rule, Pipeline, Status, Channel, Summary string
+				Delivered                                bool
+				Attempts                                 int
+				Error                                    string
+			}
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		return c.print(cmd, raw, []string{"AT", "STATUS", "RULE", "PIPELINE", "CHANNEL", "RESULT", "SUMMARY"}, func(tw io.Writer) {
+			for _, h := range v.History {
+				res := fmt.Sprintf("delivered (%d attempts)", h.Attempts)
+				if !h.Delivered {
+					res = fmt.Sprintf("failed after %d attempts: %s", h.Attempts, oneLine(h.Error))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.At.Local().Format(time.RFC3339), h.Status, h.Rule, h.Pipeline, h.Channel, res, oneLine(h.Summary))
+			}
+		})
+	}}
+	cmd.AddCommand(get, apply, active, history)
+	return cmd
 }
 
 // expandFile resolves every reference of f's configs from this process's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/notify"
 	"os"
 
 	"github.com/cdcd-dev/cdcd/internal/config"
@@ -48,6 +49,7 @@ func components() *registry.Registry {
 	r.Transforms["add_fields"] = addfields.Factory()
 	r.Transforms["cast"] = cast.Factory()
 	r.Transforms["flatten"] = flatten.Factory()
+	r.Notifiers = notify.Types()
 	return r
 }
 

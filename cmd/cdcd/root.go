@@ -180,7 +180,7 @@ func newRoot() *cobra.Command {
 	}
 	lf.register(root)
 	root.AddCommand(
-		newServe(&lf), newRun(&lf), newConfig(), newPipelines(), newConnections(), newTransforms(), newTokens(&lf), newSecrets(&lf), newAudit(),
+		newServe(&lf), newRun(&lf), newConfig(), newPipelines(), newConnections(), newTransforms(), newTokens(&lf), newSecrets(&lf), newAudit(), newAlerts(),
 		&cobra.Command{Use: "version", Short: "Print the version", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(cmd.OutOrStdout(), "cdcd", version)
 			return nil

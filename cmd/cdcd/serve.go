@@ -157,6 +157,16 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
 	g.Go(func() error { return a.Supervisor.Run(supCtx) })
 	close(supRunning)
+	a.Alerts = a.NewAlerts(a.StoredConnections)
+	rules, err := a.AlertRules(ctx)
+	if err != nil {
+		stopSup()
+		_ = g.Wait()
+		ln.Close()
+		return fmt.Errorf("load the alert rules: %w", err)
+	}
+	a.Alerts.SetRules(rules)
+	g.Go(func() error { return a.Alerts.Run(supCtx) })
 	if err := a.Start(ctx); err != nil {
 		stopSup()
 		_ = g.Wait()
@@ -257,8 +267,20 @@ func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.Fil
 			return err
 		}
 	}
+	var alertsDone chan error
+	if f.Alerts != nil {
+		a.Alerts = a.NewAlerts(fileConns)
+		a.Alerts.SetRules(*f.Alerts)
+		alertsDone = make(chan error, 1)
+		go func() { alertsDone <- a.Alerts.Run(ctx) }()
+	}
 	log.Info("running pipelines from file", "file", file, "pipelines", len(f.Pipelines))
 	err = <-supErr
+	if alertsDone != nil {
+		if aerr := <-alertsDone; aerr != nil && err == nil {
+			err = aerr
+		}
+	}
 	for _, s := range a.Supervisor.List() {
 		state := string(s.State)
 		if s.State == pipeline.StateCreated {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/internal/alerts"
+	"github.com/cdcd-dev/cdcd/notify"
 	"log/slog"
 	"slices"
 	"strings"
@@ -38,6 +40,8 @@ type App struct {
 	Secrets config.Secrets
 	// Hub is the pipelines' event log.
 	Hub *EventHub
+	// Alerts evaluates the alert rules (nil: none).
+	Alerts *alerts.Engine
 }
 
 func (a *App) log() *slog.Logger {
@@ -289,6 +293,11 @@ func (a *App) Connection(ctx context.Context, name string) (ConnectionView, erro
 
 // DeleteConnection deletes an unused connection.
 func (a *App) DeleteConnection(ctx context.Context, name string) error {
+	if rules, err := a.alertChannelInUse(ctx, name); err != nil {
+		return err
+	} else if len(rules) > 0 {
+		return fmt.Errorf("connection %q is the alert channel of rules %s: remove it from them first: %w", name, strings.Join(rules, ", "), store.ErrConflict)
+	}
 	return a.Store.DeleteConnection(ctx, name)
 }
 
@@ -339,6 +348,16 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 			check = ch.Check
 		}
 		warner, _ = src.(sources.Warner)
+	} else if f, ok := a.Registry.Notifiers[c.Type]; ok {
+		n, err := f.New(node, notify.Deps{Logger: a.log()})
+		if err != nil {
+			return failed(err)
+		}
+		check = func(ctx context.Context) error {
+			now := time.Now().UTC()
+			return n.Notify(ctx, notify.Notification{Status: notify.Test, Rule: "test", Severity: "info", ID: "test/" + c.Name, StartedAt: now,
+				Summary: "cdcd test notification to " + c.Name, Detail: "Sent by `cdcd connections test " + c.Name + "`: alerts will arrive here."})
+		}
 	} else if f, ok := a.Registry.Sinks[c.Type]; ok {
 		snk, err := f.New(node, sinks.Deps{Pipeline: "connection_test", Logger: a.log()})
 		if err != nil {

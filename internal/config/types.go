@@ -14,6 +14,8 @@ import (
 type File struct {
 	Connections []Connection `yaml:"connections,omitempty" json:"connections,omitempty"`
 	Pipelines   []Pipeline   `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
+	// Alerts, when set, replaces the alert rules (docs/observability.md).
+	Alerts *Alerts `yaml:"alerts,omitempty" json:"alerts,omitempty"`
 }
 
 // Connection is a named source or destination: its type and the settings shared by

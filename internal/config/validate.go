@@ -117,6 +117,9 @@ func Validate(f File, reg *registry.Registry, known map[string]Connection, sec S
 		seen[p.Name] = true
 		ps = append(ps, validatePipeline(p, path, reg, conns, sec)...)
 	}
+	if f.Alerts != nil {
+		ps = append(ps, validateAlerts(*f.Alerts, "alerts", reg, conns)...)
+	}
 	return ps.err()
 }
 
@@ -138,9 +141,10 @@ func validateConnection(c Connection, path string, reg *registry.Registry) Probl
 	}
 	_, isSrc := reg.Sources[c.Type]
 	_, isSink := reg.Sinks[c.Type]
-	if !isSrc && !isSink {
-		ps.add(path+".type", "unknown type %q (sources: %s; sinks: %s)", c.Type,
-			strings.Join(registry.Names(reg.Sources), ", "), strings.Join(registry.Names(reg.Sinks), ", "))
+	_, isNotifier := reg.Notifiers[c.Type]
+	if !isSrc && !isSink && !isNotifier {
+		ps.add(path+".type", "unknown type %q (sources: %s; sinks: %s; alert channels: %s)", c.Type,
+			strings.Join(registry.Names(reg.Sources), ", "), strings.Join(registry.Names(reg.Sinks), ", "), strings.Join(registry.Names(reg.Notifiers), ", "))
 	}
 	if c.Config.Kind != 0 && c.Config.Kind != yaml.MappingNode {
 		ps.add(path+".config", "must be a mapping")

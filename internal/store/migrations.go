@@ -119,6 +119,30 @@ var migrations = []string{
 		message   TEXT NOT NULL,
 		PRIMARY KEY (pipeline, seq)
 	);`,
+	`CREATE TABLE cdcd_alert_rules (
+		id         {{bigint}} PRIMARY KEY,
+		doc        TEXT NOT NULL,
+		updated_at {{bigint}} NOT NULL
+	);
+	CREATE TABLE cdcd_alert_firing (
+		rule     TEXT NOT NULL,
+		pipeline TEXT NOT NULL,
+		doc      TEXT NOT NULL,
+		PRIMARY KEY (rule, pipeline)
+	);
+	CREATE TABLE cdcd_alert_history (
+		id        TEXT PRIMARY KEY,
+		at        {{bigint}} NOT NULL,
+		rule      TEXT NOT NULL,
+		pipeline  TEXT NOT NULL,
+		status    TEXT NOT NULL,
+		channel   TEXT NOT NULL,
+		delivered {{bigint}} NOT NULL,
+		attempts  {{bigint}} NOT NULL,
+		error     TEXT NOT NULL,
+		summary   TEXT NOT NULL
+	);
+	CREATE INDEX cdcd_alert_history_at ON cdcd_alert_history (at);`,
 	`CREATE TABLE cdcd_pipeline_stats (
 		pipeline   TEXT PRIMARY KEY,
 		stats      TEXT NOT NULL,

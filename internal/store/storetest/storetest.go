@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/alerts"
+	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/notify"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -35,6 +38,7 @@ func Run(t *testing.T, open Open) {
 		"skipped":            testSkipped,
 		"stats":              testStats,
 		"events":             testEvents,
+		"alerts":             testAlerts,
 		"reopen_migrations":  func(t *testing.T, s store.Store) {}, // opening twice is covered by the caller's reopen
 	}
 	for name, f := range tests {
@@ -471,4 +475,40 @@ func testEvents(t *testing.T, s store.Store) {
 	list, err = log.ListEvents(ctx, "p", 0, 100)
 	require.NoError(t, err)
 	require.Empty(t, list, "deleting the pipeline deletes its events")
+}
+
+func testAlerts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	as := store.Alerts(s)
+	a, err := as.LoadAlertRules(ctx)
+	require.NoError(t, err)
+	require.Empty(t, a.Rules)
+	want := config.Alerts{EvaluationInterval: config.Duration(30 * time.Second), Rules: []config.AlertRule{{Name: "lag", Condition: "lag_seconds",
+		Threshold: 300, For: config.Duration(5 * time.Minute), Channels: []string{"ops"}, Pipelines: []string{"orders"}, Severity: "critical"}}}
+	require.NoError(t, as.SaveAlertRules(ctx, want))
+	a, err = as.LoadAlertRules(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, a)
+
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	firing := []alerts.Active{{Rule: "lag", Pipeline: "orders", State: "firing", Since: since, FiredAt: since, Value: "400s", Channels: []string{"ops"}}}
+	require.NoError(t, as.SaveFiring(ctx, firing))
+	got, err := as.LoadFiring(ctx)
+	require.NoError(t, err)
+	require.Equal(t, firing, got)
+	require.NoError(t, as.SaveFiring(ctx, nil))
+	got, err = as.LoadFiring(ctx)
+	require.NoError(t, err)
+	require.Empty(t, got)
+
+	for i := range 3 {
+		require.NoError(t, as.AppendAlertHistory(ctx, alerts.HistoryEntry{At: since.Add(time.Duration(i) * time.Minute), Rule: "lag", Pipeline: "orders",
+			Status: notify.Firing, Channel: "ops", Delivered: i != 1, Attempts: i + 1, Error: map[bool]string{true: "502"}[i == 1], Summary: "s"}))
+	}
+	h, err := as.ListAlertHistory(ctx, 2)
+	require.NoError(t, err)
+	require.Len(t, h, 2)
+	require.Equal(t, 3, h[0].Attempts, "newest first")
+	require.False(t, h[1].Delivered)
+	require.Equal(t, "502", h[1].Error)
 }
