@@ -111,6 +111,23 @@ async function pollEvents() {
   }
   while (body.children.length > 500) body.lastChild.remove();
 }
+// active alerts: a banner line each (text, never HTML)
+async function refreshAlerts() {
+  let data;
+  try { data = await api('GET', '/api/v1/alerts/active'); } catch (e) { return; }
+  const ul = document.getElementById('alerts');
+  ul.replaceChildren();
+  for (const a of data.alerts) {
+    const li = document.createElement('li');
+    li.className = 'alert ' + a.state + ' ' + a.severity;
+    li.textContent = (a.state === 'firing' ? 'FIRING' : 'pending') + ' · ' + a.rule + ' · ' + a.summary;
+    li.title = a.detail;
+    ul.append(li);
+  }
+  ul.hidden = data.alerts.length === 0;
+}
 refresh();
+refreshAlerts();
 setInterval(refresh, 2000);
+setInterval(refreshAlerts, 5000);
 setInterval(pollEvents, 2000);
