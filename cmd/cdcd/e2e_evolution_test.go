@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/notify"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +50,22 @@ func TestSchemaEvolutionHoldAndApprove(t *testing.T) {
 	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
 	env := []string{"CDCD_SERVER=" + s.url}
 	cfg := filepath.Join(dir, "p.yaml")
+	// the held table alerts a local webhook, and resolves when approved
+	const secret = "a-webhook-secret-of-some-length"
+	hook := newReceiver(t, func(r *http.Request, body []byte) error {
+		ts, err := strconv.ParseInt(r.Header.Get("X-Cdcd-Timestamp"), 10, 64)
+		if err != nil || r.Header.Get("X-Cdcd-Signature") != notify.Sign(secret, ts, body) {
+			return fmt.Errorf("bad signature")
+		}
+		return nil
+	})
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+connections:
+  - {name: hook, type: webhook, config: {url: %q, secret: %q}}
+alerts:
+  evaluation_interval: 1s
+  rules:
+    - {name: held, condition: schema_change_held, channels: [hook]}
 pipelines:
   - name: shop
     source:
@@ -55,7 +73,7 @@ pipelines:
       config: {dsn: %q, tables: [public.users, public.orders], heartbeat_interval: 1s, status_interval: 200ms}
     sink: {type: postgres, config: {dsn: %q, schema: wh}}
     batch: {max_changes: 100, max_wait: 50ms}
-`, srcDSN, dstDSN)), 0o644))
+`, hook.srv.URL, secret, srcDSN, dstDSN)), 0o644))
 	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
 
 	count := func(q string) int {
@@ -150,6 +168,7 @@ pipelines:
 
 	// more changes while held, then approve: all of them arrive, in order
 	exec(`UPDATE users SET email = 'again' || id || '@x' WHERE id <= 3`)
+	require.Eventually(t, func() bool { return hook.has("firing", "pipeline shop holds") }, 30*time.Second, 100*time.Millisecond, "the held alert")
 	require.Contains(t, cli(t, env, 0, "pipelines", "resolve", "shop", "public.users", "approve"), "approve")
 	exec(`UPDATE users SET n = -id WHERE id = 4`)
 	exec(`INSERT INTO orders SELECT g, g FROM generate_series(81, 90) g`)
@@ -191,5 +210,10 @@ pipelines:
 	require.Equal(t, 0, count(`SELECT count(*) FROM wh.orders WHERE id > 80 AND v IS NOT NULL`))
 	require.Equal(t, 0, count(`SELECT count(*) FROM wh.orders WHERE id <= 75 AND qty IS NOT NULL`))
 	require.Contains(t, s.log.String(), "held table resumed")
+	require.Eventually(t, func() bool { return hook.has("resolved", "pipeline shop holds") }, 30*time.Second, 100*time.Millisecond, "the held alert resolved")
+	events := cli(t, env, 0, "pipelines", "events", "shop", "-n", "0")
+	require.Contains(t, events, "held by the schema-change policy: column mail was renamed to email")
+	require.Contains(t, events, "held table resumed (approved)")
+	require.Contains(t, events, "schema change applied at the sink")
 	s.stop(t)
 }
