@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -816,6 +815,10 @@ func (s *Server) listSkipped(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, SkippedList{Skipped: list})
 }
 
+// maxSeq is the largest event seq a query may name: the largest integer a
+// JSON number holds exactly (the OpenAPI document's maximum).
+const maxSeq = 1<<53 - 1
+
 // EventList is a page of a pipeline's events, oldest first.
 type EventList struct {
 	Events []pipeline.Event `json:"events"`
@@ -824,7 +827,7 @@ type EventList struct {
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	var ps config.Problems
 	q := r.URL.Query()
-	after := intParam(q, "after", 0, math.MaxInt, 0, &ps)
+	after := intParam(q, "after", 0, maxSeq, 0, &ps)
 	limit := intParam(q, "limit", 1, 10_000, 100, &ps)
 	if len(ps) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
@@ -850,10 +853,10 @@ const sseKeepalive = 15 * time.Second
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	var ps config.Problems
 	q := r.URL.Query()
-	after := intParam(q, "after", 0, math.MaxInt, 0, &ps)
+	after := intParam(q, "after", 0, maxSeq, 0, &ps)
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
 		n, err := strconv.ParseInt(id, 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > maxSeq {
 			ps = append(ps, config.Problem{Path: "Last-Event-ID", Message: "must be an event's seq"})
 		}
 		after = int(n)
