@@ -55,6 +55,17 @@ func (e *apiError) Error() string {
 	return b.String()
 }
 
+// authorize sets req's bearer token: --token, or CDCD_TOKEN.
+func (c *client) authorize(req *http.Request) {
+	tok := c.token
+	if tok == "" {
+		tok = os.Getenv("CDCD_TOKEN")
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+}
+
 func (c *client) do(ctx context.Context, method, path string, body any, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -73,13 +84,7 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	tok := c.token
-	if tok == "" {
-		tok = os.Getenv("CDCD_TOKEN")
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	c.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("reach cdcd server at %s (is `cdcd serve` running? set --server or CDCD_SERVER): %w", c.server, err)
@@ -648,13 +653,7 @@ func (c *client) stream(ctx context.Context, path string, after int64, fn func(e
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
-	tok := c.token
-	if tok == "" {
-		tok = os.Getenv("CDCD_TOKEN")
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	c.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -174,13 +174,7 @@ alerts:
 
 	// lag: the sink's table locked while the source writes
 	require.Eventually(t, func() bool { return strings.Contains(cli(t, env, 0, "pipelines", "list"), "0s (caught up)") }, 30*time.Second, 100*time.Millisecond)
-	dst, err := pgx.Connect(ctx, dstDSN)
-	require.NoError(t, err)
-	defer dst.Close(ctx)
-	tx, err := dst.Begin(ctx)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, `LOCK TABLE replica.t IN ACCESS EXCLUSIVE MODE`)
-	require.NoError(t, err)
+	release := blockSink(t, dstDSN, "replica.t")
 	_, err = src.Exec(ctx, `UPDATE t SET v = v + 1`)
 	require.NoError(t, err)
 	wait(hook, "firing", "behind its source")
@@ -194,7 +188,7 @@ alerts:
 	}, 30*time.Second, 100*time.Millisecond, "the lag alert by email")
 	wait(hook, "firing", "pipeline pg is behind and its position does not advance")
 	require.Contains(t, cli(t, env, 0, "alerts", "active"), "firing")
-	require.NoError(t, tx.Rollback(ctx))
+	release()
 	wait(hook, "resolved", "pipeline pg is behind and its position does not advance")
 	wait(hook, "resolved", "behind its source")
 	require.Eventually(t, func() bool {

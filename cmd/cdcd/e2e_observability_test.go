@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,13 +132,7 @@ pipelines:
 	}
 
 	// the sink cannot write: its destination table is locked
-	dst, err := pgx.Connect(ctx, dstDSN)
-	require.NoError(t, err)
-	defer dst.Close(ctx)
-	tx, err := dst.Begin(ctx)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, `LOCK TABLE replica.t IN ACCESS EXCLUSIVE MODE`)
-	require.NoError(t, err)
+	release := blockSink(t, dstDSN, "replica.t")
 	_, err = src.Exec(ctx, `UPDATE t SET v = v + 1`)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -145,7 +140,7 @@ pipelines:
 		v, ok := metric("cdcd_source_lag_seconds", "pg")
 		return p.LagSeconds != nil && *p.LagSeconds >= 3 && !p.CaughtUp && ok && v >= 3
 	}, 30*time.Second, 100*time.Millisecond, "the lag did not rise while the sink was blocked: %+v", get("pg"))
-	require.NoError(t, tx.Rollback(ctx))
+	release()
 	require.Eventually(t, caughtUp("pg"), 30*time.Second, 100*time.Millisecond, "the lag did not fall back: %+v", get("pg"))
 	n, ok := metric("cdcd_end_to_end_latency_seconds_count", "pg")
 	require.True(t, ok)
@@ -301,4 +296,27 @@ func TestMetricsListen(t *testing.T) {
 
 	out := cli(t, nil, 2, "serve", "--data-dir", data, "--listen", "127.0.0.1:0", "--metrics-listen", "0.0.0.0:9999")
 	require.Contains(t, out, "must be a loopback address")
+}
+
+// blockSink locks a destination table (ACCESS EXCLUSIVE, in a transaction it
+// holds) until release: the Postgres sink's writes wait, as behind a slow or
+// stuck destination.
+func blockSink(t *testing.T, dsn, table string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier(strings.Split(table, ".")).Sanitize()+` IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			require.NoError(t, tx.Rollback(ctx))
+			require.NoError(t, conn.Close(ctx))
+		})
+	}
+	t.Cleanup(release)
+	return release
 }

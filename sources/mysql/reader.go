@@ -676,14 +676,14 @@ func (r *reader) commit(ctx context.Context, start uint32, h *replication.EventH
 // transaction committed before it has been read. The word rides on a held-back
 // checkpoint, or goes alone.
 func (r *reader) current(ctx context.Context) error {
-	p, ok := r.s.pendingProbe()
+	at, p, ok := r.s.probe.Pending()
 	if !ok || r.inTxn || !r.reached(p.file, p.pos) {
 		return nil
 	}
-	r.s.reachedProbe(p)
+	r.s.probe.Reached(at)
 	// the next sample comes within a heartbeat period and is reached within
 	// another; a third is slack
-	b := schema.Batch{Checkpoint: r.pendingEmpty, Current: schema.Current{At: p.at, Until: time.Now().Add(3 * r.s.cfg.heartbeat)}}
+	b := schema.Batch{Checkpoint: r.pendingEmpty, Current: schema.Current{At: at, Until: time.Now().Add(3 * r.s.cfg.heartbeat)}}
 	if b.Checkpoint != nil {
 		r.lastEmpty = time.Now()
 	}

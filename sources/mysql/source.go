@@ -57,6 +57,9 @@ type Source struct {
 	wg     sync.WaitGroup
 
 	windows chan windowReq // snapshot coordinator → reader
+	// probe is the server's binlog end sampled at an instant, pending until
+	// the stream reaches it (then the source is caught up as of then)
+	probe sources.Probe[binlogPos]
 
 	mu       sync.Mutex
 	chunks   []emittedChunk // emitted, not yet acked
@@ -67,16 +70,12 @@ type Source struct {
 	snapAt   time.Time
 	warnings []string
 	acked    resume // the highest stream checkpoint acked
-	// probe is the server's binlog end sampled at an instant, pending until
-	// the stream reaches it (then the source is caught up as of that instant)
-	probe    binlogProbe
 	lagBytes *int64
 	lagAt    time.Time
 }
 
-// binlogProbe is SHOW MASTER STATUS sampled no earlier than at.
-type binlogProbe struct {
-	at   time.Time
+// binlogPos is a position in the binlog.
+type binlogPos struct {
 	file string
 	pos  uint32
 }
@@ -243,7 +242,8 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		return err
 	}
 	s.mu.Lock()
-	s.acked, s.probe, s.lagBytes, s.snapAt = start, binlogProbe{}, nil, time.Time{}
+	s.acked, s.lagBytes, s.snapAt = start, nil, time.Time{}
+	s.probe.Reset()
 	if len(plan) > 0 {
 		s.snapAt = time.Now()
 	}
@@ -499,11 +499,9 @@ func (s *Source) probeOnce(conn *client.Conn) error {
 		sz, _ := logs.GetUint(i, 1)
 		sizes[n], names = sz, append(names, n)
 	}
+	s.probe.Offer(at, binlogPos{file: file, pos: uint32(pos)})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.probe.at.IsZero() {
-		s.probe = binlogProbe{at: at, file: file, pos: uint32(pos)}
-	}
 	if behind, ok := binlogDistance(names, sizes, s.acked.file, uint64(s.acked.pos), file, pos); ok {
 		s.lagBytes, s.lagAt = &behind, at
 	}
@@ -533,22 +531,6 @@ func binlogDistance(names []string, sizes map[string]uint64, fromFile string, fr
 		}
 	}
 	return 0, false
-}
-
-// pendingProbe returns the binlog sample the stream has not reached yet.
-func (s *Source) pendingProbe() (binlogProbe, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.probe, !s.probe.at.IsZero()
-}
-
-// reachedProbe clears p: the stream reached it.
-func (s *Source) reachedProbe(p binlogProbe) {
-	s.mu.Lock()
-	if s.probe == p {
-		s.probe = binlogProbe{}
-	}
-	s.mu.Unlock()
 }
 
 func (s *Source) setWarnings(ws []error) {

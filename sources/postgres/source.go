@@ -44,6 +44,9 @@ type Source struct {
 	// select and its high watermark: the window where the stream may change rows.
 	afterChunkSelect func(ctx context.Context)
 	durable          atomic.Uint64 // highest LSN acked (durable downstream)
+	// probe is the server's flushed WAL end sampled at an instant, pending
+	// until the stream reaches it (then the source is caught up as of then)
+	probe sources.Probe[pglogrepl.LSN]
 	// streamedChunks counts chunks of in-progress transactions received (protocol 2).
 	streamedChunks atomic.Int64
 	// announced: tables whose shape was put in a batch since Open (run goroutine only).
@@ -59,17 +62,8 @@ type Source struct {
 	heartbeat time.Time
 	snapAt    time.Time
 	warnings  []string
-	// probe is the server's WAL end sampled at an instant, pending until the
-	// stream reaches it (then the source is caught up as of that instant)
-	probe    walProbe
-	lagBytes *int64
-	lagAt    time.Time
-}
-
-// walProbe is pg_current_wal_flush_lsn() sampled no earlier than at.
-type walProbe struct {
-	at  time.Time
-	lsn pglogrepl.LSN
+	lagBytes  *int64
+	lagAt     time.Time
 }
 
 // New returns a Postgres source for a validated config.
@@ -210,7 +204,8 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	if s.snapping {
 		s.snapAt = time.Now()
 	}
-	s.probe, s.lagBytes = walProbe{}, nil
+	s.lagBytes = nil
+	s.probe.Reset()
 	s.mu.Unlock()
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -456,28 +451,10 @@ func (s *Source) probeWAL(ctx context.Context) {
 	if d := pglogrepl.LSN(s.durable.Load()); cl > d {
 		behind = int64(cl - d)
 	}
+	s.probe.Offer(at, fl)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.probe.at.IsZero() {
-		s.probe = walProbe{at: at, lsn: fl}
-	}
 	s.lagBytes, s.lagAt = &behind, at
-}
-
-// pendingProbe returns the WAL sample the stream has not reached yet.
-func (s *Source) pendingProbe() (walProbe, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.probe, !s.probe.at.IsZero()
-}
-
-// reachedProbe clears p: the stream reached it.
-func (s *Source) reachedProbe(p walProbe) {
-	s.mu.Lock()
-	if s.probe == p {
-		s.probe = walProbe{}
-	}
-	s.mu.Unlock()
 }
 
 type metrics struct {

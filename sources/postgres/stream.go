@@ -86,7 +86,7 @@ func (st *streamer) sendStatus(ctx context.Context) error {
 	// position, which would confirm WAL that is not durable downstream.
 	// With a WAL sample pending, the server is asked to answer at once: its
 	// keepalive carries how far it has decoded.
-	_, probing := st.s.pendingProbe()
+	_, _, probing := st.s.probe.Pending()
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: write, WALFlushPosition: durable, WALApplyPosition: durable, ClientTime: time.Now(),
 		ReplyRequested: probing})
@@ -165,14 +165,14 @@ func (st *streamer) loop(ctx context.Context) error {
 // transaction committed before it has been read. The word rides on the batch
 // being built, or goes alone.
 func (st *streamer) current(ctx context.Context) error {
-	p, ok := st.s.pendingProbe()
-	if !ok || st.txn.open || st.inStream || st.received < p.lsn {
+	at, lsn, ok := st.s.probe.Pending()
+	if !ok || st.txn.open || st.inStream || st.received < lsn {
 		return nil
 	}
-	st.s.reachedProbe(p)
+	st.s.probe.Reached(at)
 	// the next sample comes within a status interval and is answered within
 	// another; a third is slack
-	st.cur.Current = schema.Current{At: p.at, Until: time.Now().Add(3 * st.s.cfg.status)}
+	st.cur.Current = schema.Current{At: at, Until: time.Now().Add(3 * st.s.cfg.status)}
 	if len(st.cur.Changes) == 0 && len(st.cur.Deltas) == 0 {
 		if st.cur.Checkpoint == nil {
 			return st.flush(ctx)
