@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cdcd-dev/cdcd/internal/alerts"
+	"github.com/cdcd-dev/cdcd/sources"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -48,6 +49,7 @@ type Control interface {
 	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
 	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
 	Events(ctx context.Context, name string, after int64, limit int) ([]pipeline.Event, error)
+	Catalog(ctx context.Context, name string, q sources.CatalogQuery) (sources.CatalogPage, error)
 	AlertRules(ctx context.Context) (config.Alerts, error)
 	ApplyAlerts(ctx context.Context, a config.Alerts) error
 	ActiveAlerts(ctx context.Context) ([]alerts.Active, error)
@@ -172,6 +174,7 @@ func (s *Server) routes() []route {
 		{"PUT", "/api/v1/connections/{name}", editor, s.putConnection},
 		{"DELETE", "/api/v1/connections/{name}", editor, s.deleteConnection},
 		{"POST", "/api/v1/connections/{name}/test", editor, s.testConnection},
+		{"GET", "/api/v1/connections/{name}/catalog", viewer, s.catalog},
 
 		{"GET", "/api/v1/pipelines", viewer, s.listPipelines},
 		{"POST", "/api/v1/pipelines", editor, s.createPipeline},
@@ -367,6 +370,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, 499, "request cancelled", nil)
 	case errors.Is(err, ErrForbidden):
 		writeError(w, http.StatusForbidden, err.Error(), nil)
+	case errors.Is(err, app.ErrUnavailable):
+		writeError(w, http.StatusBadGateway, redact.Cut(redact.Text(err.Error()), 4<<10), nil)
 	default:
 		msg := redact.Cut(redact.Text(err.Error()), 4<<10)
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", msg)
@@ -934,6 +939,39 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// catalog lists a page of the tables a source connection's server has.
+func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
+	var ps config.Problems
+	q := r.URL.Query()
+	limit := intParam(q, "limit", 1, 1000, 100, &ps)
+	var cq sources.CatalogQuery
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"schema", &cq.Schema}, {"search", &cq.Search}, {"after", &cq.After}} {
+		if v, ok := param(q, p.name, &ps); ok {
+			if len(v) > 256 {
+				ps = append(ps, config.Problem{Path: p.name, Message: "at most 256 characters"})
+			}
+			*p.dst = v
+		}
+	}
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	cq.Limit = limit
+	page, err := s.cfg.Control.Catalog(r.Context(), r.PathValue("name"), cq)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if page.Tables == nil {
+		page.Tables = []sources.CatalogTable{}
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // --- alerts ---

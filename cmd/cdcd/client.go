@@ -503,6 +503,59 @@ func newConnections() *cobra.Command {
 		}
 		return &exitError{1, fmt.Errorf("connection %s failed its test", args[0])}
 	}}
+	var schemaName, search string
+	var limit int
+	catalog := &cobra.Command{Use: "catalog NAME", Short: "List the tables of a source connection's server: columns, key, estimate, problems", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			type table struct {
+				Table           struct{ Namespace, Name string }
+				Columns         []struct{ Name string }
+				PrimaryKey      []string `json:"primary_key"`
+				ReplicaIdentity string   `json:"replica_identity"`
+				EstimatedRows   *int64   `json:"estimated_rows"`
+				Problems        []string
+			}
+			var all []table
+			var pages []json.RawMessage
+			after := ""
+			for {
+				q := url.Values{"limit": {strconv.Itoa(min(limit, 1000))}}
+				for k, v := range map[string]string{"schema": schemaName, "search": search, "after": after} {
+					if v != "" {
+						q.Set(k, v)
+					}
+				}
+				var raw json.RawMessage
+				if err := c.do(cmd.Context(), "GET", "/api/v1/connections/"+url.PathEscape(args[0])+"/catalog?"+q.Encode(), nil, &raw); err != nil {
+					return err
+				}
+				var page struct {
+					Tables []table
+					Next   string
+				}
+				if err := json.Unmarshal(raw, &page); err != nil {
+					return err
+				}
+				pages, all = append(pages, raw), append(all, page.Tables...)
+				if page.Next == "" || len(all) >= limit {
+					break
+				}
+				after = page.Next
+			}
+			raw, _ := json.Marshal(pages)
+			return c.print(cmd, raw, []string{"TABLE", "COLUMNS", "PRIMARY KEY", "ROWS (EST.)", "PROBLEMS"}, func(tw io.Writer) {
+				for _, t := range all {
+					est := "unknown"
+					if t.EstimatedRows != nil {
+						est = strconv.FormatInt(*t.EstimatedRows, 10)
+					}
+					fmt.Fprintf(tw, "%s.%s\t%d\t%s\t%s\t%s\n", t.Table.Namespace, t.Table.Name, len(t.Columns), strings.Join(t.PrimaryKey, ","), est, oneLine(strings.Join(t.Problems, "; ")))
+				}
+			})
+		}}
+	catalog.Flags().StringVar(&schemaName, "schema", "", "only this schema's (database's) tables")
+	catalog.Flags().StringVar(&search, "search", "", "only tables whose schema.name contains this")
+	catalog.Flags().IntVar(&limit, "limit", 1000, "at most this many tables")
 	var file string
 	apply := &cobra.Command{Use: "apply -f FILE", Short: "Create or update the connections of a file", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.apply(cmd, file, false) }}
@@ -516,7 +569,7 @@ func newConnections() *cobra.Command {
 		fmt.Fprintf(cmd.OutOrStdout(), "connection %s: deleted\n", args[0])
 		return nil
 	}}
-	cmd.AddCommand(list, get, test, apply, del)
+	cmd.AddCommand(list, get, test, apply, del, catalog)
 	return cmd
 }
 

@@ -320,3 +320,56 @@ func blockSink(t *testing.T, dsn, table string) (release func()) {
 	t.Cleanup(release)
 	return release
 }
+
+// TestCatalogThroughServe: a source connection's tables, through the API and
+// the CLI, for Postgres and MariaDB; a sink connection has none; the answer
+// hides the connection's password.
+func TestCatalogThroughServe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := testenv.StartPostgres(t)
+	dsn := pg.CreateDatabase(t, "app")
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE TABLE customers (id int PRIMARY KEY, name text); CREATE TABLE events (at timestamptz, what text)`)
+	require.NoError(t, err)
+	m := testenv.StartMariaDB(t)
+	my, err := client.Connect(m.Addr(), "root", "", "")
+	require.NoError(t, err)
+	defer my.Close()
+	for _, q := range []string{"CREATE DATABASE shop", "CREATE TABLE shop.orders (id int PRIMARY KEY, total decimal(10,2))"} {
+		_, err := my.Execute(q)
+		require.NoError(t, err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+connections:
+  - {name: pgsrc, type: postgres, config: {dsn: %q}}
+  - {name: mysrc, type: mysql, config: {addr: %q, user: root}}
+  - {name: out, type: file, config: {dir: %q}}
+`, dsn, m.Addr(), filepath.Join(dir, "out"))), 0o600))
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	env := []string{"CDCD_SERVER=" + s.url}
+	cli(t, env, 0, "connections", "apply", "-f", cfg)
+	out := cli(t, env, 0, "connections", "catalog", "pgsrc")
+	require.Regexp(t, `public\.customers\s+2\s+id\s+\S+`, out)
+	require.Regexp(t, `public\.events\s+2\s+unknown\s+no primary key`, out)
+	require.Regexp(t, `shop\.orders\s+2\s+id`, cli(t, env, 0, "connections", "catalog", "mysrc", "--schema", "shop"))
+	var page struct {
+		Tables []struct {
+			Table struct{ Name string }
+		}
+		Next string
+	}
+	resp, err := http.Get(s.url + "/api/v1/connections/pgsrc/catalog?limit=1&search=CUST")
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+	resp.Body.Close()
+	require.Len(t, page.Tables, 1)
+	require.Equal(t, "customers", page.Tables[0].Table.Name)
+	require.Contains(t, cli(t, env, 2, "connections", "catalog", "out"), "connection out is a file, not a source")
+	require.Contains(t, cli(t, env, 1, "connections", "catalog", "nope"), "404")
+	s.stop(t)
+}

@@ -347,35 +347,7 @@ func (a *App) sampleSource(ctx context.Context, src PreviewSource, sec config.Se
 	if src.Table == "" {
 		return schema.Table{}, nil, config.Problems{{Path: "source.table", Message: "name the table to read, e.g. public.users"}}
 	}
-	sc, err := a.Store.GetConnection(ctx, src.Connection)
-	if err != nil {
-		return schema.Table{}, nil, fmt.Errorf("source.connection %q: %w", src.Connection, err)
-	}
-	c, err := config.ParseConnection(sc.Config)
-	if err != nil {
-		return schema.Table{}, nil, err
-	}
-	f, ok := a.Registry.Sources[c.Type]
-	if !ok {
-		return schema.Table{}, nil, config.Problems{{Path: "source.connection", Message: fmt.Sprintf("connection %s is a %s, not a source", src.Connection, c.Type)}}
-	}
-	node, err := sec.Expand(&c.Config, "source.connection.config")
-	if err != nil {
-		return schema.Table{}, nil, err
-	}
-	// a connection leaves the tables to its pipelines: name the sampled one
-	if node == nil || node.Kind != yaml.MappingNode {
-		node = &yaml.Node{Kind: yaml.MappingNode}
-	}
-	hasTables := false
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		hasTables = hasTables || node.Content[i].Value == "tables"
-	}
-	if !hasTables {
-		node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "tables"},
-			&yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: src.Table}}})
-	}
-	s, err := f.New(node, sources.Deps{Pipeline: "preview", Logger: a.log()})
+	s, c, err := a.connectionSource(ctx, src.Connection, src.Table, sec, "source.connection")
 	if err != nil {
 		return schema.Table{}, nil, err
 	}
@@ -390,4 +362,67 @@ func (a *App) sampleSource(ctx context.Context, src PreviewSource, sec config.Se
 		return schema.Table{}, nil, config.Problems{{Path: "source", Message: fmt.Sprintf("read sample rows of %s: %v", src.Table, redact.Text(err.Error()))}}
 	}
 	return t, rows, nil
+}
+
+// connectionSource builds the source of stored connection name to read
+// table outside any pipeline (a connection leaves the tables to its
+// pipelines: it names that one); path prefixes the problems it reports.
+func (a *App) connectionSource(ctx context.Context, name, table string, sec config.Secrets, path string) (sources.Source, config.Connection, error) {
+	sc, err := a.Store.GetConnection(ctx, name)
+	if err != nil {
+		return nil, config.Connection{}, fmt.Errorf("%s %q: %w", path, name, err)
+	}
+	c, err := config.ParseConnection(sc.Config)
+	if err != nil {
+		return nil, c, err
+	}
+	f, ok := a.Registry.Sources[c.Type]
+	if !ok {
+		return nil, c, config.Problems{{Path: path, Message: fmt.Sprintf("connection %s is a %s, not a source", name, c.Type)}}
+	}
+	node, err := sec.Expand(&c.Config, path+".config")
+	if err != nil {
+		return nil, c, err
+	}
+	if node == nil || node.Kind != yaml.MappingNode {
+		node = &yaml.Node{Kind: yaml.MappingNode}
+	}
+	hasTables := false
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		hasTables = hasTables || node.Content[i].Value == "tables"
+	}
+	if !hasTables {
+		node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "tables"},
+			&yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: table}}})
+	}
+	s, err := f.New(node, sources.Deps{Pipeline: "preview", Logger: a.log()})
+	if err != nil {
+		return nil, c, err
+	}
+	return s, c, nil
+}
+
+// ErrUnavailable wraps a failure of a server cdcd reads from for a request
+// (the API answers 502).
+var ErrUnavailable = errors.New("the server did not answer")
+
+// Catalog lists a page of the tables of a source connection's server.
+func (a *App) Catalog(ctx context.Context, name string, q sources.CatalogQuery) (sources.CatalogPage, error) {
+	var seen []string
+	sec := a.Secrets.Recording(&seen)
+	s, c, err := a.connectionSource(ctx, name, "catalog.catalog", sec, "connection")
+	if err != nil {
+		return sources.CatalogPage{}, err
+	}
+	cat, ok := s.(sources.Cataloger)
+	if !ok {
+		return sources.CatalogPage{}, config.Problems{{Path: "connection", Message: fmt.Sprintf("a %s source has no catalog to list", c.Type)}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	page, err := cat.Catalog(ctx, q)
+	if err != nil {
+		return sources.CatalogPage{}, fmt.Errorf("list the tables of %s: %s: %w", name, scrub(redact.Text(err.Error()), seen), ErrUnavailable)
+	}
+	return page, nil
 }

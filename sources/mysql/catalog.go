@@ -1,0 +1,128 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sources"
+)
+
+// systemSchemas are the server's own databases, never listed.
+const systemSchemas = `('mysql', 'information_schema', 'performance_schema', 'sys')`
+
+// Catalog implements sources.Cataloger: the server's base tables outside its
+// system databases, a page at a time, with their columns, primary key,
+// estimate, and what stands in the way of replicating them.
+func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.CatalogPage, error) {
+	afterNS, afterName, err := sources.ParseCatalogCursor(q.After)
+	if err != nil {
+		return sources.CatalogPage{}, err
+	}
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return sources.CatalogPage{}, err
+	}
+	defer conn.Close()
+	search := ""
+	if q.Search != "" {
+		search = sources.LikePattern(q.Search)
+	}
+	res, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, ENGINE FROM information_schema.TABLES
+		WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN `+systemSchemas+`
+			AND (? = '' OR TABLE_SCHEMA = ?) AND (? = '' OR LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) LIKE LOWER(?))
+			AND (CAST(TABLE_SCHEMA AS BINARY), CAST(TABLE_NAME AS BINARY)) > (CAST(? AS BINARY), CAST(? AS BINARY))
+		ORDER BY CAST(TABLE_SCHEMA AS BINARY), CAST(TABLE_NAME AS BINARY) LIMIT ?`,
+		q.Schema, q.Schema, search, search, afterNS, afterName, q.Limit+1)
+	if err != nil {
+		return sources.CatalogPage{}, fmt.Errorf("read the catalog: %w", err)
+	}
+	var page sources.CatalogPage
+	index := map[schema.TableID]int{}
+	for i := range res.RowNumber() {
+		ns, _ := res.GetString(i, 0)
+		name, _ := res.GetString(i, 1)
+		engine, _ := res.GetString(i, 3)
+		t := sources.CatalogTable{Table: schema.TableID{Namespace: ns, Name: name}, Columns: []sources.CatalogColumn{}, PrimaryKey: []string{}}
+		if null, _ := res.IsNull(i, 2); !null {
+			n, _ := res.GetInt(i, 2)
+			t.EstimatedRows = &n
+		}
+		if engine != "" && !strings.EqualFold(engine, "InnoDB") {
+			t.Problems = append(t.Problems, fmt.Sprintf("engine %s is not transactional: the snapshot cannot be consistent with the binlog, and a failed statement may be half applied; ALTER TABLE %s ENGINE = InnoDB", engine, quoteID(t.Table)))
+		}
+		index[t.Table] = len(page.Tables)
+		page.Tables = append(page.Tables, t)
+	}
+	if len(page.Tables) > q.Limit {
+		for _, t := range page.Tables[q.Limit:] {
+			delete(index, t.Table)
+		}
+		page.Tables = page.Tables[:q.Limit]
+		last := page.Tables[q.Limit-1].Table
+		page.Next = sources.CatalogCursor(last.Namespace, last.Name)
+	}
+	if len(page.Tables) > 0 {
+		// the page's tables, as parameters: (?, ?), (?, ?) …
+		marks := make([]string, len(page.Tables))
+		args := make([]any, 0, 2*len(page.Tables))
+		for i, t := range page.Tables {
+			marks[i] = "(?, ?)"
+			args = append(args, t.Table.Namespace, t.Table.Name)
+		}
+		in := "(TABLE_SCHEMA, TABLE_NAME) IN (" + strings.Join(marks, ", ") + ")"
+		cres, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS
+			WHERE `+in+` ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`, args...)
+		if err != nil {
+			return sources.CatalogPage{}, fmt.Errorf("read the catalog's columns: %w", err)
+		}
+		for i := range cres.RowNumber() {
+			ns, _ := cres.GetString(i, 0)
+			name, _ := cres.GetString(i, 1)
+			var c sources.CatalogColumn
+			c.Name, _ = cres.GetString(i, 2)
+			c.Type, _ = cres.GetString(i, 3)
+			nullable, _ := cres.GetString(i, 4)
+			c.Nullable = nullable == "YES"
+			if j, ok := index[schema.TableID{Namespace: ns, Name: name}]; ok {
+				page.Tables[j].Columns = append(page.Tables[j].Columns, c)
+			}
+		}
+		kres, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+			WHERE CONSTRAINT_NAME = 'PRIMARY' AND `+in+` ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`, args...)
+		if err != nil {
+			return sources.CatalogPage{}, fmt.Errorf("read the catalog's primary keys: %w", err)
+		}
+		for i := range kres.RowNumber() {
+			ns, _ := kres.GetString(i, 0)
+			name, _ := kres.GetString(i, 1)
+			col, _ := kres.GetString(i, 2)
+			if j, ok := index[schema.TableID{Namespace: ns, Name: name}]; ok {
+				page.Tables[j].PrimaryKey = append(page.Tables[j].PrimaryKey, col)
+			}
+		}
+	}
+	for i := range page.Tables {
+		if t := &page.Tables[i]; len(t.PrimaryKey) == 0 {
+			t.Problems = append(t.Problems, fmt.Sprintf("no primary key: its updates and deletes cannot be matched at the destination; ALTER TABLE %s ADD PRIMARY KEY (…)", quoteID(t.Table)))
+		}
+	}
+	if q.After == "" {
+		sres, err := conn.Execute(`SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES
+			WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ` + systemSchemas + ` GROUP BY TABLE_SCHEMA ORDER BY CAST(TABLE_SCHEMA AS BINARY)`)
+		if err != nil {
+			return sources.CatalogPage{}, fmt.Errorf("read the catalog's databases: %w", err)
+		}
+		for i := range sres.RowNumber() {
+			var sc sources.CatalogSchema
+			sc.Name, _ = sres.GetString(i, 0)
+			n, _ := sres.GetInt(i, 1)
+			sc.Tables = int(n)
+			page.Schemas = append(page.Schemas, sc)
+		}
+	}
+	return page, nil
+}
+
+func quoteID(id schema.TableID) string { return quoteIdent(id.Namespace) + "." + quoteIdent(id.Name) }
