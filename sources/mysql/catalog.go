@@ -7,6 +7,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
+	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // systemSchemas are the server's own databases, never listed.
@@ -126,3 +127,41 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 }
 
 func quoteID(id schema.TableID) string { return quoteIdent(id.Namespace) + "." + quoteIdent(id.Name) }
+
+// Sample implements sources.Sampler: the table's first rows by primary key,
+// read as the snapshot reads them, on a connection of its own.
+func (s *Source) Sample(ctx context.Context, id schema.TableID, limit int) (schema.Table, []schema.Row, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return schema.Table{}, nil, err
+	}
+	defer conn.Close()
+	exec := func(q string, args ...any) (*gmysql.Result, error) { return conn.Execute(q, args...) }
+	cols, t, err := s.describe(exec, id)
+	if err != nil {
+		return schema.Table{}, nil, err
+	}
+	tp := &tablePlan{id: id, cols: cols, table: t}
+	first, _ := tp.queries(limit)
+	res, err := readChunk(conn, first)
+	if err != nil {
+		return schema.Table{}, nil, fmt.Errorf("read %s: %w", id, err)
+	}
+	rows := make([]schema.Row, 0, res.RowNumber())
+	for i := range res.RowNumber() {
+		row := make(schema.Row, len(cols))
+		for j := range cols {
+			v, err := res.GetValue(i, j)
+			if err != nil {
+				return schema.Table{}, nil, err
+			}
+			val, err := s.dec.queried(&cols[j], v)
+			if err != nil {
+				return schema.Table{}, nil, fmt.Errorf("table %s column %s: %w", id, cols[j].name, err)
+			}
+			row[j] = schema.Field{Name: cols[j].name, Value: val}
+		}
+		rows = append(rows, row)
+	}
+	return t, rows, nil
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/stretchr/testify/require"
@@ -64,6 +65,19 @@ func TestCatalog(t *testing.T) {
 	require.Empty(t, o.Problems)
 	require.Contains(t, by["app.nokey"].Problems[0], "no primary key")
 	require.Contains(t, strings.Join(by["app.legacy"].Problems, "; "), "engine MyISAM is not transactional")
+
+	// sample rows, read as the snapshot reads them (for the transform preview)
+	for _, q := range []string{"INSERT INTO app.orders VALUES (2, 1, 'b'), (1, 1, 'a'), (3, 2, 'c')"} {
+		_, err := conn.Execute(q)
+		require.NoError(t, err)
+	}
+	tbl, rows, err := src.Sample(ctx, schema.TableID{Namespace: "app", Name: "orders"}, 2)
+	require.NoError(t, err)
+	require.Equal(t, []string{"line", "id"}, tbl.PrimaryKey)
+	require.Len(t, rows, 2)
+	require.Equal(t, `{"id":1,"line":1,"note":"a"}`, string(rows[0].AppendJSON(nil)), "in key order")
+	_, _, err = src.Sample(ctx, schema.TableID{Namespace: "app", Name: "missing"}, 2)
+	require.Error(t, err)
 
 	p, err := src.Catalog(ctx, sources.CatalogQuery{Schema: "app", Search: "ORD", Limit: 10})
 	require.NoError(t, err)
