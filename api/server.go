@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cdcd-dev/cdcd/internal/alerts"
+	"github.com/cdcd-dev/cdcd/internal/series"
 	"github.com/cdcd-dev/cdcd/sources"
 	"io"
 	"io/fs"
@@ -50,6 +51,7 @@ type Control interface {
 	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
 	Events(ctx context.Context, name string, after int64, limit int) ([]pipeline.Event, error)
 	Catalog(ctx context.Context, name string, q sources.CatalogQuery) (sources.CatalogPage, error)
+	Timeseries(ctx context.Context, name string, window time.Duration) ([]series.Point, error)
 	AlertRules(ctx context.Context) (config.Alerts, error)
 	ApplyAlerts(ctx context.Context, a config.Alerts) error
 	ActiveAlerts(ctx context.Context) ([]alerts.Active, error)
@@ -189,6 +191,7 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/pipelines/{name}/skipped", viewer, s.listSkipped},
 		{"GET", "/api/v1/pipelines/{name}/events", viewer, s.listEvents},
 		{"GET", "/api/v1/pipelines/{name}/events/stream", viewer, s.streamEvents},
+		{"GET", "/api/v1/pipelines/{name}/timeseries", viewer, s.timeseries},
 
 		{"POST", "/api/v1/transforms/preview", editor, s.previewTransforms},
 
@@ -972,6 +975,39 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 		page.Tables = []sources.CatalogTable{}
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// Timeseries is a pipeline's chart points, oldest first.
+type Timeseries struct {
+	Window string         `json:"window"`
+	Points []series.Point `json:"points"`
+}
+
+// timeseries answers a pipeline's chart points over ?window= (5m to 7d,
+// default 1h): every 10 s up to an hour, every 5 min beyond.
+func (s *Server) timeseries(w http.ResponseWriter, r *http.Request) {
+	window := time.Hour
+	var ps config.Problems
+	if v, ok := param(r.URL.Query(), "window", &ps); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 5*time.Minute || d > 7*24*time.Hour {
+			ps = append(ps, config.Problem{Path: "window", Message: "a duration from 5m to 168h (e.g. 1h, 24h)"})
+		}
+		window = d
+	}
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	points, err := s.cfg.Control.Timeseries(r.Context(), r.PathValue("name"), window)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if points == nil {
+		points = []series.Point{}
+	}
+	writeJSON(w, http.StatusOK, Timeseries{Window: window.String(), Points: points})
 }
 
 // --- alerts ---

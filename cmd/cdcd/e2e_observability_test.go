@@ -228,6 +228,25 @@ pipelines:
 	require.Eventually(t, func() bool { tp, _ := tablesOf("pg"); return same(tp["public.t"]) }, 30*time.Second, 100*time.Millisecond)
 	require.Eventually(t, func() bool { tp, _ := tablesOf("my"); return tp["app.t"].SnapshotRows == 2 && tp["app.t"].Inserts == 1 }, 30*time.Second, 100*time.Millisecond)
 
+	// the chart points
+	var ts struct {
+		Window string
+		Points []struct {
+			LagSeconds    *float64 `json:"lag_seconds"`
+			RetainedBytes *int64   `json:"retained_bytes"`
+		}
+	}
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(s.url + "/api/v1/pipelines/pg/timeseries?window=10m")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&ts))
+		n := len(ts.Points)
+		return n >= 2 && ts.Points[n-1].LagSeconds != nil && ts.Points[n-1].RetainedBytes != nil
+	}, 30*time.Second, time.Second, "timeseries: %+v", ts)
+	require.Equal(t, "10m0s", ts.Window)
+
 	// the event log, kept across the restart, and followed live
 	events := cli(t, env, 0, "pipelines", "events", "pg", "-n", "0")
 	for _, want := range []string{"loaded", "running: snapshotting", "snapshot of public.t began (no row estimate: the table has no statistics)",

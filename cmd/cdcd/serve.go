@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/internal/series"
 	"log/slog"
 	"net"
 	"net/http"
@@ -167,6 +168,8 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 	}
 	a.Alerts.SetRules(rules)
 	g.Go(func() error { return a.Alerts.Run(supCtx) })
+	a.Series = series.New(series.Config{Statuses: a.Supervisor.List, Store: store.Series(st), Logger: log})
+	g.Go(func() error { return a.Series.Run(supCtx) })
 	if err := a.Start(ctx); err != nil {
 		stopSup()
 		_ = g.Wait()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cdcd-dev/cdcd/internal/alerts"
+	"github.com/cdcd-dev/cdcd/internal/series"
 	"github.com/cdcd-dev/cdcd/notify"
 	"log/slog"
 	"slices"
@@ -42,6 +43,8 @@ type App struct {
 	Hub *EventHub
 	// Alerts evaluates the alert rules (nil: none).
 	Alerts *alerts.Engine
+	// Series keeps the pipelines' recent history for charts (nil: none).
+	Series *series.Recorder
 }
 
 func (a *App) log() *slog.Logger {

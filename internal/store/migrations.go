@@ -143,6 +143,12 @@ var migrations = []string{
 		summary   TEXT NOT NULL
 	);
 	CREATE INDEX cdcd_alert_history_at ON cdcd_alert_history (at);`,
+	`CREATE TABLE cdcd_series (
+		pipeline TEXT NOT NULL,
+		at       {{bigint}} NOT NULL,
+		sample   TEXT NOT NULL,
+		PRIMARY KEY (pipeline, at)
+	);`,
 	`CREATE TABLE cdcd_pipeline_stats (
 		pipeline   TEXT PRIMARY KEY,
 		stats      TEXT NOT NULL,

@@ -488,6 +488,7 @@ func (s *sqlStore) DeletePipeline(ctx context.Context, name string) error {
 			`DELETE FROM cdcd_skipped WHERE pipeline = ?`,
 			`DELETE FROM cdcd_pipeline_stats WHERE pipeline = ?`,
 			`DELETE FROM cdcd_events WHERE pipeline = ?`,
+			`DELETE FROM cdcd_series WHERE pipeline = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, s.q(q), name); err != nil {
 				return fmt.Errorf("delete pipeline %q: %w", name, err)
