@@ -416,7 +416,7 @@ func TestAuditLog(t *testing.T) {
 	h := setup(t)
 	admin := h.do("POST", "/api/v1/tokens", map[string]any{"name": "root", "role": "admin"}, 201)
 	h.token = admin["token"].(string)
-	h.do("PUT", "/api/v1/connections/c1", map[string]any{"type": "file", "config": map[string]any{"dir": h.dir, "password": "audit-secret-pw"}}, 201)
+	h.do("PUT", "/api/v1/connections/c1", map[string]any{"type": "postgres", "config": map[string]any{"dsn": "postgres://u:audit-secret-pw@h/db"}}, 201)
 	h.do("DELETE", "/api/v1/connections/nope", nil, 404)
 	h.do("GET", "/api/v1/connections", nil, 200)
 	h.do("POST", "/api/v1/tokens", map[string]any{"name": "v", "role": "viewer"}, 201)

@@ -368,7 +368,8 @@ connections:
   - {name: pgsrc, type: postgres, config: {dsn: %q}}
   - {name: mysrc, type: mysql, config: {addr: %q, user: root}}
   - {name: out, type: file, config: {dir: %q}}
-`, dsn, m.Addr(), filepath.Join(dir, "out"))), 0o600))
+  - {name: pgdst, type: postgres, config: {dsn: %q, schema: replica}}
+`, dsn, m.Addr(), filepath.Join(dir, "out"), dsn)), 0o600))
 	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
 	env := []string{"CDCD_SERVER=" + s.url}
 	cli(t, env, 0, "connections", "apply", "-f", cfg)
@@ -390,5 +391,17 @@ connections:
 	require.Equal(t, "customers", page.Tables[0].Table.Name)
 	require.Contains(t, cli(t, env, 2, "connections", "catalog", "out"), "connection out is a file, not a source")
 	require.Contains(t, cli(t, env, 1, "connections", "catalog", "nope"), "404")
+	// a postgres connection is tested in the role its config fits: this one is a destination
+	require.Contains(t, cli(t, env, 0, "connections", "test", "pgdst"), "connection pgdst: ok")
+	require.Contains(t, cli(t, env, 2, "connections", "apply", "-f", writeFile(t, dir, "bad.yaml",
+		"connections:\n  - {name: pgbad, type: postgres, config: {dsn: x, tables: [a.b], schema: s}}\n")),
+		`fits no role of a postgres connection: as a source: unknown key "schema"; as a destination: unknown key "tables"`)
 	s.stop(t)
+}
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+	return p
 }

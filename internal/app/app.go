@@ -342,16 +342,21 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 	}
 	var check func(context.Context) error
 	var warner sources.Warner
+	// a type that is a source and a destination (postgres) is tested in the
+	// role its config fits: a source's names tables, a destination's does not
+	var misfit error
 	if f, ok := a.Registry.Sources[c.Type]; ok {
 		src, err := f.New(node, sources.Deps{Pipeline: "connection_test", Logger: a.log()})
-		if err != nil {
-			return failed(err)
+		if err == nil {
+			if ch, ok := src.(sources.Checker); ok {
+				check = ch.Check
+			}
+			warner, _ = src.(sources.Warner)
+		} else {
+			misfit = err
 		}
-		if ch, ok := src.(sources.Checker); ok {
-			check = ch.Check
-		}
-		warner, _ = src.(sources.Warner)
-	} else if f, ok := a.Registry.Notifiers[c.Type]; ok {
+	}
+	if f, ok := a.Registry.Notifiers[c.Type]; ok && check == nil {
 		n, err := f.New(node, notify.Deps{Logger: a.log()})
 		if err != nil {
 			return failed(err)
@@ -361,11 +366,16 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 			return n.Notify(ctx, notify.Notification{Status: notify.Test, Rule: "test", Severity: "info", ID: "test/" + c.Name, StartedAt: now,
 				Summary: "cdcd test notification to " + c.Name, Detail: "Sent by `cdcd connections test " + c.Name + "`: alerts will arrive here."})
 		}
-	} else if f, ok := a.Registry.Sinks[c.Type]; ok {
+	}
+	if f, ok := a.Registry.Sinks[c.Type]; ok && check == nil {
 		snk, err := f.New(node, sinks.Deps{Pipeline: "connection_test", Logger: a.log()})
 		if err != nil {
+			if misfit != nil {
+				return failed(fmt.Errorf("as a source: %w; as a destination: %w", misfit, err))
+			}
 			return failed(err)
 		}
+		misfit = nil
 		if ch, ok := snk.(sinks.Checker); ok {
 			check = ch.Check
 		} else {
@@ -376,6 +386,9 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 				return snk.Close(ctx)
 			}
 		}
+	}
+	if misfit != nil {
+		return failed(misfit)
 	}
 	if check == nil {
 		return CheckResult{OK: true}

@@ -11,7 +11,9 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/registry"
 	"github.com/cdcd-dev/cdcd/sinks/file"
+	pgsink "github.com/cdcd-dev/cdcd/sinks/postgres"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
+	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 )
@@ -244,4 +246,30 @@ func TestMarshalParsesBack(t *testing.T) {
 		require.Equal(t, v, m["password"])
 		require.Equal(t, 1, m[v])
 	}
+}
+
+// TestConnectionFitsItsType: a connection's keys and their kinds are checked
+// when it is stored, in the user's terms, against each role its type has (a
+// postgres connection is a source or a destination).
+func TestConnectionFitsItsType(t *testing.T) {
+	t.Parallel()
+	r := testRegistry()
+	r.Sources["postgres"] = pgsrc.Factory()
+	r.Sinks["postgres"] = pgsink.Factory()
+	conn := func(typ, cfg string) config.Connection {
+		var n yaml.Node
+		require.NoError(t, yaml.Unmarshal([]byte(cfg), &n))
+		return config.Connection{Name: "c", Type: typ, Config: *n.Content[0]}
+	}
+	require.NoError(t, config.ValidateConnection(conn("postgres", `{dsn: "postgres://h/db"}`), r, config.Secrets{}))
+	require.NoError(t, config.ValidateConnection(conn("postgres", `{dsn: "postgres://h/db", schema: replica}`), r, config.Secrets{}), "a destination")
+	require.NoError(t, config.ValidateConnection(conn("postgres", `{dsn: "postgres://h/db", tables: [public.t]}`), r, config.Secrets{}), "a source")
+
+	err := config.ValidateConnection(conn("datagen", `{tabels: 3}`), r, config.Secrets{})
+	require.EqualError(t, err, `connection.config: unknown key "tabels"`)
+	err = config.ValidateConnection(conn("datagen", `{tables: four}`), r, config.Secrets{})
+	require.ErrorContains(t, err, `connection.config: "four" must be a number`)
+	require.NotContains(t, err.Error(), "unmarshal")
+	err = config.ValidateConnection(conn("postgres", `{dsn: x, tables: [a.b], schema: s}`), r, config.Secrets{})
+	require.ErrorContains(t, err, `fits no role of a postgres connection: as a source: unknown key "schema"; as a destination: unknown key "tables"`)
 }

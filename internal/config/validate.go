@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/internal/component"
 	pathpkg "path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -148,8 +150,75 @@ func validateConnection(c Connection, path string, reg *registry.Registry) Probl
 	}
 	if c.Config.Kind != 0 && c.Config.Kind != yaml.MappingNode {
 		ps.add(path+".config", "must be a mapping")
+		return ps
+	}
+	// the keys and their kinds must fit the type in one of its roles
+	type role struct {
+		name string
+		spec func() any
+	}
+	var roles []role
+	if f, ok := reg.Sources[c.Type]; ok && f.Spec != nil {
+		roles = append(roles, role{"a source", f.Spec})
+	}
+	if f, ok := reg.Sinks[c.Type]; ok && f.Spec != nil {
+		roles = append(roles, role{"a destination", f.Spec})
+	}
+	if f, ok := reg.Notifiers[c.Type]; ok && f.Spec != nil {
+		roles = append(roles, role{"an alert channel", f.Spec})
+	}
+	var misfits []string
+	for _, r := range roles {
+		err := decodeSpec(r.spec, &c.Config)
+		if err == nil {
+			return ps
+		}
+		misfits = append(misfits, fmt.Sprintf("as %s: %s", r.name, err))
+	}
+	if len(misfits) == 1 {
+		ps.add(path+".config", "%s", strings.TrimPrefix(misfits[0], "as "+roles[0].name+": "))
+	} else if len(misfits) > 1 {
+		ps.add(path+".config", "fits no role of a %s connection: %s", c.Type, strings.Join(misfits, "; "))
 	}
 	return ps
+}
+
+// decodeSpec decodes n strictly into a fresh value of spec's type. A value
+// that is a ${…} reference stands for what it will resolve to: its key is
+// checked, not its kind.
+func decodeSpec(spec func() any, n *yaml.Node) error {
+	v := reflect.New(reflect.TypeOf(spec()))
+	v.Elem().Set(reflect.ValueOf(spec()))
+	if err := component.Decode(withoutRefs(n), v.Interface()); err != nil {
+		return errors.New(plainYAML(err.Error()))
+	}
+	return nil
+}
+
+var (
+	yamlUnknown = regexp.MustCompile(`line \d+: field (\S+) not found in type \S+`)
+	yamlKind    = regexp.MustCompile("line \\d+: cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
+)
+
+// plainYAML says a YAML decoding error in the user's terms: the key, not
+// the Go type.
+func plainYAML(s string) string {
+	s = yamlUnknown.ReplaceAllString(s, "unknown key \"$1\"")
+	return yamlKind.ReplaceAllStringFunc(s, func(m string) string {
+		g := yamlKind.FindStringSubmatch(m)
+		want := map[bool]string{true: "a number", false: "a " + strings.TrimLeft(g[3], "[]*")}[strings.HasPrefix(g[3], "int") || strings.HasPrefix(g[3], "uint") || strings.HasPrefix(g[3], "float")]
+		switch {
+		case strings.HasPrefix(g[3], "[]"):
+			want = "a list"
+		case strings.HasPrefix(g[3], "map"), strings.Contains(g[3], "."):
+			want = "a mapping"
+		case g[3] == "bool":
+			want = "true or false"
+		case g[3] == "string":
+			want = "a string"
+		}
+		return fmt.Sprintf("%q must be %s", g[2], want)
+	})
 }
 
 // ValidatePipeline checks one pipeline against the known connections.
@@ -338,4 +407,21 @@ func (sc SchemaChanges) Evolution() schema.Evolution {
 		e.Tables = append(e.Tables, schema.TablePolicy{Pattern: t.Match, Policy: t.SchemaPolicy.Policy()})
 	}
 	return e
+}
+
+// withoutRefs returns a copy of n with every scalar that holds a ${…}
+// reference replaced by null.
+func withoutRefs(n *yaml.Node) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	if c.Kind == yaml.ScalarNode && strings.Contains(c.Value, "${") {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null", Line: c.Line, Column: c.Column}
+	}
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, x := range n.Content {
+		c.Content[i] = withoutRefs(x)
+	}
+	return &c
 }
