@@ -451,3 +451,20 @@ func TestEvents(t *testing.T) {
 		}
 	}
 }
+
+// Found by Schemathesis: a connection that cannot be read as one table's
+// source is a 422 for the catalog and the preview, not a 500; an unknown
+// transform_change is refused; a chart window is one of a few.
+func TestReadsFromAConnectionThatCannot(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	h.do("POST", "/api/v1/connections", map[string]any{"name": "gen", "type": "datagen", "config": map[string]any{"snapshot_rows": 5}}, 201)
+	got := h.do("GET", "/api/v1/connections/gen/catalog", nil, 422)
+	require.Contains(t, got["problems"].([]any)[0].(map[string]any)["message"], "connection gen cannot be read from as a datagen source: a list where a number is expected")
+	h.do("POST", "/api/v1/transforms/preview", map[string]any{"source": map[string]any{"connection": "gen", "table": "public.sample", "limit": 1}}, 422)
+	p := map[string]any{"name": "tc", "source": map[string]any{"connection": "gen"}, "sink": map[string]any{"type": "file", "config": map[string]any{"dir": filepath.Join(h.dir, "tc")}}}
+	h.do("PUT", "/api/v1/pipelines/tc?transform_change=maybe", p, 400)
+	h.do("PUT", "/api/v1/pipelines/tc", p, 201)
+	h.do("GET", "/api/v1/pipelines/tc/timeseries?window=000", nil, 400)
+	require.Equal(t, "168h0m0s", h.do("GET", "/api/v1/pipelines/tc/timeseries?window=7d", nil, 200)["window"])
+}

@@ -676,6 +676,9 @@ func (s *Server) putPipeline(w http.ResponseWriter, r *http.Request) {
 func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.Pipeline) {
 	var ps config.Problems
 	change, _ := param(r.URL.Query(), "transform_change", &ps)
+	if change != "" && change != "keep_written" && change != "resync" {
+		ps = append(ps, config.Problem{Path: "transform_change", Message: "must be keep_written or resync"})
+	}
 	if len(ps) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
 		return
@@ -983,15 +986,18 @@ type Timeseries struct {
 	Points []series.Point `json:"points"`
 }
 
-// timeseries answers a pipeline's chart points over ?window= (5m to 7d,
-// default 1h): every 10 s up to an hour, every 5 min beyond.
+// windows are the chart windows a time series is asked for.
+var windows = map[string]time.Duration{"5m": 5 * time.Minute, "15m": 15 * time.Minute, "1h": time.Hour, "6h": 6 * time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour}
+
+// timeseries answers a pipeline's chart points over ?window= (default 1h):
+// every 10 s up to an hour, every 5 min beyond.
 func (s *Server) timeseries(w http.ResponseWriter, r *http.Request) {
 	window := time.Hour
 	var ps config.Problems
 	if v, ok := param(r.URL.Query(), "window", &ps); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 5*time.Minute || d > 7*24*time.Hour {
-			ps = append(ps, config.Problem{Path: "window", Message: "a duration from 5m to 168h (e.g. 1h, 24h)"})
+		d, known := windows[v]
+		if !known {
+			ps = append(ps, config.Problem{Path: "window", Message: "one of 5m, 15m, 1h, 6h, 24h, 7d"})
 		}
 		window = d
 	}

@@ -237,7 +237,7 @@ pipelines:
 		}
 	}
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(s.url + "/api/v1/pipelines/pg/timeseries?window=10m")
+		resp, err := http.Get(s.url + "/api/v1/pipelines/pg/timeseries?window=15m")
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		require.Equal(t, 200, resp.StatusCode)
@@ -245,7 +245,7 @@ pipelines:
 		n := len(ts.Points)
 		return n >= 2 && ts.Points[n-1].LagSeconds != nil && ts.Points[n-1].RetainedBytes != nil
 	}, 30*time.Second, time.Second, "timeseries: %+v", ts)
-	require.Equal(t, "10m0s", ts.Window)
+	require.Equal(t, "15m0s", ts.Window)
 
 	// the event log, kept across the restart, and followed live
 	events := cli(t, env, 0, "pipelines", "events", "pg", "-n", "0")

@@ -397,7 +397,9 @@ func (a *App) connectionSource(ctx context.Context, name, table string, sec conf
 	}
 	s, err := f.New(node, sources.Deps{Pipeline: "preview", Logger: a.log()})
 	if err != nil {
-		return nil, c, err
+		// the stored connection does not make a source that can read one
+		// table (a datagen connection, whose tables is a count)
+		return nil, c, config.Problems{{Path: path, Message: fmt.Sprintf("connection %s cannot be read from as a %s source: %s", name, c.Type, config.PlainYAML(err.Error()))}}
 	}
 	return s, c, nil
 }

@@ -270,6 +270,8 @@ func TestConnectionFitsItsType(t *testing.T) {
 	err = config.ValidateConnection(conn("datagen", `{tables: four}`), r, config.Secrets{})
 	require.ErrorContains(t, err, `connection.config: "four" must be a number`)
 	require.NotContains(t, err.Error(), "unmarshal")
+	err = config.ValidateConnection(conn("datagen", `{tables: [a.b]}`), r, config.Secrets{})
+	require.ErrorContains(t, err, `connection.config: a list where a number is expected`)
 	err = config.ValidateConnection(conn("postgres", `{dsn: x, tables: [a.b], schema: s}`), r, config.Secrets{})
 	require.ErrorContains(t, err, `fits no role of a postgres connection: as a source: unknown key "schema"; as a destination: unknown key "tables"`)
 }

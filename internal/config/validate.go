@@ -190,20 +190,25 @@ func decodeSpec(spec func() any, n *yaml.Node) error {
 	v := reflect.New(reflect.TypeOf(spec()))
 	v.Elem().Set(reflect.ValueOf(spec()))
 	if err := component.Decode(withoutRefs(n), v.Interface()); err != nil {
-		return errors.New(plainYAML(err.Error()))
+		return errors.New(PlainYAML(err.Error()))
 	}
 	return nil
 }
 
 var (
-	yamlUnknown = regexp.MustCompile(`line \d+: field (\S+) not found in type \S+`)
-	yamlKind    = regexp.MustCompile("line \\d+: cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
+	yamlCollection = regexp.MustCompile(`line \d+: cannot unmarshal !!(seq|map) into (\S+)`)
+	yamlUnknown    = regexp.MustCompile(`line \d+: field (\S+) not found in type \S+`)
+	yamlKind       = regexp.MustCompile("line \\d+: cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
 )
 
-// plainYAML says a YAML decoding error in the user's terms: the key, not
+// PlainYAML says a YAML decoding error in the user's terms: the key, not
 // the Go type.
-func plainYAML(s string) string {
+func PlainYAML(s string) string {
 	s = yamlUnknown.ReplaceAllString(s, "unknown key \"$1\"")
+	s = yamlCollection.ReplaceAllStringFunc(s, func(m string) string {
+		g := yamlCollection.FindStringSubmatch(m)
+		return fmt.Sprintf("a %s where %s is expected", map[string]string{"seq": "list", "map": "mapping"}[g[1]], kind(g[2]))
+	})
 	return yamlKind.ReplaceAllStringFunc(s, func(m string) string {
 		g := yamlKind.FindStringSubmatch(m)
 		want := map[bool]string{true: "a number", false: "a " + strings.TrimLeft(g[3], "[]*")}[strings.HasPrefix(g[3], "int") || strings.HasPrefix(g[3], "uint") || strings.HasPrefix(g[3], "float")]
@@ -219,6 +224,21 @@ func plainYAML(s string) string {
 		}
 		return fmt.Sprintf("%q must be %s", g[2], want)
 	})
+}
+
+// kind names a Go type as a config value.
+func kind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "bool":
+		return "true or false"
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	}
+	return "a mapping"
 }
 
 // ValidatePipeline checks one pipeline against the known connections.
