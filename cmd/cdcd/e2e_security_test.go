@@ -71,8 +71,8 @@ func TestSecretsRotate(t *testing.T) {
 	cfg := filepath.Join(dir, "c.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
 connections:
-  - {name: out, type: file, config: {dir: %q, password: rotate-me-secret}}
-`, filepath.Join(dir, "out"))), 0o644))
+  - {name: out, type: webhook, config: {url: "https://hooks.example.com/cdcd", secret: rotate-me-secret-value}}
+`)), 0o644))
 	cli(t, env, 0, "connections", "apply", "-f", cfg)
 	s.stop(t)
 
@@ -103,7 +103,7 @@ connections:
 
 	s = startServer(t, "--data-dir", data)
 	env = []string{"CDCD_SERVER=" + s.url}
-	require.Contains(t, cli(t, env, 0, "connections", "get", "out"), `"password": "******"`)
+	require.Contains(t, cli(t, env, 0, "connections", "get", "out"), `"secret": "******"`)
 	s.stop(t)
 
 	// cut off after the commit: the store is sealed under the pending key
@@ -117,7 +117,7 @@ connections:
 	require.NoError(t, cur.Close())
 	require.NoError(t, secrets.WriteKeyFile(keyFile+".new", pending))
 	s = startServer(t, "--data-dir", data)
-	require.Contains(t, cli(t, []string{"CDCD_SERVER=" + s.url}, 0, "connections", "get", "out"), `"password": "******"`)
+	require.Contains(t, cli(t, []string{"CDCD_SERVER=" + s.url}, 0, "connections", "get", "out"), `"secret": "******"`)
 	require.Contains(t, s.log.String(), "finishing a key rotation that committed")
 	got, err := os.ReadFile(keyFile)
 	require.NoError(t, err)

@@ -472,11 +472,32 @@ func testCaughtUp(t *testing.T, h Harness) {
 	}
 	h.UpdateMany(t, 10, 1010, 1)
 	r.mustUntil("the updates", func(es []event) bool { return has(1009, schema.OpUpdate, 1)(es) })
-	require.Eventually(t, func() bool { return lagBytes() > before+20_000 }, 30*time.Second, 50*time.Millisecond,
+	var peak int64
+	require.Eventually(t, func() bool { peak = lagBytes(); return peak > before+20_000 }, 30*time.Second, 50*time.Millisecond,
 		"2,000 changes not acked: the lag in bytes stayed at %d (was %d)", lagBytes(), before)
 	written = time.Now()
 	r.mustUntil("the source to say it is caught up again", caughtUpAfter(written, 1))
+	// acked as a pipeline does, batch after batch: the lag falls back (the
+	// server's log also grows with what other databases write, so below
+	// its peak, not to where it was)
 	r.ack(r.ckpts[len(r.ckpts)-1])
-	require.Eventually(t, func() bool { return lagBytes() >= 0 && lagBytes() < before+20_000 }, 30*time.Second, 50*time.Millisecond,
-		"acked: the lag in bytes fell back (now %d, %d before the writes)", lagBytes(), before)
+	require.Eventually(t, func() bool {
+		r.pump(200 * time.Millisecond)
+		return lagBytes() >= 0 && lagBytes() < peak
+	}, 30*time.Second, 10*time.Millisecond, "acked: the lag in bytes did not fall back (now %d, peak %d, %d before the writes)", lagBytes(), peak, before)
+}
+
+// pump reads for d, acking every checkpoint as soon as it is read.
+func (r *reader) pump(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for {
+		b, err := r.src.Read(ctx)
+		if err != nil {
+			return
+		}
+		if b.Checkpoint != nil {
+			r.ack(b.Checkpoint)
+		}
+	}
 }
