@@ -449,3 +449,24 @@ func TestCheckWarnings(t *testing.T) {
 	require.NotContains(t, logs.String(), "REPLICA IDENTITY", "the source does not log its warnings")
 	require.Equal(t, ws, src.SourceStatus().Warnings)
 }
+
+// TestSnapshotResumedAfterAddColumnDefault: a column added with a DEFAULT
+// while a snapshot was interrupted reaches the rows the first attempt already
+// copied: the resumed snapshot announces it with its fill, as the stream
+// would (found by the chaos oracle: ClickHouse then refused the stream's own
+// announcement of the column's fill).
+func TestSnapshotResumedAfterAddColumnDefault(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, startPG(t), `CREATE TABLE orders (id int8 PRIMARY KEY, note text);
+		INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 50000) g`)
+	cfg := h.config("public.orders")
+	stop, r := h.start(cfg)
+	require.Eventually(t, func() bool { return r.Progress().ChangesWritten >= 600 }, 30*time.Second, time.Millisecond)
+	require.NoError(t, stop())
+	require.Equal(t, uint64(phaseSnapshot), h.committedPhase(), "stopped in the middle of the snapshot")
+	h.exec(`ALTER TABLE orders ADD COLUMN extra int DEFAULT -1`)
+	stop, _ = h.start(cfg)
+	defer stop()
+	h.waitSynced("public.orders", "id")
+	require.NoError(t, stop())
+}

@@ -26,6 +26,11 @@ type tableInfo struct {
 	Leaves      []uint32 // partitioned: the leaf partitions, scanned by the snapshot
 	EstRows     int64
 	Toast       []string // columns that may be TOASTed (varlena, not plain storage)
+	// Existing is what the rows there when each column was added hold in it
+	// (existingValues), read at Open: a snapshot that starts after an ADD
+	// COLUMN … DEFAULT announces the column with its fill, as the stream
+	// would
+	Existing map[string]*schema.Existing
 }
 
 type columnInfo struct {
@@ -39,7 +44,8 @@ type columnInfo struct {
 func (t *tableInfo) shape(types *typeCache) schema.Table {
 	out := schema.Table{ID: t.ID, PrimaryKey: slices.Clone(t.PK)}
 	for _, c := range t.Columns {
-		out.Columns = append(out.Columns, schema.Column{Name: c.Name, Type: types.columnType(c.Type, c.Typmod), Nullable: !c.NotNull})
+		out.Columns = append(out.Columns, schema.Column{Name: c.Name, Type: types.columnType(c.Type, c.Typmod), Nullable: !c.NotNull,
+			Existing: t.Existing[c.Name]})
 	}
 	return out
 }

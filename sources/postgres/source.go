@@ -120,6 +120,13 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	s.tables, s.byID = map[uint32]*tableInfo{}, map[schema.TableID]*tableInfo{}
 	for _, t := range tables {
 		s.tables[t.OID], s.byID[t.ID] = t, t
+		names, oids := make([]string, len(t.Columns)), make([]uint32, len(t.Columns))
+		for i, c := range t.Columns {
+			names[i], oids[i] = c.Name, c.Type
+		}
+		if t.Existing, err = existingValues(ctx, s.log, s.pool, s.types, t.OID, names, oids); err != nil {
+			return err
+		}
 	}
 	missing, err := ensurePublication(ctx, s.pool, s.cfg.Publication, tables)
 	if err != nil {
