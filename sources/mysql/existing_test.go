@@ -135,3 +135,42 @@ func TestUnparsedAlter(t *testing.T) {
 	_, ok := unparsedAlter("ALTER VIEW v AS SELECT 1", "app")
 	require.False(t, ok)
 }
+
+// TestSnapshotResumedAfterAddColumnDefault: a column added with a DEFAULT
+// while a snapshot was interrupted: the rows the first attempt copied hold
+// the default at the source, so some delta must carry it as their fill.
+func TestSnapshotResumedAfterAddColumnDefault(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "CREATE TABLE types (id int PRIMARY KEY, v int)",
+		"INSERT INTO types SELECT seq, seq FROM seq_1_to_200")
+	s := r.open()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// copy some chunks and ack them, as a pipeline would
+	rows := 0
+	for rows < 30 {
+		b, err := s.Read(ctx)
+		require.NoError(t, err)
+		rows += len(b.Changes)
+		if b.Checkpoint != nil {
+			require.NoError(t, s.Ack(ctx, b.Checkpoint))
+		}
+	}
+	require.NoError(t, s.Close(context.Background()))
+	r.exec("ALTER TABLE types ADD COLUMN extra int DEFAULT -1")
+
+	s2 := New(r.cfg, sources.Deps{Pipeline: "rig", Schema: r.reg, Progress: r.prog, MaxChanges: 100, Epoch: 2})
+	require.NoError(t, s2.Open(context.Background(), nil))
+	defer s2.Close(context.Background())
+	_, ds := collect(t, s2, 200-rows)
+	filled := false
+	for _, d := range ds {
+		for _, c := range d.Changes {
+			if v, ok := c.Fill(); ok && c.Column.Name == "extra" {
+				require.Equal(t, int64(-1), v.AsInt())
+				filled = true
+			}
+		}
+	}
+	require.True(t, filled, "no delta gives the rows copied before the column its default: %+v", ds)
+}

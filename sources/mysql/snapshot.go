@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -92,7 +93,7 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 // way a TABLE_MAP event is.
 func (s *Source) describe(exec querier, id schema.TableID) ([]colInfo, schema.Table, error) {
 	res, err := exec(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(NUMERIC_PRECISION, 0), COALESCE(NUMERIC_SCALE, 0),
-		COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, ''), COALESCE(CHARACTER_MAXIMUM_LENGTH, 0)
+		COALESCE(DATETIME_PRECISION, 0), COALESCE(CHARACTER_SET_NAME, ''), COALESCE(CHARACTER_MAXIMUM_LENGTH, 0), COLUMN_DEFAULT, EXTRA
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, id.Namespace, id.Name)
 	if err != nil {
 		return nil, schema.Table{}, fmt.Errorf("read columns of %s: %w", id, err)
@@ -117,7 +118,19 @@ func (s *Source) describe(exec querier, id schema.TableID) ([]colInfo, schema.Ta
 		c := fromInformationSchema(name, dataType, colType, nullable == "YES", p, int(scale), int(length), charset)
 		c.table = id.String()
 		cols = append(cols, c)
-		t.Columns = append(t.Columns, schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable})
+		// what rows from before the column hold in it: its DEFAULT, for a
+		// snapshot that announces a column added while it was stopped
+		var def *string
+		if null, _ := res.IsNull(i, 9); !null {
+			d, _ := res.GetString(i, 9)
+			def = &d
+		}
+		extra, _ := res.GetString(i, 10)
+		existing, err := s.dec.existing(&c, defaultSpec(s.flavor, def, extra, c.nullable))
+		if err != nil {
+			return nil, t, fmt.Errorf("table %s column %s: %w", id, name, err)
+		}
+		t.Columns = append(t.Columns, schema.Column{Name: c.name, Type: c.typ, Nullable: c.nullable, Existing: existing})
 	}
 	if len(cols) == 0 {
 		return nil, t, errNoTable
@@ -391,4 +404,42 @@ func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan
 			return nil
 		}
 	}
+}
+
+// numericDefault is a number as information_schema shows a numeric DEFAULT.
+var numericDefault = regexp.MustCompile(`^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$`)
+
+// defaultSpec reads information_schema's COLUMN_DEFAULT (nil: none) and
+// EXTRA as what the rows already there hold (fillSpec): MariaDB quotes a
+// string literal and shows an expression as its text; MySQL shows the value
+// as it is and marks an expression DEFAULT_GENERATED. The current DEFAULT is
+// the one the rows got unless it was changed since the column was added (the
+// binlog's ALTER, when the stream reads it, says which).
+func defaultSpec(flavor string, def *string, extra string, nullable bool) fillSpec {
+	if def == nil {
+		if nullable {
+			return fillSpec{}
+		}
+		return fillSpec{Implicit: true}
+	}
+	v := *def
+	expression := fillSpec{Unknown: "is an expression the server evaluated when the column was added (" + v + ")"}
+	if flavor == gmysql.MariaDBFlavor {
+		switch {
+		case v == "NULL":
+			return fillSpec{}
+		case len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'':
+			return fillSpec{Literal: &literal{Bytes: []byte(strings.ReplaceAll(v[1:len(v)-1], "''", "'"))}}
+		case numericDefault.MatchString(v):
+			return fillSpec{Literal: &literal{Bytes: []byte(v), Number: true}}
+		}
+		return expression
+	}
+	if strings.Contains(strings.ToUpper(extra), "DEFAULT_GENERATED") {
+		return expression
+	}
+	if numericDefault.MatchString(v) {
+		return fillSpec{Literal: &literal{Bytes: []byte(v), Number: true}}
+	}
+	return fillSpec{Literal: &literal{Bytes: []byte(v)}}
 }
