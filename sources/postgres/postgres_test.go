@@ -248,15 +248,22 @@ func TestResumeInterruptedSnapshot(t *testing.T) {
 	h := newHarness(t, startPG(t), `CREATE TABLE orders (id int8 PRIMARY KEY, note text);
 		INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 50000) g`)
 	cfg := h.config("public.orders")
+	stopMidSnapshot(t, h, cfg)
+	h.exec(`UPDATE orders SET note = 'after stop' WHERE id % 10 = 0`)
+	stop, _ := h.start(cfg)
+	defer stop()
+	h.waitSynced("public.orders", "id")
+	require.NoError(t, stop())
+}
+
+// stopMidSnapshot runs a pipeline until part of its snapshot is written, and
+// stops it there.
+func stopMidSnapshot(t *testing.T, h *harness, cfg Config) {
+	t.Helper()
 	stop, r := h.start(cfg)
 	require.Eventually(t, func() bool { return r.Progress().ChangesWritten >= 600 }, 30*time.Second, time.Millisecond)
 	require.NoError(t, stop())
 	require.Equal(t, uint64(phaseSnapshot), h.committedPhase(), "stopped in the middle of the snapshot")
-	h.exec(`UPDATE orders SET note = 'after stop' WHERE id % 10 = 0`)
-	stop, _ = h.start(cfg)
-	defer stop()
-	h.waitSynced("public.orders", "id")
-	require.NoError(t, stop())
 }
 
 func TestCheckExplainsProblems(t *testing.T) {
@@ -460,12 +467,9 @@ func TestSnapshotResumedAfterAddColumnDefault(t *testing.T) {
 	h := newHarness(t, startPG(t), `CREATE TABLE orders (id int8 PRIMARY KEY, note text);
 		INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 50000) g`)
 	cfg := h.config("public.orders")
-	stop, r := h.start(cfg)
-	require.Eventually(t, func() bool { return r.Progress().ChangesWritten >= 600 }, 30*time.Second, time.Millisecond)
-	require.NoError(t, stop())
-	require.Equal(t, uint64(phaseSnapshot), h.committedPhase(), "stopped in the middle of the snapshot")
+	stopMidSnapshot(t, h, cfg)
 	h.exec(`ALTER TABLE orders ADD COLUMN extra int DEFAULT -1`)
-	stop, _ = h.start(cfg)
+	stop, _ := h.start(cfg)
 	defer stop()
 	h.waitSynced("public.orders", "id")
 	require.NoError(t, stop())
