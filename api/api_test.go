@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -467,4 +468,30 @@ func TestReadsFromAConnectionThatCannot(t *testing.T) {
 	h.do("PUT", "/api/v1/pipelines/tc", p, 201)
 	h.do("GET", "/api/v1/pipelines/tc/timeseries?window=000", nil, 400)
 	require.Equal(t, "168h0m0s", h.do("GET", "/api/v1/pipelines/tc/timeseries?window=7d", nil, 200)["window"])
+}
+
+// Deleting a pipeline whose source does not answer (its slot cannot be
+// dropped) is a 502 that says how to delete anyway; the pipeline stays, and
+// runs again.
+func TestDeleteWithAnUnreachableSource(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close() // nothing listens there
+	p := map[string]any{"name": "gone", "source": map[string]any{"type": "postgres", "config": map[string]any{
+		"dsn": "postgres://cdcd:s3cr3t-pw@" + addr + "/app?connect_timeout=2", "tables": []any{"public.t"}}},
+		"sink": map[string]any{"type": "file", "config": map[string]any{"dir": filepath.Join(h.dir, "gone")}}}
+	h.do("PUT", "/api/v1/pipelines/gone", p, 201)
+	res := h.do("DELETE", "/api/v1/pipelines/gone", nil, 502)
+	require.Contains(t, res["error"], "keep_slot_on_delete: true")
+	require.NotContains(t, res["error"], "s3cr3t-pw")
+	require.Eventually(t, func() bool {
+		st := h.do("GET", "/api/v1/pipelines/gone", nil, 200)
+		return st["status"].(map[string]any)["failed_attempts"].(float64) > 0
+	}, 20*time.Second, 50*time.Millisecond, "it runs (and retries) again")
+	p["source"].(map[string]any)["config"].(map[string]any)["keep_slot_on_delete"] = true
+	h.do("PUT", "/api/v1/pipelines/gone", p, 200)
+	h.do("DELETE", "/api/v1/pipelines/gone", nil, 204)
 }

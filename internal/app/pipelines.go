@@ -226,14 +226,22 @@ func (a *App) ResumePipeline(ctx context.Context, name string) error {
 
 // DeletePipeline stops a pipeline and deletes it with its offsets and history.
 func (a *App) DeletePipeline(ctx context.Context, name string) error {
-	if _, err := a.Store.GetPipeline(ctx, name); err != nil {
+	sp, err := a.Store.GetPipeline(ctx, name)
+	if err != nil {
 		return err
 	}
 	if err := ignoreUnknown(a.Supervisor.Remove(ctx, name)); err != nil {
 		return err
 	}
 	if err := a.cleanup(ctx, name); err != nil {
-		return err
+		// not deleted: it runs again as it was
+		if p, perr := config.ParsePipeline(sp.Spec); perr == nil {
+			p.Paused = sp.Paused
+			if uerr := a.Supervisor.Upsert(context.WithoutCancel(ctx), a.Spec(p, a.StoredConnections)); uerr != nil {
+				a.log().Error("a pipeline whose deletion failed could not be started again", "pipeline", name, "error", uerr)
+			}
+		}
+		return fmt.Errorf("pipeline %q not deleted: %w", name, err)
 	}
 	return a.Store.DeletePipeline(ctx, name)
 }
@@ -272,7 +280,10 @@ func (a *App) cleanup(ctx context.Context, name string) error {
 	}
 	if c, ok := src.(sources.Cleaner); ok {
 		if err := c.Cleanup(ctx); err != nil {
-			return fmt.Errorf("clean up the source of pipeline %q (set keep_slot_on_delete to delete without it): %w", name, err)
+			// the source did not answer: nothing is deleted, and the
+			// answer says how to delete anyway
+			return fmt.Errorf("clean up the source of pipeline %q: %s: retry when the source answers, or set keep_slot_on_delete: true in its source config to delete without dropping its slot and publication (then drop them yourself): %w",
+				name, redact.Text(err.Error()), ErrUnavailable)
 		}
 	}
 	snk, err := a.Registry.Sinks[r.SinkType].New(r.Sink, sinks.Deps{Pipeline: name, Logger: a.log()})
@@ -281,7 +292,7 @@ func (a *App) cleanup(ctx context.Context, name string) error {
 	}
 	if c, ok := snk.(sinks.Cleaner); ok {
 		if err := c.Cleanup(ctx); err != nil {
-			return fmt.Errorf("clean up the sink of pipeline %q (its offset at the destination): %w", name, err)
+			return fmt.Errorf("clean up the sink of pipeline %q (its offset at the destination): %s: retry when the destination answers: %w", name, redact.Text(err.Error()), ErrUnavailable)
 		}
 	}
 	return nil
