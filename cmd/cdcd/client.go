@@ -36,7 +36,7 @@ type client struct {
 func (c *client) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&c.server, "server", envOr("CDCD_SERVER", "http://127.0.0.1:8080"), "URL of the cdcd server (env CDCD_SERVER)")
 	cmd.PersistentFlags().StringVar(&c.token, "token", "", "API token (default: env CDCD_TOKEN)")
-	cmd.PersistentFlags().StringVarP(&c.output, "output", "o", "table", "output: table or json")
+	cmd.PersistentFlags().StringVarP(&c.output, "output", "o", "table", "output: table, json or yaml")
 }
 
 // apiError is an error response of the server.
@@ -112,13 +112,33 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 }
 
 func (c *client) print(cmd *cobra.Command, v any, header []string, rows func(tw io.Writer)) error {
+	if c.output == "yaml" {
+		b, ok := v.(json.RawMessage)
+		if !ok {
+			var err error
+			if b, err = json.Marshal(v); err != nil {
+				return err
+			}
+		}
+		// JSON is YAML: a node keeps the server's key order
+		var n yaml.Node
+		if err := yaml.Unmarshal(b, &n); err != nil {
+			return err
+		}
+		enc := yaml.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent(2)
+		if err := enc.Encode(plainStyle(&n)); err != nil {
+			return err
+		}
+		return enc.Close()
+	}
 	if c.output == "json" || rows == nil {
 		enc := json.NewEncoder(cmd.OutOrStdout())
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
 	if c.output != "table" {
-		return &exitError{2, fmt.Errorf("--output must be table or json, got %q", c.output)}
+		return &exitError{2, fmt.Errorf("--output must be table, json or yaml, got %q", c.output)}
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
@@ -737,4 +757,17 @@ func (c *client) stream(ctx context.Context, path string, after int64, fn func(e
 		}
 	}
 	return sc.Err()
+}
+
+// plainStyle drops the flow style JSON input gives every mapping and list,
+// so that the YAML reads as a config file does.
+func plainStyle(n *yaml.Node) *yaml.Node {
+	n.Style &^= yaml.FlowStyle
+	if n.Kind == yaml.ScalarNode && n.Style&yaml.DoubleQuotedStyle != 0 && n.Tag == "!!str" {
+		n.Style &^= yaml.DoubleQuotedStyle // the encoder quotes what needs it
+	}
+	for _, c := range n.Content {
+		plainStyle(c)
+	}
+	return n
 }

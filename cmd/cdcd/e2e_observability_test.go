@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 // TestLagThroughServe: the lag the API, the CLI and /metrics show reads 0
@@ -391,6 +392,14 @@ connections:
 	require.Equal(t, "customers", page.Tables[0].Table.Name)
 	require.Contains(t, cli(t, env, 2, "connections", "catalog", "out"), "connection out is a file, not a source")
 	require.Contains(t, cli(t, env, 1, "connections", "catalog", "nope"), "404")
+	// -o yaml reads as a config file does; the password stays hidden
+	y := cli(t, env, 0, "connections", "get", "pgsrc", "-o", "yaml")
+	require.Contains(t, y, "name: pgsrc\n")
+	require.Contains(t, y, "type: postgres\n")
+	require.NotContains(t, y, "{")
+	var back map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(y), &back))
+	require.Equal(t, "pgsrc", back["name"])
 	// a postgres connection is tested in the role its config fits: this one is a destination
 	require.Contains(t, cli(t, env, 0, "connections", "test", "pgdst"), "connection pgdst: ok")
 	require.Contains(t, cli(t, env, 2, "connections", "apply", "-f", writeFile(t, dir, "bad.yaml",
