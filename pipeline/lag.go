@@ -46,7 +46,7 @@ type readBatch struct {
 	changes  bool
 	current  schema.Current
 	commits  []commitRun // its changes' commit times, for the end-to-end latency
-	tables   map[string]*TableStats
+	tables   map[schema.TableID]*TableStats // keyed by id: no string built per change
 }
 
 // commitRun is n consecutive changes with one commit time.
@@ -61,16 +61,15 @@ func (l *lagTracker) read(b *schema.Batch) {
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		if rb.tables == nil {
-			rb.tables = map[string]*TableStats{}
+			rb.tables = map[schema.TableID]*TableStats{}
 		}
-		name := c.Table.String()
-		t := rb.tables[name]
+		t := rb.tables[c.Table]
 		if t == nil {
 			t = &TableStats{}
-			rb.tables[name] = t
+			rb.tables[c.Table] = t
 		}
 		t.count(c)
-		ts := b.Changes[i].CommitTS
+		ts := c.CommitTS
 		if ts.IsZero() {
 			rb.snapshot = true
 			continue
@@ -199,7 +198,8 @@ func (l *lagTracker) durable(rb readBatch, now time.Time) {
 	if l.stats.Tables == nil {
 		l.stats.Tables = map[string]*TableStats{}
 	}
-	for name, t := range rb.tables {
+	for id, t := range rb.tables {
+		name := id.String()
 		cur := l.stats.Tables[name]
 		if cur == nil {
 			cur = &TableStats{}

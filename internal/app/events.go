@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"github.com/cdcd-dev/cdcd/internal/series"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
@@ -101,15 +99,4 @@ func (a *App) SubscribeEvents(ctx context.Context, name string) (<-chan pipeline
 	}
 	ch, cancel := a.Hub.Subscribe(name)
 	return ch, cancel, nil
-}
-
-// Timeseries returns a pipeline's chart points over the last window.
-func (a *App) Timeseries(ctx context.Context, name string, window time.Duration) ([]series.Point, error) {
-	if _, err := a.Store.GetPipeline(ctx, name); err != nil {
-		return nil, err
-	}
-	if a.Series == nil {
-		return []series.Point{}, nil
-	}
-	return a.Series.Series(ctx, name, window, time.Now())
 }
