@@ -45,7 +45,7 @@ type readBatch struct {
 	snapshot bool // it holds changes without a commit time (snapshot rows)
 	changes  bool
 	current  schema.Current
-	commits  []commitRun // its changes' commit times, for the end-to-end latency
+	commits  []commitRun                    // its changes' commit times, for the end-to-end latency
 	tables   map[schema.TableID]*TableStats // keyed by id: no string built per change
 }
 
