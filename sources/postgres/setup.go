@@ -31,6 +31,9 @@ type tableInfo struct {
 	// COLUMN … DEFAULT announces the column with its fill, as the stream
 	// would
 	Existing map[string]*schema.Existing
+	// view is the version a resumed snapshot registered from the catalog
+	// ahead of the stream (nil: the stream is never behind the registry)
+	view *catalogView
 }
 
 type columnInfo struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -56,7 +57,24 @@ type tableProgress struct {
 	RowsDone      int64        `json:"-"`
 	RowsEstimated int64        `json:"rows_estimated"`
 	Chunks        []chunkState `json:"chunks"`
-	inFlight      int64        // rows acked in chunks not yet done
+	// View is set when a resumed snapshot announced the table: the shape it
+	// registered is the catalog's at an LSN the stream has yet to replay up to
+	View     *catalogView `json:"view,omitempty"`
+	inFlight int64        // rows acked in chunks not yet done
+}
+
+// catalogView is a table version registered from the catalog as it was at
+// LSN, ahead of the stream. A resumed snapshot reads the catalog of now while
+// the stream replays from the slot's consistent point: the Relation messages
+// of commits before LSN describe older shapes of the table, which the
+// destination has already moved past (a column added while cdcd was down is
+// there, filled, and holds the values the resumed snapshot copied). The
+// stream encodes those commits in this version (historicShape) instead of
+// registering the older shape again, which would drop the column and add it
+// back, filling over the values copied.
+type catalogView struct {
+	LSN     pglogrepl.LSN  `json:"lsn"`
+	Version schema.Version `json:"version"`
 }
 
 type chunkState struct {
@@ -93,6 +111,9 @@ var snapshotNameRE = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 // replication connection open so that its exported snapshot stays valid for the
 // workers, and plans every table.
 func (s *Source) createSlot(ctx context.Context, exists bool) (*snapshotPlan, error) {
+	for _, t := range s.byID {
+		t.view = nil // a new slot: the stream starts where the snapshot reads
+	}
 	if exists {
 		s.log.Info("dropping the slot of an attempt that never committed, to get a consistent snapshot")
 		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, s.cfg.Slot); err != nil {
@@ -313,7 +334,7 @@ func (s *Source) ackSnapshot(ctx context.Context, upTo uint64) error {
 			c.Rows += ep.rows
 			p.RowsDone += ep.rows
 			c.Cursor, c.Done = ep.cursor, ep.last
-			touched[ep.table] = tableProgress{RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Chunks: append([]chunkState(nil), p.Chunks...)}
+			touched[ep.table] = tableProgress{RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Chunks: append([]chunkState(nil), p.Chunks...), View: p.View}
 			continue
 		}
 		p.inFlight += ep.rows
@@ -322,7 +343,7 @@ func (s *Source) ackSnapshot(ctx context.Context, upTo uint64) error {
 			p.Chunks[ep.chunk].Rows = p.inFlight
 			p.RowsDone += p.inFlight
 			p.inFlight = 0
-			touched[ep.table] = tableProgress{RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Chunks: append([]chunkState(nil), p.Chunks...)}
+			touched[ep.table] = tableProgress{RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Chunks: append([]chunkState(nil), p.Chunks...), View: p.View}
 		}
 	}
 	s.parts = s.parts[n:]
@@ -396,6 +417,9 @@ func (s *Source) snapshot(ctx context.Context, plan *snapshotPlan) error {
 		v, err := s.announce(gctx, &b, p.table, snapshotPos(plan.consistent, s.attempt, part, 0))
 		if err != nil {
 			return err
+		}
+		if s.resumed {
+			s.noteView(p.table, v)
 		}
 		for i := range p.changes {
 			p.changes[i].Pos = snapshotPos(plan.consistent, s.attempt, part, uint64(i))
@@ -512,6 +536,23 @@ func (s *Source) announce(ctx context.Context, b *schema.Batch, t *tableInfo, po
 	return s.observe(ctx, b, t.shape(s.types), pos)
 }
 
+// noteView records that a resumed snapshot encodes t's rows in version v,
+// registered from the catalog at catalogLSN, which the stream (replaying from
+// the consistent point) has yet to reach. It is saved with the table's
+// progress when the part is acked.
+func (s *Source) noteView(t *tableInfo, v schema.Version) {
+	if t.view != nil && t.view.LSN == s.catalogLSN && t.view.Version == v {
+		return
+	}
+	view := &catalogView{LSN: s.catalogLSN, Version: v}
+	s.mu.Lock()
+	if p := s.progress[t.ID]; p != nil {
+		p.View = view
+	}
+	s.mu.Unlock()
+	t.view = view
+}
+
 // observe records shape at pos and adds the resulting delta (or an announcement
 // of the unchanged shape) to b.
 func (s *Source) observe(ctx context.Context, b *schema.Batch, shape schema.Table, pos offsets.Position) (schema.Version, error) {
@@ -560,4 +601,33 @@ func (s *Source) readByKey(ctx context.Context, tx pgx.Tx, ch planChunk, parts c
 		}
 		cursor = last
 	}
+}
+
+// currentLSN returns the server's current WAL position (its replay position
+// on a standby).
+func currentLSN(ctx context.Context, pool *pgxpool.Pool) (pglogrepl.LSN, error) {
+	var text string
+	err := pool.QueryRow(ctx, `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text`).Scan(&text)
+	if err != nil {
+		return 0, fmt.Errorf("read the current WAL position: %w", err)
+	}
+	return pglogrepl.ParseLSN(text)
+}
+
+// loadViews gives each table the catalog view a resumed snapshot saved with
+// its progress, for the stream to replay the commits before it in that
+// version (an attempt restarted before the stream got there needs it too).
+func (s *Source) loadViews(ctx context.Context) error {
+	saved, err := s.savedProgress(ctx)
+	if err != nil {
+		return err
+	}
+	for id, t := range s.byID {
+		t.view = nil
+		var p tableProgress
+		if sp, ok := saved[id]; ok && json.Unmarshal(sp.State, &p) == nil {
+			t.view = p.View
+		}
+	}
+	return nil
 }

@@ -51,6 +51,10 @@ type Source struct {
 	streamedChunks atomic.Int64
 	// announced: tables whose shape was put in a batch since Open (run goroutine only).
 	announced map[schema.TableID]schema.Version
+	// resumed: this attempt continues an interrupted snapshot; catalogLSN is
+	// the WAL position its catalog read is at least as new as (catalogView)
+	resumed    bool
+	catalogLSN pglogrepl.LSN
 
 	mu        sync.Mutex
 	snapping  bool
@@ -113,6 +117,12 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		}
 	}()
 	s.types = newTypeCache()
+	// the catalog read next is at least as new as this LSN (read first: a DDL
+	// committed in between is in the catalog, and its older Relation messages
+	// are then merely registered again, as without a view)
+	if s.catalogLSN, err = currentLSN(ctx, s.pool); err != nil {
+		return err
+	}
 	tables, err := loadTables(ctx, s.pool, s.cfg.tables, s.types)
 	if err != nil {
 		return permanent(err)
@@ -128,6 +138,9 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 			return err
 		}
 	}
+	if err := s.loadViews(ctx); err != nil {
+		return err
+	}
 	missing, err := ensurePublication(ctx, s.pool, s.cfg.Publication, tables)
 	if err != nil {
 		return err
@@ -137,6 +150,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		return err
 	}
 	s.announced = map[schema.TableID]schema.Version{}
+	s.resumed = false
 	s.out, s.errc = make(chan schema.Batch, 2), make(chan error, 1)
 	s.mu.Lock()
 	s.progress = map[schema.TableID]*tableProgress{}
@@ -189,6 +203,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		resume := cp.end
 		if cp.phase == phaseSnapshot {
 			resume = cp.consistent
+			s.resumed = true
 			if plan, err = s.resumePlan(ctx, cp); err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ type relState struct {
 	oids    []uint32
 	version schema.Version
 	keyIdx  []int
+	// adapt, when set, re-encodes the rows of a commit older than the table's
+	// catalog view in the view's version (historic)
+	adapt *adaptation
 }
 
 type txnState struct {
@@ -465,6 +469,11 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	if len(rel.keyIdx) == 0 {
 		return permanent(fmt.Errorf("table %s has none of its primary key columns (%s) any more: a primary key change needs a resync", t.ID, strings.Join(t.PK, ", ")))
 	}
+	if v, a, ok, err := st.historic(ctx, t, shape); err != nil {
+		return err
+	} else if ok {
+		shape, rel.adapt = v, a
+	}
 	pos := streamPos(st.txn.commit, st.txn.seq)
 	if _, known := st.s.announced[t.ID]; known && len(st.cur.Changes) > 0 {
 		// deltas go before the rows that need them: hand over what came before
@@ -616,6 +625,9 @@ func (st *streamer) add(ctx context.Context, rel *relState, op schema.Op, keyRow
 	for _, k := range rel.keyIdx {
 		key = append(key, keyRow[k])
 	}
+	if rel.adapt != nil {
+		before, after = rel.adapt.row(before), rel.adapt.row(after)
+	}
 	c := schema.Change{Op: op, Table: rel.table.ID, Version: rel.version, Pos: streamPos(st.txn.commit, st.txn.seq),
 		TxID: fmt.Sprint(st.txn.xid), CommitTS: st.txn.ts, Key: key, Before: before, After: after}
 	st.txn.seq++
@@ -667,4 +679,82 @@ func (st *streamer) append(ctx context.Context, c schema.Change) error {
 		return st.flush(ctx)
 	}
 	return nil
+}
+
+// adaptation re-encodes a row of an older shape of a table in a newer version.
+type adaptation struct {
+	drop  map[string]bool // columns the version no longer has
+	extra schema.Row      // columns added since, with what the rows hold in them
+}
+
+func (a *adaptation) row(r schema.Row) schema.Row {
+	if r == nil {
+		return nil
+	}
+	out := make(schema.Row, 0, len(r)+len(a.extra))
+	for _, f := range r {
+		if !a.drop[f.Name] {
+			out = append(out, f)
+		}
+	}
+	return append(out, a.extra...)
+}
+
+// historic decides how to encode the changes of a Relation message (shape)
+// of a commit before the table's catalog view (catalogView): a resumed
+// snapshot registered the table as it is now, and the destination has that
+// shape. When the message shows an older shape that the view's version holds
+// every row of exactly (columns dropped since are left out; a column added
+// since holds, in rows from before it, its Existing value: the DEFAULT the
+// ADD COLUMN gave them, or NULL), the changes are encoded in the view's
+// version; later changes of the same rows follow and carry their newer
+// values. Otherwise (a type changed since, an added column whose value for
+// older rows is unknown) the shape is registered as usual: the destination
+// goes through those versions again, and an unknown value is held by the
+// schema-change policy.
+func (st *streamer) historic(ctx context.Context, t *tableInfo, shape schema.Table) (schema.Table, *adaptation, bool, error) {
+	if t.view == nil || st.txn.commit >= t.view.LSN || st.s.deps.Schema == nil {
+		return schema.Table{}, nil, false, nil
+	}
+	v, err := st.s.deps.Schema.At(ctx, t.ID, t.view.Version)
+	if err != nil {
+		return schema.Table{}, nil, false, err
+	}
+	if v.SameShape(shape) {
+		return schema.Table{}, nil, false, nil
+	}
+	var why []string
+	if !slices.Equal(v.PrimaryKey, shape.PrimaryKey) {
+		why = append(why, fmt.Sprintf("primary key (%s) is now (%s)", strings.Join(shape.PrimaryKey, ", "), strings.Join(v.PrimaryKey, ", ")))
+	}
+	a := &adaptation{drop: map[string]bool{}}
+	for _, c := range shape.Columns {
+		now, ok := v.Column(c.Name)
+		switch {
+		case !ok:
+			a.drop[c.Name] = true
+		case !now.Type.Equal(c.Type):
+			why = append(why, fmt.Sprintf("column %s was %s and is now %s", c.Name, c.Type, now.Type))
+		}
+	}
+	for _, c := range v.Columns {
+		if _, ok := shape.Column(c.Name); ok {
+			continue
+		}
+		switch e := c.Existing; {
+		case e == nil:
+			a.extra = append(a.extra, schema.Field{Name: c.Name, Value: schema.Null()})
+		case e.Unknown != "":
+			why = append(why, fmt.Sprintf("column %s, added since, holds in older rows what cdcd cannot know (%s)", c.Name, e.Unknown))
+		default:
+			a.extra = append(a.extra, schema.Field{Name: c.Name, Value: e.Value})
+		}
+	}
+	if len(why) > 0 {
+		st.s.log.Warn("replaying changes from before the resumed snapshot's catalog read in their own shape; the destination goes through it again",
+			"table", t.ID.String(), "commit_lsn", st.txn.commit.String(), "catalog_lsn", t.view.LSN.String(), "reason", strings.Join(why, "; "))
+		return schema.Table{}, nil, false, nil
+	}
+	v.Version = 0
+	return v, a, true, nil
 }
