@@ -119,7 +119,7 @@ func setup(t *testing.T) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test"})
+	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg})
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
@@ -207,6 +207,16 @@ func TestRoundTrip(t *testing.T) {
 	refused := h.do("PUT", "/api/v1/connections/out", sink, 422)
 	require.Equal(t, `unknown key "pasword"`, refused["problems"].([]any)[0].(map[string]any)["message"])
 	delete(sink["config"].(map[string]any), "pasword")
+	// a value the type refuses is too, at its key; what a pipeline may add
+	// (a source's tables) is not asked for
+	src := map[string]any{"type": "postgres", "config": map[string]any{"dsn": "postgres://u@127.0.0.1:1/db", "snapshot": "sometimes"}}
+	refused = h.do("PUT", "/api/v1/connections/src", src, 422)
+	require.Len(t, refused["problems"], 1, "%v", refused)
+	require.Equal(t, "connection.config.snapshot", refused["problems"].([]any)[0].(map[string]any)["path"])
+	require.Contains(t, refused["problems"].([]any)[0].(map[string]any)["message"], "sometimes")
+	src["config"].(map[string]any)["snapshot"] = "never"
+	h.do("PUT", "/api/v1/connections/src", src, 201)
+	h.do("DELETE", "/api/v1/connections/src", nil, 204)
 	h.do("PUT", "/api/v1/connections/out", sink, 201)
 	h.do("PUT", "/api/v1/connections/out", sink, 200)
 	require.Len(t, h.do("GET", "/api/v1/connections", nil, 200)["connections"], 2)
@@ -494,4 +504,52 @@ func TestDeleteWithAnUnreachableSource(t *testing.T) {
 	p["source"].(map[string]any)["config"].(map[string]any)["keep_slot_on_delete"] = true
 	h.do("PUT", "/api/v1/pipelines/gone", p, 200)
 	h.do("DELETE", "/api/v1/pipelines/gone", nil, 204)
+}
+
+// TestWhoamiAndTypes: the UI learns who it acts as, and builds its forms
+// from the same specs that decode the documents.
+func TestWhoamiAndTypes(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	who := h.do("GET", "/api/v1/whoami", nil, 200)
+	require.Equal(t, true, who["open"])
+	require.Equal(t, "admin", who["role"])
+	plain, _, err := h.st.CreateToken(context.Background(), store.TokenSpec{Name: "ann", Role: store.RoleViewer})
+	require.NoError(t, err)
+	h.token = plain
+	who = h.do("GET", "/api/v1/whoami", nil, 200)
+	require.Equal(t, map[string]any{"open": false, "name": "ann", "role": "viewer"}, who)
+
+	types := h.do("GET", "/api/v1/types", nil, 200)
+	fields := map[string]map[string]any{}
+	for _, c := range types["connections"].([]any) {
+		c := c.(map[string]any)
+		if c["type"] != "postgres" {
+			continue
+		}
+		roles := c["roles"].([]any)
+		require.Len(t, roles, 1)
+		require.Equal(t, "source", roles[0].(map[string]any)["role"])
+		for _, f := range roles[0].(map[string]any)["fields"].([]any) {
+			f := f.(map[string]any)
+			fields[f["key"].(string)] = f
+		}
+	}
+	require.Equal(t, "string", fields["dsn"]["kind"])
+	require.Equal(t, "list", fields["tables"]["kind"])
+	require.Equal(t, "integer", fields["snapshot_workers"]["kind"])
+	require.EqualValues(t, 4, fields["snapshot_workers"]["default"])
+	var mask map[string]any
+	for _, tr := range types["transforms"].([]any) {
+		if tr.(map[string]any)["type"] == "mask" {
+			mask = tr.(map[string]any)
+		}
+	}
+	require.NotNil(t, mask)
+	for _, f := range mask["fields"].([]any) {
+		if f.(map[string]any)["key"] == "key" {
+			require.Equal(t, true, f.(map[string]any)["secret"], "a mask key is write-only")
+			require.Nil(t, f.(map[string]any)["default"])
+		}
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
@@ -60,6 +61,12 @@ type Control interface {
 	Preview(ctx context.Context, req app.PreviewRequest) (app.PreviewResult, error)
 }
 
+// Describer describes the connection and transform types the server knows
+// (registry.Registry).
+type Describer interface {
+	Describe() registry.Types
+}
+
 // Tokens is the token store the API authenticates against.
 type Tokens interface {
 	CreateToken(ctx context.Context, spec store.TokenSpec) (string, store.Token, error)
@@ -89,6 +96,8 @@ type Config struct {
 	Logger *slog.Logger
 	// UI is the static web UI, served at /; nil serves none.
 	UI fs.FS
+	// Types describes the component types for forms (GET /api/v1/types).
+	Types Describer
 	// Version is reported by /healthz.
 	Version string
 	// AllowedHosts are the host names (no port) a request's Host may name,
@@ -156,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle(r.method+" "+r.path, s.guard(r))
 	}
 	if cfg.UI != nil {
-		s.ui = http.FileServerFS(cfg.UI)
+		s.ui = spa(cfg.UI)
 	}
 	return s, nil
 }
@@ -169,6 +178,8 @@ func (s *Server) routes() []route {
 		{"GET", "/readyz", public, s.readyz},
 		{"GET", "/metrics", viewer, metrics.ServeHTTP},
 		{"GET", "/api/v1/openapi.json", viewer, s.openapi},
+		{"GET", "/api/v1/whoami", viewer, s.whoami},
+		{"GET", "/api/v1/types", viewer, s.types},
 
 		{"GET", "/api/v1/connections", viewer, s.listConnections},
 		{"POST", "/api/v1/connections", editor, s.createConnection},
@@ -1252,4 +1263,37 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		out.Next = list[len(list)-1].At.Format(time.RFC3339Nano)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// Identity is who a request is made as: what the UI shows and which controls
+// it offers.
+type Identity struct {
+	// Open: no token exists yet and the request is local: every role's rights.
+	Open bool       `json:"open"`
+	Name string     `json:"name,omitempty"`
+	Role store.Role `json:"role"`
+	// ExpiresAt is when the token stops working (absent: never).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	tok, ok := tokenOf(r)
+	if !ok {
+		writeJSON(w, http.StatusOK, Identity{Open: true, Role: store.RoleAdmin})
+		return
+	}
+	id := Identity{Name: tok.Name, Role: tok.Role}
+	if !tok.ExpiresAt.IsZero() {
+		at := tok.ExpiresAt.UTC()
+		id.ExpiresAt = &at
+	}
+	writeJSON(w, http.StatusOK, id)
+}
+
+func (s *Server) types(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Types == nil {
+		writeJSON(w, http.StatusOK, registry.Types{Connections: []registry.ConnectionType{}, Transforms: []registry.TypeFields{}})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.cfg.Types.Describe())
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/notify"
 	"github.com/cdcd-dev/cdcd/registry"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
@@ -154,23 +155,27 @@ func validateConnection(c Connection, path string, reg *registry.Registry) Probl
 	}
 	// the keys and their kinds must fit the type in one of its roles
 	type role struct {
-		name string
-		spec func() any
+		name  string
+		spec  func() any
+		build func(n *yaml.Node) error // decode, defaults, validate: no I/O
 	}
 	var roles []role
 	if f, ok := reg.Sources[c.Type]; ok && f.Spec != nil {
-		roles = append(roles, role{"a source", f.Spec})
+		roles = append(roles, role{"a source", f.Spec, func(n *yaml.Node) error { _, err := f.New(n, sources.Deps{Pipeline: "p"}); return err }})
 	}
 	if f, ok := reg.Sinks[c.Type]; ok && f.Spec != nil {
-		roles = append(roles, role{"a destination", f.Spec})
+		roles = append(roles, role{"a destination", f.Spec, func(n *yaml.Node) error { _, err := f.New(n, sinks.Deps{Pipeline: "p"}); return err }})
 	}
 	if f, ok := reg.Notifiers[c.Type]; ok && f.Spec != nil {
-		roles = append(roles, role{"an alert channel", f.Spec})
+		roles = append(roles, role{"an alert channel", f.Spec, func(n *yaml.Node) error { _, err := f.New(n, notify.Deps{}); return err }})
 	}
 	var misfits []string
 	for _, r := range roles {
 		err := decodeSpec(r.spec, &c.Config)
 		if err == nil {
+			// the values the connection sets must be valid too; what it
+			// leaves out (tables, say) a pipeline may set
+			valueProblems(&ps, path+".config", &c.Config, r.build)
 			return ps
 		}
 		misfits = append(misfits, fmt.Sprintf("as %s: %s", r.name, err))
@@ -444,4 +449,38 @@ func withoutRefs(n *yaml.Node) *yaml.Node {
 		c.Content[i] = withoutRefs(x)
 	}
 	return &c
+}
+
+// valueProblems builds a component from a connection's config (its ${…}
+// references left out) and adds each of the component's problems that names
+// a key the config sets ("delete_mode: must be soft or hard"): a value wrong
+// whatever a pipeline adds. Problems with keys the config does not set are
+// a pipeline's to solve and are left to its validation.
+func valueProblems(ps *Problems, path string, n *yaml.Node, build func(*yaml.Node) error) {
+	plain := withoutRefs(n)
+	set := map[string]bool{}
+	if plain != nil && plain.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(plain.Content); i += 2 {
+			if v := plain.Content[i+1]; v.Tag != "!!null" {
+				set[plain.Content[i].Value] = true
+			}
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	err := build(plain)
+	if err == nil {
+		return
+	}
+	var found Problems
+	found.addErr("", err)
+	for _, p := range found {
+		key, msg, ok := strings.Cut(p.Message, ": ")
+		base, _, _ := strings.Cut(key, ".")
+		base, _, _ = strings.Cut(base, "[")
+		if ok && set[base] {
+			ps.add(path+"."+key, "%s", msg)
+		}
+	}
 }

@@ -1,0 +1,406 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/testenv"
+	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+)
+
+// browser drives the web UI in a real Chromium (Debian's package, headless,
+// its own profile), saving a screenshot of each step.
+type browser struct {
+	t      *testing.T
+	ctx    context.Context
+	base   string
+	shots  string
+	prefix string
+	n      int
+}
+
+func newBrowser(t *testing.T, base string, width, height int) *browser {
+	t.Helper()
+	exe := testenv.Chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.WindowSize(width, height), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	shots := os.Getenv("CDCD_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	require.NoError(t, os.MkdirAll(shots, 0o755))
+	b := &browser{t: t, ctx: ctx, base: base, shots: shots}
+	// the first run starts the browser, on a context without a deadline
+	require.NoError(t, chromedp.Do(ctx))
+	if width < 500 {
+		// a headless window is at least 500 px wide: a phone is emulated
+		b.run(chromedp.EmulateViewport(int64(width), int64(height)))
+		b.prefix = "phone-"
+	}
+	b.run(chromedp.Navigate(base + "/"))
+	return b
+}
+
+func (b *browser) run(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.fail("%v", err)
+	}
+}
+
+// eval evaluates a JavaScript expression and returns its value.
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.fail("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// fail saves a screenshot and fails with the page's text.
+func (b *browser) fail(format string, args ...any) {
+	b.t.Helper()
+	b.shot("failure")
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	b.t.Fatalf("%s\npage text:\n%s", fmt.Sprintf(format, args...), text)
+}
+
+// shot saves a full-page screenshot named after the step.
+func (b *browser) shot(step string) {
+	b.n++
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", step, err)
+		return
+	}
+	name := filepath.Join(b.shots, fmt.Sprintf("%s%02d-%s.png", b.prefix, b.n, step))
+	if err := os.WriteFile(name, png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", step, err)
+	}
+}
+
+// until waits for a JavaScript expression to be true.
+func (b *browser) until(what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
+		b.fail("waiting until %s: %v", what, err)
+	}
+}
+
+// shows waits until the element sel shows text.
+func (b *browser) shows(sel, text string) {
+	b.t.Helper()
+	b.until(fmt.Sprintf("%s shows %q", sel, text),
+		fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.innerText.includes(%q); })()`, sel, text))
+}
+
+// absent waits until no element matches sel.
+func (b *browser) absent(sel string) {
+	b.t.Helper()
+	b.until(sel+" is gone", fmt.Sprintf(`document.querySelector(%q) === null`, sel))
+}
+
+// count returns how many elements match sel now.
+func (b *browser) count(sel string) int {
+	b.t.Helper()
+	return eval[int](b, fmt.Sprintf(`document.querySelectorAll(%q).length`, sel))
+}
+
+// fill sets an input's, textarea's or select's value as typing or choosing
+// would: through the native setter, then the input and change events the
+// page listens to.
+func (b *browser) fill(sel, value string) {
+	b.t.Helper()
+	b.run(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		const proto = e instanceof HTMLTextAreaElement ? HTMLTextAreaElement.prototype : e instanceof HTMLSelectElement ? HTMLSelectElement.prototype : HTMLInputElement.prototype;
+		Object.getOwnPropertyDescriptor(proto, 'value').set.call(e, %q);
+		e.dispatchEvent(new Event('input', {bubbles: true}));
+		e.dispatchEvent(new Event('change', {bubbles: true}));
+	})()`, sel, value)))
+}
+
+// click clicks the first visible element matching sel (CSS), or the
+// button whose text is text when sel is empty.
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	b.run(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+}
+
+func (b *browser) clickButton(text string) {
+	b.t.Helper()
+	b.run(chromedp.Click(chromedp.Search(fmt.Sprintf(`//button[normalize-space()=%q] | //a[normalize-space()=%q]`, text, text)), chromedp.NodeVisible))
+}
+
+func (b *browser) open(path string) {
+	b.t.Helper()
+	b.run(chromedp.Navigate(b.base + path))
+}
+
+// apiCall makes one API request with a token and returns the status and body.
+func apiCall(t *testing.T, base, token, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, base+path, r)
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, out
+}
+
+func newToken(t *testing.T, base, admin, name, role string) string {
+	t.Helper()
+	code, body := apiCall(t, base, admin, "POST", "/api/v1/tokens", map[string]string{"name": name, "role": role})
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+	var tok struct{ Token string }
+	require.NoError(t, json.Unmarshal(body, &tok))
+	return tok.Token
+}
+
+// TestBrowserWalkThrough runs the web UI in Chromium against `cdcd serve`
+// and private Postgres servers, as a new user would: sign in; create a source
+// and a destination connection in forms built from the server's field
+// definitions and test both (and a failing one, whose remedy is shown);
+// watch a pipeline snapshot and stream in the per-table view, with an email
+// column hashed at the destination; see a change move the counters; approve
+// a held rename with its DDL shown, and the destination follows; pause,
+// resume and delete. A viewer's token sees no edit controls and the API
+// refuses its writes. Screenshots of each step go to $CDCD_SCREENSHOTS.
+func TestBrowserWalkThrough(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t)
+	srcDSN := pg.CreateDatabase(t, "shop")
+	dstDSN := pg.CreateDatabase(t, "wh")
+	ctx := context.Background()
+	src, err := pgxpool.New(ctx, srcDSN)
+	require.NoError(t, err)
+	defer src.Close()
+	dst, err := pgxpool.New(ctx, dstDSN)
+	require.NoError(t, err)
+	defer dst.Close()
+	exec := func(q string) {
+		t.Helper()
+		_, err := src.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	exec(`CREATE TABLE users (id int8 PRIMARY KEY, email text, name text)`)
+	exec(`CREATE TABLE orders (id int8 PRIMARY KEY, user_id int8, total numeric(10,2))`)
+	exec(`INSERT INTO users SELECT g, 'u' || g || '@example.com', 'user ' || g FROM generate_series(1, 50) g`)
+	exec(`INSERT INTO orders SELECT g, g % 50 + 1, g * 1.25 FROM generate_series(1, 120) g`)
+	exec(`CREATE ROLE weak LOGIN`) // no REPLICATION: its connection test fails with the remedy
+	weakDSN := strings.Replace(srcDSN, "postgres://postgres@", "postgres://weak@", 1)
+
+	dir := t.TempDir()
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	// the first admin token, made in open mode (local, no token yet)
+	admin := newToken(t, s.url, "", "alice", "admin")
+	viewer := newToken(t, s.url, admin, "victor", "viewer")
+
+	b := newBrowser(t, s.url, 1280, 900)
+	b.shows("main", "API token")
+	b.shot("sign-in")
+	b.run(chromedp.SendKeys(chromedp.CSS("#token"), admin), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.shows("[data-testid=who]", "alice · admin")
+
+	// a source connection, through the form for a postgres source
+	b.click(`a[href="/connections"]`)
+	b.shows("main", "No connections yet")
+	b.click(`a[href="/connections/new"]`)
+	b.fill("#f-name", "shop")
+	b.fill("#f-type", "postgres")
+	b.shows("#f-role", "source")
+	b.fill("#f-dsn", srcDSN)
+	b.fill("#f-tables", "public.users\npublic.orders")
+	b.fill("#f-heartbeat_interval", "1s")
+	b.fill("#f-status_interval", "200ms")
+	b.shot("connection-form")
+	b.clickButton("Save")
+	b.until("the form shows the saved connection", `location.pathname === '/connections/shop' && !!document.evaluate("//button[normalize-space()='Test']", document, null, 9, null).singleNodeValue`)
+	b.clickButton("Test")
+	b.shows("[data-testid=test-result]", "Connection test passed")
+	b.shot("connection-test-passed")
+
+	// a connection whose role cannot replicate: the test says what to run
+	b.open("/connections/new")
+	b.fill("#f-name", "weak")
+	b.fill("#f-type", "postgres")
+	b.fill("#f-dsn", weakDSN)
+	b.fill("#f-tables", "public.users")
+	b.clickButton("Save")
+	b.until("saved", `location.pathname === '/connections/weak'`)
+	b.clickButton("Test")
+	b.shows("[data-testid=test-result]", "Connection test failed")
+	b.shows("[data-testid=test-result]", "ALTER ROLE <user> WITH REPLICATION")
+	b.shot("connection-test-remedy")
+
+	// a form problem is shown next to its field, in the user's terms
+	b.open("/connections/new")
+	b.fill("#f-name", "bad")
+	b.fill("#f-type", "postgres")
+	b.fill("#f-role", "destination")
+	b.fill("#f-dsn", "postgres://x@127.0.0.1:1/x")
+	b.fill("#f-delete_mode", "sometimes")
+	b.clickButton("Save")
+	b.shows(".field-problems", `must be soft or hard, got "sometimes"`)
+	b.shot("connection-form-problem")
+
+	// the destination, tested in the role it fits
+	b.open("/connections/new")
+	b.fill("#f-name", "wh")
+	b.fill("#f-type", "postgres")
+	b.fill("#f-role", "destination")
+	b.fill("#f-dsn", dstDSN)
+	b.fill("#f-schema", "wh")
+	b.clickButton("Save")
+	b.until("saved", `location.pathname === '/connections/wh'`)
+	b.clickButton("Test")
+	b.shows("[data-testid=test-result]", "Connection test passed")
+	b.open("/connections")
+	b.shows("main", "weak")
+	require.Equal(t, 3, b.count("[data-connection]"))
+	b.shot("connections")
+
+	// a pipeline over them (the wizard is the next step: through the API)
+	code, body := apiCall(t, s.url, admin, "POST", "/api/v1/pipelines", map[string]any{
+		"name":   "shop",
+		"source": map[string]any{"connection": "shop"},
+		"sink":   map[string]any{"connection": "wh"},
+		"transforms": []any{map[string]any{"type": "mask", "tables": []string{"public.users"},
+			"config": map[string]any{"columns": []string{"email"}, "method": "hash", "key": "a-mask-key-of-enough-bytes"}}},
+		"batch": map[string]any{"max_changes": 100, "max_wait": "50ms"},
+	})
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+
+	b.open("/")
+	b.shows(`[data-pipeline="shop"]`, "shop")
+	b.click(`a[href="/pipelines/shop"]`)
+	b.shows(`[data-table="public.users"]`, "50 rows")
+	b.shows(`[data-table="public.orders"]`, "120 rows")
+	b.shows(`[data-table="public.users"]`, "streaming")
+	b.shot("pipeline-streaming")
+	var email string
+	require.NoError(t, dst.QueryRow(ctx, `SELECT email FROM wh.users WHERE id = 1`).Scan(&email))
+	require.NotEqual(t, "u1@example.com", email, "the email is hashed at the destination")
+	require.NotEmpty(t, email)
+
+	// a change at the source moves the counters
+	before := eval[string](b, `document.querySelector('[data-testid=written]').innerText`)
+	exec(`UPDATE orders SET total = total + 1 WHERE id <= 30`)
+	b.until("the written counter moves", fmt.Sprintf(`document.querySelector('[data-testid=written]').innerText !== %q`, before))
+	b.shows(`[data-table="public.orders"]`, "30") // updates
+
+	// a rename is held; the card shows the new shape and the destination DDL
+	exec(`ALTER TABLE users RENAME COLUMN name TO full_name`)
+	exec(`UPDATE users SET full_name = 'renamed ' || id WHERE id <= 5`)
+	b.shows(`[data-held]`, "renamed to full_name")
+	b.shows(`[data-held] .ddl`, `RENAME COLUMN "name" TO "full_name"`)
+	b.shows(`[data-table="public.users"]`, "held")
+	b.shot("schema-change-held")
+	b.click(`[data-held] button.primary`)
+	b.absent(`[data-held]`)
+	count := func(q string) int {
+		var n int
+		if err := dst.QueryRow(ctx, q).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM wh.users WHERE full_name LIKE 'renamed %'`) == 5 },
+		60*time.Second, 100*time.Millisecond, "the approved rename never reached the destination: %s", s.log)
+
+	// a viewer sees no edit controls, and the API refuses its writes
+	b.clickButton("Sign out")
+	b.run(chromedp.SendKeys(chromedp.CSS("#token"), viewer), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.shows("[data-testid=who]", "victor · viewer")
+	b.open("/")
+	b.shows(`[data-pipeline="shop"]`, "shop")
+	require.Zero(t, b.count(`[data-pipeline="shop"] button`), "no pause or resume for a viewer")
+	b.shot("viewer-list")
+	b.open("/connections")
+	b.shows("main", "weak")
+	require.Zero(t, b.count(`a[href="/connections/new"]`), eval[string](b, `[...document.querySelectorAll('a[href="/connections/new"]')].map(e => e.outerHTML + ' in ' + e.parentElement.outerHTML).join('\n')`))
+	b.open("/pipelines/shop")
+	b.shows(`[data-table="public.users"]`, "streaming")
+	require.Zero(t, b.count(`button.danger`), "no delete for a viewer")
+	code, body = apiCall(t, s.url, viewer, "POST", "/api/v1/pipelines/shop/pause", nil)
+	require.Equal(t, http.StatusForbidden, code, "%s", body)
+
+	// back as the admin: pause, resume, delete
+	b.clickButton("Sign out")
+	b.run(chromedp.SendKeys(chromedp.CSS("#token"), admin), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.shows("[data-testid=who]", "alice · admin")
+	b.open("/pipelines/shop")
+	b.clickButton("Pause")
+	b.shows("h1 + .state", "paused")
+	b.clickButton("Resume")
+	b.shows("h1 + .state", "streaming")
+	exec(`INSERT INTO orders VALUES (121, 1, 9.99)`)
+	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM wh.orders WHERE id = 121`) == 1 },
+		60*time.Second, 100*time.Millisecond, "nothing flowed after resume: %s", s.log)
+	// at a phone's width the pages reflow; the list and the pipeline stay usable
+	phone := newBrowser(t, s.url, 390, 844)
+	phone.run(chromedp.SendKeys(chromedp.CSS("#token"), admin), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	phone.shows(`[data-pipeline="shop"]`, "streaming")
+	phone.shot("list")
+	phone.click(`a[href="/pipelines/shop"]`)
+	phone.shows(`[data-table="public.orders"]`, "streaming")
+	require.LessOrEqual(t, eval[int](phone, `document.querySelector('main').scrollWidth`), 390, "the pipeline page fits a phone's width")
+	phone.shot("pipeline")
+
+	b.clickButton("Delete…")
+	b.run(chromedp.WaitVisible(chromedp.CSS(`dialog[open]`)))
+	b.shot("delete-confirm")
+	b.run(chromedp.Click(chromedp.CSS(`dialog[open] button.danger`), chromedp.NodeVisible))
+	b.until("back on the list", `location.pathname === '/'`)
+	b.shows("main", "No pipelines yet")
+	code, _ = apiCall(t, s.url, admin, "GET", "/api/v1/pipelines/shop", nil)
+	require.Equal(t, http.StatusNotFound, code)
+	var slots int
+	require.NoError(t, src.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots`).Scan(&slots))
+	require.Zero(t, slots, "deleting dropped the slot")
+	t.Logf("screenshots in %s (%s)", b.shots, strconv.Itoa(b.n))
+}

@@ -1,0 +1,414 @@
+import { useEffect, useState } from 'preact/hooks';
+import { useLocation, useRoute } from 'preact-iso';
+import { api, errorText, must, streamEvents, type Event, type SchemaChange, type TableProgress } from '../api';
+import { Chart, Confirm, ErrorText, StateBadge, usePoll } from '../components';
+import { ago, bytes, count, rate, seconds, when } from '../format';
+import { can, useSession } from '../session';
+import { reason } from './Pipelines';
+
+const windows = ['1h', '6h', '24h', '7d'] as const;
+type Window = (typeof windows)[number];
+
+function Charts({ name }: { name: string }) {
+  const [win, setWin] = useState<Window>('1h');
+  const ts = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/timeseries', { params: { path: { name }, query: { window: win } } })), 10000, [name, win]);
+  const points = ts.data?.points ?? [];
+  const times = points.map((p) => new Date(p.at).getTime());
+  return (
+    <section aria-labelledby="charts-h">
+      <div class="titlebar">
+        <h2 id="charts-h">Activity</h2>
+        <label>
+          Window{' '}
+          <select value={win} onChange={(e) => setWin(e.currentTarget.value as Window)}>
+            {windows.map((w) => (
+              <option key={w} value={w}>
+                last {w}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <ErrorText error={ts.error} />
+      <div class="charts">
+        <Chart
+          title="Changes per second"
+          times={times}
+          format={rate}
+          series={[
+            { name: 'read', values: points.map((p) => p.read_per_sec), cls: 's1' },
+            { name: 'written', values: points.map((p) => p.written_per_sec), cls: 's2' },
+          ]}
+        />
+        <Chart title="Lag" times={times} format={seconds} series={[{ name: 'lag', values: points.map((p) => p.lag_seconds), cls: 's3' }]} />
+        <Chart
+          title="Retained source log"
+          times={times}
+          format={bytes}
+          series={[
+            { name: 'retained', values: points.map((p) => p.retained_bytes), cls: 's4' },
+            { name: 'behind', values: points.map((p) => p.lag_bytes), cls: 's1' },
+          ]}
+        />
+      </div>
+    </section>
+  );
+}
+
+function Tables({ tables, held }: { tables: TableProgress[]; held: Set<string> }) {
+  if (!tables.length) return <p class="empty">No table has been read yet.</p>;
+  return (
+    <div class="scroll">
+      <table class="list" data-testid="tables">
+        <thead>
+          <tr>
+            <th>Table</th>
+            <th>State</th>
+            <th>Snapshot</th>
+            <th>Inserts</th>
+            <th>Updates</th>
+            <th>Deletes</th>
+            <th>Last change</th>
+          </tr>
+        </thead>
+        <tbody>
+          {tables.map((t) => (
+            <tr key={t.table} data-table={t.table}>
+              <td>{t.table}</td>
+              <td>
+                <StateBadge state={held.has(t.table) ? 'held' : t.state} />
+              </td>
+              <td>
+                {t.state === 'snapshotting' ? (
+                  <span>
+                    {count(t.rows_done)} of {t.rows_estimated === null ? 'unknown' : '~' + count(t.rows_estimated)}
+                    {t.eta ? ` · done about ${new Date(t.eta).toLocaleTimeString()}` : ''}
+                  </span>
+                ) : (
+                  <span>{count(t.snapshot_rows)} rows</span>
+                )}
+              </td>
+              <td>{count(t.inserts)}</td>
+              <td>{count(t.updates)}</td>
+              <td>{count(t.deletes)}</td>
+              <td>{ago(t.last_change)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+type Col = { name: string; type?: { kind?: string; name?: string } | string; nullable?: boolean };
+type Delta = {
+  table?: { columns?: Col[]; primary_key?: string[] };
+  changes?: { op: string; column?: Col; old?: Col }[];
+};
+
+function typeName(c?: Col): string {
+  if (!c?.type) return '';
+  return typeof c.type === 'string' ? c.type : (c.type.name ?? c.type.kind ?? '');
+}
+
+// Shape shows a proposed change: its steps, then the table as it would be.
+function Shape({ value }: { value: unknown }) {
+  const d = value as Delta;
+  if (!d.table?.columns) return <pre>{JSON.stringify(value, null, 2)}</pre>;
+  const changed = new Set((d.changes ?? []).map((c) => c.column?.name));
+  return (
+    <>
+      <ul class="steps">
+        {(d.changes ?? []).map((c, i) => (
+          <li key={i}>
+            {c.op.replace(/_/g, ' ')} {c.old && c.old.name !== c.column?.name ? <code>{c.old.name}</code> : null}
+            {c.old && c.old.name !== c.column?.name ? ' → ' : ' '}
+            <code>{c.column?.name}</code> {typeName(c.column)}
+            {c.old && typeName(c.old) !== typeName(c.column) ? ` (was ${typeName(c.old)})` : ''}
+          </li>
+        ))}
+      </ul>
+      <table class="shape">
+        <tbody>
+          {d.table.columns.map((c) => (
+            <tr key={c.name} class={changed.has(c.name) ? 'changed' : undefined}>
+              <td>
+                {c.name}
+                {d.table?.primary_key?.includes(c.name) ? ' (key)' : ''}
+              </td>
+              <td>{typeName(c)}</td>
+              <td>{c.nullable ? 'null' : 'not null'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+function SchemaChanges({ name, editor }: { name: string; editor: boolean }) {
+  const list = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/schema-changes', { params: { path: { name } } })).schema_changes, 3000, [name]);
+  const [error, setError] = useState('');
+  const decide = async (c: SchemaChange, decision: 'approve' | 'reject' | 'new_column') => {
+    setError('');
+    try {
+      must(
+        await api.POST('/api/v1/pipelines/{name}/schema-changes/{table}', {
+          params: { path: { name, table: `${c.table.namespace}.${c.table.name}` } },
+          body: { decision },
+        }),
+      );
+      list.reload();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  const pending = (list.data ?? []).filter((c) => c.status === 'pending');
+  if (!pending.length && !list.error) return null;
+  return (
+    <section aria-labelledby="held-h" class="held">
+      <h2 id="held-h">Schema changes waiting for a decision</h2>
+      <ErrorText error={list.error} />
+      <ErrorText error={error} />
+      {pending.map((c) => {
+        const table = `${c.table.namespace}.${c.table.name}`;
+        return (
+          <article key={table} class="card" data-held={table}>
+            <h3>{table}</h3>
+            <p>{c.reason}</p>
+            <p class="muted">
+              Held since {when(c.created_at)}; {count(c.held_changes)} changes wait behind it.
+            </p>
+            <div class="two">
+              <div>
+                <h4>The change, and the table after it</h4>
+                <Shape value={c.proposed} />
+              </div>
+              <div>
+                <h4>What runs at the destination</h4>
+                {c.ddl?.length ? <pre class="ddl">{c.ddl.join(';\n') + ';'}</pre> : <p class="muted">No DDL: only the rows change.</p>}
+              </div>
+            </div>
+            {editor && (
+              <div class="actions">
+                <button type="button" class="primary" onClick={() => void decide(c, 'approve')}>
+                  Approve
+                </button>
+                {c.reason.includes('renamed') && (
+                  <button type="button" onClick={() => void decide(c, 'new_column')}>
+                    Keep both: add as a new column
+                  </button>
+                )}
+                <button type="button" class="danger" onClick={() => void decide(c, 'reject')}>
+                  Reject: stop replicating the table
+                </button>
+              </div>
+            )}
+          </article>
+        );
+      })}
+    </section>
+  );
+}
+
+function Events({ name }: { name: string }) {
+  const [events, setEvents] = useState<Event[]>([]);
+  const [error, setError] = useState('');
+  useEffect(() => {
+    const ctl = new AbortController();
+    setEvents([]);
+    setError('');
+    streamEvents(
+      `/api/v1/pipelines/${encodeURIComponent(name)}/events/stream`,
+      (data) => {
+        try {
+          const e = JSON.parse(data) as Event;
+          setEvents((old) => (old.some((o) => o.seq === e.seq) ? old : [e, ...old].slice(0, 200)));
+        } catch {
+          // a line that is not an event: ignored
+        }
+      },
+      ctl.signal,
+    ).catch((e: unknown) => setError(errorText(e)));
+    return () => ctl.abort();
+  }, [name]);
+  return (
+    <section aria-labelledby="events-h">
+      <h2 id="events-h">Events</h2>
+      <ErrorText error={error} />
+      {!events.length ? (
+        <p class="empty">No events yet.</p>
+      ) : (
+        <ol class="events" data-testid="events">
+          {events.map((e) => (
+            <li key={e.seq} class={'level-' + e.level}>
+              <time dateTime={e.at}>{when(e.at)}</time> <span class="kind">{e.kind.replace('_', ' ')}</span>
+              {e.table && <span class="muted"> {e.table}</span>} {e.message}
+            </li>
+          ))}
+        </ol>
+      )}
+    </section>
+  );
+}
+
+export function PipelinePage() {
+  const { params } = useRoute();
+  const name = params.name ?? '';
+  const { who } = useSession();
+  const editor = can(who, 'editor');
+  const loc = useLocation();
+  const [confirm, setConfirm] = useState(false);
+  const [error, setError] = useState('');
+  const p = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}', { params: { path: { name } } })), 2000, [name]);
+  // tables with a schema change waiting, for the per-table view
+  const pending = usePoll(
+    async () =>
+      must(await api.GET('/api/v1/pipelines/{name}/schema-changes', { params: { path: { name } } }))
+        .schema_changes.filter((c) => c.status === 'pending')
+        .map((c) => `${c.table.namespace}.${c.table.name}`),
+    3000,
+    [name],
+  );
+  const skipped = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/skipped', { params: { path: { name }, query: { limit: 20 } } })).skipped, 10000, [name]);
+
+  const act = async (verb: 'pause' | 'resume') => {
+    setError('');
+    try {
+      must(await api.POST(`/api/v1/pipelines/{name}/${verb}`, { params: { path: { name } } }));
+      p.reload();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  const remove = async () => {
+    setConfirm(false);
+    setError('');
+    try {
+      must(await api.DELETE('/api/v1/pipelines/{name}', { params: { path: { name } } }));
+      loc.route('/');
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+
+  if (!p.data) {
+    return (
+      <section>
+        <h1>{name}</h1>
+        {p.error ? <ErrorText error={p.error} /> : <p class="loading">Loading…</p>}
+      </section>
+    );
+  }
+  const v = p.data;
+  const prog = v.status?.progress;
+  const held = (prog?.held_tables?.length ?? 0) > 0;
+  const why = reason(v);
+  return (
+    <section>
+      <p>
+        <a href="/">← Pipelines</a>
+      </p>
+      <div class="titlebar">
+        <h1>{v.name}</h1>
+        <StateBadge state={held && v.state === 'streaming' ? 'held' : v.state} degraded={v.status?.degraded} />
+        <span class="grow" />
+        {editor && (
+          <div class="actions">
+            {v.paused ? (
+              <button type="button" onClick={() => void act('resume')}>
+                Resume
+              </button>
+            ) : (
+              <button type="button" onClick={() => void act('pause')}>
+                Pause
+              </button>
+            )}
+            <button type="button" class="danger" onClick={() => setConfirm(true)}>
+              Delete…
+            </button>
+          </div>
+        )}
+      </div>
+      {why && <p class="reason">{why}</p>}
+      <ErrorText error={p.error} />
+      <ErrorText error={error} />
+      {v.notice && <p class="notice">{v.notice}</p>}
+      <dl class="facts">
+        <div>
+          <dt>Lag</dt>
+          <dd data-testid="lag">{seconds(prog?.lag_seconds)}</dd>
+        </div>
+        <div>
+          <dt>Behind (source log)</dt>
+          <dd>{bytes(prog?.lag_bytes)}</dd>
+        </div>
+        <div>
+          <dt>Changes read</dt>
+          <dd>{count(prog?.changes_read)}</dd>
+        </div>
+        <div>
+          <dt>Changes written</dt>
+          <dd data-testid="written">{count(prog?.changes_written)}</dd>
+        </div>
+        <div>
+          <dt>Last source commit</dt>
+          <dd>{ago(prog?.last_source_commit)}</dd>
+        </div>
+        <div>
+          <dt>Caught up</dt>
+          <dd>{prog?.caught_up ? 'yes' : 'no'}</dd>
+        </div>
+      </dl>
+      {v.status?.progress.source?.warnings?.length ? (
+        <ul class="warnings">
+          {v.status.progress.source.warnings.map((w) => (
+            <li key={w}>{w}</li>
+          ))}
+        </ul>
+      ) : null}
+      <SchemaChanges name={name} editor={editor} />
+      <section aria-labelledby="tables-h">
+        <h2 id="tables-h">Tables</h2>
+        <Tables tables={prog?.tables ?? []} held={new Set([...(prog?.held_tables ?? []), ...(pending.data ?? [])])} />
+      </section>
+      <Charts name={name} />
+      <Events name={name} />
+      {skipped.data?.length ? (
+        <section aria-labelledby="skipped-h">
+          <h2 id="skipped-h">Skipped rows</h2>
+          <table class="list">
+            <thead>
+              <tr>
+                <th>At</th>
+                <th>Table</th>
+                <th>Transform</th>
+                <th>Error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {skipped.data.map((s, i) => (
+                <tr key={i}>
+                  <td>{when(s.at)}</td>
+                  <td>
+                    {s.table.namespace}.{s.table.name}
+                  </td>
+                  <td>{s.transform}</td>
+                  <td>{s.error}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      ) : null}
+      {editor && (
+      <Confirm open={confirm} title={`Delete pipeline ${v.name}?`} confirm="Delete" onConfirm={() => void remove()} onCancel={() => setConfirm(false)}>
+        <p>
+          The pipeline stops and its offsets are removed. Its replication slot and publication (Postgres) are dropped at the source so that they stop retaining
+          log, unless its source sets <code>keep_slot_on_delete: true</code>. The destination tables stay as they are.
+        </p>
+      </Confirm>
+      )}
+    </section>
+  );
+}
