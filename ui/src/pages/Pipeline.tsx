@@ -302,7 +302,7 @@ export function PipelinePage() {
   }
   const v = p.data;
   const prog = v.status?.progress;
-  const held = (prog?.held_tables?.length ?? 0) > 0;
+  const held = (prog?.held_tables?.length ?? 0) > 0 || (pending.data?.length ?? 0) > 0;
   const why = reason(v);
   return (
     <section>
