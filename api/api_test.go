@@ -24,9 +24,11 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/secrets"
 	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/registry"
 	"github.com/cdcd-dev/cdcd/sinks/file"
+	pgsink "github.com/cdcd-dev/cdcd/sinks/postgres"
 	"github.com/cdcd-dev/cdcd/sources/datagen"
 	pgsrc "github.com/cdcd-dev/cdcd/sources/postgres"
 	"github.com/cdcd-dev/cdcd/transforms/addfields"
@@ -38,6 +40,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -109,6 +112,7 @@ func setup(t *testing.T) *harness {
 	reg.Transforms["mask"] = mask.Factory()
 	reg.Transforms["add_fields"] = addfields.Factory()
 	reg.Sources["postgres"] = pgsrc.Factory()
+	reg.Sinks["postgres"] = pgsink.Factory()
 	promReg := prometheus.NewRegistry()
 	metrics := pipeline.NewMetrics(promReg)
 	hub := app.NewEventHub(store.Events(st), nil)
@@ -119,7 +123,7 @@ func setup(t *testing.T) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg})
+	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a})
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
@@ -552,4 +556,77 @@ func TestWhoamiAndTypes(t *testing.T) {
 			require.Nil(t, f.(map[string]any)["default"])
 		}
 	}
+}
+
+// TestPlan: a pipeline document's plan, against a private Postgres: each
+// table's destination name and shape after the transforms, and what the
+// destination could not hold as it is (a name Postgres would cut, two tables
+// on one destination table), before anything is created.
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t)
+	src := pg.CreateDatabase(t, "plan_src")
+	dst := pg.CreateDatabase(t, "plan_dst")
+	long := strings.Repeat("l", 60)
+	conn, err := pgx.Connect(context.Background(), src)
+	require.NoError(t, err)
+	_, err = conn.Exec(context.Background(), `CREATE TABLE users (id int8 PRIMARY KEY, email text, name text);
+		CREATE TABLE `+long+` (id int8 PRIMARY KEY);
+		CREATE SCHEMA s1; CREATE SCHEMA s2; CREATE TABLE s1.t (id int4 PRIMARY KEY); CREATE TABLE s2.t (id int4 PRIMARY KEY)`)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(context.Background()))
+	h := setup(t)
+	doc := func(tables []string, tableName string) map[string]any {
+		return map[string]any{"name": "plan",
+			"source": map[string]any{"type": "postgres", "config": map[string]any{"dsn": src, "tables": tables}},
+			"sink":   map[string]any{"type": "postgres", "config": map[string]any{"dsn": dst, "schema": "wh", "table_name": tableName}},
+			"transforms": []any{map[string]any{"type": "columns", "tables": []string{"public.users"}, "config": map[string]any{"drop": []string{"name"}}},
+				map[string]any{"type": "mask", "tables": []string{"public.users"}, "config": map[string]any{"columns": []string{"email"}, "key": "plan-key-0123456789abcdef"}}},
+		}
+	}
+	type planTable struct {
+		Source, Destination string
+		Columns             []struct{ Name, Type string }
+		Problems            []string
+	}
+	plan := func(d map[string]any) (bool, []planTable, map[string]any) {
+		out := h.do("POST", "/api/v1/plan", d, 200)
+		b, _ := json.Marshal(out["tables"])
+		var ts []planTable
+		require.NoError(t, json.Unmarshal(b, &ts))
+		return out["ok"].(bool), ts, out
+	}
+
+	ok, ts, out := plan(doc([]string{"public.users", "public." + long}, "{namespace}_{table}"))
+	require.False(t, ok)
+	require.Equal(t, true, out["source"].(map[string]any)["ok"], "%v", out["source"])
+	require.Equal(t, true, out["destination"].(map[string]any)["ok"], "%v", out["destination"])
+	require.Len(t, ts, 2)
+	require.Equal(t, "wh.public_users", ts[0].Destination)
+	var cols []string
+	for _, c := range ts[0].Columns {
+		cols = append(cols, c.Name)
+	}
+	require.Equal(t, []string{"id", "email"}, cols, "the columns transform's drop shows")
+	require.Empty(t, ts[0].Problems)
+	require.Empty(t, ts[1].Destination)
+	require.Len(t, ts[1].Problems, 1)
+	require.Contains(t, ts[1].Problems[0], "the destination holds at most 63")
+
+	ok, ts, _ = plan(doc([]string{"s1.t", "s2.t"}, "{table}"))
+	require.False(t, ok)
+	require.Equal(t, "wh.t", ts[0].Destination)
+	require.Contains(t, ts[1].Problems[0], "would both be written to destination table \"t\"")
+
+	ok, ts, _ = plan(doc([]string{"s1.t", "s2.t"}, "{namespace}_{table}"))
+	require.True(t, ok, "%+v", ts)
+
+	// a document's problems come back at their paths, in a 200
+	bad := doc([]string{"public.users"}, "{table}")
+	bad["sink"].(map[string]any)["config"].(map[string]any)["delete_mode"] = "sometimes"
+	out = h.do("POST", "/api/v1/plan", bad, 200)
+	require.Equal(t, false, out["ok"])
+	require.Contains(t, fmt.Sprint(out["problems"]), "delete_mode")
+	// nothing was created
+	require.Empty(t, h.do("GET", "/api/v1/pipelines", nil, 200)["pipelines"])
 }

@@ -67,6 +67,12 @@ type Describer interface {
 	Describe() registry.Types
 }
 
+// Planner says what a pipeline document would do without creating it
+// (app.App).
+type Planner interface {
+	PlanPipeline(ctx context.Context, p config.Pipeline) (app.Plan, error)
+}
+
 // Tokens is the token store the API authenticates against.
 type Tokens interface {
 	CreateToken(ctx context.Context, spec store.TokenSpec) (string, store.Token, error)
@@ -98,6 +104,8 @@ type Config struct {
 	UI fs.FS
 	// Types describes the component types for forms (GET /api/v1/types).
 	Types Describer
+	// Planner plans pipeline documents (POST /api/v1/plan); nil: 404.
+	Planner Planner
 	// Version is reported by /healthz.
 	Version string
 	// AllowedHosts are the host names (no port) a request's Host may name,
@@ -205,6 +213,7 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/pipelines/{name}/timeseries", viewer, s.timeseries},
 
 		{"POST", "/api/v1/transforms/preview", editor, s.previewTransforms},
+		{"POST", "/api/v1/plan", editor, s.planPipeline},
 
 		{"GET", "/api/v1/alerts", viewer, s.getAlerts},
 		{"PUT", "/api/v1/alerts", editor, s.putAlerts},
@@ -1296,4 +1305,38 @@ func (s *Server) types(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.cfg.Types.Describe())
+}
+
+// planPipeline answers what a pipeline document would do: its problems (200
+// with ok false: a plan is an answer, not a refusal), the live checks of its
+// source and destination, and each table's destination name and shape.
+func (s *Server) planPipeline(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Planner == nil {
+		writeError(w, http.StatusNotFound, "this server plans no pipelines", nil)
+		return
+	}
+	b, ok := readDocument(w, r)
+	if !ok {
+		return
+	}
+	p, err := config.ParsePipeline(b)
+	prefix := fmt.Sprintf("pipelines[%s]", p.Name)
+	problems := s.docs.problems(r.Pattern, b, prefix)
+	if err != nil {
+		problems = merge(config.Problems{{Path: prefix, Message: err.Error()}}, problems)
+	}
+	if len(problems) > 0 {
+		var more config.Problems
+		if err == nil {
+			errors.As(s.cfg.Control.CheckPipeline(r.Context(), p), &more)
+		}
+		writeJSON(w, http.StatusOK, app.Plan{Problems: merge(problems, more), Tables: []app.PlanTable{}})
+		return
+	}
+	plan, err := s.cfg.Planner.PlanPipeline(r.Context(), p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, plan)
 }

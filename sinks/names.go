@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -87,4 +88,32 @@ func (n *Names) Table(id schema.TableID) (string, error) {
 	}
 	n.owner[name] = id
 	return name, nil
+}
+
+// Namer is implemented by sinks that can say, before writing anything and
+// without I/O, where a table version would go: its destination name as the
+// destination qualifies it, or why it cannot be written as it is (a name too
+// long, two tables of the pipeline on one destination table). Calls on one
+// sink see each other's tables, as its writes would.
+type Namer interface {
+	DestinationName(t schema.Table) (string, error)
+}
+
+// Qualified checks t with n and returns its destination name after the
+// destination's containers (schema, database, dataset), dot-separated.
+func (n *Names) Qualified(t schema.Table, containers ...string) (string, error) {
+	if err := n.Check(t); err != nil {
+		return "", err
+	}
+	name, err := n.Table(t.ID)
+	if err != nil {
+		return "", err
+	}
+	parts := make([]string, 0, len(containers)+1)
+	for _, c := range containers {
+		if c != "" {
+			parts = append(parts, c)
+		}
+	}
+	return strings.Join(append(parts, name), "."), nil
 }

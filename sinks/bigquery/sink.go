@@ -512,3 +512,10 @@ func permanentReason(r string) bool {
 	}
 	return false
 }
+
+// DestinationName implements sinks.Namer.
+func (s *Sink) DestinationName(t schema.Table) (string, error) {
+	return s.names.Qualified(t, s.cfg.Project, s.cfg.Dataset)
+}
+
+var _ sinks.Namer = (*Sink)(nil)

@@ -868,3 +868,10 @@ func (s *Sink) unrepresentable(t *chTable, col *chCol, c *schema.Change, problem
 	}
 	return nil, component.Permanent(fmt.Errorf("table %s column %s (%s) at position %s: the value %s; %s", t.name, col.name, col.ct.sql, c.Pos, problem, hint))
 }
+
+// DestinationName implements sinks.Namer.
+func (s *Sink) DestinationName(t schema.Table) (string, error) {
+	return s.names.Qualified(t, s.cfg.Database)
+}
+
+var _ sinks.Namer = (*Sink)(nil)

@@ -352,3 +352,13 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.files = nil
 	return errors.Join(errs...)
 }
+
+var _ sinks.Namer = (*Sink)(nil)
+
+// DestinationName implements sinks.Namer: the table's file.
+func (s *Sink) DestinationName(t schema.Table) (string, error) {
+	if n := len(FileName(t.ID)) + len(".schema"); n > maxFileName {
+		return "", component.Permanent(fmt.Errorf("table %s: its files' names would be %d bytes, and a file name holds %d: give the table a shorter name with the route transform", t.ID, n, maxFileName))
+	}
+	return filepath.Join(s.cfg.Dir, FileName(t.ID)), nil
+}

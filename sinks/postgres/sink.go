@@ -442,3 +442,10 @@ func isDuplicateObject(err error) bool {
 	// 23505: concurrent CREATE … IF NOT EXISTS racing on the catalog; 42P06/42P07: exists
 	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P06" || pe.Code == "42P07")
 }
+
+// DestinationName implements sinks.Namer.
+func (s *Sink) DestinationName(t schema.Table) (string, error) {
+	return s.names.Qualified(t, s.cfg.Schema)
+}
+
+var _ sinks.Namer = (*Sink)(nil)

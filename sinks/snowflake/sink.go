@@ -433,3 +433,10 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// DestinationName implements sinks.Namer.
+func (s *Sink) DestinationName(t schema.Table) (string, error) {
+	return s.names.Qualified(t, s.cfg.Database, s.cfg.Schema)
+}
+
+var _ sinks.Namer = (*Sink)(nil)

@@ -499,6 +499,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What a pipeline document would do, without creating anything (editor): its problems at their paths, the live checks of its source and destination as it configures them, and each source table's destination name and shape, or why it cannot go there as it is
+         * @description A plan is an answer, not a refusal: an invalid document is a 200 with ok false and its problems.
+         */
+        post: operations["planPipeline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tokens": {
         parameters: {
             query?: never;
@@ -570,6 +590,23 @@ export interface components {
         Role: "admin" | "editor" | "viewer";
         /** @description a Go duration, e.g. 500ms, 30s, 1m30s */
         Duration: string;
+        Plan: {
+            ok: boolean;
+            problems?: components["schemas"]["Problem"][];
+            source?: components["schemas"]["CheckResult"];
+            destination?: components["schemas"]["CheckResult"];
+            tables: {
+                source: string;
+                destination?: string;
+                columns?: {
+                    name: string;
+                    type: string;
+                    nullable: boolean;
+                    key?: boolean;
+                }[];
+                problems?: string[];
+            }[];
+        };
         Identity: {
             open: boolean;
             name?: string;
@@ -2172,6 +2209,33 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    planPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["NewPipeline"];
+        responses: {
+            /** @description the plan */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["Unavailable"];
         };
     };
