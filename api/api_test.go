@@ -532,8 +532,9 @@ func TestWhoamiAndTypes(t *testing.T) {
 			continue
 		}
 		roles := c["roles"].([]any)
-		require.Len(t, roles, 1)
+		require.Len(t, roles, 2, "a postgres connection is a source or a destination")
 		require.Equal(t, "source", roles[0].(map[string]any)["role"])
+		require.Equal(t, "destination", roles[1].(map[string]any)["role"])
 		for _, f := range roles[0].(map[string]any)["fields"].([]any) {
 			f := f.(map[string]any)
 			fields[f["key"].(string)] = f
