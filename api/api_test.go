@@ -622,6 +622,18 @@ func TestPlan(t *testing.T) {
 	ok, ts, _ = plan(doc([]string{"s1.t", "s2.t"}, "{namespace}_{table}"))
 	require.True(t, ok, "%+v", ts)
 
+	// a postgres connection that leaves its tables to its pipelines is tested
+	// as a source on its server alone, or as a destination, as asked
+	h.do("PUT", "/api/v1/connections/pgsrc", map[string]any{"type": "postgres", "config": map[string]any{"dsn": src}}, 201)
+	res := h.do("POST", "/api/v1/connections/pgsrc/test?role=source", nil, 200)
+	require.Equal(t, true, res["ok"], "%v", res)
+	require.Contains(t, fmt.Sprint(res["warnings"]), "max_slot_wal_keep_size", "the source's server checks ran")
+	res = h.do("POST", "/api/v1/connections/pgsrc/test?role=destination", nil, 200)
+	require.Equal(t, true, res["ok"], "%v", res)
+	require.Nil(t, res["warnings"], "tested as a destination")
+	h.do("POST", "/api/v1/connections/pgsrc/test?role=sideways", nil, 400)
+	h.do("DELETE", "/api/v1/connections/pgsrc", nil, 204)
+
 	// a document's problems come back at their paths, in a 200
 	bad := doc([]string{"public.users"}, "{table}")
 	bad["sink"].(map[string]any)["config"].(map[string]any)["delete_mode"] = "sometimes"

@@ -36,7 +36,7 @@ type Control interface {
 	Connections(ctx context.Context) ([]app.ConnectionView, error)
 	Connection(ctx context.Context, name string) (app.ConnectionView, error)
 	DeleteConnection(ctx context.Context, name string) error
-	TestConnection(ctx context.Context, name string) (app.CheckResult, error)
+	TestConnection(ctx context.Context, name, role string) (app.CheckResult, error)
 
 	CheckConnection(ctx context.Context, c config.Connection) error
 
@@ -625,7 +625,12 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) testConnection(w http.ResponseWriter, r *http.Request) {
-	res, err := s.cfg.Control.TestConnection(r.Context(), r.PathValue("name"))
+	role := r.URL.Query().Get("role")
+	if role != "" && role != "source" && role != "destination" && role != "alert_channel" {
+		writeError(w, http.StatusBadRequest, "invalid query", config.Problems{{Path: "role", Message: "must be source, destination or alert_channel"}})
+		return
+	}
+	res, err := s.cfg.Control.TestConnection(r.Context(), r.PathValue("name"), role)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -44,6 +44,14 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// ServerChecker is implemented by sources that can check their server
+// without any table: connectivity, settings, privileges. A connection test of
+// a source connection that leaves its tables to its pipelines runs it (the
+// source is built with a placeholder table that it does not look at).
+type ServerChecker interface {
+	CheckServer(ctx context.Context) error
+}
+
 // Sampler is implemented by sources that can read a few current rows of one
 // table outside any pipeline, for previews. It reads; it creates nothing on the
 // server.

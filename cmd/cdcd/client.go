@@ -499,13 +499,18 @@ func newConnections() *cobra.Command {
 		}
 		return c.print(cmd, raw, nil, nil)
 	}}
+	var as string
 	test := &cobra.Command{Use: "test NAME", Short: "Connect and report what is wrong", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
 		var res struct {
 			OK       bool     `json:"ok"`
 			Problems []string `json:"problems"`
 			Warnings []string `json:"warnings"`
 		}
-		if err := c.do(cmd.Context(), "POST", "/api/v1/connections/"+args[0]+"/test", nil, &res); err != nil {
+		path := "/api/v1/connections/" + url.PathEscape(args[0]) + "/test"
+		if as != "" {
+			path += "?role=" + url.QueryEscape(as)
+		}
+		if err := c.do(cmd.Context(), "POST", path, nil, &res); err != nil {
 			return err
 		}
 		defer func() {
@@ -523,6 +528,7 @@ func newConnections() *cobra.Command {
 		}
 		return &exitError{1, fmt.Errorf("connection %s failed its test", args[0])}
 	}}
+	test.Flags().StringVar(&as, "as", "", "the role to test it in: source, destination or alert_channel (default: the role its config fits; a source without tables is tested on its server alone)")
 	var schemaName, search string
 	var limit int
 	catalog := &cobra.Command{Use: "catalog NAME", Short: "List the tables of a source connection's server: columns, key, estimate, problems", Args: cobra.ExactArgs(1),

@@ -8,6 +8,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/alerts"
 	"github.com/cdcd-dev/cdcd/internal/series"
 	"github.com/cdcd-dev/cdcd/notify"
+	"go.yaml.in/yaml/v3"
 	"log/slog"
 	"slices"
 	"strings"
@@ -315,7 +316,12 @@ type CheckResult struct {
 // TestConnection builds the connection's component and runs its live check: it
 // connects and reports what is wrong in words a user can act on. Neither a
 // resolved secret nor a password shows in its answer.
-func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, error) {
+//
+// role (source, destination, alert_channel; empty: the role the config fits,
+// a source's first) says which role of a type that has several to test: a
+// postgres connection that leaves its tables to its pipelines is tested as a
+// source on its server alone (sources.ServerChecker).
+func (a *App) TestConnection(ctx context.Context, name, role string) (CheckResult, error) {
 	sc, err := a.Store.GetConnection(ctx, name)
 	if err != nil {
 		return CheckResult{}, err
@@ -325,7 +331,7 @@ func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, err
 		return CheckResult{}, err
 	}
 	var seen []string
-	res := a.testConnection(ctx, c, a.Secrets.Recording(&seen))
+	res := a.testConnection(ctx, c, a.Secrets.Recording(&seen), role)
 	for i, p := range res.Problems {
 		res.Problems[i] = scrub(p, seen)
 	}
@@ -335,17 +341,41 @@ func (a *App) TestConnection(ctx context.Context, name string) (CheckResult, err
 	return res, nil
 }
 
-func (a *App) testConnection(ctx context.Context, c config.Connection, sec config.Secrets) CheckResult {
+func (a *App) testConnection(ctx context.Context, c config.Connection, sec config.Secrets, role string) CheckResult {
 	node, err := sec.Expand(&c.Config, "config")
 	if err != nil {
 		return failed(err)
 	}
+	_, isSource := a.Registry.Sources[c.Type]
+	_, isSink := a.Registry.Sinks[c.Type]
+	_, isNotifier := a.Registry.Notifiers[c.Type]
+	switch {
+	case role == "" || (role == "source" && isSource) || (role == "destination" && isSink) || (role == "alert_channel" && isNotifier):
+	default:
+		return failed(fmt.Errorf("a %s connection cannot be used as %s", c.Type, strings.ReplaceAll(role, "_", " ")))
+	}
 	var check func(context.Context) error
 	var warner sources.Warner
+	if role == "source" && stringList(node, "tables") == nil {
+		// the pipelines name the tables: check the server alone
+		f := a.Registry.Sources[c.Type]
+		withTables := withPlaceholderTables(node)
+		src, err := f.New(withTables, sources.Deps{Pipeline: "connection_test", Logger: a.log()})
+		if err != nil {
+			return failed(err)
+		}
+		sc, ok := src.(sources.ServerChecker)
+		if !ok {
+			return failed(fmt.Errorf("a %s source is tested with its tables: add tables to the connection, or test the pipeline", c.Type))
+		}
+		check = sc.CheckServer
+		warner, _ = src.(sources.Warner)
+		return runCheck(ctx, check, warner)
+	}
 	// a type that is a source and a destination (postgres) is tested in the
 	// role its config fits: a source's names tables, a destination's does not
 	var misfit error
-	if f, ok := a.Registry.Sources[c.Type]; ok {
+	if f, ok := a.Registry.Sources[c.Type]; ok && (role == "" || role == "source") {
 		src, err := f.New(node, sources.Deps{Pipeline: "connection_test", Logger: a.log()})
 		if err == nil {
 			if ch, ok := src.(sources.Checker); ok {
@@ -356,7 +386,7 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 			misfit = err
 		}
 	}
-	if f, ok := a.Registry.Notifiers[c.Type]; ok && check == nil {
+	if f, ok := a.Registry.Notifiers[c.Type]; ok && check == nil && (role == "" || role == "alert_channel") {
 		n, err := f.New(node, notify.Deps{Logger: a.log()})
 		if err != nil {
 			return failed(err)
@@ -367,7 +397,7 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 				Summary: "cdcd test notification to " + c.Name, Detail: "Sent by `cdcd connections test " + c.Name + "`: alerts will arrive here."})
 		}
 	}
-	if f, ok := a.Registry.Sinks[c.Type]; ok && check == nil {
+	if f, ok := a.Registry.Sinks[c.Type]; ok && check == nil && (role == "" || role == "destination") {
 		snk, err := f.New(node, sinks.Deps{Pipeline: "connection_test", Logger: a.log()})
 		if err != nil {
 			if misfit != nil {
@@ -390,6 +420,11 @@ func (a *App) testConnection(ctx context.Context, c config.Connection, sec confi
 	if misfit != nil {
 		return failed(misfit)
 	}
+	return runCheck(ctx, check, warner)
+}
+
+// runCheck runs a live check, bounded, with the warnings it leaves.
+func runCheck(ctx context.Context, check func(context.Context) error, warner sources.Warner) CheckResult {
 	if check == nil {
 		return CheckResult{OK: true}
 	}
@@ -450,4 +485,16 @@ func (a stateStore) SavePipelineState(ctx context.Context, name string, st pipel
 		return nil
 	}
 	return err
+}
+
+// withPlaceholderTables returns a copy of a source config with a tables list
+// that only satisfies its validation: CheckServer does not read it.
+func withPlaceholderTables(n *yaml.Node) *yaml.Node {
+	out := &yaml.Node{Kind: yaml.MappingNode}
+	if n != nil && n.Kind == yaml.MappingNode {
+		out.Content = append(out.Content, n.Content...)
+	}
+	out.Content = append(out.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "tables"},
+		&yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "cdcd.connection_test"}}})
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cdcd-dev/cdcd/schema"
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
@@ -17,7 +18,12 @@ type problems struct {
 
 // Check connects and lists every problem that stops the source, each with what
 // to change.
-func (s *Source) Check(ctx context.Context) error {
+func (s *Source) Check(ctx context.Context) error { return s.checkWith(ctx, true) }
+
+// CheckServer implements sources.ServerChecker: Check without the tables.
+func (s *Source) CheckServer(ctx context.Context) error { return s.checkWith(ctx, false) }
+
+func (s *Source) checkWith(ctx context.Context, withTables bool) error {
 	if s.cfg.tables == nil {
 		if err := s.cfg.Validate(); err != nil {
 			return err
@@ -43,7 +49,11 @@ func (s *Source) Check(ctx context.Context) error {
 	s.mu.Lock() // SourceStatus reads it
 	s.flavor = flavor
 	s.mu.Unlock()
-	p := s.check()
+	var tables []schema.TableID
+	if withTables {
+		tables = s.cfg.tables
+	}
+	p := s.check(tables)
 	s.setWarnings(p.warnings)
 	return errors.Join(p.blocking...)
 }
@@ -64,7 +74,7 @@ func (s *Source) globalVariables() (map[string]string, error) {
 }
 
 // check reads the server's settings, the user's privileges and the tables.
-func (s *Source) check() problems {
+func (s *Source) check(tables []schema.TableID) problems {
 	var p problems
 	block := func(format string, args ...any) { p.blocking = append(p.blocking, fmt.Errorf(format, args...)) }
 	warn := func(format string, args ...any) { p.warnings = append(p.warnings, fmt.Errorf(format, args...)) }
@@ -147,7 +157,7 @@ func (s *Source) check() problems {
 		}
 	}
 	// tables: they exist, are readable, and have primary keys
-	for _, id := range s.cfg.tables {
+	for _, id := range tables {
 		res, err := s.exec("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY'", id.Namespace, id.Name)
 		if err != nil {
 			block("read the definition of %s: %v", id, err)

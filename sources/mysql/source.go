@@ -190,7 +190,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	s.mu.Lock() // SourceStatus reads it
 	s.flavor = flavor
 	s.mu.Unlock()
-	if problems := s.check(); len(problems.blocking) > 0 {
+	if problems := s.check(s.cfg.tables); len(problems.blocking) > 0 {
 		return component.Permanent(errors.Join(problems.blocking...))
 	} else {
 		s.setWarnings(problems.warnings)

@@ -288,9 +288,17 @@ func readSlot(ctx context.Context, pool *pgxpool.Pool, slot string) (slotInfo, e
 // (the connections `test` action). The problems are permanent errors.
 func (s *Source) Check(ctx context.Context) error { return s.check(ctx, false) }
 
+// CheckServer implements sources.ServerChecker: Check without the tables.
+func (s *Source) CheckServer(ctx context.Context) error { return s.checkTables(ctx, false, nil) }
+
 // check runs the setup checks; at pipeline start (starting) a lost slot is left
 // to Open, which reports it as needs-resync.
 func (s *Source) check(ctx context.Context, starting bool) error {
+	return s.checkTables(ctx, starting, s.cfg.tables)
+}
+
+// checkTables checks the server, and the tables given.
+func (s *Source) checkTables(ctx context.Context, starting bool, only []schema.TableID) error {
 	pool, err := openPool(ctx, s.cfg.DSN, 2)
 	if err != nil {
 		return err
@@ -340,10 +348,11 @@ func (s *Source) check(ctx context.Context, starting bool) error {
 	if keep == "-1" {
 		warn("max_slot_wal_keep_size is unlimited: a stopped or stuck pipeline's slot keeps WAL until the source's disk fills; set it (e.g. 100GB) so that the server invalidates the slot first (the pipeline then needs a resync)")
 	}
-	types := newTypeCache()
-	tables, err := loadTables(ctx, pool, s.cfg.tables, types)
-	if err != nil {
-		errs = append(errs, err)
+	var tables []*tableInfo
+	if len(only) > 0 {
+		if tables, err = loadTables(ctx, pool, only, newTypeCache()); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, t := range tables {
 		var canSelect bool

@@ -147,7 +147,10 @@ export interface paths {
     };
     "/api/v1/connections/{name}/test": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the role to test a type that has several in (a postgres connection is a source or a destination); default: the role its config fits. A source connection without tables is tested on its server alone */
+                role?: "source" | "destination" | "alert_channel";
+            };
             header?: never;
             path: {
                 name: components["parameters"]["ConnectionName"];
@@ -1548,7 +1551,10 @@ export interface operations {
     };
     testConnection: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the role to test a type that has several in (a postgres connection is a source or a destination); default: the role its config fits. A source connection without tables is tested on its server alone */
+                role?: "source" | "destination" | "alert_channel";
+            };
             header?: never;
             path: {
                 name: components["parameters"]["ConnectionName"];
@@ -1566,6 +1572,7 @@ export interface operations {
                     "application/json": components["schemas"]["CheckResult"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];

@@ -6,6 +6,7 @@ import { SessionContext, can } from './session';
 import { SignIn } from './pages/SignIn';
 import { Pipelines } from './pages/Pipelines';
 import { PipelinePage } from './pages/Pipeline';
+import { Wizard } from './pages/Wizard';
 import { Connections, ConnectionEdit } from './pages/Connections';
 import { Tokens } from './pages/Tokens';
 import { NotFound } from './pages/NotFound';
@@ -105,6 +106,7 @@ function App() {
         <main class="page">
           <Router>
             <Route path="/" component={Pipelines} />
+            <Route path="/pipelines/new" component={Wizard} />
             <Route path="/pipelines/:name" component={PipelinePage} />
             <Route path="/connections" component={Connections} />
             <Route path="/connections/new" component={ConnectionEdit} />

@@ -303,7 +303,8 @@ export function ConnectionEdit() {
     setError('');
     setBusy(true);
     try {
-      setResult(must(await api.POST('/api/v1/connections/{name}/test', { params: { path: { name: existing } } })));
+      const asRole = role === 'source' || role === 'destination' || role === 'alert_channel' ? role : undefined;
+      setResult(must(await api.POST('/api/v1/connections/{name}/test', { params: { path: { name: existing }, query: { role: asRole } } })));
     } catch (err) {
       setError(errorText(err));
     } finally {

@@ -91,6 +91,12 @@ export function Pipelines() {
     <section>
       <div class="titlebar">
         <h1>Pipelines</h1>
+        <span class="grow" />
+        {editor && (
+          <a class="button primary" href="/pipelines/new">
+            New pipeline
+          </a>
+        )}
       </div>
       <div class="toolbar">
         <label>
@@ -124,8 +130,8 @@ export function Pipelines() {
         <p class="loading">Loading pipelines…</p>
       ) : (list.data ?? []).length === 0 ? (
         <p class="empty">
-          No pipelines yet. Create one with <code>cdcd pipelines apply -f pipeline.yaml</code> or <code>POST /api/v1/pipelines</code>; first add its{' '}
-          <a href="/connections">connections</a>.
+          No pipelines yet. {editor && <a href="/pipelines/new">Create one</a>}
+          {editor ? ' here, or' : ' Create one'} with <code>cdcd pipelines apply -f pipeline.yaml</code>; first add its <a href="/connections">connections</a>.
         </p>
       ) : (
         <div class="scroll">
