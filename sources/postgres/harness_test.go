@@ -258,3 +258,11 @@ func (h *harness) onFreeSlot(slot string, f func() bool) {
 		return err == nil && f()
 	}, 10*time.Second, 20*time.Millisecond)
 }
+
+// configWith returns cfg for other tables.
+func (h *harness) configWith(cfg Config, tables ...string) Config {
+	cfg.Tables = tables
+	cfg.WithDefaults("p")
+	require.NoError(h.t, cfg.Validate())
+	return cfg
+}

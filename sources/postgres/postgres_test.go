@@ -524,3 +524,47 @@ func TestSnapshotResumedReplaysOlderShapes(t *testing.T) {
 	require.NotNil(t, p.View, "the view is saved for a restart before the stream reaches it")
 	require.Equal(t, schema.Version(2), p.View.Version)
 }
+
+// TestLeastPrivilege: a role with REPLICATION and SELECT only. The check says
+// what the publication needs (CREATE on the database, the tables' ownership)
+// with the statement a DBA can run instead; once a DBA has created the
+// publication, the role replicates through it as it is.
+func TestLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, startPG(t), `CREATE TABLE items (id int8 PRIMARY KEY, v text);
+		INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 500) g;
+		CREATE ROLE cdcd_min LOGIN REPLICATION; GRANT SELECT ON items TO cdcd_min;
+		REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
+	var db string
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db))
+	h.exec(`REVOKE CREATE ON DATABASE ` + db + ` FROM PUBLIC`)
+	cfg := h.config("public.items")
+	cfg.DSN = strings.Replace(h.dsn, "postgres://postgres@", "postgres://cdcd_min@", 1)
+	err := New(cfg, sources.Deps{}).Check(context.Background())
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "the role cannot create publication cdcd_p: GRANT CREATE ON DATABASE")
+	require.Contains(t, err.Error(), `CREATE PUBLICATION "cdcd_p" FOR TABLE "public"."items"`)
+	require.Contains(t, err.Error(), "the role does not own public.items (owned by postgres)")
+
+	h.exec(`CREATE PUBLICATION cdcd_p FOR TABLE items WITH (publish_via_partition_root = true)`)
+	require.NoError(t, New(cfg, sources.Deps{}).Check(context.Background()), "a DBA's publication holding the tables is used as it is")
+	stop, _ := h.start(cfg)
+	defer stop()
+	h.waitSynced("public.items", "id")
+	h.exec(`UPDATE items SET v = 'changed' WHERE id <= 10`)
+	h.waitSynced("public.items", "id")
+	require.NoError(t, stop())
+
+	// a table the publication lacks: its owner is asked to add it
+	h.exec(`CREATE TABLE more (id int8 PRIMARY KEY); GRANT SELECT ON more TO cdcd_min`)
+	err = New(h.configWith(cfg, "public.items", "public.more"), sources.Deps{}).Check(context.Background())
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `publication cdcd_p belongs to another role and lacks "public"."more": have its owner run ALTER PUBLICATION "cdcd_p" ADD TABLE "public"."more"`)
+
+	// deleting the pipeline drops its slot and leaves the DBA's publication
+	require.NoError(t, New(cfg, sources.Deps{}).Cleanup(context.Background()))
+	var slots, pubs int
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcd_p'), (SELECT count(*) FROM pg_publication WHERE pubname = 'cdcd_p')`).Scan(&slots, &pubs))
+	require.Zero(t, slots)
+	require.Equal(t, 1, pubs)
+}

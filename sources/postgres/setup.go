@@ -241,6 +241,15 @@ func ensurePublication(ctx context.Context, pool *pgxpool.Pool, name string, tab
 		}
 		delete(have, t.ID)
 	}
+	var mine bool
+	if err := pool.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(pubowner, 'USAGE') FROM pg_catalog.pg_publication WHERE pubname = $1`, name).Scan(&mine); err != nil {
+		return nil, fmt.Errorf("read publication %s: %w", name, err)
+	}
+	if !mine {
+		// a DBA's publication: used as it is (its other tables' changes are
+		// skipped by the stream); tables it lacks are the check's to report
+		return missing, nil
+	}
 	// tables no longer in the pipeline leave the publication (their changes
 	// already in the WAL are skipped by the stream)
 	for id := range have {
@@ -367,12 +376,10 @@ func (s *Source) checkTables(ctx context.Context, starting bool, only []schema.T
 				t.ID, strings.Join(t.Toast, ", "), quoted(t.ID))
 		}
 	}
-	var pubOwner *bool
-	if err := pool.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(p.pubowner, 'USAGE') FROM pg_catalog.pg_publication p WHERE pubname = $1`, s.cfg.Publication).Scan(&pubOwner); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return err
-	}
-	if pubOwner != nil && !*pubOwner {
-		bad("publication %s exists and belongs to another role: cdcd must own it (ALTER PUBLICATION %s OWNER TO <user>) or use another name", s.cfg.Publication, pgx.Identifier{s.cfg.Publication}.Sanitize())
+	if len(tables) > 0 {
+		for _, p := range publicationProblems(ctx, pool, s.cfg.Publication, tables) {
+			bad("%s", p)
+		}
 	}
 	if len(errs) > 0 {
 		return permanent(errors.Join(errs...))
@@ -396,6 +403,14 @@ func (s *Source) Cleanup(ctx context.Context) error {
 	}
 	if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot); err != nil {
 		return fmt.Errorf("drop replication slot %s: %w", s.cfg.Slot, err)
+	}
+	var mine bool
+	err = pool.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(pubowner, 'USAGE') FROM pg_catalog.pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&mine)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !mine) {
+		return nil // gone, or a DBA's publication: theirs to drop
+	}
+	if err != nil {
+		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
 	}
 	if _, err := pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{s.cfg.Publication}.Sanitize()); err != nil {
 		return fmt.Errorf("drop publication %s: %w", s.cfg.Publication, err)
@@ -436,4 +451,102 @@ func (s *Source) Sample(ctx context.Context, id schema.TableID, limit int) (sche
 		return schema.Table{}, nil, fmt.Errorf("read %s: %w", id, err)
 	}
 	return t.shape(types), out, nil
+}
+
+// publicationProblems says what keeps the role from making or using the
+// pipeline's publication for tables, with the statement to run. cdcd creates
+// the publication when it does not exist (CREATE on the database, and, as for
+// every ALTER PUBLICATION … ADD TABLE, ownership of each table); a
+// publication a DBA created beforehand, owned by another role, is used as it
+// is when it holds every table: the role then needs neither.
+func publicationProblems(ctx context.Context, pool *pgxpool.Pool, pub string, tables []*tableInfo) []string {
+	var out []string
+	var exists, mine bool
+	err := pool.QueryRow(ctx, `SELECT true, pg_catalog.pg_has_role(pubowner, 'USAGE') FROM pg_catalog.pg_publication WHERE pubname = $1`, pub).Scan(&exists, &mine)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return []string{fmt.Sprintf("read publication %s: %v", pub, err)}
+	}
+	quotedPub := pgx.Identifier{pub}.Sanitize()
+	var missing []*tableInfo
+	if exists {
+		have := map[schema.TableID]bool{}
+		rows, err := pool.Query(ctx, `SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1`, pub)
+		if err != nil {
+			return []string{fmt.Sprintf("read publication %s: %v", pub, err)}
+		}
+		for rows.Next() {
+			var id schema.TableID
+			if err := rows.Scan(&id.Namespace, &id.Name); err == nil {
+				have[id] = true
+			}
+		}
+		rows.Close()
+		for _, t := range tables {
+			if !have[t.ID] {
+				missing = append(missing, t)
+			}
+		}
+		if len(missing) == 0 {
+			return nil // used as it is
+		}
+	} else {
+		missing = tables
+		var canCreate bool
+		if err := pool.QueryRow(ctx, `SELECT has_database_privilege(current_database(), 'CREATE')`).Scan(&canCreate); err != nil {
+			return []string{fmt.Sprintf("read the role's privileges: %v", err)}
+		}
+		if !canCreate {
+			out = append(out, fmt.Sprintf("the role cannot create publication %s: GRANT CREATE ON DATABASE %s TO <user>, or have a DBA create it beforehand: %s",
+				pub, pgx.Identifier{databaseName(ctx, pool)}.Sanitize(), createPublicationSQL(quotedPub, tables)))
+		}
+	}
+	if exists && !mine {
+		names := make([]string, len(missing))
+		for i, t := range missing {
+			names[i] = quoted(t.ID)
+		}
+		return append(out, fmt.Sprintf("publication %s belongs to another role and lacks %s: have its owner run ALTER PUBLICATION %s ADD TABLE %s",
+			pub, strings.Join(names, ", "), quotedPub, strings.Join(names, ", ")))
+	}
+	// creating the publication, or adding tables to it, needs their ownership
+	var notOwned []string
+	for _, t := range missing {
+		var owns bool
+		var owner string
+		if err := pool.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE'), pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = $1`, t.OID).Scan(&owns, &owner); err != nil {
+			return append(out, fmt.Sprintf("read the owner of %s: %v", t.ID, err))
+		}
+		if !owns {
+			notOwned = append(notOwned, fmt.Sprintf("%s (owned by %s)", t.ID, owner))
+		}
+	}
+	if len(notOwned) > 0 {
+		verb := fmt.Sprintf("have a DBA create it beforehand, and cdcd uses it as it is: %s", createPublicationSQL(quotedPub, tables))
+		if exists {
+			names := make([]string, len(missing))
+			for i, t := range missing {
+				names[i] = quoted(t.ID)
+			}
+			verb = fmt.Sprintf("have a table owner run ALTER PUBLICATION %s ADD TABLE %s", quotedPub, strings.Join(names, ", "))
+		}
+		out = append(out, fmt.Sprintf("publication %s needs the tables' owner to add them, and the role does not own %s: %s",
+			pub, strings.Join(notOwned, ", "), verb))
+	}
+	return out
+}
+
+func createPublicationSQL(quotedPub string, tables []*tableInfo) string {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = quoted(t.ID)
+	}
+	return fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)", quotedPub, strings.Join(names, ", "))
+}
+
+func databaseName(ctx context.Context, pool *pgxpool.Pool) string {
+	var db string
+	if err := pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		return "<database>"
+	}
+	return db
 }
