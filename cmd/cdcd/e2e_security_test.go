@@ -205,3 +205,19 @@ pipelines:
 	}
 	require.Contains(t, lastError, "<value>")
 }
+
+// TestTokensNeedTheServersStore: run where no store is, `tokens list` and
+// `delete` refuse, naming the path they looked at; `create` (the first token
+// comes before the first serve) says it makes a new store there.
+func TestTokensNeedTheServersStore(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "elsewhere")
+	out := cli(t, nil, 2, "tokens", "list", "--data-dir", data)
+	require.Contains(t, out, "no metadata store at "+filepath.Join(data, "cdcd.db"))
+	cli(t, nil, 2, "tokens", "delete", "0123456789ab", "--data-dir", data)
+	_, err := os.Stat(data)
+	require.True(t, os.IsNotExist(err), "nothing was created")
+	out = cli(t, nil, 0, "tokens", "create", "first", "--role", "admin", "--data-dir", data)
+	require.Contains(t, out, "creating one (and its secret key) there; run `cdcd serve --data-dir "+data)
+	require.Contains(t, cli(t, nil, 0, "tokens", "list", "--data-dir", data), "first")
+}

@@ -77,6 +77,21 @@ func (f *storeFlags) openWith(ctx context.Context, c *secrets.Cipher) (store.Sto
 	return store.OpenSQLite(ctx, filepath.Join(f.dataDir, "cdcd.db"), c)
 }
 
+// mustExist refuses to go on when the embedded store is not there: a command
+// that acts on the server's store (tokens), run from another directory,
+// would otherwise make a new, empty store and key there and act on those.
+func (f *storeFlags) mustExist() error {
+	if f.storeURL != "" {
+		return nil
+	}
+	path := filepath.Join(f.dataDir, "cdcd.db")
+	if _, err := os.Stat(path); err != nil {
+		abs, _ := filepath.Abs(path)
+		return &exitError{2, fmt.Errorf("no metadata store at %s: run this where `cdcd serve` keeps its data, or give the server's --data-dir (or --store-url)", abs)}
+	}
+	return nil
+}
+
 func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (store.Store, error) {
 	c, err := f.cipher(log)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,8 +24,17 @@ func newTokens(lf *logFlags) *cobra.Command {
 		cmd.PersistentFlags().AddFlag(cmd.Flags().Lookup(name))
 	}
 	// on runs f against the store with the command's args.
+	// (create may make the store: the first token comes before the first
+	// serve on a non-loopback address; it says where)
 	on := func(f func(ctx context.Context, cmd *cobra.Command, args []string, st store.Store) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
+			if err := sf.mustExist(); err != nil {
+				if cmd.Name() != "create" {
+					return err
+				}
+				abs, _ := filepath.Abs(sf.dataDir)
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: no metadata store in %s yet: creating one (and its secret key) there; run `cdcd serve --data-dir %s` for the server to use this token\n", abs, abs)
+			}
 			return withStore(cmd, lf, &sf, func(ctx context.Context, _ *slog.Logger, st store.Store) error {
 				return f(ctx, cmd, args, st)
 			})
