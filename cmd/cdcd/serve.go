@@ -193,7 +193,7 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 	if f.http.TLSCert != "" {
 		scheme = "https"
 	}
-	log.Info("cdcd serving", "version", version, "listen", ln.Addr().String(), "api", scheme+"://"+ln.Addr().String()+"/api/v1")
+	log.Info("cdcd serving", "version", version, "listen", ln.Addr().String(), "ui", scheme+"://"+ln.Addr().String()+"/", "api", scheme+"://"+ln.Addr().String()+"/api/v1")
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():
