@@ -476,6 +476,9 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			if len(rt.created) > 0 && c.Holds == nil {
 				return component.Permanent(fmt.Errorf("schema change on %s: %s, but holding a table needs the metadata store (cdcd serve); set that policy to apply or fail for this pipeline", rt.created[0].Table, rt.created[0].Reason))
 			}
+			for i := range rt.created {
+				r.planDDL(ctx, ev, &rt.created[i])
+			}
 			for _, h := range rt.created {
 				r.log.Warn("table held by the schema-change policy; the rest of the pipeline continues",
 					"table", h.Table.String(), "reason", h.Reason, "ddl", strings.Join(h.DDL, "; "))
@@ -770,5 +773,30 @@ func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *o
 				return nil
 			}
 		}
+	}
+}
+
+// planDDL replaces a new hold's generic DDL with the statements the sink
+// would run, in its dialect and under the table's destination name, when the
+// sink can say (sinks.DDLPlanner); if it cannot now, the generic text stays
+// and the log says why.
+func (r *Runner) planDDL(ctx context.Context, ev *evolver, h *Hold) {
+	p, ok := r.cfg.Sink.(sinks.DDLPlanner)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	stmts, err := p.PlanDDL(ctx, h.Proposed)
+	if err != nil {
+		r.log.Warn("the destination's statements for a held schema change could not be planned; showing the generic ones", "table", h.Table.String(), "error", err)
+		return
+	}
+	if stmts == nil {
+		stmts = []string{}
+	}
+	h.DDL = stmts
+	if held := ev.holds[h.Table]; held != nil {
+		held.DDL = stmts
 	}
 }

@@ -212,3 +212,11 @@ func JSONNull(v schema.Value) bool {
 	}
 	return false
 }
+
+// DDLPlanner is implemented by sinks that can say which statements applying a
+// delta would run at the destination, in their own dialect and under the
+// table's destination name, without running them: what a schema change held
+// for a person's decision shows. The destination is only read.
+type DDLPlanner interface {
+	PlanDDL(ctx context.Context, d schema.Delta) ([]string, error)
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/chromedp/chromedp"
+	mysqlclient "github.com/go-mysql-org/go-mysql/client"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
@@ -377,7 +378,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 	exec(`ALTER TABLE users RENAME COLUMN name TO full_name`)
 	exec(`UPDATE users SET full_name = 'renamed ' || id WHERE id <= 5`)
 	b.shows(`[data-held]`, "renamed to full_name")
-	b.shows(`[data-held] .ddl`, `RENAME COLUMN "name" TO "full_name"`)
+	b.shows(`[data-held] .ddl`, `ALTER TABLE "wh"."users" RENAME COLUMN "name" TO "full_name"`)
 	b.shows(`[data-table="public.users"]`, "held")
 	b.shot("schema-change-held")
 	b.click(`[data-held] button.primary`)
@@ -446,4 +447,82 @@ func TestBrowserWalkThrough(t *testing.T) {
 	require.NoError(t, src.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots`).Scan(&slots))
 	require.Zero(t, slots, "deleting dropped the slot")
 	t.Logf("screenshots in %s (%s)", b.shots, strconv.Itoa(b.n))
+}
+
+// TestBrowserMariaDBWizard: a MariaDB source through the same forms and
+// wizard, in open mode (no token yet, a local browser): its connection tested
+// as a source, its catalog, the preview with an email hashed, creation, and
+// the destination holding the rows.
+func TestBrowserMariaDBWizard(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartMariaDB(t)
+	conn, err := mysqlclient.Connect(m.Addr(), "root", "", "")
+	require.NoError(t, err)
+	defer conn.Close()
+	for _, q := range []string{
+		"CREATE DATABASE app CHARACTER SET utf8mb4", "USE app",
+		"CREATE TABLE customers (id bigint PRIMARY KEY, email varchar(100), name char(20))",
+		"CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, total decimal(10,2))",
+		"INSERT INTO customers SELECT seq, CONCAT('c', seq, '@example.com'), CONCAT('name ', seq) FROM seq_1_to_40",
+		"INSERT INTO orders SELECT seq, seq % 40 + 1, seq * 2.5 FROM seq_1_to_90",
+	} {
+		_, err := conn.Execute(q)
+		require.NoError(t, err, q)
+	}
+	pg := testenv.StartPostgres(t)
+	dstDSN := pg.CreateDatabase(t, "wh")
+	dst, err := pgxpool.New(context.Background(), dstDSN)
+	require.NoError(t, err)
+	defer dst.Close()
+	s := startServer(t, "--data-dir", filepath.Join(t.TempDir(), "data"))
+
+	b := newBrowser(t, s.url, 1280, 900)
+	b.shows("[data-testid=who]", "open mode")
+	b.open("/connections/new")
+	b.fill("#f-name", "maria")
+	b.fill("#f-type", "mysql")
+	b.fill("#f-addr", m.Addr())
+	b.fill("#f-user", "root")
+	b.clickButton("Save")
+	b.until("saved", `location.pathname === '/connections/maria'`)
+	b.clickButton("Test")
+	b.shows("[data-testid=test-result]", "Connection test passed")
+	b.open("/connections/new")
+	b.fill("#f-name", "wh")
+	b.fill("#f-type", "postgres")
+	b.fill("#f-role", "destination")
+	b.fill("#f-dsn", dstDSN)
+	b.fill("#f-schema", "wh")
+	b.clickButton("Save")
+	b.until("saved", `location.pathname === '/connections/wh'`)
+
+	b.open("/pipelines/new")
+	b.click(`input[name=source][value=maria]`)
+	b.clickButton("Next")
+	b.shows(`[data-catalog-table="app.customers"]`, "customers")
+	b.click(`[data-catalog-table="app.customers"] input[type=checkbox]`)
+	b.click(`[data-catalog-table="app.orders"] input[type=checkbox]`)
+	b.clickButton("Next")
+	b.fill(`[data-columns="app.customers"] [data-column="email"] select`, "hash")
+	b.clickButton("Generate")
+	b.clickButton("Next")
+	b.shows(`[data-testid=preview-after]`, "name 1")
+	require.NotContains(t, eval[string](b, `document.querySelector('[data-testid=preview-after]').innerText`), "@example.com")
+	b.shot("mariadb-preview")
+	b.clickButton("Next")
+	b.fill("#p-name", "maria")
+	b.fill("#p-dest", "wh")
+	b.shows(`[data-plan-table="app.customers"]`, "wh.customers")
+	b.clickButton("Next")
+	b.clickButton("Validate")
+	b.shows(`[data-testid=validation]`, "Everything checks out")
+	b.clickButton("Create")
+	b.until("on the new pipeline's page", `location.pathname === '/pipelines/maria'`)
+	b.shows(`[data-table="app.customers"]`, "40 rows")
+	b.shows(`[data-table="app.orders"]`, "90 rows")
+	b.shot("mariadb-pipeline")
+	var n int
+	require.Eventually(t, func() bool {
+		return dst.QueryRow(context.Background(), `SELECT count(*) FROM wh.customers WHERE email NOT LIKE '%@example.com'`).Scan(&n) == nil && n == 40
+	}, 60*time.Second, 100*time.Millisecond, "the customers, emails hashed: %s", s.log)
 }

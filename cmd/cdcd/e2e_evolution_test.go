@@ -126,7 +126,7 @@ pipelines:
 	require.Equal(t, "pending", h.Status)
 	require.Equal(t, "users", h.Table.Name)
 	require.Contains(t, h.Reason, "column mail was renamed to email")
-	require.Equal(t, []string{`ALTER TABLE "public"."users" RENAME COLUMN "mail" TO "email"`}, h.DDL)
+	require.Equal(t, []string{`ALTER TABLE "wh"."users" RENAME COLUMN "mail" TO "email"`}, h.DDL)
 	require.Equal(t, 50, count(`SELECT count(*) FROM wh.users WHERE NOT _cdc_deleted`), "held changes must not reach the destination")
 	require.Equal(t, 0, count(`SELECT count(*) FROM wh.users WHERE mail LIKE 'renamed%'`))
 	require.Contains(t, cli(t, env, 0, "pipelines", "schema-changes", "shop"), "RENAME COLUMN")

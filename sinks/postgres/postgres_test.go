@@ -325,3 +325,30 @@ func TestSharedSettingsDecode(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal([]byte("dsn: postgres://h/db\ndelete_mod: hard\n"), &n))
 	require.ErrorContains(t, component.Decode(&n, &c), "delete_mod")
 }
+
+// TestPlanDDL: what a held schema change shows is what Apply would run here,
+// under the destination name, and planning changes nothing.
+func TestPlanDDL(t *testing.T) {
+	t.Parallel()
+	s, _, _ := openSink(t, nil)
+	ctx := context.Background()
+	// a table not there yet: its creation
+	stmts, err := s.PlanDDL(ctx, schema.Delta{Table: money, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}})
+	require.NoError(t, err)
+	require.Len(t, stmts, 1)
+	require.Contains(t, stmts[0], `CREATE TABLE IF NOT EXISTS "dest"."money"`)
+	require.NoError(t, s.Apply(ctx, []schema.Delta{{Table: money, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}}))
+
+	v2 := money.Clone()
+	v2.Version = 2
+	old := v2.Columns[2]
+	v2.Columns[2].Name = "memo"
+	v2.Columns = append(v2.Columns, schema.Column{Name: "extra", Type: schema.Type{Kind: schema.KindInt, Name: "int4"}, Nullable: true})
+	d := schema.Delta{Table: v2, From: 1, Changes: []schema.ColumnChange{{Op: schema.RenameColumn, Column: v2.Columns[2], Old: &old}, {Op: schema.AddColumn, Column: v2.Columns[3]}}}
+	stmts, err = s.PlanDDL(ctx, d)
+	require.NoError(t, err)
+	require.Equal(t, []string{`ALTER TABLE "dest"."money" ADD COLUMN IF NOT EXISTS "extra" integer`, `ALTER TABLE "dest"."money" RENAME COLUMN "note" TO "memo"`}, stmts)
+	again, err := s.PlanDDL(ctx, d)
+	require.NoError(t, err)
+	require.Equal(t, stmts, again, "planning changed nothing")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/internal/redact"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -144,23 +145,66 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 }
 
 func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error {
-	cur, err := s.readTable(ctx, tx, d.Table.ID)
-	if err != nil {
-		return err
-	}
-	if cur == nil {
-		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
+	run := func(cur *destTable, q string) error {
+		if cur == nil { // the table's creation
+			if _, err := tx.Exec(ctx, q); err != nil && !isDuplicateObject(err) {
+				return classify(fmt.Errorf("create destination table for %s: %w", d.Table.ID, err))
+			}
+			s.log.Info("destination table created", "table", s.cfg.Schema+"."+s.cfg.DestName(d.Table.ID), "source", d.Table.ID.String())
 			return nil
 		}
-		return s.createTable(ctx, tx, d.Table)
-	}
-	exec := func(q string) error {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return classify(fmt.Errorf("apply schema change to %s: %s: %w", cur.ident, q, err))
 		}
 		s.log.Info("schema change applied at destination", "table", cur.name, "statement", q)
 		return nil
 	}
+	created, err := s.deltaStatements(ctx, tx, d, run)
+	if err != nil || created {
+		return err
+	}
+	return s.fill(ctx, tx, d)
+}
+
+// PlanDDL implements sinks.DDLPlanner: the statements Apply would run for d
+// against the destination table as it is now, under its destination name
+// (the fill of added columns' existing rows not included).
+func (s *Sink) PlanDDL(ctx context.Context, d schema.Delta) ([]string, error) {
+	cc, err := pgx.ParseConfig(s.cfg.DSN)
+	if err != nil {
+		return nil, component.Permanent(fmt.Errorf("dsn: %s", redact.Text(err.Error())))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc) // its own session: the writer's may be busy
+	if err != nil {
+		return nil, classify(fmt.Errorf("connect to destination: %w", err))
+	}
+	defer conn.Close(ctx)
+	var out []string
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		_, err := s.deltaStatements(ctx, tx, d, func(_ *destTable, q string) error { out = append(out, q); return nil })
+		return err
+	})
+	return out, err
+}
+
+// deltaStatements hands run the statements that bring the destination table
+// to d (created: the table did not exist and the statement creates it).
+func (s *Sink) deltaStatements(ctx context.Context, tx pgx.Tx, d schema.Delta, run func(cur *destTable, q string) error) (created bool, err error) {
+	cur, err := s.readTable(ctx, tx, d.Table.ID)
+	if err != nil {
+		return false, err
+	}
+	if cur == nil {
+		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
+			return false, nil
+		}
+		q, err := s.createTableSQL(d.Table)
+		if err != nil {
+			return false, err
+		}
+		return true, run(nil, q)
+	}
+	exec := func(q string) error { return run(cur, q) }
 	// columns of the delta's table the destination lacks (a CreateTable for an
 	// existing table, or an AddColumn)
 	for _, c := range d.Table.Columns {
@@ -168,7 +212,7 @@ func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error 
 			continue
 		}
 		if err := exec(fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cur.ident, pgx.Identifier{c.Name}.Sanitize(), DestType(c.Type))); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for _, ch := range d.Changes {
@@ -178,11 +222,11 @@ func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error 
 			_, hasNew := cur.byName[ch.Column.Name]
 			if hasOld && !hasNew {
 				if err := exec(fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", cur.ident, pgx.Identifier{ch.Old.Name}.Sanitize(), pgx.Identifier{ch.Column.Name}.Sanitize())); err != nil {
-					return err
+					return false, err
 				}
 			} else if !hasNew {
 				if err := exec(fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cur.ident, pgx.Identifier{ch.Column.Name}.Sanitize(), DestType(ch.Column.Type))); err != nil {
-					return err
+					return false, err
 				}
 			}
 		case schema.AlterColumnType:
@@ -194,22 +238,22 @@ func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error 
 			if have, w := cur.cols[i].spec, parseDest(want); have == w || (w.typname == "text" && have.typname == "text") {
 				continue
 			} else if !widens(have, w) {
-				return component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and cannot take it without loss (not a widening): alter the destination column yourself, or resync the table",
+				return false, component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and cannot take it without loss (not a widening): alter the destination column yourself, or resync the table",
 					cur.name, ch.Column.Name, ch.Column.Type, cur.cols[i].typ))
 			}
 			if err := exec(fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", cur.ident, pgx.Identifier{ch.Column.Name}.Sanitize(), want)); err != nil {
-				return err
+				return false, err
 			}
 		case schema.SetPrimaryKey:
 			if !slices.Equal(cur.pk, d.Table.PrimaryKey) {
-				return component.Permanent(fmt.Errorf("table %s: the source's primary key changed from (%s) to (%s); the destination merges by key and cannot follow it: resync the table",
+				return false, component.Permanent(fmt.Errorf("table %s: the source's primary key changed from (%s) to (%s); the destination merges by key and cannot follow it: resync the table",
 					cur.name, strings.Join(cur.pk, ", "), strings.Join(d.Table.PrimaryKey, ", ")))
 			}
 		case schema.DropColumn, schema.DropTable, schema.SetNullable, schema.CreateTable, schema.AddColumn:
 			// drops keep the destination's column or table; data columns are nullable
 		}
 	}
-	return s.fill(ctx, tx, d)
+	return false, nil
 }
 
 // fill writes each added column's Existing value into the rows written before
@@ -258,9 +302,9 @@ func renamedTo(d schema.Delta, name string) bool {
 }
 
 // createTable creates the destination table with the source key and the metadata columns.
-func (s *Sink) createTable(ctx context.Context, tx pgx.Tx, t schema.Table) error {
+func (s *Sink) createTableSQL(t schema.Table) (string, error) {
 	if len(t.PrimaryKey) == 0 {
-		return component.Permanent(fmt.Errorf("table %s has no primary key: the Postgres sink merges by key, so it needs one at the source", t.ID))
+		return "", component.Permanent(fmt.Errorf("table %s has no primary key: the Postgres sink merges by key, so it needs one at the source", t.ID))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", s.destIdent(t.ID))
@@ -287,11 +331,7 @@ func (s *Sink) createTable(ctx context.Context, tx pgx.Tx, t schema.Table) error
 		b.WriteString(pgx.Identifier{k}.Sanitize())
 	}
 	b.WriteString("))")
-	if _, err := tx.Exec(ctx, b.String()); err != nil && !isDuplicateObject(err) {
-		return classify(fmt.Errorf("create destination table for %s: %w", t.ID, err))
-	}
-	s.log.Info("destination table created", "table", s.cfg.Schema+"."+s.cfg.DestName(t.ID), "source", t.ID.String())
-	return nil
+	return b.String(), nil
 }
 
 // sqlNames maps the SQL spellings DestType produces to pg_type names.
