@@ -640,6 +640,9 @@ func TestPlan(t *testing.T) {
 	out = h.do("POST", "/api/v1/plan", bad, 200)
 	require.Equal(t, false, out["ok"])
 	require.Contains(t, fmt.Sprint(out["problems"]), "delete_mode")
+	// a document that is not one is refused, as its creation would be
+	refused := h.do("POST", "/api/v1/plan", map[string]any{}, 422)
+	require.Contains(t, fmt.Sprint(refused["problems"]), "source")
 	// nothing was created
 	require.Empty(t, h.do("GET", "/api/v1/pipelines", nil, 200)["pipelines"])
 }

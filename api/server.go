@@ -626,7 +626,7 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) testConnection(w http.ResponseWriter, r *http.Request) {
 	role := r.URL.Query().Get("role")
-	if role != "" && role != "source" && role != "destination" && role != "alert_channel" {
+	if r.URL.Query().Has("role") && role != "source" && role != "destination" && role != "alert_channel" {
 		writeError(w, http.StatusBadRequest, "invalid query", config.Problems{{Path: "role", Message: "must be source, destination or alert_channel"}})
 		return
 	}
@@ -1312,9 +1312,11 @@ func (s *Server) types(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.cfg.Types.Describe())
 }
 
-// planPipeline answers what a pipeline document would do: its problems (200
-// with ok false: a plan is an answer, not a refusal), the live checks of its
-// source and destination, and each table's destination name and shape.
+// planPipeline answers what a pipeline document would do: its problems (a
+// document the schema refuses is a 422, as its creation would be; one that
+// is well formed but wrong, a 200 with ok false and the problems), the live
+// checks of its source and destination, and each table's destination name
+// and shape.
 func (s *Server) planPipeline(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Planner == nil {
 		writeError(w, http.StatusNotFound, "this server plans no pipelines", nil)
@@ -1331,11 +1333,12 @@ func (s *Server) planPipeline(w http.ResponseWriter, r *http.Request) {
 		problems = merge(config.Problems{{Path: prefix, Message: err.Error()}}, problems)
 	}
 	if len(problems) > 0 {
+		// not a pipeline document at all: refused as its creation would be
 		var more config.Problems
 		if err == nil {
 			errors.As(s.cfg.Control.CheckPipeline(r.Context(), p), &more)
 		}
-		writeJSON(w, http.StatusOK, app.Plan{Problems: merge(problems, more), Tables: []app.PlanTable{}})
+		writeError(w, http.StatusUnprocessableEntity, "invalid pipeline document", merge(problems, more))
 		return
 	}
 	plan, err := s.cfg.Planner.PlanPipeline(r.Context(), p)

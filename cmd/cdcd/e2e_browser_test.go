@@ -92,6 +92,19 @@ func (b *browser) fail(format string, args ...any) {
 	b.t.Fatalf("%s\npage text:\n%s", fmt.Sprintf(format, args...), text)
 }
 
+// evalAwait evaluates an expression whose value is a promise and returns
+// what it resolves to.
+func evalAwait[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.fail("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
 // shot saves a full-page screenshot named after the step.
 func (b *browser) shot(step string) {
 	b.n++
@@ -425,6 +438,10 @@ func TestBrowserWalkThrough(t *testing.T) {
 	exec(`INSERT INTO orders VALUES (121, 1, 9.99)`)
 	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM wh.orders WHERE id = 121`) == 1 },
 		60*time.Second, 100*time.Millisecond, "nothing flowed after resume: %s", s.log)
+	// the charts draw the pipeline's points (one every 10 s): changes written
+	b.until("the throughput chart has a line", `[...document.querySelectorAll('figure.chart path.s2')].some(p => (p.getAttribute('d') || '').includes('L'))`)
+	b.shot("pipeline-charts")
+
 	// at a phone's width the pages reflow; the list and the pipeline stay usable
 	phone := newBrowser(t, s.url, 390, 844)
 	phone.run(chromedp.SendKeys(chromedp.CSS("#token"), admin), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
@@ -525,4 +542,50 @@ func TestBrowserMariaDBWizard(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return dst.QueryRow(context.Background(), `SELECT count(*) FROM wh.customers WHERE email NOT LIKE '%@example.com'`).Scan(&n) == nil && n == 40
 	}, 60*time.Second, 100*time.Millisecond, "the customers, emails hashed: %s", s.log)
+}
+
+// TestBrowserManyPipelines: the list with 200 pipelines renders every row and
+// filters them as the user types; the time to the first full render and the
+// list request are logged (measured, not asserted: a loaded CI machine is no
+// reference).
+func TestBrowserManyPipelines(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--data-dir", filepath.Join(t.TempDir(), "data"))
+	const n = 200
+	for i := range n {
+		code, body := apiCall(t, s.url, "", "PUT", fmt.Sprintf("/api/v1/pipelines/p%03d", i), map[string]any{
+			"paused": true, "source": map[string]any{"type": "datagen", "config": map[string]any{"tables": 2, "snapshot_rows": 10}},
+			"sink": map[string]any{"type": "discard"}})
+		require.Equal(t, http.StatusCreated, code, "%s", body)
+	}
+	start := time.Now()
+	code, body := apiCall(t, s.url, "", "GET", "/api/v1/pipelines", nil)
+	require.Equal(t, http.StatusOK, code)
+	t.Logf("GET /api/v1/pipelines with %d pipelines: %d bytes in %s", n, len(body), time.Since(start))
+
+	b := newBrowser(t, s.url, 1280, 900)
+	start = time.Now()
+	b.until("every row", fmt.Sprintf(`document.querySelectorAll('[data-pipeline]').length === %d`, n))
+	t.Logf("the list showed %d pipelines %s after the page loaded", n, time.Since(start))
+	b.fill(`input[type=search]`, "p01")
+	b.until("the filtered rows", `document.querySelectorAll('[data-pipeline]').length === 10`)
+	b.fill(`input[type=search]`, "")
+	b.until("every row again", fmt.Sprintf(`document.querySelectorAll('[data-pipeline]').length === %d`, n))
+	// the page's long tasks (a render blocking input) while the list polls
+	longest := evalAwait[float64](b, `new Promise(ok => { let max = 0; new PerformanceObserver(l => { for (const e of l.getEntries()) max = Math.max(max, e.duration) }).observe({type: 'longtask', buffered: false}); setTimeout(() => ok(max), 4500) })`)
+	t.Logf("the longest task over two polls of %d rows: %.0f ms (0: none over 50 ms)", n, longest)
+	b.shot("many-pipelines")
+
+	// bulk: two rows selected, one click resumes both
+	b.click(`[data-pipeline="p000"] input[type=checkbox]`)
+	b.click(`[data-pipeline="p001"] input[type=checkbox]`)
+	b.clickButton("Resume selected")
+	paused := func(name string) bool {
+		_, body := apiCall(t, s.url, "", "GET", "/api/v1/pipelines/"+name, nil)
+		var v struct{ Paused bool }
+		require.NoError(t, json.Unmarshal(body, &v))
+		return v.Paused
+	}
+	require.Eventually(t, func() bool { return !paused("p000") && !paused("p001") }, 30*time.Second, 50*time.Millisecond)
+	require.True(t, paused("p002"))
 }

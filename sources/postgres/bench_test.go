@@ -109,3 +109,46 @@ func BenchmarkReaderVsRecvlogical(b *testing.B) {
 	b.ReportMetric(changes/recvTotal.Seconds(), "recvlogical_changes/s")
 	b.ReportMetric(recvTotal.Seconds()/readerTotal.Seconds(), "ratio")
 }
+
+// BenchmarkCatalog10k measures what the wizard's table step asks of a source
+// with 10,000 tables (100 schemas of 100, each table with 8 columns and a
+// key): the first page, and a search for one table, through the public
+// Catalog (columns, keys, replica identity and estimates included). The
+// bound the UI needs is 200 ms a request.
+//
+//	go test -run XXX -bench Catalog10k ./sources/postgres
+func BenchmarkCatalog10k(b *testing.B) {
+	pg := testenv.StartPostgres(b)
+	ctx := context.Background()
+	dsn := pg.CreateDatabase(b, "catalog")
+	pool, err := openPool(ctx, dsn, 2)
+	require.NoError(b, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `DO $$ BEGIN
+		FOR s IN 0..99 LOOP
+			EXECUTE format('CREATE SCHEMA s%s', lpad(s::text, 2, '0'));
+			FOR t IN 0..99 LOOP
+				EXECUTE format('CREATE TABLE s%s.t%s (id int8 PRIMARY KEY, a text, b int4, c numeric(12,2), d timestamptz, e jsonb, f bool, g bytea)',
+					lpad(s::text, 2, '0'), lpad(t::text, 2, '0'));
+			END LOOP;
+		END LOOP; END $$`)
+	require.NoError(b, err)
+	src := New(Config{DSN: dsn, Tables: []string{"s00.t00"}}.WithDefaults("bench"), sources.Deps{})
+	for _, q := range []struct {
+		name  string
+		query sources.CatalogQuery
+		want  int
+	}{
+		{"first-page", sources.CatalogQuery{Limit: 100}, 100},
+		{"search", sources.CatalogQuery{Search: "s42.t17", Limit: 100}, 1},
+		{"schema", sources.CatalogQuery{Schema: "s99", Limit: 100}, 100},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			for b.Loop() {
+				page, err := src.Catalog(ctx, q.query)
+				require.NoError(b, err)
+				require.Len(b, page.Tables, q.want)
+			}
+		})
+	}
+}

@@ -513,7 +513,7 @@ export interface paths {
         put?: never;
         /**
          * What a pipeline document would do, without creating anything (editor): its problems at their paths, the live checks of its source and destination as it configures them, and each source table's destination name and shape, or why it cannot go there as it is
-         * @description A plan is an answer, not a refusal: an invalid document is a 200 with ok false and its problems.
+         * @description A document the schema refuses is a 422, as its creation would be; a well-formed one that would not work (a missing connection, a failing check, a name the destination would cut) is a 200 with ok false and its problems.
          */
         post: operations["planPipeline"];
         delete?: never;
@@ -2243,6 +2243,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Invalid"];
             503: components["responses"]["Unavailable"];
         };
     };

@@ -1,3 +1,4 @@
+import { memo } from 'preact/compat';
 import { useRef, useState } from 'preact/hooks';
 import { api, errorText, must, type Pipeline } from '../api';
 import { ErrorText, Sparkline, StateBadge, usePoll } from '../components';
@@ -80,12 +81,14 @@ export function Pipelines() {
     list.reload();
   };
 
-  const toggle = (name: string) => {
-    const s = new Set(selected);
-    if (s.has(name)) s.delete(name);
-    else s.add(name);
-    setSelected(s);
-  };
+  // functional: a row not rendered again since holds an older closure
+  const toggle = (name: string) =>
+    setSelected((old) => {
+      const s = new Set(old);
+      if (s.has(name)) s.delete(name);
+      else s.add(name);
+      return s;
+    });
 
   return (
     <section>
@@ -159,58 +162,20 @@ export function Pipelines() {
             </thead>
             <tbody>
               {pipelines.map((p) => {
-                const snap = snapshot(p);
                 const r = rates.current.get(p.name)?.values ?? [];
-                const why = reason(p);
-                const held = (p.status?.progress.held_tables?.length ?? 0) > 0;
+                const view = rowView(p, r);
                 return (
-                  <tr key={p.name} data-pipeline={p.name}>
-                    {editor && (
-                      <td>
-                        <input type="checkbox" aria-label={'Select ' + p.name} checked={selected.has(p.name)} onChange={() => toggle(p.name)} />
-                      </td>
-                    )}
-                    <td>
-                      <a href={'/pipelines/' + encodeURIComponent(p.name)}>{p.name}</a>
-                    </td>
-                    <td>
-                      <StateBadge state={held && p.state === 'streaming' ? 'held' : p.state} degraded={p.status?.degraded} />
-                      {why && <div class="reason">{why}</div>}
-                    </td>
-                    <td>{p.status?.progress.caught_up ? seconds(p.status.progress.lag_seconds) : seconds(p.status?.progress.lag_seconds)}</td>
-                    <td>{count(p.status?.progress.changes_written)}</td>
-                    <td>
-                      <Sparkline values={r} label={`${p.name}: ${rate(r[r.length - 1] ?? 0)} written`} /> <span class="muted">{rate(r[r.length - 1] ?? 0)}</span>
-                    </td>
-                    <td>
-                      {snap === null ? (
-                        '–'
-                      ) : snap.estimated === null ? (
-                        <span>{count(snap.done)} rows (no estimate)</span>
-                      ) : snap.done >= snap.estimated ? (
-                        <span>
-                          {count(snap.done)} rows, past the estimate of {count(snap.estimated)}
-                        </span>
-                      ) : (
-                        <span>
-                          <progress max={snap.estimated || 1} value={snap.done} /> {Math.floor((100 * snap.done) / Math.max(snap.estimated, 1))}%
-                        </span>
-                      )}
-                    </td>
-                    {editor && (
-                      <td>
-                        {p.paused ? (
-                          <button type="button" disabled={!!busy} onClick={() => void act([p.name], 'resume')}>
-                            Resume
-                          </button>
-                        ) : (
-                          <button type="button" disabled={!!busy} onClick={() => void act([p.name], 'pause')}>
-                            Pause
-                          </button>
-                        )}
-                      </td>
-                    )}
-                  </tr>
+                  <Row
+                    key={p.name}
+                    p={p}
+                    view={view}
+                    sig={view.sig + (selected.has(p.name) ? '|s' : '') + (busy ? '|b' : '')}
+                    editor={editor}
+                    selected={selected.has(p.name)}
+                    busy={!!busy}
+                    toggle={toggle}
+                    act={act}
+                  />
                 );
               })}
             </tbody>
@@ -220,3 +185,84 @@ export function Pipelines() {
     </section>
   );
 }
+
+type RowView = { snap: ReturnType<typeof snapshot>; rates: number[]; why: string; held: boolean; sig: string };
+
+// rowView derives what a row shows, and a signature of it: a row whose
+// signature is unchanged is not rendered again (a poll of 200 pipelines
+// then costs only the rows that moved).
+function rowView(p: Pipeline, rates: number[]): RowView {
+  const snap = snapshot(p);
+  const why = reason(p);
+  const held = (p.status?.progress.held_tables?.length ?? 0) > 0;
+  const prog = p.status?.progress;
+  const sig = [p.state, p.paused, p.status?.degraded, why, held, prog?.lag_seconds, prog?.changes_written, snap?.done, snap?.estimated, rates.join(',')].join('|');
+  return { snap, rates, why, held, sig };
+}
+
+type RowProps = {
+  p: Pipeline;
+  view: RowView;
+  sig: string;
+  editor: boolean;
+  selected: boolean;
+  busy: boolean;
+  toggle: (name: string) => void;
+  act: (names: string[], verb: 'pause' | 'resume') => Promise<void>;
+};
+
+const Row = memo(
+  function Row({ p, view, editor, selected, busy, toggle, act }: RowProps) {
+    const { snap, rates: r, why, held } = view;
+    return (
+      <tr data-pipeline={p.name}>
+        {editor && (
+          <td>
+            <input type="checkbox" aria-label={'Select ' + p.name} checked={selected} onChange={() => toggle(p.name)} />
+          </td>
+        )}
+        <td>
+          <a href={'/pipelines/' + encodeURIComponent(p.name)}>{p.name}</a>
+        </td>
+        <td>
+          <StateBadge state={held && p.state === 'streaming' ? 'held' : p.state} degraded={p.status?.degraded} />
+          {why && <div class="reason">{why}</div>}
+        </td>
+        <td>{seconds(p.status?.progress.lag_seconds)}</td>
+        <td>{count(p.status?.progress.changes_written)}</td>
+        <td>
+          <Sparkline values={r} label={`${p.name}: ${rate(r[r.length - 1] ?? 0)} written`} /> <span class="muted">{rate(r[r.length - 1] ?? 0)}</span>
+        </td>
+        <td>
+          {snap === null ? (
+            '–'
+          ) : snap.estimated === null ? (
+            <span>{count(snap.done)} rows (no estimate)</span>
+          ) : snap.done >= snap.estimated ? (
+            <span>
+              {count(snap.done)} rows, past the estimate of {count(snap.estimated)}
+            </span>
+          ) : (
+            <span>
+              <progress max={snap.estimated || 1} value={snap.done} /> {Math.floor((100 * snap.done) / Math.max(snap.estimated, 1))}%
+            </span>
+          )}
+        </td>
+        {editor && (
+          <td>
+            {p.paused ? (
+              <button type="button" disabled={busy} onClick={() => void act([p.name], 'resume')}>
+                Resume
+              </button>
+            ) : (
+              <button type="button" disabled={busy} onClick={() => void act([p.name], 'pause')}>
+                Pause
+              </button>
+            )}
+          </td>
+        )}
+      </tr>
+    );
+  },
+  (a, b) => a.sig === b.sig && a.editor === b.editor,
+);

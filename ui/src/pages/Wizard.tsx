@@ -624,7 +624,10 @@ export function Wizard() {
       setPlan(must(await api.POST('/api/v1/plan', { body: doc as unknown as Schemas['NewPipeline'] })));
       setError('');
     } catch (e) {
-      setError(errorText(e));
+      if (e instanceof ApiError && e.problems.length) {
+        setPlan({ ok: false, problems: e.problems, tables: [] });
+        setError('');
+      } else setError(errorText(e));
     } finally {
       setPlanning(false);
     }
