@@ -406,6 +406,29 @@ func TestBrowserWalkThrough(t *testing.T) {
 	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM wh.users WHERE full_name LIKE 'renamed %'`) == 5 },
 		60*time.Second, 100*time.Millisecond, "the approved rename never reached the destination: %s", s.log)
 
+	// edit: a table added (snapshotted while the others stream) and the
+	// mask changed, which asks what happens to the rows already written
+	exec(`CREATE TABLE notes (id int8 PRIMARY KEY, body text)`)
+	exec(`INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 25) g`)
+	b.clickButton("Edit")
+	b.shows(`[data-testid=edit-tables]`, "public.orders")
+	b.fill("#add-table", "public.notes")
+	b.clickButton("Add")
+	b.shows(`[data-testid=edit-tables]`, "public.notes")
+	doc := eval[string](b, `document.querySelector('textarea').value`)
+	require.Contains(t, doc, `"method": "hash"`)
+	b.fill("textarea", strings.Replace(doc, `"method": "hash"`, `"method": "redact"`, 1))
+	b.shows(`[data-testid=transform-change]`, "The transforms changed")
+	require.True(t, eval[bool](b, `[...document.querySelectorAll('button.primary')].find(e => e.innerText === 'Save').disabled`), "no save before the choice")
+	b.click(`input[name=tc][value=keep_written]`)
+	b.clickButton("Validate")
+	b.shows(`[data-testid=edit-validation]`, "Everything checks out")
+	b.shot("edit")
+	b.clickButton("Save")
+	b.until("back on the pipeline's page", `location.pathname === '/pipelines/shop'`)
+	b.shows(`[data-table="public.notes"]`, "25 rows")
+	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM wh.notes`) == 25 }, 60*time.Second, 100*time.Millisecond, "the added table never arrived: %s", s.log)
+
 	// a viewer sees no edit controls, and the API refuses its writes
 	b.clickButton("Sign out")
 	b.run(chromedp.SendKeys(chromedp.CSS("#token"), viewer), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
@@ -423,6 +446,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.open("/pipelines/shop")
 	b.shows(`[data-table="public.users"]`, "streaming")
 	require.Zero(t, b.count(`button.danger`), "no delete for a viewer")
+	require.Zero(t, b.count(`a[href="/pipelines/shop/edit"]`), "no edit for a viewer")
 	code, body := apiCall(t, s.url, viewer, "POST", "/api/v1/pipelines/shop/pause", nil)
 	require.Equal(t, http.StatusForbidden, code, "%s", body)
 

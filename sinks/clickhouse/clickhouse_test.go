@@ -247,7 +247,15 @@ func TestColumnChanges(t *testing.T) {
 	v4.Version = 4
 	was := v4.Columns[3]
 	v4.Columns[3].Name = "created_at"
-	require.NoError(t, s.Apply(ctx, []schema.Delta{{Table: v4, From: 2, Changes: []schema.ColumnChange{{Op: schema.RenameColumn, Column: v4.Columns[3], Old: &was}}}}))
+	rename := schema.Delta{Table: v4, From: 2, Changes: []schema.ColumnChange{{Op: schema.RenameColumn, Column: v4.Columns[3], Old: &was}}}
+	// what a held rename shows is what Apply runs, under the destination name
+	planned, err := s.PlanDDL(ctx, rename)
+	require.NoError(t, err)
+	require.Equal(t, []string{"ALTER TABLE `dest`.`orders` RENAME COLUMN `" + was.Name + "` TO `created_at`"}, planned)
+	again, err := s.PlanDDL(ctx, rename)
+	require.NoError(t, err)
+	require.Equal(t, planned, again, "planning changed nothing")
+	require.NoError(t, s.Apply(ctx, []schema.Delta{rename}))
 	rows, err = db.Query("SELECT name FROM system.columns WHERE database = 'dest' AND table = 'orders' AND name LIKE 'created%'")
 	require.NoError(t, err)
 	require.Equal(t, [][]any{{"created_at"}}, rows)

@@ -320,6 +320,25 @@ func (s *Sink) exec(ctx context.Context, q string) error {
 }
 
 func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
+	return s.deltaStatements(ctx, d, func(q string) error { return s.exec(ctx, q) }, false)
+}
+
+// PlanDDL implements sinks.DDLPlanner: the statements Apply would run for d
+// against the destination table as it is now, under its destination name. An
+// added column's DEFAULT for the rows already there is not rendered (Apply
+// checks it through a staging table first).
+func (s *Sink) PlanDDL(ctx context.Context, d schema.Delta) ([]string, error) {
+	if s.be == nil {
+		return nil, errors.New("clickhouse sink: PlanDDL before Open")
+	}
+	var out []string
+	err := s.deltaStatements(ctx, d, func(q string) error { out = append(out, q); return nil }, true)
+	return out, err
+}
+
+// deltaStatements hands run the statements that bring the destination table
+// to d; planning skips what writes (an added column's fill check).
+func (s *Sink) deltaStatements(ctx context.Context, d schema.Delta, run func(q string) error, planning bool) error {
 	cur, err := s.readTable(ctx, d.Table.ID)
 	if err != nil {
 		return err
@@ -328,7 +347,13 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
 			return nil
 		}
-		return s.createTable(ctx, d.Table)
+		if err := s.createTable(d.Table, run); err != nil {
+			return err
+		}
+		if !planning {
+			s.log.Info("destination table created", "table", s.cfg.Database+"."+s.cfg.DestName(d.Table.ID), "source", d.Table.ID.String())
+		}
+		return nil
 	}
 	for _, ch := range d.Changes {
 		switch ch.Op {
@@ -339,7 +364,7 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 				if s.feat.major < 20 || (s.feat.major == 20 && s.feat.minor < 4) {
 					return component.Permanent(fmt.Errorf("table %s: column %s was renamed to %s at the source; ClickHouse before 20.4 cannot rename columns: rename or add it yourself, then resume", cur.name, ch.Old.Name, ch.Column.Name))
 				}
-				if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", cur.ident, ident(ch.Old.Name), ident(ch.Column.Name))); err != nil {
+				if err := run(fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", cur.ident, ident(ch.Old.Name), ident(ch.Column.Name))); err != nil {
 					return err
 				}
 				cur.byName[ch.Column.Name] = cur.byName[ch.Old.Name]
@@ -361,7 +386,7 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 				return component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and cannot take it without loss: alter the column yourself, or resync the table",
 					cur.name, ch.Column.Name, ch.Column.Type, have.sql))
 			}
-			if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s MODIFY COLUMN %s %s", cur.ident, ident(ch.Column.Name), want.sql)); err != nil {
+			if err := run(fmt.Sprintf("ALTER TABLE %s MODIFY COLUMN %s %s", cur.ident, ident(ch.Column.Name), want.sql)); err != nil {
 				return err
 			}
 		case schema.SetPrimaryKey:
@@ -393,7 +418,7 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 			return component.Permanent(fmt.Errorf("table %s column %s: %w", cur.name, c.Name, err))
 		}
 		def := ""
-		if v, ok := fills[c.Name]; ok {
+		if v, ok := fills[c.Name]; ok && !planning {
 			if def, err = s.fillDefault(ctx, cur, c.Name, ct, v, d.Pos); err != nil {
 				return err
 			}
@@ -402,8 +427,11 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 		if s.feat.ifNotExists {
 			q = fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s%s", cur.ident, ident(c.Name), ct.sql, def)
 		}
-		if err := s.exec(ctx, q); err != nil {
+		if err := run(q); err != nil {
 			return err
+		}
+		if planning {
+			continue
 		}
 		s.log.Info("column added at destination", "table", cur.name, "column", c.Name, "type", ct.sql, "fills_older_rows", def != "")
 	}
@@ -474,7 +502,7 @@ func (s *Sink) tableOptions(id schema.TableID) TableOptions {
 	return s.cfg.Tables[id.String()]
 }
 
-func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
+func (s *Sink) createTable(t schema.Table, run func(q string) error) error {
 	if len(t.PrimaryKey) == 0 {
 		return component.Permanent(fmt.Errorf("table %s has no primary key: ReplacingMergeTree needs one to replace rows", t.ID))
 	}
@@ -544,16 +572,15 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 	if s.feat.dedupToken {
 		b.WriteString(" SETTINGS non_replicated_deduplication_window = 1000")
 	}
-	if err := s.exec(ctx, b.String()); err != nil {
+	if err := run(b.String()); err != nil {
 		return err
 	}
 	if s.cfg.CreateViews {
 		view := s.db + "." + ident(s.cfg.DestName(t.ID)+"_current")
-		if err := s.exec(ctx, fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS SELECT * FROM %s FINAL WHERE %s = 0", view, name, ident(s.meta.Deleted))); err != nil {
+		if err := run(fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS SELECT * FROM %s FINAL WHERE %s = 0", view, name, ident(s.meta.Deleted))); err != nil {
 			return err
 		}
 	}
-	s.log.Info("destination table created", "table", s.cfg.Database+"."+s.cfg.DestName(t.ID), "source", t.ID.String())
 	return nil
 }
 
@@ -875,3 +902,5 @@ func (s *Sink) DestinationName(t schema.Table) (string, error) {
 }
 
 var _ sinks.Namer = (*Sink)(nil)
+
+var _ sinks.DDLPlanner = (*Sink)(nil)

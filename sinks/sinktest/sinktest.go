@@ -114,6 +114,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"commit_behind_write":       testCommitBehindWrite,
 		"resync_after_cleanup":      testResync,
 		"names_never_cut_or_shared": testNames,
+		"plan_ddl_reads_only":       testPlanDDL,
 	}
 	for name, f := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -433,6 +434,41 @@ func testAddColumn(t *testing.T, h Harness) {
 	c.After = append(c.After, schema.Field{Name: "extra", Value: schema.String("x")})
 	s.write(batch(true, c, g.change(schema.OpUpdate, 1, 11, "a2")))
 	expect(t, h, v2, map[int64]schema.Row{1: row(1, 11, "a2"), 2: append(row(2, 20, "b"), schema.Field{Name: "extra", Value: schema.String("x")})})
+}
+
+// testPlanDDL: a sink that plans its statements (sinks.DDLPlanner, what a
+// held schema change shows) plans them against the destination as it is and
+// runs nothing: before the delta is applied its statements add the column;
+// after, none is left that does.
+func testPlanDDL(t *testing.T, h Harness) {
+	var g gen
+	s := open(t, h, Options{})
+	p, ok := s.s.(sinks.DDLPlanner)
+	if !ok {
+		t.Skip("the sink does not plan its statements")
+	}
+	ctx := context.Background()
+	s.apply(createDelta(Items))
+	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "a")))
+	v2 := Items.Clone()
+	v2.Version = 2
+	added := schema.Column{Name: "planned_col", Type: schema.Type{Kind: schema.KindString, Name: "text"}, Nullable: true}
+	v2.Columns = append(v2.Columns, added)
+	d := schema.Delta{Table: v2, From: 1, Changes: []schema.ColumnChange{{Op: schema.AddColumn, Column: added}}}
+	mentions := func(stmts []string) bool {
+		return slices.ContainsFunc(stmts, func(q string) bool { return strings.Contains(q, "planned_col") })
+	}
+	before, err := p.PlanDDL(ctx, d)
+	require.NoError(t, err)
+	require.True(t, mentions(before), "the plan adds the column: %q", before)
+	again, err := p.PlanDDL(ctx, d)
+	require.NoError(t, err)
+	require.Equal(t, before, again, "planning ran nothing")
+	s.apply(d)
+	after, err := p.PlanDDL(ctx, d)
+	require.NoError(t, err)
+	require.False(t, mentions(after), "once applied, nothing is left to add: %q", after)
+	expect(t, h, v2, map[int64]schema.Row{1: row(1, 10, "a")})
 }
 
 // testAddColumnFill adds columns with a value for the rows already there (a

@@ -440,3 +440,5 @@ func (s *Sink) DestinationName(t schema.Table) (string, error) {
 }
 
 var _ sinks.Namer = (*Sink)(nil)
+
+var _ sinks.DDLPlanner = (*Sink)(nil)

@@ -236,13 +236,21 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 	if err != nil {
 		return err
 	}
+	run := func(q string) error { return s.exec(ctx, q) }
 	switch {
 	case cur == nil && slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }):
 		return nil
 	case cur == nil:
-		err = s.createTable(ctx, d.Table)
+		var q string
+		if q, err = s.createTableSQL(d.Table); err == nil {
+			if _, err = s.db.ExecContext(ctx, q); err != nil {
+				err = classify(fmt.Errorf("create destination table for %s: %w", d.Table.ID, err))
+			} else {
+				s.log.Info("destination table created", "table", s.cfg.DestName(d.Table.ID), "source", d.Table.ID.String())
+			}
+		}
 	default:
-		err = s.alterTable(ctx, cur, d)
+		err = s.alterTable(cur, d, run)
 	}
 	if err != nil {
 		return err
@@ -263,7 +271,7 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 
 // alterTable brings an existing destination table to d's shape: renames, added
 // columns, NUMBER precision growth.
-func (s *Sink) alterTable(ctx context.Context, cur *sfTable, d schema.Delta) error {
+func (s *Sink) alterTable(cur *sfTable, d schema.Delta, run func(q string) error) error {
 	for _, ch := range d.Changes {
 		if ch.Op != schema.RenameColumn {
 			continue
@@ -272,7 +280,7 @@ func (s *Sink) alterTable(ctx context.Context, cur *sfTable, d schema.Delta) err
 		_, hasNew := cur.byName[ch.Column.Name]
 		if hasOld && !hasNew {
 			for _, tbl := range []string{cur.dest, cur.raw} {
-				if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE IF EXISTS %s RENAME COLUMN %s TO %s", tbl, quote(ch.Old.Name), quote(ch.Column.Name))); err != nil {
+				if err := run(fmt.Sprintf("ALTER TABLE IF EXISTS %s RENAME COLUMN %s TO %s", tbl, quote(ch.Old.Name), quote(ch.Column.Name))); err != nil {
 					return err
 				}
 			}
@@ -285,7 +293,7 @@ func (s *Sink) alterTable(ctx context.Context, cur *sfTable, d schema.Delta) err
 		if _, ok := cur.byName[c.Name]; ok {
 			continue
 		}
-		if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cur.dest, quote(c.Name), DestType(c.Type))); err != nil {
+		if err := run(fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cur.dest, quote(c.Name), DestType(c.Type))); err != nil {
 			return err
 		}
 	}
@@ -304,7 +312,7 @@ func (s *Sink) alterTable(ctx context.Context, cur *sfTable, d schema.Delta) err
 				return component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and Snowflake cannot change it to %s in place (only NUMBER precision grows): alter the destination column yourself, or resync the table",
 					cur.name, ch.Column.Name, ch.Column.Type, have.sql(), want.sql()))
 			}
-			if err := s.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", cur.dest, quote(ch.Column.Name), want.sql())); err != nil {
+			if err := run(fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", cur.dest, quote(ch.Column.Name), want.sql())); err != nil {
 				return err
 			}
 		case schema.SetPrimaryKey:
@@ -317,9 +325,9 @@ func (s *Sink) alterTable(ctx context.Context, cur *sfTable, d schema.Delta) err
 
 // createTable creates the destination table with the source key and the
 // metadata columns.
-func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
+func (s *Sink) createTableSQL(t schema.Table) (string, error) {
 	if len(t.PrimaryKey) == 0 {
-		return component.Permanent(fmt.Errorf("table %s has no primary key: the Snowflake sink merges by key, so it needs one at the source", t.ID))
+		return "", component.Permanent(fmt.Errorf("table %s has no primary key: the Snowflake sink merges by key, so it needs one at the source", t.ID))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", s.qualified(s.cfg.DestName(t.ID)))
@@ -342,11 +350,39 @@ func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
 		keys[i] = quote(k)
 	}
 	fmt.Fprintf(&b, "PRIMARY KEY (%s))", strings.Join(keys, ", "))
-	if _, err := s.db.ExecContext(ctx, b.String()); err != nil {
-		return classify(fmt.Errorf("create destination table for %s: %w", t.ID, err))
+	return b.String(), nil
+}
+
+// PlanDDL implements sinks.DDLPlanner: the statements Apply would run for d
+// against the destination table as it is now, under its destination name
+// (the raw table's matching changes and the fill of added columns not
+// included).
+func (s *Sink) PlanDDL(ctx context.Context, d schema.Delta) ([]string, error) {
+	if s.db == nil {
+		return nil, errors.New("snowflake sink: PlanDDL before Open")
 	}
-	s.log.Info("destination table created", "table", s.cfg.DestName(t.ID), "source", t.ID.String())
-	return nil
+	cur, err := s.readTable(ctx, d.Table.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
+			return nil, nil
+		}
+		q, err := s.createTableSQL(d.Table)
+		if err != nil {
+			return nil, err
+		}
+		return []string{q}, nil
+	}
+	var out []string
+	err = s.alterTable(cur, d, func(q string) error {
+		if cur.raw == "" || !strings.Contains(q, cur.raw) {
+			out = append(out, q)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // mergeSQL is the MERGE of one load: the source is the load's rows in the raw

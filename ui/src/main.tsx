@@ -7,6 +7,7 @@ import { SignIn } from './pages/SignIn';
 import { Pipelines } from './pages/Pipelines';
 import { PipelinePage } from './pages/Pipeline';
 import { Wizard } from './pages/Wizard';
+import { EditPipeline } from './pages/Edit';
 import { Connections, ConnectionEdit } from './pages/Connections';
 import { Tokens } from './pages/Tokens';
 import { NotFound } from './pages/NotFound';
@@ -108,6 +109,7 @@ function App() {
             <Route path="/" component={Pipelines} />
             <Route path="/pipelines/new" component={Wizard} />
             <Route path="/pipelines/:name" component={PipelinePage} />
+            <Route path="/pipelines/:name/edit" component={EditPipeline} />
             <Route path="/connections" component={Connections} />
             <Route path="/connections/new" component={ConnectionEdit} />
             <Route path="/connections/:name" component={ConnectionEdit} />

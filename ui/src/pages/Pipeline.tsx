@@ -324,6 +324,9 @@ export function PipelinePage() {
                 Pause
               </button>
             )}
+            <a class="button" href={'/pipelines/' + encodeURIComponent(v.name) + '/edit'}>
+              Edit
+            </a>
             <button type="button" class="danger" onClick={() => setConfirm(true)}>
               Delete…
             </button>
