@@ -148,21 +148,53 @@ func TestSnapshotResumedAfterAddColumnDefault(t *testing.T) {
 	defer cancel()
 	// copy some chunks and ack them, as a pipeline would
 	rows := 0
+	var last offsets.Position
 	for rows < 30 {
 		b, err := s.Read(ctx)
 		require.NoError(t, err)
 		rows += len(b.Changes)
 		if b.Checkpoint != nil {
 			require.NoError(t, s.Ack(ctx, b.Checkpoint))
+			last = b.Checkpoint
 		}
 	}
 	require.NoError(t, s.Close(context.Background()))
+	// while cdcd is down: changes in the old shape, the column, changes of it
+	r.exec("UPDATE types SET v = v + 1000 WHERE id % 10 = 0")
 	r.exec("ALTER TABLE types ADD COLUMN extra int DEFAULT -1")
+	r.exec("UPDATE types SET extra = id WHERE id % 7 = 0")
 
 	s2 := New(r.cfg, sources.Deps{Pipeline: "rig", Schema: r.reg, Progress: r.prog, MaxChanges: 100, Epoch: 2})
-	require.NoError(t, s2.Open(context.Background(), nil))
+	require.NoError(t, s2.Open(context.Background(), last)) // as the engine resumes: from the committed checkpoint
 	defer s2.Close(context.Background())
-	_, ds := collect(t, s2, 200-rows)
+	var ds []schema.Delta
+	updates := 0
+	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer rcancel()
+	for updates < 20+28 || s2.SourceStatus().Snapshotting {
+		b, err := s2.Read(rctx)
+		require.NoError(t, err, "%d updates read", updates)
+		for _, c := range b.Changes {
+			if c.Op == schema.OpUpdate {
+				updates++
+			}
+		}
+		ds = append(ds, b.Deltas...)
+		if b.Checkpoint != nil {
+			require.NoError(t, s2.Ack(rctx, b.Checkpoint))
+		}
+	}
+	// the shapes only go forward: no version without the column after one
+	// with it (the Postgres source's resumed snapshot once registered the
+	// catalog's shape ahead of the stream, and the stream's older one after)
+	all, err := r.versions.LoadTableVersions(context.Background(), "rig")
+	require.NoError(t, err)
+	seen := false
+	for _, tv := range all {
+		_, has := tv.Table.Column("extra")
+		require.False(t, seen && !has, "version %d goes back to the shape without the column", tv.Table.Version)
+		seen = seen || has
+	}
 	filled := false
 	for _, d := range ds {
 		for _, c := range d.Changes {
