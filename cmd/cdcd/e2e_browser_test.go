@@ -613,3 +613,50 @@ func TestBrowserManyPipelines(t *testing.T) {
 	require.Eventually(t, func() bool { return !paused("p000") && !paused("p001") }, 30*time.Second, 50*time.Millisecond)
 	require.True(t, paused("p002"))
 }
+
+// TestBrowserAlerts: an alert channel made in the connection form, a rule
+// made in the alerts page, a test notification sent from it; a pipeline that
+// fails fires the rule: the list shows the banner and the channel gets it.
+func TestBrowserAlerts(t *testing.T) {
+	t.Parallel()
+	hook := newReceiver(t, func(*http.Request, []byte) error { return nil })
+	pg := testenv.StartPostgres(t)
+	dsn := pg.CreateDatabase(t, "empty")
+	s := startServer(t, "--data-dir", filepath.Join(t.TempDir(), "data"))
+	b := newBrowser(t, s.url, 1280, 900)
+	b.shows("[data-testid=who]", "open mode")
+	b.open("/connections/new")
+	b.fill("#f-name", "hook")
+	b.fill("#f-type", "webhook")
+	b.fill("#f-url", hook.srv.URL)
+	b.fill("#f-secret", "a-webhook-secret-of-some-length")
+	b.clickButton("Save")
+	b.until("saved", `location.pathname === '/connections/hook'`)
+
+	b.click(`a[href="/alerts"]`)
+	b.shows("main", "Nothing fires")
+	b.fill("#eval-interval", "1s")
+	b.clickButton("Add a rule")
+	b.fill("#r0-name", "broken")
+	b.fill("#r0-cond", "pipeline_failed")
+	b.fill("#r0-for", "") // at once
+	b.clickButton("Save rules")
+	b.shows("main", "Saved: the rules are in force")
+	code, body := apiCall(t, s.url, "", "GET", "/api/v1/alerts", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), `"channels": [`+"\n"+`        "hook"`, "%s", body)
+	b.clickButton("Send a test")
+	b.shows(`[data-channel="hook"]`, "test notification sent")
+	require.Eventually(t, func() bool { return hook.has("test", "") }, 10*time.Second, 50*time.Millisecond)
+	b.shot("alerts")
+
+	// a pipeline whose table does not exist fails at once: the rule fires
+	code, body = apiCall(t, s.url, "", "PUT", "/api/v1/pipelines/broken", map[string]any{
+		"source": map[string]any{"type": "postgres", "config": map[string]any{"dsn": dsn, "tables": []string{"public.missing"}}},
+		"sink":   map[string]any{"type": "discard"}})
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+	b.open("/")
+	b.shows(`[data-testid=firing]`, "broken on broken")
+	require.Eventually(t, func() bool { return hook.has("firing", "broken") }, 30*time.Second, 100*time.Millisecond)
+	b.shot("alert-firing")
+}

@@ -10,6 +10,7 @@ import { Wizard } from './pages/Wizard';
 import { EditPipeline } from './pages/Edit';
 import { Connections, ConnectionEdit } from './pages/Connections';
 import { Tokens } from './pages/Tokens';
+import { Alerts } from './pages/Alerts';
 import { NotFound } from './pages/NotFound';
 import './app.css';
 
@@ -31,6 +32,7 @@ function Nav({ who, signOut }: { who: Identity; signOut: () => void }) {
       <nav aria-label="Main">
         {link('/', 'Pipelines')}
         {link('/connections', 'Connections')}
+        {link('/alerts', 'Alerts')}
         {can(who, 'admin') && link('/tokens', 'Tokens & audit')}
       </nav>
       <span class="grow" />
@@ -114,6 +116,7 @@ function App() {
             <Route path="/connections/new" component={ConnectionEdit} />
             <Route path="/connections/:name" component={ConnectionEdit} />
             <Route path="/tokens" component={Tokens} />
+            <Route path="/alerts" component={Alerts} />
             <Route default component={NotFound} />
           </Router>
         </main>

@@ -60,6 +60,7 @@ export function Pipelines() {
     return d.pipelines;
   }, 2000);
 
+  const firing = usePoll(async () => must(await api.GET('/api/v1/alerts/active')).alerts.filter((a) => a.state === 'firing'), 5000);
   const pipelines = (list.data ?? []).filter(
     (p) => (!filter || p.name.includes(filter.toLowerCase())) && (!state || p.state === state || (state === 'held' && (p.status?.progress.held_tables?.length ?? 0) > 0)),
   );
@@ -129,6 +130,11 @@ export function Pipelines() {
       </div>
       <ErrorText error={list.error} />
       <ErrorText error={actionError} />
+      {(firing.data?.length ?? 0) > 0 && (
+        <p class="banner" role="alert" data-testid="firing">
+          {firing.data?.length} alert{firing.data?.length === 1 ? '' : 's'} firing: {firing.data?.map((a) => `${a.rule} on ${a.pipeline}`).join(', ')}. <a href="/alerts">See alerts</a>
+        </p>
+      )}
       {list.data === undefined && !list.error ? (
         <p class="loading">Loading pipelines…</p>
       ) : (list.data ?? []).length === 0 ? (
