@@ -123,7 +123,7 @@ func setup(t *testing.T) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a})
+	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a})
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
@@ -457,6 +457,11 @@ func TestEvents(t *testing.T) {
 	for _, want := range es[1:] {
 		require.Equal(t, want, next())
 	}
+	// every pipeline's stream: what happens from now on, with the pipeline
+	all, err := http.Get(h.url + "/api/v1/events/stream")
+	require.NoError(t, err)
+	defer all.Body.Close()
+	require.Equal(t, 200, all.StatusCode)
 	h.do("POST", "/api/v1/pipelines/ev/pause", nil, 200)
 	for {
 		e := next()
@@ -465,6 +470,20 @@ func TestEvents(t *testing.T) {
 			break
 		}
 	}
+	asc := bufio.NewScanner(all.Body)
+	for asc.Scan() {
+		line := asc.Text()
+		if !strings.HasPrefix(line, "data: ") {
+			continue
+		}
+		var e struct{ Pipeline, Kind, Message string }
+		require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &e))
+		require.Equal(t, "ev", e.Pipeline)
+		if e.Kind == "state" && e.Message == "paused" {
+			return
+		}
+	}
+	t.Fatalf("the stream of every pipeline ended: %v", asc.Err())
 }
 
 // Found by Schemathesis: a connection that cannot be read as one table's

@@ -56,6 +56,9 @@ func (h *harness) raw(method, path, contentType, body string, header map[string]
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(h.t, err)
 	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		return resp.StatusCode, resp.Header, "" // a stream: it never ends
+	}
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(h.t, err)
 	return resp.StatusCode, resp.Header, string(b)
@@ -330,7 +333,7 @@ func TestRoles(t *testing.T) {
 		"GET /api/v1/alerts": store.RoleViewer, "PUT /api/v1/alerts": store.RoleEditor, "GET /api/v1/alerts/active": store.RoleViewer,
 		"GET /api/v1/alerts/history": store.RoleViewer, "GET /api/v1/connections/{name}/catalog": store.RoleViewer,
 		"GET /api/v1/pipelines/{name}/timeseries": store.RoleViewer,
-		"GET /api/v1/whoami":                      store.RoleViewer, "GET /api/v1/types": store.RoleViewer, "POST /api/v1/plan": store.RoleEditor,
+		"GET /api/v1/whoami":                      store.RoleViewer, "GET /api/v1/types": store.RoleViewer, "POST /api/v1/plan": store.RoleEditor, "GET /api/v1/events/stream": store.RoleViewer,
 		"GET /api/v1/tokens": store.RoleAdmin, "POST /api/v1/tokens": store.RoleAdmin, "DELETE /api/v1/tokens/{id}": store.RoleAdmin,
 		"GET /api/v1/audit": store.RoleAdmin,
 	}

@@ -73,6 +73,11 @@ type Planner interface {
 	PlanPipeline(ctx context.Context, p config.Pipeline) (app.Plan, error)
 }
 
+// AllEvents follows the events of every pipeline (app.App).
+type AllEvents interface {
+	SubscribeAllEvents(ctx context.Context) (<-chan pipeline.Event, func(), error)
+}
+
 // Tokens is the token store the API authenticates against.
 type Tokens interface {
 	CreateToken(ctx context.Context, spec store.TokenSpec) (string, store.Token, error)
@@ -106,6 +111,9 @@ type Config struct {
 	Types Describer
 	// Planner plans pipeline documents (POST /api/v1/plan); nil: 404.
 	Planner Planner
+	// AllEvents streams every pipeline's events (GET /api/v1/events/stream);
+	// nil: 404.
+	AllEvents AllEvents
 	// Version is reported by /healthz.
 	Version string
 	// AllowedHosts are the host names (no port) a request's Host may name,
@@ -211,6 +219,7 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/pipelines/{name}/events", viewer, s.listEvents},
 		{"GET", "/api/v1/pipelines/{name}/events/stream", viewer, s.streamEvents},
 		{"GET", "/api/v1/pipelines/{name}/timeseries", viewer, s.timeseries},
+		{"GET", "/api/v1/events/stream", viewer, s.streamAllEvents},
 
 		{"POST", "/api/v1/transforms/preview", editor, s.previewTransforms},
 		{"POST", "/api/v1/plan", editor, s.planPipeline},
@@ -1347,4 +1356,56 @@ func (s *Server) planPipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, plan)
+}
+
+// streamAllEvents streams every pipeline's events as they are recorded
+// (Server-Sent Events; each data is an Event with its pipeline): what the
+// pipeline list follows to show a state change at once. There is no backlog:
+// seqs count per pipeline; a client that reconnects reads the list again.
+func (s *Server) streamAllEvents(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.AllEvents == nil {
+		writeError(w, http.StatusNotFound, "this server streams no events", nil)
+		return
+	}
+	live, cancel, err := s.cfg.AllEvents.SubscribeAllEvents(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer cancel()
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if rc.Flush() != nil {
+		return
+	}
+	tick := time.NewTicker(sseKeepalive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case e, ok := <-live:
+			if !ok {
+				return // fell behind: the client reconnects and reads the list again
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				return
+			}
+			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b); err != nil {
+				return
+			}
+		case <-tick.C:
+			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+		}
+		if rc.Flush() != nil {
+			return
+		}
+	}
 }

@@ -46,7 +46,7 @@ func (h *EventHub) RecordEvent(ctx context.Context, e pipeline.Event) {
 		return
 	}
 	for s := range h.subs {
-		if s.pipeline != e.Pipeline {
+		if s.pipeline != "" && s.pipeline != e.Pipeline {
 			continue
 		}
 		select {
@@ -58,8 +58,9 @@ func (h *EventHub) RecordEvent(ctx context.Context, e pipeline.Event) {
 	}
 }
 
-// Subscribe returns the events of a pipeline recorded from now on, until
-// cancel is called or the channel is closed (the subscriber fell behind).
+// Subscribe returns the events of a pipeline (every pipeline's for name "")
+// recorded from now on, until cancel is called or the channel is closed (the
+// subscriber fell behind).
 func (h *EventHub) Subscribe(name string) (<-chan pipeline.Event, func()) {
 	s := &subscriber{pipeline: name, ch: make(chan pipeline.Event, subscriberBuffer)}
 	h.mu.Lock()
@@ -98,5 +99,17 @@ func (a *App) SubscribeEvents(ctx context.Context, name string) (<-chan pipeline
 		return ch, func() { once.Do(func() { close(ch) }) }, nil
 	}
 	ch, cancel := a.Hub.Subscribe(name)
+	return ch, cancel, nil
+}
+
+// SubscribeAllEvents returns every pipeline's events recorded from now on
+// (see EventHub.Subscribe): what the pipeline list follows.
+func (a *App) SubscribeAllEvents(context.Context) (<-chan pipeline.Event, func(), error) {
+	if a.Hub == nil {
+		ch := make(chan pipeline.Event)
+		var once sync.Once
+		return ch, func() { once.Do(func() { close(ch) }) }, nil
+	}
+	ch, cancel := a.Hub.Subscribe("")
 	return ch, cancel, nil
 }

@@ -1,6 +1,6 @@
 import { memo } from 'preact/compat';
-import { useRef, useState } from 'preact/hooks';
-import { api, errorText, must, type Pipeline } from '../api';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, errorText, must, streamEvents, type Pipeline } from '../api';
 import { ErrorText, Sparkline, StateBadge, usePoll } from '../components';
 import { count, rate, seconds } from '../format';
 import { can, useSession } from '../session';
@@ -61,6 +61,26 @@ export function Pipelines() {
   }, 2000);
 
   const firing = usePoll(async () => must(await api.GET('/api/v1/alerts/active')).alerts.filter((a) => a.state === 'firing'), 5000);
+  // a pipeline's state changes show at once: every event reloads the list
+  // (counters and lag come with the poll)
+  const reload = useRef(list.reload);
+  reload.current = list.reload;
+  useEffect(() => {
+    const ctl = new AbortController();
+    let timer: number | undefined;
+    streamEvents(
+      '/api/v1/events/stream',
+      () => {
+        window.clearTimeout(timer);
+        timer = window.setTimeout(() => reload.current(), 200);
+      },
+      ctl.signal,
+    ).catch(() => undefined); // the poll goes on
+    return () => {
+      window.clearTimeout(timer);
+      ctl.abort();
+    };
+  }, []);
   const pipelines = (list.data ?? []).filter(
     (p) => (!filter || p.name.includes(filter.toLowerCase())) && (!state || p.state === state || (state === 'held' && (p.status?.progress.held_tables?.length ?? 0) > 0)),
   );
