@@ -105,6 +105,28 @@ func evalAwait[T any](b *browser, expr string) T {
 	return v
 }
 
+// accessible runs axe-core (the npm package the UI's toolchain installs)
+// on the page as it is and fails on every WCAG 2 A and AA violation, each
+// with the elements it found it on.
+func (b *browser) accessible(page string) {
+	b.t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "ui", "node_modules", "axe-core", "axe.min.js"))
+	if err != nil {
+		if testenv.InCI() {
+			b.t.Fatalf("axe-core is not installed (scripts/test runs npm ci in ui/): %v", err)
+		}
+		b.t.Logf("accessibility of %s not checked: %v (run npm ci in ui/)", page, err)
+		return
+	}
+	eval[chromedp.Void](b, string(src))
+	found := evalAwait[[]string](b, `axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+		.then(r => r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ': ' + v.nodes.slice(0, 4).map(n => n.target.join(' ')).join(', ')))`)
+	if len(found) > 0 {
+		b.shot("inaccessible-" + page)
+	}
+	require.Empty(b.t, found, "accessibility of %s", page)
+}
+
 // shot saves a full-page screenshot named after the step.
 func (b *browser) shot(step string) {
 	b.n++
@@ -256,6 +278,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 
 	b := newBrowser(t, s.url, 1280, 900)
 	b.shows("main", "API token")
+	b.accessible("sign-in")
 	b.shot("sign-in")
 	b.run(chromedp.SendKeys(chromedp.CSS("#token"), admin), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
 	b.shows("[data-testid=who]", "alice · admin")
@@ -270,6 +293,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.fill("#f-dsn", srcDSN) // the tables are the pipelines' to choose
 	b.fill("#f-heartbeat_interval", "1s")
 	b.fill("#f-status_interval", "200ms")
+	b.accessible("connection-form")
 	b.shot("connection-form")
 	b.clickButton("Save")
 	b.until("the form shows the saved connection", `location.pathname === '/connections/shop' && !!document.evaluate("//button[normalize-space()='Test']", document, null, 9, null).singleNodeValue`)
@@ -328,11 +352,13 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.shows(`[data-catalog-table="public.users"]`, "users")
 	b.click(`[data-catalog-table="public.users"] input[type=checkbox]`)
 	b.click(`[data-catalog-table="public.orders"] input[type=checkbox]`)
+	b.accessible("wizard-tables")
 	b.shot("wizard-tables")
 	b.clickButton("Next")
 	b.click(`[data-columns="public.users"] [data-column="phone"] input[type=checkbox]`)
 	b.fill(`[data-columns="public.users"] [data-column="email"] select`, "hash")
 	b.clickButton("Generate")
+	b.accessible("wizard-columns")
 	b.shot("wizard-columns")
 	b.clickButton("Next")
 	b.shows(`[data-testid=preview-after]`, "user 1")
@@ -340,12 +366,14 @@ func TestBrowserWalkThrough(t *testing.T) {
 	require.NotContains(t, afterText, "@example.com", "the preview shows the email hashed")
 	require.NotContains(t, afterText, "phone", "the left-out column is not written")
 	require.Contains(t, eval[string](b, `document.querySelector('main').innerText`), "u1@example.com", "the preview shows the source's rows too")
+	b.accessible("wizard-preview")
 	b.shot("wizard-preview")
 	b.clickButton("Next")
 	b.fill("#p-name", "shop")
 	b.fill("#p-dest", "wh")
 	b.shows(`[data-plan-table="public.users"]`, "wh.users")
 	b.shows(`[data-plan-table="public.orders"]`, "wh.orders")
+	b.accessible("wizard-destination")
 	b.shot("wizard-destination")
 	b.clickButton("Next")
 	b.shows(`[data-testid=yaml]`, "method: hash")
@@ -393,6 +421,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.shows(`[data-held]`, "renamed to full_name")
 	b.shows(`[data-held] .ddl`, `ALTER TABLE "wh"."users" RENAME COLUMN "name" TO "full_name"`)
 	b.shows(`[data-table="public.users"]`, "held")
+	b.accessible("schema-change-held")
 	b.shot("schema-change-held")
 	b.click(`[data-held] button.primary`)
 	b.absent(`[data-held]`)
@@ -436,6 +465,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.open("/")
 	b.shows(`[data-pipeline="shop"]`, "shop")
 	require.Zero(t, b.count(`[data-pipeline="shop"] button`), "no pause or resume for a viewer")
+	b.accessible("list")
 	b.shot("viewer-list")
 	b.open("/connections")
 	b.shows("main", "weak")
@@ -648,6 +678,7 @@ func TestBrowserAlerts(t *testing.T) {
 	b.clickButton("Send a test")
 	b.shows(`[data-channel="hook"]`, "test notification sent")
 	require.Eventually(t, func() bool { return hook.has("test", "") }, 10*time.Second, 50*time.Millisecond)
+	b.accessible("alerts")
 	b.shot("alerts")
 
 	// a pipeline whose table does not exist fails at once: the rule fires

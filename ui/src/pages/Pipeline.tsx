@@ -58,7 +58,7 @@ function Charts({ name }: { name: string }) {
 function Tables({ tables, held }: { tables: TableProgress[]; held: Set<string> }) {
   if (!tables.length) return <p class="empty">No table has been read yet.</p>;
   return (
-    <div class="scroll">
+    <div class="scroll" tabIndex={0} role="region" aria-label="Scrollable table">
       <table class="list" data-testid="tables">
         <thead>
           <tr>
@@ -239,7 +239,7 @@ function Events({ name }: { name: string }) {
       {!events.length ? (
         <p class="empty">No events yet.</p>
       ) : (
-        <ol class="events" data-testid="events">
+        <ol class="events" data-testid="events" tabIndex={0} aria-label="Events, newest first">
           {events.map((e) => (
             <li key={e.seq} class={'level-' + e.level}>
               <time dateTime={e.at}>{when(e.at)}</time> <span class="kind">{e.kind.replace('_', ' ')}</span>

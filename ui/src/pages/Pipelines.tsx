@@ -163,7 +163,7 @@ export function Pipelines() {
           {editor ? ' here, or' : ' Create one'} with <code>cdcd pipelines apply -f pipeline.yaml</code>; first add its <a href="/connections">connections</a>.
         </p>
       ) : (
-        <div class="scroll">
+        <div class="scroll" tabIndex={0} role="region" aria-label="Scrollable table">
           <table class="list">
             <thead>
               <tr>

@@ -183,13 +183,13 @@ function TablesStep({ source, fixed, selected, onToggle, onSelectMany }: {
       {[...groups].map(([ns, ts]) => (
         <details key={ns} open class="schema-group">
           <summary>
-            {ns} <span class="muted">({ts.length} shown)</span>{' '}
-            {!fixed.length && (
-              <button type="button" class="link" onClick={() => onSelectMany(ts.filter((t) => !t.problems?.length))}>
-                select all in {ns}
-              </button>
-            )}
+            {ns} <span class="muted">({ts.length} shown)</span>
           </summary>
+          {!fixed.length && (
+            <button type="button" class="link" onClick={() => onSelectMany(ts.filter((t) => !t.problems?.length))}>
+              Select all shown in {ns}
+            </button>
+          )}
           <table class="list" data-testid="catalog">
             <thead>
               <tr>
@@ -342,7 +342,7 @@ function PreviewTable({ preview }: { preview: Preview }) {
   const cell = (v: unknown) => (v === null || v === undefined ? 'NULL' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   return (
     <div class="two">
-      <div class="scroll">
+      <div class="scroll" tabIndex={0} role="region" aria-label="Scrollable table">
         <h4>Read from the source</h4>
         <table class="list">
           <thead>
@@ -363,7 +363,7 @@ function PreviewTable({ preview }: { preview: Preview }) {
           </tbody>
         </table>
       </div>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0} role="region" aria-label="Scrollable table">
         <h4>Written to the destination</h4>
         <table class="list" data-testid="preview-after">
           <thead>
