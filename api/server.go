@@ -918,12 +918,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	rc := startSSE(w)
 	last := int64(after)
 	send := func(e pipeline.Event) bool {
 		if e.Seq <= last {
@@ -954,6 +949,25 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	followSSE(r, w, rc, live, send) // a subscriber that fell behind reconnects with Last-Event-ID
+}
+
+// startSSE answers with an event stream: no write deadline (a stream outlives
+// the server's write timeout), no caching, no proxy buffering.
+func startSSE(w http.ResponseWriter) *http.ResponseController {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return rc
+}
+
+// followSSE sends each live event until the client leaves, send fails or
+// the subscription ends (the subscriber fell behind), with a keepalive
+// comment when nothing happens.
+func followSSE(r *http.Request, w http.ResponseWriter, rc *http.ResponseController, live <-chan pipeline.Event, send func(pipeline.Event) bool) {
 	if rc.Flush() != nil {
 		return
 	}
@@ -964,10 +978,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case e, ok := <-live:
-			if !ok {
-				return // fell behind: the client reconnects with Last-Event-ID
-			}
-			if !send(e) {
+			if !ok || !send(e) {
 				return
 			}
 		case <-tick.C:
@@ -1373,39 +1384,13 @@ func (s *Server) streamAllEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if rc.Flush() != nil {
-		return
-	}
-	tick := time.NewTicker(sseKeepalive)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case e, ok := <-live:
-			if !ok {
-				return // fell behind: the client reconnects and reads the list again
-			}
-			b, err := json.Marshal(e)
-			if err != nil {
-				return
-			}
-			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b); err != nil {
-				return
-			}
-		case <-tick.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
-				return
-			}
+	// a subscriber that fell behind reconnects and reads the list again
+	followSSE(r, w, startSSE(w), live, func(e pipeline.Event) bool {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return false
 		}
-		if rc.Flush() != nil {
-			return
-		}
-	}
+		_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b)
+		return err == nil
+	})
 }

@@ -203,6 +203,23 @@ func (b *browser) open(path string) {
 	b.run(chromedp.Navigate(b.base + path))
 }
 
+// saveConnection fills the new-connection form (fields: the config's keys
+// to their values, in order; role empty: the type's first) and saves it.
+func (b *browser) saveConnection(name, typ, role string, fields ...[2]string) {
+	b.t.Helper()
+	b.open("/connections/new")
+	b.fill("#f-name", name)
+	b.fill("#f-type", typ)
+	if role != "" {
+		b.fill("#f-role", role)
+	}
+	for _, f := range fields {
+		b.fill("#f-"+f[0], f[1])
+	}
+	b.clickButton("Save")
+	b.until("saved", fmt.Sprintf(`location.pathname === '/connections/%s'`, name))
+}
+
 // apiCall makes one API request with a token and returns the status and body.
 func apiCall(t *testing.T, base, token, method, path string, body any) (int, []byte) {
 	t.Helper()
@@ -302,13 +319,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.shot("connection-test-passed")
 
 	// a connection whose role cannot replicate: the test says what to run
-	b.open("/connections/new")
-	b.fill("#f-name", "weak")
-	b.fill("#f-type", "postgres")
-	b.fill("#f-dsn", weakDSN)
-	b.fill("#f-tables", "public.users")
-	b.clickButton("Save")
-	b.until("saved", `location.pathname === '/connections/weak'`)
+	b.saveConnection("weak", "postgres", "", [2]string{"dsn", weakDSN}, [2]string{"tables", "public.users"})
 	b.clickButton("Test")
 	b.shows("[data-testid=test-result]", "Connection test failed")
 	b.shows("[data-testid=test-result]", "ALTER ROLE <user> WITH REPLICATION")
@@ -326,14 +337,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.shot("connection-form-problem")
 
 	// the destination, tested in the role it fits
-	b.open("/connections/new")
-	b.fill("#f-name", "wh")
-	b.fill("#f-type", "postgres")
-	b.fill("#f-role", "destination")
-	b.fill("#f-dsn", dstDSN)
-	b.fill("#f-schema", "wh")
-	b.clickButton("Save")
-	b.until("saved", `location.pathname === '/connections/wh'`)
+	b.saveConnection("wh", "postgres", "destination", [2]string{"dsn", dstDSN}, [2]string{"schema", "wh"})
 	b.clickButton("Test")
 	b.shows("[data-testid=test-result]", "Connection test passed")
 	b.open("/connections")
@@ -549,23 +553,10 @@ func TestBrowserMariaDBWizard(t *testing.T) {
 
 	b := newBrowser(t, s.url, 1280, 900)
 	b.shows("[data-testid=who]", "open mode")
-	b.open("/connections/new")
-	b.fill("#f-name", "maria")
-	b.fill("#f-type", "mysql")
-	b.fill("#f-addr", m.Addr())
-	b.fill("#f-user", "root")
-	b.clickButton("Save")
-	b.until("saved", `location.pathname === '/connections/maria'`)
+	b.saveConnection("maria", "mysql", "", [2]string{"addr", m.Addr()}, [2]string{"user", "root"})
 	b.clickButton("Test")
 	b.shows("[data-testid=test-result]", "Connection test passed")
-	b.open("/connections/new")
-	b.fill("#f-name", "wh")
-	b.fill("#f-type", "postgres")
-	b.fill("#f-role", "destination")
-	b.fill("#f-dsn", dstDSN)
-	b.fill("#f-schema", "wh")
-	b.clickButton("Save")
-	b.until("saved", `location.pathname === '/connections/wh'`)
+	b.saveConnection("wh", "postgres", "destination", [2]string{"dsn", dstDSN}, [2]string{"schema", "wh"})
 
 	b.open("/pipelines/new")
 	b.click(`input[name=source][value=maria]`)
@@ -655,13 +646,7 @@ func TestBrowserAlerts(t *testing.T) {
 	s := startServer(t, "--data-dir", filepath.Join(t.TempDir(), "data"))
 	b := newBrowser(t, s.url, 1280, 900)
 	b.shows("[data-testid=who]", "open mode")
-	b.open("/connections/new")
-	b.fill("#f-name", "hook")
-	b.fill("#f-type", "webhook")
-	b.fill("#f-url", hook.srv.URL)
-	b.fill("#f-secret", "a-webhook-secret-of-some-length")
-	b.clickButton("Save")
-	b.until("saved", `location.pathname === '/connections/hook'`)
+	b.saveConnection("hook", "webhook", "", [2]string{"url", hook.srv.URL}, [2]string{"secret", "a-webhook-secret-of-some-length"})
 
 	b.click(`a[href="/alerts"]`)
 	b.shows("main", "Nothing fires")
