@@ -31,7 +31,9 @@ type CatalogPage struct {
 	Tables []CatalogTable `json:"tables"`
 	Next   string         `json:"next,omitempty"`
 	// Schemas are every schema (database) that has a table, with how many:
-	// on the first page only.
+	// on the first page of the listing without search or schema only (a
+	// client keeps them; counting every table again at each search cost
+	// as much as the search among 10,000 tables).
 	Schemas []CatalogSchema `json:"schemas,omitempty"`
 }
 

@@ -30,7 +30,10 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 	if q.Search != "" {
 		search = sources.LikePattern(q.Search)
 	}
-	res, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, ENGINE FROM information_schema.TABLES
+	// names first: TABLE_ROWS and ENGINE make the server open every table
+	// the query scans (3.5 s for a first page among 10,000 tables), so they
+	// are read for the page's tables alone, a database at a time
+	res, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
 		WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN `+systemSchemas+`
 			AND (? = '' OR TABLE_SCHEMA = ?) AND (? = '' OR LOWER(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME)) LIKE LOWER(?))
 			AND (CAST(TABLE_SCHEMA AS BINARY), CAST(TABLE_NAME AS BINARY)) > (CAST(? AS BINARY), CAST(? AS BINARY))
@@ -44,15 +47,7 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 	for i := range res.RowNumber() {
 		ns, _ := res.GetString(i, 0)
 		name, _ := res.GetString(i, 1)
-		engine, _ := res.GetString(i, 3)
 		t := sources.CatalogTable{Table: schema.TableID{Namespace: ns, Name: name}, Columns: []sources.CatalogColumn{}, PrimaryKey: []string{}}
-		if null, _ := res.IsNull(i, 2); !null {
-			n, _ := res.GetInt(i, 2)
-			t.EstimatedRows = &n
-		}
-		if engine != "" && !strings.EqualFold(engine, "InnoDB") {
-			t.Problems = append(t.Problems, fmt.Sprintf("engine %s is not transactional: the snapshot cannot be consistent with the binlog, and a failed statement may be half applied; ALTER TABLE %s ENGINE = InnoDB", engine, quoteID(t.Table)))
-		}
 		index[t.Table] = len(page.Tables)
 		page.Tables = append(page.Tables, t)
 	}
@@ -63,6 +58,38 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 		page.Tables = page.Tables[:q.Limit]
 		last := page.Tables[q.Limit-1].Table
 		page.Next = sources.CatalogCursor(last.Namespace, last.Name)
+	}
+	byDB := map[string][]any{}
+	var dbs []string
+	for _, t := range page.Tables {
+		if _, ok := byDB[t.Table.Namespace]; !ok {
+			dbs = append(dbs, t.Table.Namespace)
+		}
+		byDB[t.Table.Namespace] = append(byDB[t.Table.Namespace], t.Table.Name)
+	}
+	for _, db := range dbs {
+		names := byDB[db]
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
+		sres, err := conn.Execute(`SELECT TABLE_NAME, TABLE_ROWS, ENGINE FROM information_schema.TABLES
+			WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (`+marks+`)`, append([]any{db}, names...)...)
+		if err != nil {
+			return sources.CatalogPage{}, fmt.Errorf("read the catalog's estimates: %w", err)
+		}
+		for i := range sres.RowNumber() {
+			name, _ := sres.GetString(i, 0)
+			j, ok := index[schema.TableID{Namespace: db, Name: name}]
+			if !ok {
+				continue
+			}
+			t := &page.Tables[j]
+			if null, _ := sres.IsNull(i, 1); !null {
+				n, _ := sres.GetInt(i, 1)
+				t.EstimatedRows = &n
+			}
+			if engine, _ := sres.GetString(i, 2); engine != "" && !strings.EqualFold(engine, "InnoDB") {
+				t.Problems = append(t.Problems, fmt.Sprintf("engine %s is not transactional: the snapshot cannot be consistent with the binlog, and a failed statement may be half applied; ALTER TABLE %s ENGINE = InnoDB", engine, quoteID(t.Table)))
+			}
+		}
 	}
 	if len(page.Tables) > 0 {
 		// the page's tables, as parameters: (?, ?), (?, ?) …
@@ -109,7 +136,7 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 			t.Problems = append(t.Problems, fmt.Sprintf("no primary key: its updates and deletes cannot be matched at the destination; ALTER TABLE %s ADD PRIMARY KEY (…)", quoteID(t.Table)))
 		}
 	}
-	if q.After == "" {
+	if q.After == "" && q.Search == "" && q.Schema == "" {
 		sres, err := conn.Execute(`SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES
 			WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ` + systemSchemas + ` GROUP BY TABLE_SCHEMA ORDER BY CAST(TABLE_SCHEMA AS BINARY)`)
 		if err != nil {

@@ -120,7 +120,7 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 			t.Problems = append(t.Problems, fmt.Sprintf("no primary key: its updates and deletes cannot be matched at the destination; add one, or ALTER TABLE %s REPLICA IDENTITY FULL", quoted(t.Table)))
 		}
 	}
-	if q.After == "" {
+	if q.After == "" && q.Search == "" && q.Schema == "" {
 		srows, err := pool.Query(ctx, `SELECT n.nspname, count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE `+user+` GROUP BY n.nspname ORDER BY n.nspname COLLATE "C"`)
 		if err != nil {

@@ -967,7 +967,7 @@ export interface components {
         CatalogPage: {
             /** @description pass as after for the next page; absent on the last */
             next?: string;
-            /** @description every schema with tables, and how many (first page only) */
+            /** @description every schema with tables, and how many: on the first page of a listing without search or schema only (keep them) */
             schemas?: {
                 name: string;
                 tables: number;
