@@ -1,12 +1,12 @@
 package mysql
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/sources/sourcetest"
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/stretchr/testify/require"
 )
@@ -34,22 +34,5 @@ func BenchmarkCatalog10k(b *testing.B) {
 	cfg := Config{Addr: m.Addr(), User: "root", Tables: []string{"s00.t00"}}.WithDefaults("bench")
 	require.NoError(b, cfg.Validate())
 	src := New(cfg, sources.Deps{})
-	ctx := context.Background()
-	for _, q := range []struct {
-		name  string
-		query sources.CatalogQuery
-		want  int
-	}{
-		{"first-page", sources.CatalogQuery{Limit: 100}, 100},
-		{"search", sources.CatalogQuery{Search: "s42.t17", Limit: 100}, 1},
-		{"schema", sources.CatalogQuery{Schema: "s99", Limit: 100}, 100},
-	} {
-		b.Run(q.name, func(b *testing.B) {
-			for b.Loop() {
-				page, err := src.Catalog(ctx, q.query)
-				require.NoError(b, err)
-				require.Len(b, page.Tables, q.want)
-			}
-		})
-	}
+	sourcetest.BenchCatalog10k(b, src)
 }

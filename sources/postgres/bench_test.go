@@ -9,6 +9,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/sources/sourcetest"
 	"github.com/jackc/pglogrepl"
 	"github.com/stretchr/testify/require"
 )
@@ -133,21 +134,5 @@ func BenchmarkCatalog10k(b *testing.B) {
 		require.NoError(b, err)
 	}
 	src := New(Config{DSN: dsn, Tables: []string{"s00.t00"}}.WithDefaults("bench"), sources.Deps{})
-	for _, q := range []struct {
-		name  string
-		query sources.CatalogQuery
-		want  int
-	}{
-		{"first-page", sources.CatalogQuery{Limit: 100}, 100},
-		{"search", sources.CatalogQuery{Search: "s42.t17", Limit: 100}, 1},
-		{"schema", sources.CatalogQuery{Schema: "s99", Limit: 100}, 100},
-	} {
-		b.Run(q.name, func(b *testing.B) {
-			for b.Loop() {
-				page, err := src.Catalog(ctx, q.query)
-				require.NoError(b, err)
-				require.Len(b, page.Tables, q.want)
-			}
-		})
-	}
+	sourcetest.BenchCatalog10k(b, src)
 }
