@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cdcd-dev/cdcd/internal/app"
 	"github.com/cdcd-dev/cdcd/internal/config"
@@ -1003,7 +1004,7 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 		dst  *string
 	}{{"schema", &cq.Schema}, {"search", &cq.Search}, {"after", &cq.After}} {
 		if v, ok := param(q, p.name, &ps); ok {
-			if len(v) > 256 {
+			if utf8.RuneCountInString(v) > 256 { // the schema counts characters
 				ps = append(ps, config.Problem{Path: p.name, Message: "at most 256 characters"})
 			}
 			*p.dst = v
