@@ -122,11 +122,7 @@ type incTable struct {
 
 // planIncremental adds the configured tables missing from the publication and
 // returns every table whose incremental snapshot is not done.
-func (s *Source) planIncremental(ctx context.Context, missing []*tableInfo) ([]*incTable, error) {
-	saved, err := s.savedProgress(ctx)
-	if err != nil {
-		return nil, err
-	}
+func (s *Source) planIncremental(ctx context.Context, missing []*tableInfo, saved map[schema.TableID]sources.SnapshotProgress) ([]*incTable, error) {
 	var out []*incTable
 	for _, t := range missing {
 		// state first: once the table is in the publication, only this says it

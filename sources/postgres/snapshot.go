@@ -166,12 +166,8 @@ func (s *Source) createSlot(ctx context.Context, exists bool) (*snapshotPlan, er
 
 // resumePlan continues a snapshot that a crash interrupted: the chunks not done,
 // read under a fresh snapshot exported by a coordinator transaction.
-func (s *Source) resumePlan(ctx context.Context, cp checkpoint) (*snapshotPlan, error) {
+func (s *Source) resumePlan(ctx context.Context, cp checkpoint, saved map[schema.TableID]sources.SnapshotProgress) (*snapshotPlan, error) {
 	plan := &snapshotPlan{consistent: cp.consistent}
-	saved, err := s.savedProgress(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for _, id := range s.cfg.tables {
 		var p tableProgress
 		if sp, ok := saved[id]; ok && json.Unmarshal(sp.State, &p) == nil && len(p.Chunks) > 0 {
@@ -617,11 +613,7 @@ func currentLSN(ctx context.Context, pool *pgxpool.Pool) (pglogrepl.LSN, error) 
 // loadViews gives each table the catalog view a resumed snapshot saved with
 // its progress, for the stream to replay the commits before it in that
 // version (an attempt restarted before the stream got there needs it too).
-func (s *Source) loadViews(ctx context.Context) error {
-	saved, err := s.savedProgress(ctx)
-	if err != nil {
-		return err
-	}
+func (s *Source) loadViews(saved map[schema.TableID]sources.SnapshotProgress) {
 	for id, t := range s.byID {
 		t.view = nil
 		var p tableProgress
@@ -629,5 +621,4 @@ func (s *Source) loadViews(ctx context.Context) error {
 			t.view = p.View
 		}
 	}
-	return nil
 }

@@ -138,9 +138,13 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 			return err
 		}
 	}
-	if err := s.loadViews(ctx); err != nil {
+	// the saved snapshot progress, read once: the catalog views, a resumed
+	// snapshot's chunks and the incremental snapshots all come from it
+	saved, err := s.savedProgress(ctx)
+	if err != nil {
 		return err
 	}
+	s.loadViews(saved)
 	missing, err := ensurePublication(ctx, s.pool, s.cfg.Publication, tables)
 	if err != nil {
 		return err
@@ -204,7 +208,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		if cp.phase == phaseSnapshot {
 			resume = cp.consistent
 			s.resumed = true
-			if plan, err = s.resumePlan(ctx, cp); err != nil {
+			if plan, err = s.resumePlan(ctx, cp, saved); err != nil {
 				return err
 			}
 		}
@@ -214,7 +218,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		if plan == nil {
 			plan = &snapshotPlan{consistent: resume}
 		}
-		if plan.incremental, err = s.planIncremental(ctx, missing); err != nil {
+		if plan.incremental, err = s.planIncremental(ctx, missing, saved); err != nil {
 			return err
 		}
 	}
