@@ -146,8 +146,7 @@ function Shape({ value }: { value: unknown }) {
   );
 }
 
-function SchemaChanges({ name, editor }: { name: string; editor: boolean }) {
-  const list = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/schema-changes', { params: { path: { name } } })).schema_changes, 3000, [name]);
+function SchemaChanges({ name, editor, list }: { name: string; editor: boolean; list: { data: SchemaChange[] | undefined; error: string; reload: () => void } }) {
   const [error, setError] = useState('');
   const decide = async (c: SchemaChange, decision: 'approve' | 'reject' | 'new_column') => {
     setError('');
@@ -261,15 +260,9 @@ export function PipelinePage() {
   const [confirm, setConfirm] = useState(false);
   const [error, setError] = useState('');
   const p = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}', { params: { path: { name } } })), 2000, [name]);
-  // tables with a schema change waiting, for the per-table view
-  const pending = usePoll(
-    async () =>
-      must(await api.GET('/api/v1/pipelines/{name}/schema-changes', { params: { path: { name } } }))
-        .schema_changes.filter((c) => c.status === 'pending')
-        .map((c) => `${c.table.namespace}.${c.table.name}`),
-    3000,
-    [name],
-  );
+  // one poll for the approval cards and the held tables of the per-table view
+  const changes = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/schema-changes', { params: { path: { name } } })).schema_changes, 3000, [name]);
+  const pending = (changes.data ?? []).filter((c) => c.status === 'pending').map((c) => `${c.table.namespace}.${c.table.name}`);
   const skipped = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/skipped', { params: { path: { name }, query: { limit: 20 } } })).skipped, 10000, [name]);
 
   const act = async (verb: 'pause' | 'resume') => {
@@ -302,7 +295,7 @@ export function PipelinePage() {
   }
   const v = p.data;
   const prog = v.status?.progress;
-  const held = (prog?.held_tables?.length ?? 0) > 0 || (pending.data?.length ?? 0) > 0;
+  const held = (prog?.held_tables?.length ?? 0) > 0 || pending.length > 0;
   const why = reason(v);
   return (
     <section>
@@ -370,10 +363,10 @@ export function PipelinePage() {
           ))}
         </ul>
       ) : null}
-      <SchemaChanges name={name} editor={editor} />
+      <SchemaChanges name={name} editor={editor} list={changes} />
       <section aria-labelledby="tables-h">
         <h2 id="tables-h">Tables</h2>
-        <Tables tables={prog?.tables ?? []} held={new Set([...(prog?.held_tables ?? []), ...(pending.data ?? [])])} />
+        <Tables tables={prog?.tables ?? []} held={new Set([...(prog?.held_tables ?? []), ...pending])} />
       </section>
       <Charts name={name} />
       <Events name={name} />
