@@ -269,6 +269,7 @@ pipelines:
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d; cdcd log (tail):\n%s", seed, c.log.Tail(8000))
+			c.saveLog(seed)
 		}
 	}()
 

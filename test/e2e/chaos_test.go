@@ -348,6 +348,7 @@ pipelines:
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d; cdcd log (tail):\n%s", seed, c.log.Tail(8000))
+			c.saveLog(seed)
 		}
 	}()
 
@@ -368,6 +369,16 @@ pipelines:
 			func() (map[string]string, error) { return rowHashes(ctx, c.srcPool, tb.name, tb.key, asText(cols)) },
 			func() (map[string]string, error) {
 				return rowHashes(ctx, c.dstPool, "wh."+tb.name+" WHERE NOT _cdc_deleted", tb.key, asText(cols))
+			},
+			func(key string) string { // the row on both sides, and the destination's version
+				row := func(pool *pgxpool.Pool, from string) string {
+					var s string
+					if err := pool.QueryRow(ctx, fmt.Sprintf(`SELECT row_to_json(r)::text FROM %s r WHERE (%s) = $1`, from, tb.key), key).Scan(&s); err != nil {
+						return err.Error()
+					}
+					return s
+				}
+				return fmt.Sprintf("source:      %s\ndestination: %s", row(c.srcPool, tb.name), row(c.dstPool, "wh."+tb.name))
 			})
 	}
 	stopWatch()
@@ -464,6 +475,21 @@ func (c *chaos) requireEqual(name string, ncols int, source, dest func() (map[st
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Logf("table %s: %d rows equal (%d columns hashed)", name, len(want), ncols)
+}
+
+// saveLog writes cdcd's whole log of a failed run into CDCD_CHAOS_LOG_DIR,
+// when set (the test log keeps its tail only).
+func (c *chaos) saveLog(seed uint64) {
+	dir := os.Getenv("CDCD_CHAOS_LOG_DIR")
+	if dir == "" {
+		return
+	}
+	p := filepath.Join(dir, fmt.Sprintf("%s-%d.log", c.t.Name(), seed))
+	if err := os.WriteFile(p, []byte(c.log.String()), 0o644); err != nil {
+		c.t.Logf("save the cdcd log: %v", err)
+		return
+	}
+	c.t.Logf("cdcd log: %s", p)
 }
 
 // finish stops cdcd gracefully and reports the faults.

@@ -7,4 +7,5 @@
 //	go test ./test/e2e                          # 11 faults each (the test command runs this)
 //	CDCD_CHAOS_FAULTS=200 go test -timeout 2h ./test/e2e   # the long run
 //	CDCD_CHAOS_SEED=1234 go test ./test/e2e     # replay a printed seed
+//	CDCD_CHAOS_LOG_DIR=/tmp go test ./test/e2e  # keep cdcd's whole log of a failed run
 package e2e
