@@ -70,6 +70,9 @@ type RunnerConfig struct {
 	Warn func(warning string)
 	// Events, when set, keeps what happens to the pipeline (Event).
 	Events EventRecorder
+	// Committed, when set, is called after each offset commit (the
+	// Supervisor ends a streak of failed attempts there).
+	Committed func()
 }
 
 // WithDefaults returns c with every unset tunable set to its default.
@@ -754,6 +757,9 @@ func (r *Runner) commitStage(ctx context.Context, written <-chan struct{}, tr *o
 		})
 		if err := c.Source.Ack(ctx, pos); err != nil {
 			return fmt.Errorf("ack source at %s: %w", pos, err)
+		}
+		if c.Committed != nil {
+			c.Committed()
 		}
 		if sr, ok := c.Source.(sources.StatusReporter); ok {
 			st := sr.SourceStatus()

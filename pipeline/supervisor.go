@@ -26,10 +26,23 @@ const (
 	StatePaused       State = "paused"
 	StateFailed       State = "failed"
 	StateNeedsResync  State = "needs_resync"
+	// StateRetrying: an attempt failed with a retryable error; the next one
+	// is due at Status.NextRetry, or runs and has not committed yet.
+	StateRetrying State = "retrying"
 )
 
 // States lists every State.
-var States = []State{StateCreated, StateSnapshotting, StateStreaming, StatePaused, StateFailed, StateNeedsResync}
+var States = []State{StateCreated, StateSnapshotting, StateStreaming, StatePaused, StateFailed, StateNeedsResync, StateRetrying}
+
+// RetryPolicy is how a pipeline retries attempts that fail with a retryable
+// error: a jittered exponential backoff from Backoff, capped at MaxBackoff,
+// and, when MaxAttempts is set, failed after that many consecutive failures
+// without a commit in between. Zero fields take the Supervisor's defaults.
+type RetryPolicy struct {
+	Backoff     time.Duration
+	MaxBackoff  time.Duration
+	MaxAttempts int // 0: retry for as long as it takes
+}
 
 // Spec is what the Supervisor needs to run a pipeline.
 type Spec struct {
@@ -43,6 +56,8 @@ type Spec struct {
 	// supervisor classifies, logs, stores or shows it (the control plane hides
 	// the secrets it resolved for the pipeline); it keeps the error's chain.
 	Scrub func(error) error
+	// Retry overrides the Supervisor's retry defaults.
+	Retry RetryPolicy
 }
 
 // StateStore persists pipeline states so the API shows them after a restart.
@@ -57,13 +72,18 @@ type SupervisorConfig struct {
 	States  StateStore    // optional
 	Events  EventRecorder // optional: the pipelines' event log
 	// BackoffBase and BackoffMax bound the jittered exponential backoff between
-	// attempts after retryable failures.
+	// attempts after retryable failures (defaults 1s and DefaultMaxBackoff).
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
-	// MaxFailures consecutive retryable failures (without progress in between) park
-	// the pipeline as failed.
+	// MaxFailures consecutive retryable failures (without a commit in between)
+	// park the pipeline as failed; 0 retries for as long as it takes. A
+	// pipeline's Spec.Retry overrides these.
 	MaxFailures int
 }
+
+// DefaultMaxBackoff caps the wait between attempts: an outage of any length
+// costs at most this much after it ends.
+const DefaultMaxBackoff = 5 * time.Minute
 
 // Status is what the Supervisor reports about a pipeline.
 type Status struct {
@@ -133,8 +153,7 @@ var ErrUnknownPipeline = errors.New("unknown pipeline")
 // NewSupervisor returns a Supervisor; call Run to start it.
 func NewSupervisor(cfg SupervisorConfig) *Supervisor {
 	cfg.BackoffBase = cmp.Or(cfg.BackoffBase, time.Second)
-	cfg.BackoffMax = cmp.Or(cfg.BackoffMax, 2*time.Minute)
-	cfg.MaxFailures = cmp.Or(cfg.MaxFailures, 10)
+	cfg.BackoffMax = cmp.Or(cfg.BackoffMax, DefaultMaxBackoff)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -329,6 +348,7 @@ func (s *Supervisor) status(m *managed) Status {
 	if r != nil && r.Streaming() {
 		st.Running = true
 		st.Progress = r.Progress()
+		// a retrying pipeline says so until its attempt commits
 		if st.State == StateCreated || st.State == StateSnapshotting || st.State == StateStreaming {
 			st.State = StateStreaming
 			if r.Snapshotting() {
@@ -344,6 +364,8 @@ func (s *Supervisor) status(m *managed) Status {
 		msg := fmt.Sprintf("%d consecutive failed attempt(s), retrying", st.Attempts)
 		if !st.NextRetry.IsZero() {
 			msg += " at " + st.NextRetry.UTC().Format(time.RFC3339)
+		} else if st.Running {
+			msg += "; the current attempt runs and has not committed yet"
 		}
 		if st.LastError != "" {
 			msg += ": " + st.LastError
@@ -361,7 +383,9 @@ func (s *Supervisor) setState(ctx context.Context, m *managed, st State, lastErr
 	prev := m.state
 	m.state, m.lastError = st, lastErr
 	m.mu.Unlock()
-	if prev != st {
+	// entering a retry streak and leaving it have events of their own (the
+	// failed attempt's, recovered's)
+	if prev != st && st != StateRetrying && (prev != StateRetrying || st != StateCreated) {
 		level, msg := LevelInfo, string(st)
 		switch st {
 		case StateFailed, StateNeedsResync:
@@ -396,10 +420,19 @@ func wait(ctx context.Context, m *managed, d time.Duration) bool {
 	return true
 }
 
-func (s *Supervisor) backoff(attempt int) time.Duration {
-	d := s.cfg.BackoffBase << min(attempt-1, 30)
-	if d <= 0 || d > s.cfg.BackoffMax {
-		d = s.cfg.BackoffMax
+// policy is spec's retry policy, its zero fields at the Supervisor's defaults.
+func (s *Supervisor) policy(spec Spec) RetryPolicy {
+	p := spec.Retry
+	p.Backoff = cmp.Or(p.Backoff, s.cfg.BackoffBase)
+	p.MaxBackoff = cmp.Or(p.MaxBackoff, s.cfg.BackoffMax)
+	p.MaxAttempts = cmp.Or(p.MaxAttempts, s.cfg.MaxFailures)
+	return p
+}
+
+func backoff(p RetryPolicy, attempt int) time.Duration {
+	d := p.Backoff << min(attempt-1, 30)
+	if d <= 0 || d > p.MaxBackoff {
+		d = p.MaxBackoff
 	}
 	return d/2 + rand.N(d/2+1) // jitter in [d/2, d]
 }
@@ -432,6 +465,9 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 		}
 		if state == StatePaused || state == StateFailed || state == StateNeedsResync {
 			s.setState(ctx, m, StateCreated, "")
+		}
+		if restart && state == StateRetrying {
+			s.setState(ctx, m, StateCreated, "") // resumed or updated by hand: a new streak
 		}
 
 		runCtx, cancel := context.WithCancel(ctx)
@@ -472,18 +508,20 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 		m.attempts++
 		attempts := m.attempts
 		m.mu.Unlock()
-		if attempts >= s.cfg.MaxFailures {
-			msg := fmt.Sprintf("gave up after %d consecutive failures: %v", attempts, err)
+		pol := s.policy(spec)
+		if pol.MaxAttempts > 0 && attempts >= pol.MaxAttempts {
+			msg := fmt.Sprintf("gave up after %d consecutive failures (retry.max_attempts): %v", attempts, err)
 			log.Error("pipeline failed", "error", msg)
 			s.setState(ctx, m, StateFailed, msg)
 			continue
 		}
-		d := s.backoff(attempts)
+		d := backoff(pol, attempts)
 		log.Warn("pipeline attempt failed, retrying", "error", err, "attempt", attempts, "backoff", d)
 		s.event(ctx, m.name, EventError, LevelWarning, "attempt %d failed, retrying in %s: %v", attempts, d.Round(time.Millisecond), err)
 		m.mu.Lock()
-		m.lastError, m.nextRetry = err.Error(), time.Now().Add(d)
+		m.nextRetry = time.Now().Add(d)
 		m.mu.Unlock()
+		s.setState(ctx, m, StateRetrying, err.Error())
 		if !wait(ctx, m, d) {
 			return
 		}
@@ -528,6 +566,13 @@ func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
 	if cfg.Events == nil {
 		cfg.Events = s.cfg.Events
 	}
+	committed := cfg.Committed
+	cfg.Committed = func() {
+		s.recovered(ctx, m)
+		if committed != nil {
+			committed()
+		}
+	}
 	r, err := NewRunner(cfg)
 	if err != nil {
 		return component.Permanent(err)
@@ -544,15 +589,22 @@ func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
 	m.mu.Lock()
 	m.last = last
 	m.mu.Unlock()
-	if last.BatchesWritten > 0 {
-		m.mu.Lock()
-		m.attempts = 0
-		if err == nil {
-			m.lastError = ""
-		}
-		m.mu.Unlock()
-	}
 	return err
+}
+
+// recovered ends a streak of failed attempts once an attempt commits: the
+// count and the last error clear, and the state is the run's again.
+func (s *Supervisor) recovered(ctx context.Context, m *managed) {
+	m.mu.Lock()
+	attempts, retrying := m.attempts, m.state == StateRetrying
+	m.attempts, m.nextRetry = 0, time.Time{}
+	m.mu.Unlock()
+	if !retrying && attempts == 0 {
+		return
+	}
+	s.log.Info("pipeline recovered", "pipeline", m.name, "failed_attempts", attempts)
+	s.event(ctx, m.name, EventState, LevelInfo, "recovered after %d failed attempt(s)", attempts)
+	s.setState(ctx, m, StateCreated, "")
 }
 
 // event records an event of pipeline name, if anyone listens.

@@ -135,6 +135,65 @@ func TestSupervisorEscalatesAfterMaxFailures(t *testing.T) {
 	require.Equal(t, int32(3), builds.Load())
 }
 
+// TestSupervisorRetriesForAsLongAsItTakes: with no attempt limit, a
+// pipeline retries through any number of failures, says retrying (attempts,
+// next retry, last error) meanwhile, and its first commit ends the streak:
+// state, count and error clear.
+func TestSupervisorRetriesForAsLongAsItTakes(t *testing.T) {
+	t.Parallel()
+	states := &recordedStates{}
+	s := startSupervisor(t, SupervisorConfig{States: states})
+	b := newBundle(t, 16, 30, nil)
+	spec, builds := flakySpec(t, "r", b, 40, false)
+	require.NoError(t, s.Upsert(context.Background(), spec))
+	var seen Status
+	require.Eventually(t, func() bool {
+		st, err := s.Status("r")
+		if err == nil && st.State == StateRetrying && !st.NextRetry.IsZero() && st.Attempts >= 2 {
+			seen = st
+			return true
+		}
+		return false
+	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, "open source: connection refused", seen.LastError)
+	require.True(t, seen.Degraded)
+	require.Contains(t, seen.Reasons[0], "consecutive failed attempt(s), retrying at")
+
+	st := waitState(t, s, "r", StateStreaming)
+	require.GreaterOrEqual(t, builds.Load(), int32(41), "forty failed attempts, then a good one")
+	require.Empty(t, st.LastError, "the last error clears on recovery")
+	require.Zero(t, st.Attempts)
+	require.True(t, st.NextRetry.IsZero())
+	require.False(t, st.Degraded)
+	states.mu.Lock()
+	require.Contains(t, states.m["r"], StateRetrying)
+	require.Equal(t, StateCreated, states.m["r"][len(states.m["r"])-1], "the stored state leaves retrying")
+	states.mu.Unlock()
+}
+
+// TestSupervisorRetryPolicyOfTheSpec: a pipeline's attempt limit overrides
+// the supervisor's (none).
+func TestSupervisorRetryPolicyOfTheSpec(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, SupervisorConfig{})
+	b := newBundle(t, 17, 10, nil)
+	spec, builds := flakySpec(t, "m", b, 1000, false)
+	spec.Retry = RetryPolicy{MaxAttempts: 4}
+	require.NoError(t, s.Upsert(context.Background(), spec))
+	st := waitState(t, s, "m", StateFailed)
+	require.Contains(t, st.LastError, "gave up after 4 consecutive failures (retry.max_attempts): open source: connection refused")
+	require.Equal(t, int32(4), builds.Load())
+}
+
+func TestBackoffIsCapped(t *testing.T) {
+	t.Parallel()
+	p := RetryPolicy{Backoff: time.Second, MaxBackoff: 5 * time.Minute}
+	for attempt, want := range map[int]time.Duration{1: time.Second, 3: 4 * time.Second, 9: 256 * time.Second, 10: 5 * time.Minute, 1000: 5 * time.Minute} {
+		d := backoff(p, attempt)
+		require.True(t, d >= want/2 && d <= want, "attempt %d: %s not in [%s, %s]", attempt, d, want/2, want)
+	}
+}
+
 func TestSupervisorNeedsResync(t *testing.T) {
 	t.Parallel()
 	s := startSupervisor(t, SupervisorConfig{})

@@ -91,8 +91,10 @@ pipelines:
     sink: {type: file}
     batch: {max_changes: 0, max_bytes: 10, max_wait: 2h}
     drain_timeout: 10ms
+    retry: {backoff: 1ms, max_attempts: -1}
   - name: b
     source: {connection: missing}
+    retry: {backoff: 10s, max_backoff: 5s}
     sink: {type: nosink, config: {dir: x}}
     transforms: [{type: nosuch}]
   - name: b
@@ -114,6 +116,9 @@ pipelines:
 		"pipelines[Orders-1].batch.max_bytes",
 		"pipelines[Orders-1].batch.max_wait",
 		"pipelines[Orders-1].drain_timeout",
+		"pipelines[Orders-1].retry.backoff",
+		"pipelines[Orders-1].retry.max_attempts",
+		"pipelines[b].retry.max_backoff",
 		"pipelines[Orders-1].source.config", // tables set in both connection and pipeline
 		"pipelines[Orders-1].sink.config",   // dir is required
 		"pipelines[b].source.connection",

@@ -67,6 +67,8 @@ type Pipeline struct {
 	Sink         Endpoint    `yaml:"sink" json:"sink"`
 	Batch        Batch       `yaml:"batch,omitempty" json:"batch,omitempty"`
 	DrainTimeout Duration    `yaml:"drain_timeout,omitempty" json:"drain_timeout,omitempty"`
+	// Retry is how attempts that fail with a retryable error are retried.
+	Retry Retry `yaml:"retry,omitempty" json:"retry,omitzero"`
 	// SchemaChanges is the schema-change policy (DESIGN.md §7 when empty).
 	SchemaChanges SchemaChanges `yaml:"schema_changes,omitempty" json:"schema_changes,omitzero"`
 	// OnTransformError is what a row that a transform fails on does: stop (the
@@ -75,6 +77,16 @@ type Pipeline struct {
 	OnTransformError string `yaml:"on_transform_error,omitempty" json:"on_transform_error,omitempty"`
 	// Paused creates the pipeline without starting it.
 	Paused bool `yaml:"paused,omitempty" json:"paused,omitempty"`
+}
+
+// Retry is a pipeline's retry policy: a jittered exponential backoff from
+// Backoff, capped at MaxBackoff; MaxAttempts, when set, fails the pipeline
+// after that many consecutive failed attempts (0: retry for as long as it
+// takes).
+type Retry struct {
+	Backoff     Duration `yaml:"backoff,omitempty" json:"backoff,omitempty"`
+	MaxBackoff  Duration `yaml:"max_backoff,omitempty" json:"max_backoff,omitempty"`
+	MaxAttempts int      `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
 }
 
 // SchemaPolicy sets, per kind of source schema change, what the pipeline does:
@@ -108,6 +120,8 @@ const (
 	DefaultMaxBytes     = ByteSize(4 << 20)
 	DefaultMaxWait      = Duration(time.Second)
 	DefaultDrainTimeout = Duration(30 * time.Second)
+	DefaultBackoff      = Duration(time.Second)
+	DefaultMaxBackoff   = Duration(5 * time.Minute)
 )
 
 // warehouseBatch are the batch defaults of the warehouse sinks: each batch is
@@ -142,6 +156,12 @@ func (p Pipeline) WithDefaults() Pipeline {
 	}
 	if p.DrainTimeout == 0 {
 		p.DrainTimeout = DefaultDrainTimeout
+	}
+	if p.Retry.Backoff == 0 {
+		p.Retry.Backoff = DefaultBackoff
+	}
+	if p.Retry.MaxBackoff == 0 {
+		p.Retry.MaxBackoff = DefaultMaxBackoff
 	}
 	for i := range p.Transforms {
 		p.Transforms[i].Name = p.Transforms[i].nameAt(i)

@@ -271,6 +271,14 @@ func validatePipeline(p Pipeline, path string, reg *registry.Registry, conns map
 	if p.DrainTimeout < Duration(time.Second) {
 		ps.add(path+".drain_timeout", "must be at least 1s")
 	}
+	if r := p.Retry; r.Backoff < Duration(10*time.Millisecond) || r.Backoff > Duration(time.Hour) {
+		ps.add(path+".retry.backoff", "must be between 10ms and 1h, got %s", time.Duration(r.Backoff))
+	} else if r.MaxBackoff < r.Backoff || r.MaxBackoff > Duration(24*time.Hour) {
+		ps.add(path+".retry.max_backoff", "must be between retry.backoff (%s) and 24h, got %s", time.Duration(r.Backoff), time.Duration(r.MaxBackoff))
+	}
+	if p.Retry.MaxAttempts < 0 {
+		ps.add(path+".retry.max_attempts", "must be 0 (retry for as long as it takes) or more, got %d", p.Retry.MaxAttempts)
+	}
 
 	ps = append(ps, validateSchemaChanges(p.SchemaChanges, path+".schema_changes")...)
 	switch p.OnTransformError {

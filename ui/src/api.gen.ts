@@ -748,6 +748,12 @@ export interface components {
                 max_wait?: components["schemas"]["Duration"];
             };
             drain_timeout?: components["schemas"]["Duration"];
+            /** @description how attempts that fail with a retryable error are retried: a jittered exponential backoff from backoff (default 1s), capped at max_backoff (default 5m); max_attempts consecutive failures fail the pipeline (default 0: retry for as long as it takes) */
+            retry?: {
+                backoff?: components["schemas"]["Duration"];
+                max_backoff?: components["schemas"]["Duration"];
+                max_attempts?: number;
+            };
             paused?: boolean;
             /** @enum {string} */
             on_transform_error?: "stop" | "skip";
@@ -792,7 +798,7 @@ export interface components {
             };
         };
         /** @enum {string} */
-        State: "created" | "snapshotting" | "streaming" | "paused" | "failed" | "needs_resync";
+        State: "created" | "snapshotting" | "streaming" | "paused" | "failed" | "needs_resync" | "retrying";
         PipelineView: {
             name: string;
             /** @description the pipeline document, secrets redacted */

@@ -313,9 +313,16 @@ export function PipelinePage() {
                 Resume
               </button>
             ) : (
-              <button type="button" onClick={() => void act('pause')}>
-                Pause
-              </button>
+              <>
+                {(v.state === 'failed' || v.state === 'retrying') && (
+                  <button type="button" onClick={() => void act('resume')} title="start an attempt now, with a fresh failure count">
+                    Retry now
+                  </button>
+                )}
+                <button type="button" onClick={() => void act('pause')}>
+                  Pause
+                </button>
+              </>
             )}
             <a class="button" href={'/pipelines/' + encodeURIComponent(v.name) + '/edit'}>
               Edit

@@ -130,7 +130,7 @@ export function Pipelines() {
           State{' '}
           <select value={state} onChange={(e) => setState(e.currentTarget.value)}>
             <option value="">all</option>
-            {['snapshotting', 'streaming', 'held', 'paused', 'failed', 'needs_resync', 'created'].map((s) => (
+            {['snapshotting', 'streaming', 'retrying', 'held', 'paused', 'failed', 'needs_resync', 'created'].map((s) => (
               <option key={s} value={s}>
                 {s.replace('_', ' ')}
               </option>
