@@ -47,7 +47,7 @@ type Control interface {
 	Pipeline(ctx context.Context, name string) (app.PipelineView, error)
 	PausePipeline(ctx context.Context, name string) error
 	ResumePipeline(ctx context.Context, name string) error
-	DeletePipeline(ctx context.Context, name string) error
+	DeletePipeline(ctx context.Context, name string, force bool) (app.DeleteReport, error)
 	SchemaChanges(ctx context.Context, name string) ([]pipeline.Hold, error)
 	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
 	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
@@ -777,11 +777,25 @@ func (s *Server) resumePipeline(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deletePipeline(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Control.DeletePipeline(r.Context(), r.PathValue("name")); err != nil {
+	var ps config.Problems
+	force, _ := param(r.URL.Query(), "force", &ps)
+	if force != "" && force != "true" && force != "false" {
+		ps = append(ps, config.Problem{Path: "force", Message: "must be true or false"})
+	}
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	rep, err := s.cfg.Control.DeletePipeline(r.Context(), r.PathValue("name"), force == "true")
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	if force != "true" {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 // --- schema changes ---

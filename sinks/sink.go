@@ -151,9 +151,13 @@ type OffsetStorer interface {
 
 // Cleaner is implemented by sinks that keep per-pipeline state at the
 // destination besides the data (a stored offset). Cleanup, called when the
-// pipeline is deleted, removes that state and keeps the data.
+// pipeline is deleted, removes that state and keeps the data. Leftover says
+// what Cleanup removes and the statements that remove it by hand, for a
+// forced delete that could not run it: left in place, a pipeline of the same
+// name created later would resume from the old offset.
 type Cleaner interface {
 	Cleanup(ctx context.Context) error
+	Leftover() component.Leftover
 }
 
 // NulledValues is the counter of values a sink stored as NULL because the

@@ -71,9 +71,11 @@ type Warner interface {
 
 // Cleaner is implemented by sources that hold server-side state for a pipeline
 // (a replication slot, a publication). Cleanup drops it when the pipeline is
-// deleted; it is called without Open.
+// deleted; it is called without Open. Leftover says what Cleanup drops and the
+// statements that drop it by hand, for a forced delete that could not run it.
 type Cleaner interface {
 	Cleanup(ctx context.Context) error
+	Leftover() component.Leftover
 }
 
 // StatusReporter is implemented by sources that report progress. SourceStatus is

@@ -209,14 +209,10 @@ func newPipelines() *cobra.Command {
 	_ = apply.MarkFlagRequired("file")
 	action := func(use, verb, short string) *cobra.Command {
 		return &cobra.Command{Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
-			method, path := "POST", "/api/v1/pipelines/"+args[0]+"/"+verb
-			if verb == "" {
-				method, path = "DELETE", "/api/v1/pipelines/"+args[0]
-			}
-			if err := c.do(cmd.Context(), method, path, nil, nil); err != nil {
+			if err := c.do(cmd.Context(), "POST", "/api/v1/pipelines/"+url.PathEscape(args[0])+"/"+verb, nil, nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: %s\n", args[0], map[string]string{"pause": "paused", "resume": "resumed", "": "deleted"}[verb])
+			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: %s\n", args[0], map[string]string{"pause": "paused", "resume": "resumed"}[verb])
 			return nil
 		}}
 	}
@@ -284,10 +280,37 @@ func newPipelines() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error { return c.events(cmd, args[0], last, follow) }}
 	events.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming events as they happen (Server-Sent Events; reconnects)")
 	events.Flags().IntVarP(&last, "last", "n", 50, "how many of the newest events to show first (0: all kept)")
+	var force bool
+	del := &cobra.Command{Use: "delete NAME", Short: "Stop and delete a pipeline with its offsets; its source drops its slot, its sink forgets its offset", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/api/v1/pipelines/" + url.PathEscape(args[0])
+			if !force {
+				if err := c.do(cmd.Context(), "DELETE", path, nil, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: deleted\n", args[0])
+				return nil
+			}
+			var rep struct {
+				Leftovers []struct{ Side, What, SQL, Error string } `json:"leftovers"`
+			}
+			if err := c.do(cmd.Context(), "DELETE", path+"?force=true", nil, &rep); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "pipeline %s: deleted\n", args[0])
+			if len(rep.Leftovers) > 0 {
+				fmt.Fprintf(out, "left behind; clean it up by hand:\n")
+			}
+			for _, l := range rep.Leftovers {
+				fmt.Fprintf(out, "- %s: %s\n  cleanup failed: %s\n  to remove it: %s\n", l.Side, l.What, oneLine(l.Error), l.SQL)
+			}
+			return nil
+		}}
+	del.Flags().BoolVar(&force, "force", false, "delete even when the source or destination cannot clean up (a server that does not answer); prints what is left and the statements that remove it")
 	cmd.AddCommand(list, get, apply, changes, resolve, skipped, events,
 		action("pause", "pause", "Drain and stop a pipeline until resumed"),
-		action("resume", "resume", "Start a paused or failed pipeline again"),
-		action("delete", "", "Stop and delete a pipeline with its offsets"))
+		action("resume", "resume", "Start a paused or failed pipeline again"), del)
 	return cmd
 }
 

@@ -88,3 +88,79 @@ func TestSourceOutageRecoversByItself(t *testing.T) {
 	require.Contains(t, events, "recovered after", "the recovery is in the pipeline's events:\n%s", events)
 	require.NotContains(t, s.log.String(), "gave up", fmt.Sprintf("log:\n%s", s.log))
 }
+
+// TestForcedDeleteWithServersDown: with the source and the destination both
+// down, a delete refuses (nothing deleted, the pipeline still listed and
+// supervised); --force deletes it and prints what is left on each server
+// with the statements that remove it, which work once the servers are back.
+func TestForcedDeleteWithServersDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src, dst := testenv.StartPostgres(t), testenv.StartPostgres(t)
+	srcDSN, dstDSN := src.CreateDatabase(t, "app"), dst.CreateDatabase(t, "wh")
+	pool, err := pgxpool.New(ctx, srcDSN)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 10) g`)
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "p.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - name: gone
+    source: {type: postgres, config: {dsn: %q, tables: [public.t], heartbeat_interval: 1s}}
+    sink: {type: postgres, config: {dsn: %q, schema: replica}}
+    batch: {max_wait: 50ms}
+    retry: {backoff: 100ms, max_backoff: 500ms}
+`, srcDSN, dstDSN)), 0o600))
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	env := []string{"CDCD_SERVER=" + s.url}
+	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
+	require.Eventually(t, func() bool {
+		p := getPipeline(t, env, "gone")
+		return p.State == "streaming" && p.Status.Progress.ChangesWritten >= 10
+	}, 60*time.Second, 100*time.Millisecond)
+
+	src.Kill()
+	dst.Kill()
+	out := cli(t, env, 1, "pipelines", "delete", "gone")
+	require.Contains(t, out, "not deleted")
+	require.Contains(t, out, "delete with force")
+	require.Contains(t, cli(t, env, 0, "pipelines", "list"), "gone", "a refused delete leaves the pipeline listed")
+	require.Eventually(t, func() bool { return getPipeline(t, env, "gone").State == "retrying" }, 30*time.Second, 100*time.Millisecond,
+		"and supervised: it retries")
+
+	out = cli(t, env, 0, "pipelines", "delete", "gone", "--force")
+	require.Contains(t, out, "pipeline gone: deleted")
+	require.Contains(t, out, "left behind")
+	require.Contains(t, out, "- source: replication slot cdcd_gone")
+	require.Contains(t, out, "- sink: the pipeline's offset and lease")
+	require.NotContains(t, cli(t, env, 0, "pipelines", "list"), "gone")
+	require.NotContains(t, out, "password", "no secret in the answer")
+
+	// the printed statements clean up once the servers are back
+	require.NoError(t, src.Restart())
+	require.NoError(t, dst.Restart())
+	var srcSQL, dstSQL string
+	for _, line := range strings.Split(out, "\n") {
+		if sql, ok := strings.CutPrefix(strings.TrimSpace(line), "to remove it: "); ok {
+			if strings.Contains(sql, "pg_drop_replication_slot") {
+				srcSQL = sql
+			} else {
+				dstSQL = sql
+			}
+		}
+	}
+	require.NotEmpty(t, srcSQL, out)
+	require.NotEmpty(t, dstSQL, out)
+	var n int
+	require.Eventually(t, func() bool { _, err := pool.Exec(ctx, srcSQL); return err == nil }, 30*time.Second, 200*time.Millisecond)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcd_gone'`).Scan(&n))
+	require.Zero(t, n)
+	dpool, err := pgxpool.New(ctx, dstDSN)
+	require.NoError(t, err)
+	defer dpool.Close()
+	_, err = dpool.Exec(ctx, dstSQL)
+	require.NoError(t, err)
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/internal/store"
@@ -80,7 +81,7 @@ func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline, transformCha
 			}
 			notice = fmt.Sprintf("transforms changed (generation %d): rows written up to %s keep the previous chain's output; later rows use the new chain", old.Generation+1, at)
 		case transformChange == TransformChangeResync:
-			if err := a.DeletePipeline(ctx, p.Name); err != nil {
+			if _, err := a.DeletePipeline(ctx, p.Name, false); err != nil {
 				return false, "", fmt.Errorf("resync for the new transforms: %w", err)
 			}
 			created = true
@@ -224,16 +225,36 @@ func (a *App) ResumePipeline(ctx context.Context, name string) error {
 	return ignoreUnknown(a.Supervisor.Resume(name))
 }
 
-// DeletePipeline stops a pipeline and deletes it with its offsets and history.
-func (a *App) DeletePipeline(ctx context.Context, name string) error {
+// Leftover is what a forced delete could not clean up: which side, what it
+// is, the statements that remove it by hand, and why it was left.
+type Leftover struct {
+	Side string `json:"side"` // source or sink
+	component.Leftover
+	Error string `json:"error"`
+}
+
+// DeleteReport is the answer to a forced delete.
+type DeleteReport struct {
+	Leftovers []Leftover `json:"leftovers"`
+}
+
+// DeletePipeline stops a pipeline and deletes it with its offsets and
+// history, after its source and sink dropped the state they keep on their
+// servers (a replication slot, a stored offset). When one of them cannot,
+// nothing is deleted and the pipeline runs again as it was, unless force is
+// set: then it is deleted anyway, and the report says what is left where and
+// the statements that remove it.
+func (a *App) DeletePipeline(ctx context.Context, name string, force bool) (DeleteReport, error) {
+	rep := DeleteReport{Leftovers: []Leftover{}}
 	sp, err := a.Store.GetPipeline(ctx, name)
 	if err != nil {
-		return err
+		return rep, err
 	}
 	if err := ignoreUnknown(a.Supervisor.Remove(ctx, name)); err != nil {
-		return err
+		return rep, err
 	}
-	if err := a.cleanup(ctx, name); err != nil {
+	left, err := a.cleanup(ctx, name, force)
+	if err != nil {
 		// not deleted: it runs again as it was
 		if p, perr := config.ParsePipeline(sp.Spec); perr == nil {
 			p.Paused = sp.Paused
@@ -241,9 +262,16 @@ func (a *App) DeletePipeline(ctx context.Context, name string) error {
 				a.log().Error("a pipeline whose deletion failed could not be started again", "pipeline", name, "error", uerr)
 			}
 		}
-		return fmt.Errorf("pipeline %q not deleted: %w", name, err)
+		return rep, fmt.Errorf("pipeline %q not deleted: %w", name, err)
 	}
-	return a.Store.DeletePipeline(ctx, name)
+	if err := a.Store.DeletePipeline(context.WithoutCancel(ctx), name); err != nil {
+		return rep, err
+	}
+	for _, l := range left {
+		a.log().Warn("pipeline deleted by force; clean this up by hand", "pipeline", name, "side", l.Side, "what", l.What, "sql", l.SQL, "error", l.Error)
+	}
+	rep.Leftovers = append(rep.Leftovers, left...)
+	return rep, nil
 }
 
 func ignoreUnknown(err error) error {
@@ -253,49 +281,65 @@ func ignoreUnknown(err error) error {
 	return err
 }
 
+// cleanupTimeout bounds each side's cleanup: a server that does not answer
+// leaves a forced delete with a leftover, not a hung request.
+const cleanupTimeout = 20 * time.Second
+
 // cleanup lets the pipeline's source drop what it holds on the server (a
 // replication slot and publication), unless its config says to keep them, and
-// its sink forget its offset at the destination.
-func (a *App) cleanup(ctx context.Context, name string) error {
+// its sink forget its offset at the destination. Without force the first
+// failure is the error; with force each is a Leftover.
+func (a *App) cleanup(ctx context.Context, name string, force bool) ([]Leftover, error) {
 	sp, err := a.Store.GetPipeline(ctx, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, err := config.ParsePipeline(sp.Spec)
 	if err != nil {
-		return nil // nothing can be built from it, so nothing is known to clean
+		return nil, nil // nothing can be built from it, so nothing is known to clean
 	}
 	conns, err := a.StoredConnections(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r, err := config.Resolve(p, a.Registry, conns, a.Secrets)
 	if err != nil {
-		a.log().Warn("pipeline deleted without cleaning up its source: its config no longer resolves", "pipeline", name, "error", err)
-		return nil
+		a.log().Warn("pipeline deleted without cleaning up its source and sink: its config no longer resolves", "pipeline", name, "error", err)
+		return nil, nil
 	}
-	src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{Pipeline: name, Logger: a.log()})
-	if err != nil {
-		return nil
+	var left []Leftover
+	clean := func(side string, c interface {
+		Cleanup(context.Context) error
+		Leftover() component.Leftover
+	}, hint string) error {
+		cctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		err := c.Cleanup(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		msg := redact.Text(err.Error())
+		if force {
+			left = append(left, Leftover{Side: side, Leftover: c.Leftover(), Error: msg})
+			return nil
+		}
+		return fmt.Errorf("clean up the %s of pipeline %q: %s: %s, or delete with force (the answer says what is left and how to remove it): %w", side, name, msg, hint, ErrUnavailable)
 	}
-	if c, ok := src.(sources.Cleaner); ok {
-		if err := c.Cleanup(ctx); err != nil {
-			// the source did not answer: nothing is deleted, and the
-			// answer says how to delete anyway
-			return fmt.Errorf("clean up the source of pipeline %q: %s: retry when the source answers, or set keep_slot_on_delete: true in its source config to delete without dropping its slot and publication (then drop them yourself): %w",
-				name, redact.Text(err.Error()), ErrUnavailable)
+	if src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{Pipeline: name, Logger: a.log()}); err == nil {
+		if c, ok := src.(sources.Cleaner); ok {
+			if err := clean("source", c, "retry when the source answers, set keep_slot_on_delete: true in its source config to keep its slot and publication"); err != nil {
+				return nil, err
+			}
 		}
 	}
-	snk, err := a.Registry.Sinks[r.SinkType].New(r.Sink, sinks.Deps{Pipeline: name, Logger: a.log()})
-	if err != nil {
-		return nil
-	}
-	if c, ok := snk.(sinks.Cleaner); ok {
-		if err := c.Cleanup(ctx); err != nil {
-			return fmt.Errorf("clean up the sink of pipeline %q (its offset at the destination): %s: retry when the destination answers: %w", name, redact.Text(err.Error()), ErrUnavailable)
+	if snk, err := a.Registry.Sinks[r.SinkType].New(r.Sink, sinks.Deps{Pipeline: name, Logger: a.log()}); err == nil {
+		if c, ok := snk.(sinks.Cleaner); ok {
+			if err := clean("sink", c, "retry when the destination answers"); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return nil
+	return left, nil
 }
 
 // SchemaChanges lists the tables of a pipeline that its schema-change policy holds

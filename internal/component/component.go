@@ -139,3 +139,11 @@ func Decoded[C, T, D any](build func(c C, deps D) (T, error)) func(raw *yaml.Nod
 		return build(c, deps)
 	}
 }
+
+// Leftover is state a component keeps on a server for a pipeline that a
+// forced delete could not remove: what it is, and the statements that remove
+// it by hand.
+type Leftover struct {
+	What string `json:"what"`
+	SQL  string `json:"sql"`
+}

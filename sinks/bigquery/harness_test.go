@@ -210,3 +210,15 @@ func (h *harness) CrashingSink(t *testing.T, o sinktest.Options) sinks.Sink {
 		return nil
 	}))
 }
+
+// Exec implements sinktest.Execer.
+func (h *harness) Exec(t *testing.T, statement string) {
+	c := h.client(t)
+	defer c.Close()
+	ctx := context.Background()
+	job, err := c.Query(statement).Run(ctx)
+	require.NoError(t, err, statement)
+	st, err := job.Wait(ctx)
+	require.NoError(t, err, statement)
+	require.NoError(t, st.Err(), statement)
+}

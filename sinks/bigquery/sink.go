@@ -283,6 +283,13 @@ func (s *Sink) loadState(ctx context.Context) error {
 	return err
 }
 
+// Leftover implements sinks.Cleaner.
+func (s *Sink) Leftover() component.Leftover {
+	return component.Leftover{What: fmt.Sprintf("the pipeline's written position in %s at the destination", s.state),
+		SQL: fmt.Sprintf(`UPDATE %s SET generation = generation + 1, batch = 0, position = NULL, updated_at = CURRENT_TIMESTAMP() WHERE pipeline = '%s'`,
+			s.state, strings.ReplaceAll(strings.ReplaceAll(s.pipeline, `\`, `\\`), "'", `\'`))}
+}
+
 // Cleanup forgets the pipeline's written position when it is deleted and starts
 // a new generation, so a resync's rows outrank the old ones.
 func (s *Sink) Cleanup(ctx context.Context) error {

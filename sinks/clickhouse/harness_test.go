@@ -254,3 +254,8 @@ func decode(t *testing.T, typ schema.Type, s string) schema.Value {
 	}
 	return schema.Array(vs...)
 }
+
+// Exec implements sinktest.Execer.
+func (h *harness) Exec(t *testing.T, statement string) {
+	require.NoError(t, h.backend(t).Exec(context.Background(), statement), statement)
+}

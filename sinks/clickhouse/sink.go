@@ -203,6 +203,13 @@ func (s *Sink) saveState(ctx context.Context, seq uint64, pos offsets.Position) 
 	return s.be.Insert(ctx, s.stateTable(), cols, [][]any{{s.pipeline, seq, hex.EncodeToString(pos)}}, "")
 }
 
+// Leftover implements sinks.Cleaner.
+func (s *Sink) Leftover() component.Leftover {
+	st, p := s.stateTable(), literal(s.pipeline)
+	return component.Leftover{What: fmt.Sprintf("the pipeline's written position in %s at the destination", st),
+		SQL: fmt.Sprintf("INSERT INTO %s (pipeline, seq, position) SELECT %s, max(seq) + 1, '' FROM %s WHERE pipeline = %s", st, p, st, p)}
+}
+
 // Cleanup forgets the pipeline's written position when it is deleted; the batch
 // numbers go on, so a resync's rows outrank the old ones.
 func (s *Sink) Cleanup(ctx context.Context) error {

@@ -122,3 +122,13 @@ func decode(t *testing.T, typ schema.Type, s string) schema.Value {
 	require.NoError(t, err, "decode %q as %s", s, typ)
 	return v
 }
+
+// Exec implements sinktest.Execer.
+func (h *harness) Exec(t *testing.T, statement string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, h.dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, statement)
+	require.NoError(t, err, statement)
+}

@@ -407,6 +407,12 @@ func (s *Sink) version(p offsets.Position) []byte {
 	return append(append(make([]byte, 0, len(s.gen)+len(p)), s.gen...), p...)
 }
 
+// Leftover implements sinks.Cleaner.
+func (s *Sink) Leftover() component.Leftover {
+	return component.Leftover{What: fmt.Sprintf("the pipeline's offset and lease in %s at the destination", s.offsets),
+		SQL: fmt.Sprintf("DELETE FROM %s WHERE pipeline = '%s'", s.offsets, strings.ReplaceAll(s.pipeline, "'", "''"))}
+}
+
 // Cleanup forgets the pipeline at the destination (its offset and lease) when
 // the pipeline is deleted; the replicated tables stay. A pipeline of the same
 // name created later starts a new generation of row versions.

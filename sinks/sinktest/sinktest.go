@@ -79,6 +79,12 @@ type Restarter interface {
 	KillAndRestart(t *testing.T)
 }
 
+// Execer is implemented by harnesses that run a statement at the destination
+// as a person would (the statements of a sinks.Cleaner's Leftover).
+type Execer interface {
+	Exec(t *testing.T, statement string)
+}
+
 // Crasher is implemented by harnesses whose sink applies a batch's data and
 // records that it did in separate steps (the warehouse sinks: MERGE, then the
 // state row). CrashingSink returns a sink whose Writes apply the data and then
@@ -113,6 +119,17 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"fenced_writer":             testFenced,
 		"commit_behind_write":       testCommitBehindWrite,
 		"resync_after_cleanup":      testResync,
+		"resync_after_manual_cleanup": func(t *testing.T, h Harness) {
+			testResyncAfter(t, h, func(c sinks.Cleaner) {
+				x, ok := h.(Execer)
+				if !ok {
+					t.Fatal("the harness of a sinks.Cleaner must be an Execer, to run its Leftover statements")
+				}
+				l := c.Leftover()
+				require.NotEmpty(t, l.What)
+				x.Exec(t, l.SQL)
+			})
+		},
 		"names_never_cut_or_shared": testNames,
 		"plan_ddl_reads_only":       testPlanDDL,
 	}
@@ -678,6 +695,12 @@ func testCommitBehindWrite(t *testing.T, h Harness) {
 // testResync: a pipeline deleted (Cleanup) and created again re-snapshots with
 // positions that start over; its rows must replace those of the old history.
 func testResync(t *testing.T, h Harness) {
+	testResyncAfter(t, h, func(c sinks.Cleaner) { require.NoError(t, c.Cleanup(context.Background())) })
+}
+
+// testResyncAfter is testResync with the cleanup done by clean: Cleanup, or
+// the statements of Leftover that a forced delete tells a person to run.
+func testResyncAfter(t *testing.T, h Harness, clean func(sinks.Cleaner)) {
 	s := open(t, h, Options{})
 	c, ok := s.s.(sinks.Cleaner)
 	if !ok {
@@ -688,7 +711,7 @@ func testResync(t *testing.T, h Harness) {
 	s.apply(createDelta(Items))
 	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "old"), g.change(schema.OpInsert, 2, 20, "old")))
 	s.close()
-	require.NoError(t, c.Cleanup(context.Background()))
+	clean(c)
 
 	s = open(t, h, Options{})
 	var g2 gen // positions start over

@@ -235,3 +235,12 @@ func (h *harness) CrashingSink(t *testing.T, o sinktest.Options) sinks.Sink {
 		return nil
 	}))
 }
+
+// Exec implements sinktest.Execer.
+func (h *harness) Exec(t *testing.T, statement string) {
+	if h.db == nil {
+		h.connect(t)
+	}
+	_, err := h.db.ExecContext(context.Background(), statement)
+	require.NoError(t, err, statement)
+}

@@ -36,6 +36,24 @@ func TestCleanupDropsSlotAndPublication(t *testing.T) {
 	require.Equal(t, 0, h.count(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot))
 	require.Equal(t, 0, h.count(`SELECT count(*) FROM pg_publication WHERE pubname = $1`, cfg.Publication))
 	require.NoError(t, New(cfg, sources.Deps{}).Cleanup(context.Background()), "cleanup is idempotent")
+	require.Empty(t, New(keep, sources.Deps{}).Leftover(), "nothing is left to drop when the slot is kept on purpose")
+}
+
+// TestLeftoverStatementsDropSlotAndPublication: the statements a forced
+// delete tells a person to run drop what Cleanup would have.
+func TestLeftoverStatementsDropSlotAndPublication(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, startPG(t), `CREATE TABLE c (id int PRIMARY KEY); INSERT INTO c VALUES (1)`)
+	cfg := h.config("public.c")
+	stop, _ := h.start(cfg)
+	h.waitSynced("public.c", "id")
+	require.NoError(t, stop())
+	require.Equal(t, 1, h.count(`SELECT count(*) FROM pg_publication WHERE pubname = $1`, cfg.Publication))
+	l := New(cfg, sources.Deps{}).Leftover()
+	require.Contains(t, l.What, cfg.Slot)
+	h.exec(l.SQL)
+	require.Equal(t, 0, h.count(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot))
+	require.Equal(t, 0, h.count(`SELECT count(*) FROM pg_publication WHERE pubname = $1`, cfg.Publication))
 }
 
 // TestSlotConfirmedPastCheckpoint: a slot confirmed beyond the stored offset

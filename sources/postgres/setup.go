@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/jackc/pglogrepl"
@@ -386,6 +387,21 @@ func (s *Source) checkTables(ctx context.Context, starting bool, only []schema.T
 	}
 	return nil
 }
+
+// Leftover implements sources.Cleaner.
+func (s *Source) Leftover() component.Leftover {
+	if s.cfg.KeepSlotOnDelete {
+		return component.Leftover{}
+	}
+	return component.Leftover{
+		What: fmt.Sprintf("replication slot %s and publication %s (unless a DBA made it) on the source: the slot retains WAL until it is dropped", s.cfg.Slot, s.cfg.Publication),
+		SQL:  fmt.Sprintf("SELECT pg_drop_replication_slot(%s); DROP PUBLICATION IF EXISTS %s;", pgLiteral(s.cfg.Slot), pgx.Identifier{s.cfg.Publication}.Sanitize()),
+	}
+}
+
+// pgLiteral quotes a string literal (a name from config, for a statement a
+// person runs).
+func pgLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
 // Cleanup drops the pipeline's slot and publication (pipeline deletion), unless
 // keep_slot_on_delete is set. A slot still in use by a walsender is terminated first.

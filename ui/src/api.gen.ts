@@ -202,7 +202,10 @@ export interface paths {
          */
         put: operations["putPipeline"];
         post?: never;
-        /** Stop and delete a pipeline with its offsets and schema history (editor) */
+        /**
+         * Stop and delete a pipeline with its offsets and schema history (editor)
+         * @description The source drops its replication slot and publication and the sink forgets its offset at the destination first. When either cannot (a server that does not answer), nothing is deleted (502) and the pipeline runs again as it was, unless force is true: then the pipeline is deleted anyway and the answer lists what was left where, with the statements that remove it.
+         */
         delete: operations["deletePipeline"];
         options?: never;
         head?: never;
@@ -1722,7 +1725,10 @@ export interface operations {
     };
     deletePipeline: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description delete even when the source or sink cannot clean up; the answer lists the leftovers */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 name: components["parameters"]["PipelineName"];
@@ -1731,6 +1737,24 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description deleted by force; leftovers lists what the source and sink could not clean up */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        leftovers: {
+                            /** @enum {string} */
+                            side: "source" | "sink";
+                            what: string;
+                            /** @description the statements that remove it by hand */
+                            sql: string;
+                            error: string;
+                        }[];
+                    };
+                };
+            };
             /** @description deleted */
             204: {
                 headers: {
@@ -1738,10 +1762,11 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            /** @description the source or destination did not answer while its slot or offset was being cleaned up: nothing was deleted */
+            /** @description the source or destination did not answer while its slot or offset was being cleaned up: nothing was deleted (force deletes anyway) */
             502: {
                 headers: {
                     [name: string]: unknown;

@@ -259,6 +259,10 @@ export function PipelinePage() {
   const loc = useLocation();
   const [confirm, setConfirm] = useState(false);
   const [error, setError] = useState('');
+  // a delete the source or sink could not clean up for: offered again by force
+  const [forceOffer, setForceOffer] = useState(false);
+  const [forceConfirm, setForceConfirm] = useState(false);
+  const [leftovers, setLeftovers] = useState<{ side: string; what: string; sql: string; error: string }[] | null>(null);
   const p = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}', { params: { path: { name } } })), 2000, [name]);
   // one poll for the approval cards and the held tables of the per-table view
   const changes = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/schema-changes', { params: { path: { name } } })).schema_changes, 3000, [name]);
@@ -274,16 +278,49 @@ export function PipelinePage() {
       setError(errorText(e));
     }
   };
-  const remove = async () => {
+  const remove = async (force: boolean) => {
     setConfirm(false);
+    setForceConfirm(false);
     setError('');
     try {
-      must(await api.DELETE('/api/v1/pipelines/{name}', { params: { path: { name } } }));
+      if (force) {
+        const r = must(await api.DELETE('/api/v1/pipelines/{name}', { params: { path: { name }, query: { force: true } } }));
+        if (r && r.leftovers.length > 0) {
+          setLeftovers(r.leftovers);
+          return;
+        }
+      } else {
+        must(await api.DELETE('/api/v1/pipelines/{name}', { params: { path: { name } } }));
+      }
       loc.route('/');
     } catch (e) {
       setError(errorText(e));
+      if (!force) setForceOffer(true);
     }
   };
+
+  if (leftovers) {
+    return (
+      <section data-testid="leftovers">
+        <h1>{name} deleted</h1>
+        <p class="error">Left behind: the cleanup failed, so remove these by hand.</p>
+        {leftovers.map((l, i) => (
+          <div key={i} class="card">
+            <h2>
+              {l.side}: {l.what}
+            </h2>
+            <p>cleanup failed: {l.error}</p>
+            <pre>
+              <code>{l.sql}</code>
+            </pre>
+          </div>
+        ))}
+        <p>
+          <a href="/">← Pipelines</a>
+        </p>
+      </section>
+    );
+  }
 
   if (!p.data) {
     return (
@@ -334,6 +371,14 @@ export function PipelinePage() {
         )}
       </div>
       {why && <p class="reason">{why}</p>}
+      {editor && forceOffer && (
+        <p class="error">
+          Not deleted: the source or destination did not answer.{' '}
+          <button type="button" class="danger" onClick={() => setForceConfirm(true)}>
+            Delete anyway…
+          </button>
+        </p>
+      )}
       <ErrorText error={p.error} />
       <ErrorText error={error} />
       {v.notice && <p class="notice">{v.notice}</p>}
@@ -405,7 +450,15 @@ export function PipelinePage() {
         </section>
       ) : null}
       {editor && (
-      <Confirm open={confirm} title={`Delete pipeline ${v.name}?`} confirm="Delete" onConfirm={() => void remove()} onCancel={() => setConfirm(false)}>
+      <Confirm open={forceConfirm} title={`Delete pipeline ${v.name} anyway?`} confirm="Delete anyway" onConfirm={() => void remove(true)} onCancel={() => setForceConfirm(false)}>
+        <p>
+          The pipeline is deleted without dropping what its source or sink keeps on a server that does not answer. The next page lists what is left and the
+          statements that remove it: a replication slot left behind retains WAL at the source until it is dropped.
+        </p>
+      </Confirm>
+      )}
+      {editor && (
+      <Confirm open={confirm} title={`Delete pipeline ${v.name}?`} confirm="Delete" onConfirm={() => void remove(false)} onCancel={() => setConfirm(false)}>
         <p>
           The pipeline stops and its offsets are removed. Its replication slot and publication (Postgres) are dropped at the source so that they stop retaining
           log, unless its source sets <code>keep_slot_on_delete: true</code>. The destination tables stay as they are.
