@@ -243,9 +243,30 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	r.update(func(p *Progress) { p.CommittedPos, p.ChangesWritten = from, stats.Written })
 
 	// base outlives ctx so that a stop can drain; it is cancelled when the drain
-	// times out or when Run returns.
+	// times out or when Run returns. The drain bound runs from the stop to the
+	// end of Run, the components' Close included: each returns by the time
+	// base ends (a stop is never longer than DrainTimeout).
 	base, cancelBase := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer cancelBase(ErrStopping)
+	var drainMu sync.Mutex
+	var drain *time.Timer
+	var onStop func() // once the stages run: stop reading
+	unwatch := context.AfterFunc(ctx, func() {
+		drainMu.Lock()
+		defer drainMu.Unlock()
+		if onStop != nil {
+			onStop()
+		}
+		drain = time.AfterFunc(c.DrainTimeout, func() { cancelBase(ErrDrainTimeout) })
+	})
+	defer func() {
+		unwatch()
+		drainMu.Lock()
+		if drain != nil {
+			drain.Stop()
+		}
+		drainMu.Unlock()
+		cancelBase(ErrStopping)
+	}()
 
 	if err := c.Sink.Open(base); err != nil {
 		return fmt.Errorf("open sink: %w", err)
@@ -304,22 +325,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(base)
 	readCtx, cancelRead := context.WithCancel(gctx)
 	defer cancelRead()
-	var drain *time.Timer
-	var drainMu sync.Mutex
-	stop := context.AfterFunc(ctx, func() {
-		cancelRead()
-		drainMu.Lock()
-		drain = time.AfterFunc(c.DrainTimeout, func() { cancelBase(ErrDrainTimeout) })
-		drainMu.Unlock()
-	})
-	defer func() {
-		stop()
-		drainMu.Lock()
-		if drain != nil {
-			drain.Stop()
-		}
-		drainMu.Unlock()
-	}()
+	drainMu.Lock()
+	onStop = cancelRead
+	drainMu.Unlock()
+	if ctx.Err() != nil {
+		cancelRead() // stopped before the stages were set up
+	}
 
 	tracker := offsets.NewTracker(2*c.QueueDepth + 2)
 	read := make(chan schema.Batch, c.QueueDepth)
@@ -335,7 +346,6 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		if cause := context.Cause(base); errors.Is(cause, ErrDrainTimeout) {
 			return ErrDrainTimeout
 		}
-		r.log.Info("pipeline stopped", "committed", r.Progress().CommittedPos.String())
 		return nil
 	}
 	if errors.Is(err, context.Canceled) && errors.Is(context.Cause(base), ErrDrainTimeout) {

@@ -439,6 +439,21 @@ func backoff(p RetryPolicy, attempt int) time.Duration {
 
 func (s *Supervisor) loop(ctx context.Context, m *managed) {
 	log := s.log.With("pipeline", m.name)
+	outcome, level := "not running", slog.LevelInfo
+	defer func() {
+		if ctx.Err() == nil {
+			return // removed
+		}
+		m.mu.Lock()
+		state, last, lastErr := m.state, m.last, m.lastError
+		m.mu.Unlock()
+		st := string(state)
+		if state == StateCreated {
+			st = "stopped"
+		}
+		log.Log(context.WithoutCancel(ctx), level, "pipeline stopped", "state", st, "changes_written", last.ChangesWritten, "outcome", outcome,
+			"committed", last.CommittedPos.String(), "last_error", lastErr)
+	}()
 	for ctx.Err() == nil {
 		m.mu.Lock()
 		removed, paused, restart, state := m.removed, m.paused, m.restart, m.state
@@ -487,6 +502,14 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 		m.cancel, m.runner = nil, nil
 		m.mu.Unlock()
 		if ctx.Err() != nil {
+			switch {
+			case err == nil:
+				outcome = "drained"
+			case errors.Is(err, ErrDrainTimeout):
+				outcome, level = "the drain timed out (drain_timeout): the batches in flight are written again on the next start", slog.LevelWarn
+			default:
+				outcome, level = "stopped with an error: "+err.Error(), slog.LevelWarn
+			}
 			return
 		}
 		if err == nil {

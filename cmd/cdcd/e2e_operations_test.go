@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,4 +164,74 @@ pipelines:
 	defer dpool.Close()
 	_, err = dpool.Exec(ctx, dstSQL)
 	require.NoError(t, err)
+}
+
+// TestShutdownWithFrozenDestinationKeepsTheDrainBound: four pipelines write
+// to a destination that freezes (SIGSTOP: silent sockets) with batches in
+// flight; SIGTERM stops the server within drain_timeout plus a few seconds of
+// closing, and the log says how each pipeline stopped.
+func TestShutdownWithFrozenDestinationKeepsTheDrainBound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src, dst := testenv.StartPostgres(t), testenv.StartPostgres(t)
+	srcDSN, dstDSN := src.CreateDatabase(t, "app"), dst.CreateDatabase(t, "wh")
+	pool, err := pgxpool.New(ctx, srcDSN)
+	require.NoError(t, err)
+	defer pool.Close()
+	const drain = 5 * time.Second
+	var doc strings.Builder
+	doc.WriteString("pipelines:\n")
+	for i := range 4 {
+		_, err = pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE t%d (id bigint PRIMARY KEY, v text)`, i))
+		require.NoError(t, err)
+		fmt.Fprintf(&doc, `  - name: p%d
+    source: {type: postgres, config: {dsn: %q, tables: [public.t%d], heartbeat_interval: 1s}}
+    sink: {type: postgres, config: {dsn: %q, schema: r%d}}
+    batch: {max_wait: 20ms, max_changes: 200}
+    drain_timeout: %s
+`, i, srcDSN, i, dstDSN, i, drain)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "p.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(doc.String()), 0o600))
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	env := []string{"CDCD_SERVER=" + s.url}
+	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
+	for i := range 4 {
+		require.Eventually(t, func() bool { return getPipeline(t, env, fmt.Sprintf("p%d", i)).State == "streaming" }, 60*time.Second, 100*time.Millisecond)
+	}
+	// a steady stream of changes, so that batches are in flight when it freezes
+	wctx, stopWriting := context.WithCancel(ctx)
+	defer stopWriting()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for n := 0; wctx.Err() == nil; n++ {
+			if _, err := pool.Exec(wctx, fmt.Sprintf(`INSERT INTO t%d SELECT g, repeat('x', 100) FROM generate_series(%d, %d) g`, n%4, n*100, n*100+99)); err != nil && wctx.Err() == nil {
+				t.Errorf("write: %v", err)
+				return
+			}
+		}
+	}()
+	require.Eventually(t, func() bool { return getPipeline(t, env, "p3").Status.Progress.ChangesWritten > 1000 }, 60*time.Second, 50*time.Millisecond,
+		"%s", cli(t, env, 0, "pipelines", "list"))
+	dst.Freeze()
+	defer dst.Thaw()
+	time.Sleep(time.Second) // batches are now stuck in the frozen server
+	stopWriting()
+	<-writerDone
+
+	start := time.Now()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-s.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no exit 2 minutes after SIGTERM; log:\n%s", s.log)
+	}
+	took := time.Since(start)
+	t.Logf("exited %s after SIGTERM (drain_timeout %s)", took.Round(time.Millisecond), drain)
+	require.Less(t, took, drain+5*time.Second, "the drain bound was not kept; log:\n%s", s.log)
+	for i := range 4 {
+		require.Regexp(t, fmt.Sprintf(`level=WARN msg="pipeline stopped" .*pipeline=p%d .*outcome="the drain timed out`, i), s.log.String())
+	}
 }

@@ -284,14 +284,7 @@ func runFile(ctx context.Context, log *slog.Logger, st store.Store, f config.Fil
 			err = aerr
 		}
 	}
-	for _, s := range a.Supervisor.List() {
-		state := string(s.State)
-		if s.State == pipeline.StateCreated {
-			state = "stopped" // by the signal; failed and needs_resync say so
-		}
-		log.Info("pipeline stopped", "pipeline", s.Name, "state", state, "changes_written", s.Progress.ChangesWritten, "last_error", s.LastError)
-	}
-	return err
+	return err // the supervisor logged how each pipeline stopped
 }
 
 func newConfig() *cobra.Command {

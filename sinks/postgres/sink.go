@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/dialer"
 	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -32,11 +33,13 @@ type Sink struct {
 	// names checks destination names: none cut, none shared
 	names    *sinks.Names
 	pipeline string
-	log      *slog.Logger
-	m        *metrics
-	meta     sinks.MetaColumns
-	offsets  string // quoted offsets table
-	tombs    string // quoted tombstones table (hard deletes)
+	// dial makes every connection, so that Close can cut them (dialer)
+	dial    *dialer.Tracker
+	log     *slog.Logger
+	m       *metrics
+	meta    sinks.MetaColumns
+	offsets string // quoted offsets table
+	tombs   string // quoted tombstones table (hard deletes)
 
 	poolMu sync.Mutex
 	pool   *pgxpool.Pool // offset store operations
@@ -68,7 +71,7 @@ func New(c Config, d sinks.Deps) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.postgres"), m: newMetrics(d.Metrics),
+	s := &Sink{cfg: c, pipeline: d.Pipeline, log: log.With("component", "sink.postgres"), m: newMetrics(d.Metrics), dial: dialer.New(),
 		tombstones: true, // an earlier run may have left some
 		// Postgres cuts identifiers to NAMEDATALEN-1 bytes, silently
 		names: sinks.NewNames(c.Common, sinks.Limits{Bytes: true, Table: 63, Column: 63})}
@@ -113,6 +116,7 @@ func (s *Sink) poolFor(ctx context.Context) (*pgxpool.Pool, error) {
 		return nil, component.Permanent(fmt.Errorf("dsn: %s", redact.Text(err.Error())))
 	}
 	pc.MaxConns = 2
+	pc.ConnConfig.DialFunc = s.dial.DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to destination: %w", err)
@@ -293,6 +297,7 @@ func (s *Sink) Open(ctx context.Context) error {
 		return component.Permanent(fmt.Errorf("dsn: %s", redact.Text(err.Error())))
 	}
 	cc.DefaultQueryExecMode = pgx.QueryExecModeExec // no cached plans: destination tables change shape
+	cc.DialFunc = s.dial.DialContext
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("connect to destination: %w", err)
@@ -318,19 +323,24 @@ func (s *Sink) Open(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both connections. It is idempotent.
+// Close closes both connections. It is idempotent. It returns by the time ctx
+// ends: a destination that does not answer (frozen) has its connections cut
+// then, where pgx would wait 15 s per connection for a cancel request's answer.
 func (s *Sink) Close(ctx context.Context) error {
 	var err error
-	if s.conn != nil {
-		err = s.conn.Close(ctx)
-		s.conn = nil
-	}
-	s.poolMu.Lock()
-	if s.pool != nil {
-		s.pool.Close()
-		s.pool = nil
-	}
-	s.poolMu.Unlock()
+	s.dial.CloseWithin(ctx, func() {
+		if s.conn != nil {
+			err = s.conn.Close(ctx)
+			s.conn = nil
+		}
+		s.poolMu.Lock()
+		if s.pool != nil {
+			s.pool.Close()
+			s.pool = nil
+		}
+		s.poolMu.Unlock()
+	})
+	s.dial.Reset() // a Cleanup after Close connects again
 	return err
 }
 

@@ -81,7 +81,7 @@ func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
 	return cfg, nil
 }
 
-func openPool(ctx context.Context, dsn string, size int) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, dsn string, size int, dial ...pgconn.DialFunc) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %s", redact.Text(err.Error()))
@@ -94,6 +94,9 @@ func openPool(ctx context.Context, dsn string, size int) (*pgxpool.Pool, error) 
 	// cached plan would fail with "cached plan must not change result type".
 	pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
 	pc.MaxConns = int32(size)
+	for _, d := range dial {
+		pc.ConnConfig.DialFunc = d
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, err

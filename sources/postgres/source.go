@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/dialer"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
@@ -27,6 +28,9 @@ type Source struct {
 	deps sources.Deps
 	log  *slog.Logger
 	m    *metrics
+	// dial makes the connections of a run (pool and replication), so that
+	// Close can cut them (dialer)
+	dial *dialer.Tracker
 
 	types  *typeCache
 	pool   *pgxpool.Pool
@@ -81,7 +85,7 @@ func New(c Config, d sources.Deps) *Source {
 	if d.MaxWait == 0 {
 		d.MaxWait = time.Second
 	}
-	return &Source{cfg: c, deps: d, log: d.Logger.With("component", "source.postgres", "slot", c.Slot), m: newMetrics(d.Metrics)}
+	return &Source{cfg: c, deps: d, log: d.Logger.With("component", "source.postgres", "slot", c.Slot), m: newMetrics(d.Metrics), dial: dialer.New()}
 }
 
 // Open connects, makes sure the publication and slot exist, and starts the
@@ -107,7 +111,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	if err := s.check(ctx, true); err != nil {
 		return err
 	}
-	s.pool, err = openPool(ctx, s.cfg.DSN, s.cfg.SnapshotWorkers+2)
+	s.pool, err = openPool(ctx, s.cfg.DSN, s.cfg.SnapshotWorkers+2, s.dial.DialContext)
 	if err != nil {
 		return err
 	}
@@ -336,16 +340,22 @@ func (s *Source) Ack(ctx context.Context, upTo offsets.Position) error {
 }
 
 // Close stops the goroutines and closes the connections. It is idempotent.
+// It returns by the time ctx ends: a server that does not answer (frozen)
+// has the run's connections cut then, where pgx would wait 15 s per broken
+// connection for a cancel request's answer.
 func (s *Source) Close(ctx context.Context) error {
-	if s.cancel != nil {
-		s.cancel()
-		s.wg.Wait()
-		s.cancel = nil
-	}
-	if s.pool != nil {
-		s.pool.Close()
-		s.pool = nil
-	}
+	s.dial.CloseWithin(ctx, func() {
+		if s.cancel != nil {
+			s.cancel()
+			s.wg.Wait()
+			s.cancel = nil
+		}
+		if s.pool != nil {
+			s.pool.Close()
+			s.pool = nil
+		}
+	})
+	s.dial.Reset()
 	return nil
 }
 
@@ -511,6 +521,7 @@ func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 	if err != nil {
 		return nil, permanent(err)
 	}
+	cfg.DialFunc = s.dial.DialContext
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, classify(fmt.Errorf("open replication connection: %w", err))
