@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cdcd-dev/cdcd/offsets"
 )
@@ -94,4 +95,32 @@ func Diff(old, new Table) []ColumnChange {
 		out = append(out, ColumnChange{Op: SetPrimaryKey})
 	}
 	return out
+}
+
+// DescribeChanges renders changes for a log line: "add_column extra (int4,
+// existing rows: -1); drop_column note".
+func DescribeChanges(changes []ColumnChange) string {
+	var b strings.Builder
+	for i, c := range changes {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(c.Op.String())
+		if c.Column.Name == "" {
+			continue
+		}
+		fmt.Fprintf(&b, " %s (%s", c.Column.Name, c.Column.Type)
+		if c.Op == AddColumn {
+			switch e := c.Column.Existing; {
+			case e == nil:
+				b.WriteString(", existing rows: NULL")
+			case e.Unknown != "":
+				b.WriteString(", existing rows: unknown")
+			default:
+				fmt.Fprintf(&b, ", existing rows: %s", e.Value.String())
+			}
+		}
+		b.WriteString(")")
+	}
+	return b.String()
 }

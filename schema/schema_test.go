@@ -268,3 +268,13 @@ func TestInferRenames(t *testing.T) {
 	steps = InferRenames(old, other, Diff(old, other))
 	require.Equal(t, []DeltaOp{DropColumn, AddColumn}, []DeltaOp{steps[0].Op, steps[1].Op})
 }
+
+func TestDescribeChanges(t *testing.T) {
+	t.Parallel()
+	got := DescribeChanges([]ColumnChange{
+		{Op: AddColumn, Column: Column{Name: "a", Type: Type{Kind: KindInt}, Existing: &Existing{Value: Int(-1)}}},
+		{Op: AddColumn, Column: Column{Name: "b", Type: Type{Kind: KindInt}}},
+		{Op: DropColumn, Column: Column{Name: "c", Type: Type{Kind: KindString}}},
+	})
+	require.Equal(t, "add_column a (int, existing rows: -1); add_column b (int, existing rows: NULL); drop_column c (string)", got)
+}

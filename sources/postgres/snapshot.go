@@ -72,13 +72,28 @@ type tableProgress struct {
 // stream encodes those commits in this version (historicShape) instead of
 // registering the older shape again, which would drop the column and add it
 // back, filling over the values copied.
+//
+// Read bounds the WAL position of the resumed snapshot's read (the LSN after
+// its snapshot was exported). The chunks of a table are ranges of physical
+// locations (ctid), read by attempts under different snapshots once a
+// snapshot is resumed: a row an update moved, in between, from a chunk not yet
+// read into one already read is read by neither. The stream's replay of that
+// update brings the row back, but an update sends no TOASTed value it left
+// unchanged, and the destination has no row to keep one from: so the stream
+// reads those values from the table as it is now for the updates it replays
+// from before Read (fillCurrent).
 type catalogView struct {
 	LSN     pglogrepl.LSN  `json:"lsn"`
 	Version schema.Version `json:"version"`
+	Read    pglogrepl.LSN  `json:"read,omitempty"`
 }
 
 type chunkState struct {
-	Rel    string   `json:"rel"`
+	Rel string `json:"rel"`
+	// Node is the relation's file (relfilenode) when the chunk was planned: a
+	// rewrite (VACUUM FULL, CLUSTER, a type change) moves every row, so the
+	// page ranges of a resumed snapshot no longer hold the rows they held
+	Node   uint32   `json:"node,omitempty"`
 	Lo     uint32   `json:"lo"`
 	Hi     uint32   `json:"hi,omitempty"`
 	Done   bool     `json:"done,omitempty"`
@@ -171,13 +186,21 @@ func (s *Source) resumePlan(ctx context.Context, cp checkpoint, saved map[schema
 	for _, id := range s.cfg.tables {
 		var p tableProgress
 		if sp, ok := saved[id]; ok && json.Unmarshal(sp.State, &p) == nil && len(p.Chunks) > 0 {
-			for _, c := range p.Chunks {
-				if c.Done {
-					p.RowsDone += c.Rows
-				}
+			rewritten, err := s.rewritten(ctx, p.Chunks)
+			if err != nil {
+				return nil, err
 			}
-			s.setProgress(id, &p)
-			continue
+			if !rewritten {
+				for _, c := range p.Chunks {
+					if c.Done {
+						p.RowsDone += c.Rows
+					}
+				}
+				s.setProgress(id, &p)
+				continue
+			}
+			s.log.Warn("the table was rewritten (VACUUM FULL, CLUSTER, a column type change) since its snapshot began: its rows moved between the pages the snapshot reads in chunks, so it is read again from the start",
+				"table", id.String())
 		}
 		np, err := s.planTable(ctx, s.byID[id])
 		if err != nil {
@@ -204,6 +227,13 @@ func (s *Source) resumePlan(ctx context.Context, cp checkpoint, saved map[schema
 		return nil, err
 	}
 	plan.exported = txCloser{tx: tx, release: conn.Release}
+	// every worker reads under this snapshot: what it sees committed before
+	// the WAL position read now
+	if s.snapshotLSN, err = insertLSN(ctx, s.pool); err != nil {
+		_ = tx.Rollback(ctx)
+		conn.Release()
+		return nil, err
+	}
 	s.log.Info("resuming an interrupted snapshot", "chunks_left", len(plan.chunks), "consistent_point", cp.consistent.String())
 	return plan, nil
 }
@@ -257,6 +287,26 @@ func (s *Source) pendingChunks() []planChunk {
 	return out
 }
 
+// rewritten reports whether a relation of chunks has another file than when
+// they were planned.
+func (s *Source) rewritten(ctx context.Context, chunks []chunkState) (bool, error) {
+	seen := map[string]bool{}
+	for _, c := range chunks {
+		if c.ByKey || c.Node == 0 || seen[c.Rel] {
+			continue
+		}
+		seen[c.Rel] = true
+		var node *uint32
+		if err := s.pool.QueryRow(ctx, `SELECT pg_relation_filenode(to_regclass($1))::oid`, c.Rel).Scan(&node); err != nil {
+			return false, fmt.Errorf("read the file of %s: %w", c.Rel, err)
+		}
+		if node == nil || *node != c.Node {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // planTable splits a table (each leaf partition of it) into CTID block ranges of
 // about snapshot_chunk_rows rows; the last range of each relation is open-ended.
 func (s *Source) planTable(ctx context.Context, t *tableInfo) (*tableProgress, error) {
@@ -272,8 +322,9 @@ func (s *Source) planTable(ctx context.Context, t *tableInfo) (*tableProgress, e
 		var name string
 		var blocks, pages int64
 		var tuples float64
+		var node uint32
 		err := s.pool.QueryRow(ctx, `SELECT c.oid::regclass::text, pg_relation_size(c.oid) / current_setting('block_size')::int8,
-				c.relpages, c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = $1`, oid).Scan(&name, &blocks, &pages, &tuples)
+				c.relpages, c.reltuples, pg_relation_filenode(c.oid)::oid FROM pg_catalog.pg_class c WHERE c.oid = $1`, oid).Scan(&name, &blocks, &pages, &tuples, &node)
 		if err != nil {
 			return nil, fmt.Errorf("plan snapshot of %s: %w", t.ID, err)
 		}
@@ -294,10 +345,10 @@ func (s *Source) planTable(ctx context.Context, t *tableInfo) (*tableProgress, e
 		step := int64(math.Max(1, float64(s.cfg.SnapshotChunkRows)/perBlock))
 		lo := int64(0)
 		for lo+step < blocks {
-			p.Chunks = append(p.Chunks, chunkState{Rel: name, Lo: uint32(lo), Hi: uint32(lo + step)})
+			p.Chunks = append(p.Chunks, chunkState{Rel: name, Node: node, Lo: uint32(lo), Hi: uint32(lo + step)})
 			lo += step
 		}
-		p.Chunks = append(p.Chunks, chunkState{Rel: name, Lo: uint32(lo)})
+		p.Chunks = append(p.Chunks, chunkState{Rel: name, Node: node, Lo: uint32(lo)})
 	}
 	return p, nil
 }
@@ -537,10 +588,10 @@ func (s *Source) announce(ctx context.Context, b *schema.Batch, t *tableInfo, po
 // the consistent point) has yet to reach. It is saved with the table's
 // progress when the part is acked.
 func (s *Source) noteView(t *tableInfo, v schema.Version) {
-	if t.view != nil && t.view.LSN == s.catalogLSN && t.view.Version == v {
+	if t.view != nil && t.view.LSN == s.catalogLSN && t.view.Version == v && t.view.Read == s.snapshotLSN {
 		return
 	}
-	view := &catalogView{LSN: s.catalogLSN, Version: v}
+	view := &catalogView{LSN: s.catalogLSN, Version: v, Read: s.snapshotLSN}
 	s.mu.Lock()
 	if p := s.progress[t.ID]; p != nil {
 		p.View = view
@@ -561,6 +612,10 @@ func (s *Source) observe(ctx context.Context, b *schema.Batch, shape schema.Tabl
 		}
 		if delta != nil {
 			d = *delta
+			if len(d.Changes) > 0 && d.Changes[0].Op != schema.CreateTable {
+				s.log.Info("table version in force", "table", shape.ID.String(), "version", d.Table.Version, "from", d.From,
+					"position", Describe(pos), "changes", schema.DescribeChanges(d.Changes))
+			}
 		} else if s.announced[shape.ID] == v.Version {
 			return v.Version, nil
 		} else {
@@ -606,6 +661,19 @@ func currentLSN(ctx context.Context, pool *pgxpool.Pool) (pglogrepl.LSN, error) 
 	err := pool.QueryRow(ctx, `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text`).Scan(&text)
 	if err != nil {
 		return 0, fmt.Errorf("read the current WAL position: %w", err)
+	}
+	return pglogrepl.ParseLSN(text)
+}
+
+// insertLSN returns the server's WAL insert position (its replay position on
+// a standby): every commit a snapshot taken before sees ends below it. The
+// write position (currentLSN) can lag behind commits made with
+// synchronous_commit off.
+func insertLSN(ctx context.Context, pool *pgxpool.Pool) (pglogrepl.LSN, error) {
+	var text string
+	err := pool.QueryRow(ctx, `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text`).Scan(&text)
+	if err != nil {
+		return 0, fmt.Errorf("read the WAL insert position: %w", err)
 	}
 	return pglogrepl.ParseLSN(text)
 }

@@ -55,6 +55,8 @@ type Source struct {
 	streamedChunks atomic.Int64
 	// announced: tables whose shape was put in a batch since Open (run goroutine only).
 	announced map[schema.TableID]schema.Version
+	// snapshotLSN: a resumed snapshot's read position (catalogView.Read)
+	snapshotLSN pglogrepl.LSN
 	// resumed: this attempt continues an interrupted snapshot; catalogLSN is
 	// the WAL position its catalog read is at least as new as (catalogView)
 	resumed    bool

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,6 +24,8 @@ type relState struct {
 	// adapt, when set, re-encodes the rows of a commit older than the table's
 	// catalog view in the view's version (historic)
 	adapt *adaptation
+	// keyTypes are the key columns' SQL types, once fillCurrent needed them
+	keyTypes []string
 }
 
 type txnState struct {
@@ -44,7 +47,7 @@ type streamer struct {
 	cur      schema.Batch
 	curBytes int
 	curStart time.Time
-	byKey    map[string]int // key → index in cur.Changes, for unchanged-TOAST back-fill
+	byKey    map[string]int // table and key (rowID) → index in cur.Changes, for unchanged-TOAST back-fill
 	status   *time.Ticker
 
 	// protocol 2 (stream_in_progress)
@@ -333,12 +336,16 @@ func (st *streamer) handle(ctx context.Context, msg pglogrepl.Message) error {
 		if err != nil {
 			return err
 		}
-		if before != nil && keyString(rel, before) != keyString(rel, after) {
+		moved := before != nil && keyString(rel, before) != keyString(rel, after)
+		if v := st.s.byID[rel.table.ID].view; moved || (v != nil && st.txn.commit < v.Read) {
 			// the primary key changed: the old key is gone, and the values
-			// the update did not send are no sink's to find under the new one
-			if err := st.fillMoved(ctx, rel, before, after, m.NewTuple); err != nil {
+			// the update did not send are no sink's to find under the new one;
+			// or a resumed snapshot may have missed the row (catalogView.Read)
+			if err := st.fillCurrent(ctx, rel, before, after, m.NewTuple); err != nil {
 				return err
 			}
+		}
+		if moved {
 			var image schema.Row
 			if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld {
 				image = before // a key-only old tuple is not a before image
@@ -524,7 +531,7 @@ func (st *streamer) tuple(rel *relState, td *pglogrepl.TupleData, fill schema.Ro
 		}
 	}
 	if unchanged {
-		if j, ok := st.byKey[keyString(rel, row)]; ok {
+		if j, ok := st.byKey[rowID(rel, keyString(rel, row))]; ok {
 			prev := st.cur.Changes[j].After
 			for i := range row {
 				if row[i].Value.Kind() == schema.KindUnchanged {
@@ -538,15 +545,17 @@ func (st *streamer) tuple(rel *relState, td *pglogrepl.TupleData, fill schema.Ro
 	return row, nil
 }
 
-// fillMoved gives the unchanged (TOASTed, not sent) columns of an update that
-// moved a row to a new primary key their values: from an earlier change of
-// the row in this batch, else from the source table as it is now. A sink
-// could only look under the new key, where nothing is stored yet. A value
-// read now is the row's value at this change or a newer one; a newer one is
-// also sent by the change that made it, so the destination ends up exact. A
-// row gone since (deleted or moved again) keeps the markers: its later
-// changes overwrite or remove it.
-func (st *streamer) fillMoved(ctx context.Context, rel *relState, before, after schema.Row, newTuple *pglogrepl.TupleData) error {
+// fillCurrent gives the unchanged (TOASTed, not sent) columns of an update
+// whose destination row may not hold them their values: from an earlier
+// change of the row in this batch, else from the source table as it is now.
+// That is an update that moved a row to a new primary key (a sink could only
+// look under the new key, where nothing is stored yet), or one replayed from
+// before a resumed snapshot's read, which may have missed the row
+// (catalogView.Read). A value read now is the row's value at this change or a
+// newer one; a newer one is also sent by the change that made it, so the
+// destination ends up exact. A row gone since (deleted or moved again) keeps
+// the markers: its later changes overwrite or remove it.
+func (st *streamer) fillCurrent(ctx context.Context, rel *relState, before, after schema.Row, newTuple *pglogrepl.TupleData) error {
 	missing := func() []int {
 		var out []int
 		for i := range after {
@@ -559,7 +568,11 @@ func (st *streamer) fillMoved(ctx context.Context, rel *relState, before, after 
 	if len(missing()) == 0 {
 		return nil
 	}
-	if j, ok := st.byKey[keyString(rel, before)]; ok {
+	prevKey := after
+	if before != nil {
+		prevKey = before
+	}
+	if j, ok := st.byKey[rowID(rel, keyString(rel, prevKey))]; ok {
 		prev := st.cur.Changes[j].After
 		for _, i := range missing() {
 			if v, ok := prev.Get(after[i].Name); ok && v.Kind() != schema.KindUnchanged {
@@ -575,20 +588,34 @@ func (st *streamer) fillMoved(ctx context.Context, rel *relState, before, after 
 	for n, i := range miss {
 		sel[n] = pgx.Identifier{rel.names[i]}.Sanitize()
 	}
+	if rel.keyTypes == nil {
+		for _, k := range rel.keyIdx {
+			var typ string
+			if err := st.s.pool.QueryRow(ctx, `SELECT format_type($1, NULL)`, rel.oids[k]).Scan(&typ); err != nil {
+				return classify(fmt.Errorf("type of %s.%s: %w", rel.table.ID, rel.names[k], err))
+			}
+			rel.keyTypes = append(rel.keyTypes, typ)
+		}
+	}
 	where := make([]string, len(rel.keyIdx))
 	args := []any{pgx.QueryResultFormats{pgx.TextFormatCode}}
 	for n, k := range rel.keyIdx {
-		var typ string
-		if err := st.s.pool.QueryRow(ctx, `SELECT format_type($1, NULL)`, rel.oids[k]).Scan(&typ); err != nil {
-			return classify(fmt.Errorf("type of %s.%s: %w", rel.table.ID, rel.names[k], err))
-		}
-		where[n] = fmt.Sprintf("%s = $%d::text::%s", pgx.Identifier{rel.names[k]}.Sanitize(), n+1, typ)
+		where[n] = fmt.Sprintf("%s = $%d::text::%s", pgx.Identifier{rel.names[k]}.Sanitize(), n+1, rel.keyTypes[n])
 		args = append(args, string(newTuple.Columns[k].Data))
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(sel, ", "), quoted(rel.table.ID), strings.Join(where, " AND "))
 	rows, err := st.s.pool.Query(ctx, q, args...)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "42703" || pe.Code == "42P01") {
+		// a column dropped or renamed since (or the table): its value for
+		// this row is history the table no longer has; later changes of the
+		// row carry what it holds now
+		st.s.log.Warn("an unchanged TOAST value of a replayed update cannot be read from the table any more; it stays unknown for this change",
+			"table", rel.table.ID.String(), "error", pe.Message)
+		return nil
+	}
 	if err != nil {
-		return classify(fmt.Errorf("read the unchanged values of a row of %s that moved to a new key: %w", rel.table.ID, err))
+		return classify(fmt.Errorf("read the unchanged values of a row of %s: %w", rel.table.ID, err))
 	}
 	defer rows.Close()
 	if !rows.Next() {
@@ -608,6 +635,10 @@ func (st *streamer) fillMoved(ctx context.Context, rel *relState, before, after 
 	}
 	return rows.Err()
 }
+
+// rowID names a row of the batch across its tables: two tables' rows may
+// have the same key (and columns of the same names).
+func rowID(rel *relState, key string) string { return rel.table.ID.String() + "\x00" + key }
 
 func keyString(rel *relState, row schema.Row) string {
 	key := make(schema.Row, 0, len(rel.keyIdx))
@@ -633,7 +664,7 @@ func (st *streamer) add(ctx context.Context, rel *relState, op schema.Op, keyRow
 	st.txn.seq++
 	k := string(key.AppendJSON(nil))
 	if after != nil {
-		st.byKey[k] = len(st.cur.Changes)
+		st.byKey[rowID(rel, k)] = len(st.cur.Changes)
 	}
 	st.s.wm.changed(rel.table.ID, k)
 	return st.append(ctx, c)

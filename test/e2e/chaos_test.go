@@ -490,6 +490,14 @@ func (c *chaos) saveLog(seed uint64) {
 		return
 	}
 	c.t.Logf("cdcd log: %s", p)
+	// and its data directory (the metadata store: schema versions, snapshot
+	// progress, events)
+	data := strings.TrimSuffix(p, ".log") + ".data"
+	if out, err := exec.Command("cp", "-r", c.data, data).CombinedOutput(); err != nil {
+		c.t.Logf("save the data directory: %v: %s", err, out)
+		return
+	}
+	c.t.Logf("cdcd data directory: %s", data)
 }
 
 // finish stops cdcd gracefully and reports the faults.
