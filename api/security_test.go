@@ -333,7 +333,7 @@ func TestRoles(t *testing.T) {
 		"GET /api/v1/alerts": store.RoleViewer, "PUT /api/v1/alerts": store.RoleEditor, "GET /api/v1/alerts/active": store.RoleViewer,
 		"GET /api/v1/alerts/history": store.RoleViewer, "GET /api/v1/connections/{name}/catalog": store.RoleViewer,
 		"GET /api/v1/pipelines/{name}/timeseries": store.RoleViewer,
-		"GET /api/v1/whoami":                      store.RoleViewer, "GET /api/v1/types": store.RoleViewer, "POST /api/v1/plan": store.RoleEditor, "GET /api/v1/events/stream": store.RoleViewer,
+		"GET /api/v1/whoami":                      store.RoleViewer, "GET /api/v1/types": store.RoleViewer, "POST /api/v1/plan": store.RoleEditor, "POST /api/v1/apply": store.RoleEditor, "GET /api/v1/events/stream": store.RoleViewer,
 		"GET /api/v1/tokens": store.RoleAdmin, "POST /api/v1/tokens": store.RoleAdmin, "DELETE /api/v1/tokens/{id}": store.RoleAdmin,
 		"GET /api/v1/audit": store.RoleAdmin,
 	}

@@ -48,6 +48,8 @@ type Control interface {
 	PausePipeline(ctx context.Context, name string) error
 	ResumePipeline(ctx context.Context, name string) error
 	DeletePipeline(ctx context.Context, name string, force bool) (app.DeleteReport, error)
+	ApplyFile(ctx context.Context, f config.File, transformChange string) ([]app.Applied, error)
+	CheckFile(ctx context.Context, f config.File, transformChange string) error
 	SchemaChanges(ctx context.Context, name string) ([]pipeline.Hold, error)
 	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
 	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
@@ -224,6 +226,7 @@ func (s *Server) routes() []route {
 
 		{"POST", "/api/v1/transforms/preview", editor, s.previewTransforms},
 		{"POST", "/api/v1/plan", editor, s.planPipeline},
+		{"POST", "/api/v1/apply", editor, s.applyFile},
 
 		{"GET", "/api/v1/alerts", viewer, s.getAlerts},
 		{"PUT", "/api/v1/alerts", editor, s.putAlerts},
@@ -706,6 +709,72 @@ func (s *Server) putPipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.applyPipeline(w, r, p)
+}
+
+// applyFile is POST /api/v1/apply: a config file's connections, pipelines
+// and alert rules, all at once or not at all.
+func (s *Server) applyFile(w http.ResponseWriter, r *http.Request) {
+	var ps config.Problems
+	change, _ := param(r.URL.Query(), "transform_change", &ps)
+	if change != "" && change != "keep_written" && change != "resync" {
+		ps = append(ps, config.Problem{Path: "transform_change", Message: "must be keep_written or resync"})
+	}
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	b, ok := readDocument(w, r)
+	if !ok {
+		return
+	}
+	f, err := config.Parse(b)
+	schema := s.docs.problems(r.Pattern, b, "")
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid config file", merge(config.Problems{{Path: "", Message: err.Error()}}, schema))
+		return
+	}
+	if len(schema) > 0 {
+		// the schema's paths name items by index: by name, as the rest does
+		for i := range schema {
+			schema[i].Path = namedPath(schema[i].Path, f)
+		}
+		var ps config.Problems
+		errors.As(s.cfg.Control.CheckFile(r.Context(), f, change), &ps)
+		writeError(w, http.StatusUnprocessableEntity, "invalid config file", merge(schema, ps))
+		return
+	}
+	applied, err := s.cfg.Control.ApplyFile(r.Context(), f, change)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"applied": applied})
+}
+
+// namedPath rewrites "pipelines.1.batch" as "pipelines[name].batch" (and so
+// for connections), when the item has a name.
+func namedPath(path string, f config.File) string {
+	list, rest, _ := strings.Cut(path, ".")
+	idx, rest, _ := strings.Cut(rest, ".")
+	i, err := strconv.Atoi(idx)
+	if err != nil || i < 0 {
+		return path
+	}
+	var name string
+	switch {
+	case list == "pipelines" && i < len(f.Pipelines):
+		name = f.Pipelines[i].Name
+	case list == "connections" && i < len(f.Connections):
+		name = f.Connections[i].Name
+	}
+	if name == "" {
+		return path
+	}
+	out := fmt.Sprintf("%s[%s]", list, name)
+	if rest != "" {
+		out += "." + rest
+	}
+	return out
 }
 
 func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.Pipeline) {

@@ -336,44 +336,35 @@ func (c *client) apply(cmd *cobra.Command, file string, pipelines bool) error {
 			return err
 		}
 	}
-	for _, conn := range f.Connections {
-		body, err := configJSON(conn)
-		if err != nil {
-			return err
-		}
-		if err := c.do(cmd.Context(), "PUT", "/api/v1/connections/"+conn.Name, body, nil); err != nil {
-			return fmt.Errorf("connection %s: %w", conn.Name, err)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "connection %s: applied\n", conn.Name)
-	}
 	if !pipelines {
-		return nil
+		f.Pipelines, f.Alerts = nil, nil
 	}
-	for _, p := range f.Pipelines {
-		body, err := configJSON(p)
-		if err != nil {
-			return err
-		}
-		path := "/api/v1/pipelines/" + p.Name
-		if c.transformChange != "" {
-			path += "?transform_change=" + url.QueryEscape(c.transformChange)
-		}
-		var v struct {
-			Notice string `json:"notice"`
-		}
-		if err := c.do(cmd.Context(), "PUT", path, body, &v); err != nil {
-			return fmt.Errorf("pipeline %s: %w", p.Name, err)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: applied\n", p.Name)
-		if v.Notice != "" {
-			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s: %s\n", p.Name, v.Notice)
-		}
+	body, err := configJSON(f)
+	if err != nil {
+		return err
 	}
-	if f.Alerts != nil {
-		if err := c.do(cmd.Context(), "PUT", "/api/v1/alerts", f.Alerts, nil); err != nil {
-			return fmt.Errorf("alerts: %w", err)
+	path := "/api/v1/apply"
+	if c.transformChange != "" {
+		path += "?transform_change=" + url.QueryEscape(c.transformChange)
+	}
+	// all or nothing: the server validates the whole file first and stores
+	// it in one transaction
+	var v struct {
+		Applied []struct{ Kind, Name, Result, Notice string } `json:"applied"`
+	}
+	if err := c.do(cmd.Context(), "POST", path, body, &v); err != nil {
+		return fmt.Errorf("nothing applied: %w", err)
+	}
+	out := cmd.OutOrStdout()
+	for _, a := range v.Applied {
+		if a.Kind == "alerts" {
+			fmt.Fprintf(out, "alerts: %s\n", a.Result)
+			continue
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "alerts: %d rule(s) applied\n", len(f.Alerts.Rules))
+		fmt.Fprintf(out, "%s %s: applied (%s)\n", a.Kind, a.Name, a.Result)
+		if a.Notice != "" {
+			fmt.Fprintf(out, "%s %s: %s\n", a.Kind, a.Name, a.Notice)
+		}
 	}
 	return nil
 }

@@ -235,3 +235,48 @@ func TestShutdownWithFrozenDestinationKeepsTheDrainBound(t *testing.T) {
 		require.Regexp(t, fmt.Sprintf(`level=WARN msg="pipeline stopped" .*pipeline=p%d .*outcome="the drain timed out`, i), s.log.String())
 	}
 }
+
+// TestApplyIsAllOrNothing: a file whose pipeline is invalid stores nothing,
+// not even its valid connections, and the answer lists every problem with its
+// path; the corrected file applies whole.
+func TestApplyIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	env := []string{"CDCD_SERVER=" + s.url}
+	cfg := filepath.Join(dir, "p.yaml")
+	write := func(batch string) {
+		require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+connections:
+  - {name: gen, type: datagen, config: {tables: 1, snapshot_rows: 10}}
+  - {name: out, type: file, config: {dir: %q}}
+pipelines:
+  - name: good
+    source: {connection: gen}
+    sink: {connection: out}
+  - name: bad
+    source: {connection: gen}
+    sink: {connection: out}
+    batch: %s
+    transforms: [{type: nosuch}]
+`, filepath.Join(dir, "out"), batch)), 0o600))
+	}
+	write(`{max_changes: 2000000, max_wait: 2h}`)
+	out := cli(t, env, 2, "pipelines", "apply", "-f", cfg)
+	require.Contains(t, out, "nothing applied")
+	for _, path := range []string{"pipelines[bad].batch.max_changes", "pipelines[bad].batch.max_wait", "pipelines[bad].transforms[0].type"} {
+		require.Contains(t, out, path, "every problem with its path")
+	}
+	require.NotContains(t, cli(t, env, 0, "connections", "list"), "gen", "no connection of the rejected file is stored")
+	require.NotContains(t, cli(t, env, 0, "pipelines", "list"), "good")
+
+	write(`{max_changes: 100, max_wait: 50ms}`)
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(func() string { b, _ := os.ReadFile(cfg); return string(b) }(), "    transforms: [{type: nosuch}]\n", "", 1)), 0o600))
+	out = cli(t, env, 0, "pipelines", "apply", "-f", cfg)
+	for _, want := range []string{"connection gen: applied (created)", "connection out: applied (created)", "pipeline good: applied (created)", "pipeline bad: applied (created)"} {
+		require.Contains(t, out, want)
+	}
+	out = cli(t, env, 0, "pipelines", "apply", "-f", cfg)
+	require.Contains(t, out, "pipeline good: applied (unchanged)")
+	require.Contains(t, out, "connection gen: applied (unchanged)")
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -47,31 +48,60 @@ const (
 // it the update is refused, so old and new chain output never mix silently.
 // notice says what was done about rows already written.
 func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline, transformChange string) (created bool, notice string, err error) {
+	conns, err := a.StoredConnections(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	pl, err := a.planPipeline(ctx, p, transformChange, conns)
+	if err != nil {
+		return false, "", err
+	}
+	if err := a.resyncFor(ctx, &pl); err != nil {
+		return false, "", err
+	}
+	if err := a.Store.PutPipeline(ctx, pl.put.Pipeline, pl.put.Connections); err != nil {
+		return false, "", err
+	}
+	return pl.created, pl.notice, a.startPlanned(ctx, pl)
+}
+
+// pipelinePlan is a validated pipeline ready to store: what ApplyPipeline and
+// ApplyFile do with it.
+type pipelinePlan struct {
+	p       config.Pipeline
+	old     *store.Pipeline
+	created bool
+	notice  string
+	resync  bool // transform_change=resync and the transforms changed
+	put     store.PipelinePut
+}
+
+// planPipeline validates p against conns and decides what applying it does,
+// changing nothing.
+func (a *App) planPipeline(ctx context.Context, p config.Pipeline, transformChange string, conns map[string]config.Connection) (pipelinePlan, error) {
 	switch transformChange {
 	case "", TransformChangeKeepWritten, TransformChangeResync:
 	default:
-		return false, "", fmt.Errorf("%w: transform_change must be keep_written or resync, got %q", ErrInvalid, transformChange)
+		return pipelinePlan{}, fmt.Errorf("%w: transform_change must be keep_written or resync, got %q", ErrInvalid, transformChange)
 	}
-	old, conns, err := a.checkPipeline(ctx, &p)
+	old, err := a.checkPipelineWith(ctx, &p, conns)
 	if err != nil {
-		return false, "", err
+		return pipelinePlan{}, err
 	}
-	created = old == nil
+	pl := pipelinePlan{old: old, created: old == nil}
 	r, err := config.Resolve(p, a.Registry, conns, a.Secrets)
 	if err != nil {
-		return false, "", err
+		return pipelinePlan{}, err
 	}
-	if !created {
+	if !pl.created {
 		changed, err := transformsChanged(old.Spec, p)
 		if err != nil {
-			return false, "", err
+			return pipelinePlan{}, err
 		}
 		switch {
-		case !changed && transformChange != "":
-			// nothing to decide
 		case !changed:
 		case transformChange == "":
-			return false, "", fmt.Errorf("%w: the transforms of pipeline %s changed; rows already written were made by the old chain. "+
+			return pipelinePlan{}, fmt.Errorf("%w: the transforms of pipeline %s changed; rows already written were made by the old chain. "+
 				"Say what happens to them: transform_change=keep_written (they stay as written, new rows use the new chain) "+
 				"or transform_change=resync (the pipeline's offsets are dropped and every table is snapshotted again with the new chain)", ErrConflict, p.Name)
 		case transformChange == TransformChangeKeepWritten:
@@ -79,34 +109,190 @@ func (a *App) ApplyPipeline(ctx context.Context, p config.Pipeline, transformCha
 			if st, err := a.Supervisor.Status(p.Name); err == nil && st.Progress.CommittedPos != nil {
 				at = "position " + st.Progress.CommittedPos.String()
 			}
-			notice = fmt.Sprintf("transforms changed (generation %d): rows written up to %s keep the previous chain's output; later rows use the new chain", old.Generation+1, at)
+			pl.notice = fmt.Sprintf("transforms changed (generation %d): rows written up to %s keep the previous chain's output; later rows use the new chain", old.Generation+1, at)
 		case transformChange == TransformChangeResync:
-			if _, err := a.DeletePipeline(ctx, p.Name, false); err != nil {
-				return false, "", fmt.Errorf("resync for the new transforms: %w", err)
-			}
-			created = true
-			notice = "transforms changed: the pipeline was reset and snapshots every table again with the new chain"
-		}
-		if notice != "" {
-			a.log().Warn("pipeline transforms changed", "pipeline", p.Name, "notice", notice)
+			pl.resync = true
+			pl.notice = "transforms changed: the pipeline was reset and snapshots every table again with the new chain"
 		}
 	}
 	raw, err := config.Marshal(p)
 	if err != nil {
-		return false, "", err
+		return pipelinePlan{}, err
 	}
-	paused := p.Paused
-	if !created && !p.Paused {
-		paused = old.Paused // apply does not resume a paused pipeline; resume does
+	if !pl.created && !p.Paused && !pl.resync {
+		p.Paused = old.Paused // apply does not resume a paused pipeline; resume does
 	}
-	if err := a.Store.PutPipeline(ctx, store.Pipeline{Name: p.Name, Spec: raw, Paused: paused}, r.Connections); err != nil {
-		return false, "", err
+	pl.p = p
+	pl.put = store.PipelinePut{Pipeline: store.Pipeline{Name: p.Name, Spec: raw, Paused: p.Paused}, Connections: r.Connections}
+	return pl, nil
+}
+
+// resyncFor deletes the state of a pipeline whose plan resyncs it (its
+// transforms changed with transform_change=resync): it is then created anew.
+func (a *App) resyncFor(ctx context.Context, pl *pipelinePlan) error {
+	if !pl.resync {
+		return nil
 	}
-	if !created && string(old.Spec) == string(raw) && old.Paused == paused {
-		return false, "", nil // unchanged: leave the running pipeline alone
+	if _, err := a.DeletePipeline(ctx, pl.p.Name, false); err != nil {
+		return fmt.Errorf("resync for the new transforms: %w", err)
 	}
-	p.Paused = paused
-	return created, notice, a.Supervisor.Upsert(ctx, a.Spec(p, a.StoredConnections))
+	a.log().Warn("pipeline transforms changed", "pipeline", pl.p.Name, "notice", pl.notice)
+	pl.created, pl.old = true, nil
+	return nil
+}
+
+// startPlanned (re)starts a stored pipeline, unless nothing of it changed.
+func (a *App) startPlanned(ctx context.Context, pl pipelinePlan) error {
+	if pl.notice != "" && !pl.resync {
+		a.log().Warn("pipeline transforms changed", "pipeline", pl.p.Name, "notice", pl.notice)
+	}
+	if !pl.created && string(pl.old.Spec) == string(pl.put.Pipeline.Spec) && pl.old.Paused == pl.p.Paused {
+		return nil // unchanged: leave the running pipeline alone
+	}
+	return a.Supervisor.Upsert(ctx, a.Spec(pl.p, a.StoredConnections))
+}
+
+// Applied is what ApplyFile did to one object of the file.
+type Applied struct {
+	Kind   string `json:"kind"` // connection, pipeline or alerts
+	Name   string `json:"name,omitempty"`
+	Result string `json:"result"` // created, updated or unchanged
+	Notice string `json:"notice,omitempty"`
+}
+
+// ApplyFile applies a config file's connections, pipelines and alert rules
+// all at once or not at all: everything is validated first (the pipelines
+// and rules against the stored connections and the file's), every problem is
+// returned with its path, and the connections and pipelines are then stored
+// in one transaction before the pipelines (re)start.
+func (a *App) ApplyFile(ctx context.Context, f config.File, transformChange string) ([]Applied, error) {
+	fp, err := a.prepareFile(ctx, f, transformChange)
+	if err != nil {
+		return nil, err
+	}
+	return a.commitFile(ctx, fp)
+}
+
+// CheckFile validates f as ApplyFile would, storing nothing.
+func (a *App) CheckFile(ctx context.Context, f config.File, transformChange string) error {
+	_, err := a.prepareFile(ctx, f, transformChange)
+	return err
+}
+
+// filePlan is a validated config file ready to store.
+type filePlan struct {
+	f     config.File
+	out   []Applied // the connections'
+	conns []store.Connection
+	plans []pipelinePlan
+}
+
+func (a *App) prepareFile(ctx context.Context, f config.File, transformChange string) (filePlan, error) {
+	stored, err := a.StoredConnections(ctx)
+	if err != nil {
+		return filePlan{}, err
+	}
+	// values sent back redacted keep the stored ones
+	for i := range f.Pipelines {
+		sp, err := a.Store.GetPipeline(ctx, f.Pipelines[i].Name)
+		if err != nil {
+			continue // new (or the name is invalid: Validate says so)
+		}
+		if old, err := config.ParsePipeline(sp.Spec); err == nil {
+			if err := f.Pipelines[i].Unredact(old); err != nil {
+				return filePlan{}, err
+			}
+		}
+	}
+	for i := range f.Connections {
+		old := stored[f.Connections[i].Name]
+		if err := config.Unredact(&f.Connections[i].Config, &old.Config, fmt.Sprintf("connections[%s].config", f.Connections[i].Name)); err != nil {
+			return filePlan{}, err
+		}
+	}
+	if err := config.Validate(f, a.Registry, stored, a.Secrets); err != nil {
+		return filePlan{}, err
+	}
+	conns := maps.Clone(stored)
+	var out []Applied
+	var puts []store.Connection
+	for _, c := range f.Connections {
+		raw, err := config.Marshal(c)
+		if err != nil {
+			return filePlan{}, err
+		}
+		result := "created"
+		if old, ok := stored[c.Name]; ok {
+			result = "updated"
+			if was, err := config.Marshal(old); err == nil && string(was) == string(raw) {
+				result = "unchanged"
+			}
+		}
+		conns[c.Name] = c
+		puts = append(puts, store.Connection{Name: c.Name, Type: c.Type, Config: raw})
+		out = append(out, Applied{Kind: "connection", Name: c.Name, Result: result})
+	}
+	plans := make([]pipelinePlan, 0, len(f.Pipelines))
+	var ps config.Problems
+	for _, p := range f.Pipelines {
+		pl, err := a.planPipeline(ctx, p, transformChange, conns)
+		if err != nil {
+			ps = append(ps, asProblems(fmt.Sprintf("pipelines[%s]", p.Name), err)...)
+			continue
+		}
+		plans = append(plans, pl)
+	}
+	if len(ps) > 0 {
+		return filePlan{}, ps
+	}
+	return filePlan{f: f, out: out, conns: puts, plans: plans}, nil
+}
+
+// commitFile stores a prepared file in one transaction and puts it in force.
+func (a *App) commitFile(ctx context.Context, fp filePlan) ([]Applied, error) {
+	out, plans, f := fp.out, fp.plans, fp.f
+	for i := range plans {
+		if err := a.resyncFor(ctx, &plans[i]); err != nil {
+			return nil, err
+		}
+	}
+	pipes := make([]store.PipelinePut, len(plans))
+	for i, pl := range plans {
+		pipes[i] = pl.put
+	}
+	if err := a.Store.Apply(ctx, fp.conns, pipes); err != nil {
+		return nil, err
+	}
+	for _, pl := range plans {
+		if err := a.startPlanned(ctx, pl); err != nil {
+			return out, err
+		}
+		result := "created"
+		switch {
+		case pl.created:
+		case string(pl.old.Spec) == string(pl.put.Pipeline.Spec) && pl.old.Paused == pl.p.Paused:
+			result = "unchanged"
+		default:
+			result = "updated"
+		}
+		out = append(out, Applied{Kind: "pipeline", Name: pl.p.Name, Result: result, Notice: pl.notice})
+	}
+	if f.Alerts != nil {
+		if err := a.ApplyAlerts(ctx, *f.Alerts); err != nil {
+			return out, err
+		}
+		out = append(out, Applied{Kind: "alerts", Result: fmt.Sprintf("%d rule(s) applied", len(f.Alerts.Rules))})
+	}
+	return out, nil
+}
+
+// asProblems turns err into problems under path: its own, or one at path.
+func asProblems(path string, err error) config.Problems {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		return ps // already with their paths
+	}
+	return config.Problems{{Path: path, Message: err.Error()}}
 }
 
 // CheckPipeline validates p as ApplyPipeline would, storing nothing.
@@ -123,28 +309,35 @@ func (a *App) checkPipeline(ctx context.Context, p *config.Pipeline) (*store.Pip
 	if err != nil {
 		return nil, nil, err
 	}
+	old, err := a.checkPipelineWith(ctx, p, conns)
+	return old, conns, err
+}
+
+// checkPipelineWith is checkPipeline against conns; it returns the stored
+// pipeline (nil when p is new).
+func (a *App) checkPipelineWith(ctx context.Context, p *config.Pipeline, conns map[string]config.Connection) (*store.Pipeline, error) {
 	old, err := a.Store.GetPipeline(ctx, p.Name)
 	found := err == nil
 	var stored config.Pipeline
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
-		return nil, nil, err
+		return nil, err
 	default:
 		if stored, err = config.ParsePipeline(old.Spec); err != nil {
-			return nil, nil, fmt.Errorf("stored pipeline %q: %w", p.Name, err)
+			return nil, fmt.Errorf("stored pipeline %q: %w", p.Name, err)
 		}
 	}
 	if err := p.Unredact(stored); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := config.ValidatePipeline(*p, a.Registry, conns, a.Secrets); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if !found {
-		return nil, conns, nil
+		return nil, nil
 	}
-	return &old, conns, nil
+	return &old, nil
 }
 
 // transformsChanged reports whether p's transform chain differs from the one

@@ -284,9 +284,29 @@ func (s *sqlStore) LoadSnapshotProgress(ctx context.Context, pipeline string) ([
 
 // --- connections ---
 
+func (s *sqlStore) Apply(ctx context.Context, conns []Connection, pipes []PipelinePut) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, c := range conns {
+			if err := s.putConnection(ctx, tx, c); err != nil {
+				return err
+			}
+		}
+		for _, p := range pipes {
+			if err := s.putPipeline(ctx, tx, p.Pipeline, p.Connections); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (s *sqlStore) PutConnection(ctx context.Context, c Connection) error {
+	return s.Apply(ctx, []Connection{c}, nil)
+}
+
+func (s *sqlStore) putConnection(ctx context.Context, tx *sql.Tx, c Connection) error {
 	now := s.micros()
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO cdcd_connections (name, type, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_connections (name, type, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config, updated_at = excluded.updated_at`),
 		c.Name, c.Type, s.seal(connConfig, c.Config, c.Name), now, now)
 	if err != nil {
@@ -368,43 +388,45 @@ func (s *sqlStore) DeleteConnection(ctx context.Context, name string) error {
 // --- pipelines ---
 
 func (s *sqlStore) PutPipeline(ctx context.Context, p Pipeline, connections []string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		now := s.micros()
-		var sealed string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT spec FROM cdcd_pipelines WHERE name = ?`+s.d.forUpdate), p.Name).Scan(&sealed)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_pipelines (name, spec, paused, state, last_error, generation, created_at, updated_at)
-				VALUES (?, ?, ?, 'created', '', 1, ?, ?)`), p.Name, s.seal(pipelineSpec, p.Spec, p.Name), boolInt(p.Paused), now, now)
-		case err != nil:
-			return fmt.Errorf("read pipeline %q: %w", p.Name, err)
-		default:
-			old, oerr := s.open(pipelineSpec, sealed, p.Name)
-			bump := 1
-			if oerr == nil && string(old) == string(p.Spec) {
-				bump = 0
-			}
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE cdcd_pipelines SET spec = ?, paused = ?, generation = generation + ?, updated_at = ? WHERE name = ?`),
-				s.seal(pipelineSpec, p.Spec, p.Name), boolInt(p.Paused), bump, now, p.Name)
+	return s.Apply(ctx, nil, []PipelinePut{{Pipeline: p, Connections: connections}})
+}
+
+func (s *sqlStore) putPipeline(ctx context.Context, tx *sql.Tx, p Pipeline, connections []string) error {
+	now := s.micros()
+	var sealed string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT spec FROM cdcd_pipelines WHERE name = ?`+s.d.forUpdate), p.Name).Scan(&sealed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_pipelines (name, spec, paused, state, last_error, generation, created_at, updated_at)
+			VALUES (?, ?, ?, 'created', '', 1, ?, ?)`), p.Name, s.seal(pipelineSpec, p.Spec, p.Name), boolInt(p.Paused), now, now)
+	case err != nil:
+		return fmt.Errorf("read pipeline %q: %w", p.Name, err)
+	default:
+		old, oerr := s.open(pipelineSpec, sealed, p.Name)
+		bump := 1
+		if oerr == nil && string(old) == string(p.Spec) {
+			bump = 0
 		}
-		if err != nil {
-			return fmt.Errorf("save pipeline %q: %w", p.Name, err)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE cdcd_pipelines SET spec = ?, paused = ?, generation = generation + ?, updated_at = ? WHERE name = ?`),
+			s.seal(pipelineSpec, p.Spec, p.Name), boolInt(p.Paused), bump, now, p.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("save pipeline %q: %w", p.Name, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM cdcd_pipeline_connections WHERE pipeline = ?`), p.Name); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range connections {
+		if seen[c] {
+			continue
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM cdcd_pipeline_connections WHERE pipeline = ?`), p.Name); err != nil {
-			return err
+		seen[c] = true
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_pipeline_connections (pipeline, connection) VALUES (?, ?)`), p.Name, c); err != nil {
+			return fmt.Errorf("record connection %q of pipeline %q: %w", c, p.Name, err)
 		}
-		seen := map[string]bool{}
-		for _, c := range connections {
-			if seen[c] {
-				continue
-			}
-			seen[c] = true
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_pipeline_connections (pipeline, connection) VALUES (?, ?)`), p.Name, c); err != nil {
-				return fmt.Errorf("record connection %q of pipeline %q: %w", c, p.Name, err)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func boolInt(b bool) int {

@@ -58,6 +58,9 @@ type Store interface {
 	SaveSnapshotProgress(ctx context.Context, pipeline string, epoch offsets.Epoch, p sources.SnapshotProgress) error
 	LoadSnapshotProgress(ctx context.Context, pipeline string) ([]sources.SnapshotProgress, error)
 
+	// Apply stores connections and pipelines (as PutConnection and
+	// PutPipeline) in one transaction: all of them, or none.
+	Apply(ctx context.Context, conns []Connection, pipes []PipelinePut) error
 	PutConnection(ctx context.Context, c Connection) error
 	GetConnection(ctx context.Context, name string) (Connection, error)
 	ListConnections(ctx context.Context) ([]Connection, error)
@@ -109,4 +112,10 @@ func (b boundProgress) SaveSnapshotProgress(ctx context.Context, p sources.Snaps
 
 func (b boundProgress) LoadSnapshotProgress(ctx context.Context) ([]sources.SnapshotProgress, error) {
 	return b.s.LoadSnapshotProgress(ctx, b.pipeline)
+}
+
+// PipelinePut is one pipeline of Apply with the connections it names.
+type PipelinePut struct {
+	Pipeline    Pipeline
+	Connections []string
 }

@@ -542,6 +542,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply a config file's connections, pipelines and alert rules all at once or not at all (editor)
+         * @description Everything is validated first, the pipelines and rules against the stored connections and the file's: a file with any problem changes nothing and the answer lists every problem with its path. The connections and pipelines are then stored in one transaction, and the pipelines that changed (re)start.
+         */
+        post: operations["applyFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tokens": {
         parameters: {
             query?: never;
@@ -611,6 +631,12 @@ export interface components {
         TokenName: string;
         /** @enum {string} */
         Role: "admin" | "editor" | "viewer";
+        /** @description a config file, as `cdcd run -f` and `cdcd pipelines apply -f` read it */
+        ConfigFile: {
+            connections?: components["schemas"]["NewConnection"][];
+            pipelines?: components["schemas"]["NewPipeline"][];
+            alerts?: components["schemas"]["Alerts"];
+        };
         /** @description a Go duration, e.g. 500ms, 30s, 1m30s */
         Duration: string;
         Plan: {
@@ -2321,6 +2347,87 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    applyFile: {
+        parameters: {
+            query?: {
+                /** @description what happens to rows already written when a pipeline's transforms changed */
+                transform_change?: "keep_written" | "resync";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "connections": [
+                 *         {
+                 *           "name": "gen",
+                 *           "type": "datagen",
+                 *           "config": {
+                 *             "tables": 1,
+                 *             "snapshot_rows": 10
+                 *           }
+                 *         }
+                 *       ],
+                 *       "pipelines": [
+                 *         {
+                 *           "name": "demo",
+                 *           "source": {
+                 *             "connection": "gen",
+                 *             "config": {
+                 *               "changes": 100
+                 *             }
+                 *           },
+                 *           "sink": {
+                 *             "type": "discard"
+                 *           }
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["ConfigFile"];
+                "application/yaml": components["schemas"]["ConfigFile"];
+            };
+        };
+        responses: {
+            /** @description what was done to each object of the file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        applied: {
+                            /** @enum {string} */
+                            kind: "connection" | "pipeline" | "alerts";
+                            name?: string;
+                            result: string;
+                            notice?: string;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Invalid"];
+            /** @description a resync for changed transforms could not clean up a source or sink */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };
