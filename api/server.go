@@ -714,23 +714,12 @@ func (s *Server) putPipeline(w http.ResponseWriter, r *http.Request) {
 // applyFile is POST /api/v1/apply: a config file's connections, pipelines
 // and alert rules, all at once or not at all.
 func (s *Server) applyFile(w http.ResponseWriter, r *http.Request) {
-	var ps config.Problems
-	change, _ := param(r.URL.Query(), "transform_change", &ps)
-	if change != "" && change != "keep_written" && change != "resync" {
-		ps = append(ps, config.Problem{Path: "transform_change", Message: "must be keep_written or resync"})
-	}
-	if len(ps) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid query", ps)
-		return
-	}
-	b, ok := readDocument(w, r)
+	change, ok := transformChange(w, r)
 	if !ok {
 		return
 	}
-	f, err := config.Parse(b)
-	schema := s.docs.problems(r.Pattern, b, "")
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid config file", merge(config.Problems{{Path: "", Message: err.Error()}}, schema))
+	f, schema, ok := parseDocument(s, w, r, "", "invalid config file", config.Parse)
+	if !ok {
 		return
 	}
 	if len(schema) > 0 {
@@ -777,7 +766,9 @@ func namedPath(path string, f config.File) string {
 	return out
 }
 
-func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.Pipeline) {
+// transformChange reads the transform_change parameter; false means the
+// answer (400) was written.
+func transformChange(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var ps config.Problems
 	change, _ := param(r.URL.Query(), "transform_change", &ps)
 	if change != "" && change != "keep_written" && change != "resync" {
@@ -785,6 +776,33 @@ func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.
 	}
 	if len(ps) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return "", false
+	}
+	return change, true
+}
+
+// parseDocument reads the request's document, parses it and checks it
+// against the route's schema (its problems under prefix). false means the
+// answer was written: a body that cannot be read or parsed (what names the
+// document in that answer).
+func parseDocument[T any](s *Server, w http.ResponseWriter, r *http.Request, prefix, what string, parse func([]byte) (T, error)) (T, config.Problems, bool) {
+	var zero T
+	b, ok := readDocument(w, r)
+	if !ok {
+		return zero, nil, false
+	}
+	v, err := parse(b)
+	schema := s.docs.problems(r.Pattern, b, prefix)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, what, merge(config.Problems{{Path: prefix, Message: err.Error()}}, schema))
+		return zero, nil, false
+	}
+	return v, schema, true
+}
+
+func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.Pipeline) {
+	change, ok := transformChange(w, r)
+	if !ok {
 		return
 	}
 	created, notice, err := s.cfg.Control.ApplyPipeline(r.Context(), p, change)
@@ -1160,14 +1178,8 @@ func (s *Server) getAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putAlerts(w http.ResponseWriter, r *http.Request) {
-	b, ok := readDocument(w, r)
+	a, schema, ok := parseDocument(s, w, r, "alerts", "invalid alerts document", config.ParseAlerts)
 	if !ok {
-		return
-	}
-	a, err := config.ParseAlerts(b)
-	schema := s.docs.problems(r.Pattern, b, "alerts")
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid alerts document", merge(config.Problems{{Path: "alerts", Message: err.Error()}}, schema))
 		return
 	}
 	if len(schema) > 0 {
