@@ -722,6 +722,7 @@ func (s *Server) applyFile(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	setTarget(r, fileTarget(f))
 	if len(schema) > 0 {
 		// the schema's paths name items by index: by name, as the rest does
 		for i := range schema {
@@ -738,6 +739,21 @@ func (s *Server) applyFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"applied": applied})
+}
+
+// fileTarget names what a config file holds, for the audit log.
+func fileTarget(f config.File) string {
+	var parts []string
+	for _, c := range f.Connections {
+		parts = append(parts, "connection "+c.Name)
+	}
+	for _, p := range f.Pipelines {
+		parts = append(parts, "pipeline "+p.Name)
+	}
+	if f.Alerts != nil {
+		parts = append(parts, "alerts")
+	}
+	return redact.Cut(strings.Join(parts, ", "), 512)
 }
 
 // namedPath rewrites "pipelines.1.batch" as "pipelines[name].batch" (and so

@@ -165,7 +165,7 @@ func serveRoundTrip(t *testing.T, storeArgs ...string) {
 	require.Contains(t, cli(t, env, 1, "audit"), "403", "an editor does not read the audit log")
 	admin := strings.TrimSpace(strings.Split(cli(t, nil, 0, append([]string{"tokens", "create", "root", "--role", "admin"}, args...)...), "\n")[0])
 	audit := cli(t, []string{"CDCD_SERVER=" + s.url, "CDCD_TOKEN=" + admin}, 0, "audit")
-	require.Regexp(t, `PUT /api/v1/pipelines/\{name\}\s+pipeline demo\s+201`, audit)
+	require.Regexp(t, `POST /api/v1/apply\s+connection gen, pipeline demo\s+200`, audit)
 	require.Contains(t, audit, "cdcd tokens create")
 	require.Contains(t, cli(t, nil, 0, append([]string{"tokens", "list"}, args...)...), "editor")
 

@@ -214,7 +214,7 @@ func (a *App) prepareFile(ctx context.Context, f config.File, transformChange st
 		return filePlan{}, err
 	}
 	conns := maps.Clone(stored)
-	var out []Applied
+	out := []Applied{}
 	var puts []store.Connection
 	for _, c := range f.Connections {
 		raw, err := config.Marshal(c)
