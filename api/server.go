@@ -786,8 +786,8 @@ func namedPath(path string, f config.File) string {
 // answer (400) was written.
 func transformChange(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var ps config.Problems
-	change, _ := param(r.URL.Query(), "transform_change", &ps)
-	if change != "" && change != "keep_written" && change != "resync" {
+	change, given := param(r.URL.Query(), "transform_change", &ps)
+	if given && change != "keep_written" && change != "resync" {
 		ps = append(ps, config.Problem{Path: "transform_change", Message: "must be keep_written or resync"})
 	}
 	if len(ps) > 0 {
