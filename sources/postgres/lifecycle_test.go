@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/sources"
@@ -51,7 +52,9 @@ func TestLeftoverStatementsDropSlotAndPublication(t *testing.T) {
 	require.Equal(t, 1, h.count(`SELECT count(*) FROM pg_publication WHERE pubname = $1`, cfg.Publication))
 	l := New(cfg, sources.Deps{}).Leftover()
 	require.Contains(t, l.What, cfg.Slot)
-	h.exec(l.SQL)
+	// as a person would: again while the walsender the statements end is
+	// still letting go of the slot
+	require.Eventually(t, func() bool { _, err := h.pool.Exec(context.Background(), l.SQL); return err == nil }, 30*time.Second, 100*time.Millisecond)
 	require.Equal(t, 0, h.count(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot))
 	require.Equal(t, 0, h.count(`SELECT count(*) FROM pg_publication WHERE pubname = $1`, cfg.Publication))
 }

@@ -398,7 +398,9 @@ func (s *Source) Leftover() component.Leftover {
 	}
 	return component.Leftover{
 		What: fmt.Sprintf("replication slot %s and publication %s (unless a DBA made it) on the source: the slot retains WAL until it is dropped", s.cfg.Slot, s.cfg.Publication),
-		SQL:  fmt.Sprintf("SELECT pg_drop_replication_slot(%s); DROP PUBLICATION IF EXISTS %s;", pgLiteral(s.cfg.Slot), pgx.Identifier{s.cfg.Publication}.Sanitize()),
+		// a walsender left over from the pipeline may still hold the slot
+		SQL: fmt.Sprintf("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %[1]s AND active_pid IS NOT NULL; SELECT pg_drop_replication_slot(%[1]s); DROP PUBLICATION IF EXISTS %[2]s;",
+			pgLiteral(s.cfg.Slot), pgx.Identifier{s.cfg.Publication}.Sanitize()),
 	}
 }
 
