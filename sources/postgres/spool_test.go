@@ -2,6 +2,11 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,4 +56,54 @@ func TestStreamInProgress(t *testing.T) {
 	entries, err := readDir(cfg.SpoolDir)
 	require.NoError(t, err)
 	require.Empty(t, entries, "spool files are removed after commit and abort")
+}
+
+// TestStreamInProgressAddColumn: the first change after an ADD COLUMN comes
+// in a streamed in-progress transaction, so its Relation message arrives in a
+// stream chunk, before the transaction commits. The new version takes effect
+// at that transaction's position, as the replay at its commit reads it: not
+// at an earlier position of the session (rows changed in between then missed
+// the added column's value for older rows), and the same in every session
+// (found by the crash oracle: no fill at all after a restart).
+func TestStreamInProgressAddColumn(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t, testenv.WithSetting("logical_decoding_work_mem", "64kB"))
+	h := newHarness(t, pg, `CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big SELECT g, 'a' FROM generate_series(1, 1000) g`)
+	cfg := h.config("public.big")
+	cfg.StreamInProgress = true
+	cfg.SpoolDir = t.TempDir()
+	r, src := h.runner(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r.Run(ctx) }()
+	stop := func() error { cancel(); return <-errc }
+	h.waitSynced("public.big", "id")
+	require.Eventually(t, func() bool { return r.Streaming() && !r.Snapshotting() }, 30*time.Second, 10*time.Millisecond)
+
+	h.exec(`UPDATE big SET v = 'before' WHERE id <= 10`)
+	h.exec(`ALTER TABLE big ADD COLUMN extra int4 DEFAULT -1`)
+	h.exec(`INSERT INTO big SELECT g, repeat('b', 50), g FROM generate_series(10001, 30000) g`)
+	h.waitSynced("public.big", "id")
+	require.NoError(t, stop())
+	require.Greater(t, src.streamedChunks.Load(), int64(0), "the server streamed the transaction in progress")
+
+	all, err := h.versions.LoadTableVersions(context.Background(), "p")
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	// the position of the streamed transaction's first change, as written
+	b, err := os.ReadFile(filepath.Join(h.dir, "public.big.jsonl"))
+	require.NoError(t, err)
+	var first string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"id":10001`) {
+			var rec struct {
+				Pos string `json:"pos"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(line), &rec))
+			first = rec.Pos
+			break
+		}
+	}
+	require.NotEmpty(t, first)
+	require.Equal(t, first, hex.EncodeToString(all[1].Pos), "version 2 is in force from the streamed transaction's first change, %s", Describe(all[1].Pos))
 }

@@ -258,12 +258,11 @@ func (st *streamer) messageV2(ctx context.Context, x pglogrepl.XLogData) error {
 		return st.message(ctx, unwrapV2(msg))
 	}
 	inner := unwrapV2(msg)
-	if rm, ok := inner.(*pglogrepl.RelationMessage); ok {
-		// keep the session's relation map current; replay re-applies it in order
-		if err := st.relationOutsideTxn(ctx, rm); err != nil {
-			return err
-		}
-	}
+	// a Relation message is spooled with the transaction's changes and read
+	// when it commits, at its position there: read now, it would register a
+	// version at a position of this session only (the last checkpoint), below
+	// rows the added column's value of older rows must reach, and elsewhere in
+	// another session; and an aborted transaction's would count
 	if _, ok := inner.(*pglogrepl.LogicalDecodingMessage); ok {
 		return nil
 	}
@@ -271,26 +270,15 @@ func (st *streamer) messageV2(ctx context.Context, x pglogrepl.XLogData) error {
 	return st.spool.add(st.topXid, streamXid(msg), x.WALData)
 }
 
-// relationOutsideTxn records a Relation message seen inside a stream chunk.
-func (st *streamer) relationOutsideTxn(ctx context.Context, rm *pglogrepl.RelationMessage) error {
-	saved := st.txn
-	st.txn = txnState{commit: pglogrepl.LSN(st.lastCkpt), seq: 0}
-	err := st.relation(ctx, rm)
-	st.txn = saved
-	return err
-}
-
 // streamCommit replays a streamed transaction as one transaction.
 func (st *streamer) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
 	st.txn = txnState{open: true, commit: m.CommitLSN, ts: m.CommitTime, xid: m.Xid}
-	saved := make(map[uint32]*relState, len(st.rels))
-	for k, v := range st.rels {
-		saved[k] = v
-	}
+	// the relations the transaction's Relation messages set stay: once it
+	// commits, the server counts their schema as sent and sends none before
+	// later transactions' changes
 	if err := st.spool.replay(ctx, m.Xid, func(msg pglogrepl.Message) error { return st.message(ctx, msg) }); err != nil {
 		return err
 	}
-	st.rels = saved // the session's current relations, not the replayed ones
 	return st.message(ctx, &pglogrepl.CommitMessage{CommitLSN: m.CommitLSN, TransactionEndLSN: m.TransactionEndLSN, CommitTime: m.CommitTime})
 }
 
