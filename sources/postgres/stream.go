@@ -325,7 +325,7 @@ func (st *streamer) handle(ctx context.Context, msg pglogrepl.Message) error {
 			return err
 		}
 		moved := before != nil && keyString(rel, before) != keyString(rel, after)
-		if v := st.s.byID[rel.table.ID].view; moved || (v != nil && st.txn.commit < v.Read) {
+		if v := rel.table.view; moved || (v != nil && st.txn.commit < v.Read) {
 			// the primary key changed: the old key is gone, and the values
 			// the update did not send are no sink's to find under the new one;
 			// or a resumed snapshot may have missed the row (catalogView.Read)
