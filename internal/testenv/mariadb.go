@@ -53,9 +53,17 @@ func StartMariaDB(t testing.TB, args ...string) *MariaDB {
 		t.Fatal(err)
 	}
 	m := &MariaDB{Port: FreePort(t), Dir: dir, ServerID: 1, admin: admin}
+	// The server's temporary files (implicit temporary tables of
+	// information_schema queries among them) live in its own directory: in the
+	// shared /tmp another process's clean-up removed one mid-query in CI
+	// ("Error on delete of '/tmp/#sql-temptable-…' (Errcode: 2)").
+	tmpDir := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	srvArgs := []string{"--no-defaults", "--user=" + currentUser(), "--datadir=" + filepath.Join(dir, "data"),
 		"--port=" + strconv.Itoa(m.Port), "--bind-address=127.0.0.1", "--socket=" + m.socket(),
-		"--pid-file=" + filepath.Join(dir, "mariadbd.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
+		"--pid-file=" + filepath.Join(dir, "mariadbd.pid"), "--tmpdir=" + tmpDir, "--log-error=" + filepath.Join(dir, "error.log"),
 		"--log-bin=" + filepath.Join(dir, "data", "binlog"), "--binlog-format=ROW", "--binlog-row-image=FULL",
 		"--binlog-row-metadata=FULL", "--server-id=" + strconv.Itoa(m.ServerID), "--skip-name-resolve",
 		"--gtid-strict-mode=ON", "--log-slave-updates=ON",
