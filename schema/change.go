@@ -18,6 +18,13 @@ const (
 	OpDelete                 // "d"
 	OpTruncate               // "t"
 	OpSnapshot               // "r": a row read by the initial snapshot
+	// OpSweep ends the resync of a table: every row of the table at the
+	// destination that was not written at or after the change's Since position
+	// is gone from the source (deleted while its history was lost, or while the
+	// destination was out of step) and is deleted, as a delete at the sweep's
+	// own position. Rows written in the same batch are written first. It
+	// carries no row; transforms map its table and pass it on.
+	OpSweep // "s"
 )
 
 func (o Op) String() string {
@@ -32,18 +39,20 @@ func (o Op) String() string {
 		return "t"
 	case OpSnapshot:
 		return "r"
+	case OpSweep:
+		return "s"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
 // ParseOp returns the Op of a one-letter code.
 func ParseOp(s string) (Op, error) {
-	for o := OpInsert; o <= OpSnapshot; o++ {
+	for o := OpInsert; o <= OpSweep; o++ {
 		if o.String() == s {
 			return o, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown operation %q (want c, u, d, t or r)", s)
+	return 0, fmt.Errorf("unknown operation %q (want c, u, d, t, r or s)", s)
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -134,11 +143,14 @@ type Change struct {
 	Key      Row              // primary key columns, in key order
 	Before   Row              // old image, when the source has it
 	After    Row              // new image (inserts, updates, snapshot reads)
+	// Since is, for OpSweep, the position the table's resync began at: rows
+	// written from there on are current, the others are gone from the source.
+	Since offsets.Position
 }
 
 // Size estimates the memory c holds, in bytes.
 func (c *Change) Size() int {
-	return 96 + len(c.Pos) + len(c.TxID) + len(c.Table.Namespace) + len(c.Table.Name) +
+	return 96 + len(c.Pos) + len(c.Since) + len(c.TxID) + len(c.Table.Namespace) + len(c.Table.Name) +
 		c.Key.Size() + c.Before.Size() + c.After.Size()
 }
 

@@ -8,8 +8,8 @@ import (
 )
 
 // codecVersion is the first byte of an encoded change; bump it when the layout
-// changes and keep decoding the old one.
-const codecVersion = 1
+// changes and keep decoding the old one. Version 2 appends Since.
+const codecVersion = 2
 
 // ErrCorrupt is returned when encoded bytes are not a change this codec wrote.
 var ErrCorrupt = errors.New("corrupt encoded change")
@@ -35,7 +35,7 @@ func AppendChange(dst []byte, c *Change) []byte {
 	for _, r := range []Row{c.Key, c.Before, c.After} {
 		dst = appendRow(dst, r)
 	}
-	return dst
+	return appendStr(dst, string(c.Since))
 }
 
 func appendStr(dst []byte, s string) []byte {
@@ -169,7 +169,8 @@ func (d *decoder) value(depth int) Value {
 // DecodeChange decodes what AppendChange wrote.
 func DecodeChange(b []byte) (Change, error) {
 	d := &decoder{b: b}
-	if v := d.byte(); v != codecVersion && d.err == nil {
+	v := d.byte()
+	if v != 1 && v != codecVersion && d.err == nil {
 		return Change{}, fmt.Errorf("%w: codec version %d", ErrCorrupt, v)
 	}
 	var c Change
@@ -186,6 +187,11 @@ func DecodeChange(b []byte) (Change, error) {
 		c.CommitTS = time.Unix(sec, int64(d.uvarint())).UTC()
 	}
 	c.Key, c.Before, c.After = d.row(), d.row(), d.row()
+	if v >= 2 {
+		if p := d.str(); p != "" {
+			c.Since = []byte(p)
+		}
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
 	}

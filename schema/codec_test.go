@@ -46,6 +46,19 @@ func TestChangeCodecRoundTrip(t *testing.T) {
 	require.Nil(t, got.After)
 	require.Nil(t, got.Before)
 	require.True(t, got.CommitTS.IsZero())
+	require.Nil(t, got.Since)
+	// a sweep keeps the position its resync began at
+	sw := Change{Op: OpSweep, Table: TableID{Name: "t"}, Pos: []byte{2}, Since: []byte{1, 0, 7}}
+	got, err = DecodeChange(AppendChange(nil, &sw))
+	require.NoError(t, err)
+	require.Equal(t, OpSweep, got.Op)
+	require.Equal(t, []byte{1, 0, 7}, []byte(got.Since))
+	// what version 1 wrote (held changes of an earlier release) still decodes
+	v1 := AppendChange(nil, &del)
+	v1[0] = 1
+	got, err = DecodeChange(v1[:len(v1)-1])
+	require.NoError(t, err)
+	require.Equal(t, OpDelete, got.Op)
 }
 
 func FuzzDecodeChange(f *testing.F) {

@@ -48,7 +48,9 @@ type Factory = component.Factory[Sink, Deps]
 // CollapseByKey returns the changes of b keeping, per table and primary key, only
 // the newest one (the last, since positions increase within a batch), in the order
 // of their last occurrence. Truncates are kept in place and drop the earlier changes
-// of their table. Sinks that upsert use it so that one statement sees each key once.
+// of their table. Sweeps (the end of a table's resync) go last, in their order: a
+// sink applies them after the batch's rows, which all postdate the resync's start
+// (see SplitSweeps). Sinks that upsert use it so that one statement sees each key once.
 //
 // A kept change whose After marks a column unchanged (unchanged TOAST) takes that
 // column's value from the key's earlier change in the batch when that one carried
@@ -66,8 +68,12 @@ func CollapseByKey(changes []schema.Change) []schema.Change {
 	last := make(map[key]*entry, len(changes))
 	truncatedAt := map[schema.TableID]int{}
 	var kb []byte
+	var sweeps []schema.Change
 	for i := range changes {
 		c := &changes[i]
+		if c.Op == schema.OpSweep {
+			continue
+		}
 		if c.Op == schema.OpTruncate {
 			truncatedAt[c.Table] = i
 			for k := range last {
@@ -100,6 +106,10 @@ func CollapseByKey(changes []schema.Change) []schema.Change {
 		if at, ok := truncatedAt[c.Table]; ok && i < at {
 			continue
 		}
+		if c.Op == schema.OpSweep {
+			sweeps = append(sweeps, *c)
+			continue
+		}
 		if c.Op == schema.OpTruncate {
 			if truncatedAt[c.Table] == i {
 				out = append(out, *c)
@@ -115,7 +125,21 @@ func CollapseByKey(changes []schema.Change) []schema.Change {
 			out = append(out, kept)
 		}
 	}
-	return out
+	return append(out, sweeps...)
+}
+
+// SplitSweeps splits one table's collapsed changes into the rows (and
+// truncate) to write and the sweeps to apply after them. A sweep removes the
+// live rows whose version is older than its Since, whenever it runs: a row of
+// the batch older than Since goes whether written before or after it, a newer
+// one stays either way, so writing the rows first leaves what an in-order
+// application would.
+func SplitSweeps(changes []schema.Change) (rows, sweeps []schema.Change) {
+	n := len(changes)
+	for n > 0 && changes[n-1].Op == schema.OpSweep {
+		n--
+	}
+	return changes[:n], changes[n:]
 }
 
 func hasUnchanged(r schema.Row) bool {
@@ -168,6 +192,16 @@ func NulledValues(reg prometheus.Registerer) *prometheus.CounterVec {
 		Name: "cdcd_sink_values_nulled_total",
 		Help: "Values stored as NULL because the destination column could not hold them (on_unrepresentable: null).",
 	}, []string{"pipeline", "table", "column"}))
+}
+
+// SweptRows is the counter of rows the end of a table's resync (a sweep) found
+// gone from the source and deleted at the destination, shared by every sink on
+// reg.
+func SweptRows(reg prometheus.Registerer) *prometheus.CounterVec {
+	return component.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cdcd_sink_swept_rows_total",
+		Help: "Rows a table's resync found gone from the source and deleted at the destination.",
+	}, []string{"pipeline", "table"}))
 }
 
 // Fills returns the values d's added columns give the rows a sink wrote before

@@ -33,6 +33,27 @@ func TestCollapseByKey(t *testing.T) {
 	require.Equal(t, []uint64{5, 6, 7, 8}, got)
 }
 
+func TestCollapseByKeyPutsSweepsLast(t *testing.T) {
+	t.Parallel()
+	in := []schema.Change{
+		ch(1, "a", schema.OpSweep, 0),
+		ch(2, "b", schema.OpSweep, 0), // before b's truncate: dropped with b's earlier changes
+		ch(3, "b", schema.OpTruncate, 0),
+		ch(4, "a", schema.OpSweep, 0),
+		ch(5, "b", schema.OpInsert, 1),
+		ch(6, "a", schema.OpInsert, 1),
+	}
+	var got []uint64
+	for _, c := range CollapseByKey(in) {
+		got = append(got, offsets.NewDecoder(c.Pos).Uint())
+	}
+	require.Equal(t, []uint64{3, 5, 6, 1, 4}, got)
+	rows, sweeps := SplitSweeps(CollapseByKey(in[3:]))
+	require.Len(t, rows, 2)
+	require.Len(t, sweeps, 1)
+	require.Equal(t, schema.OpSweep, sweeps[0].Op)
+}
+
 func TestCollapseByKeyFillsUnchanged(t *testing.T) {
 	t.Parallel()
 	ins := ch(1, "a", schema.OpInsert, 1)

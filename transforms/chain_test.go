@@ -76,6 +76,48 @@ func TestChainMapsDeltasAndRows(t *testing.T) {
 	require.Equal(t, 1, b.Changes[0].After.Index("ssn")+1)
 }
 
+// renameTable is a route-like transform.
+type renameTable struct{ to string }
+
+func (r renameTable) Schema(t schema.Table) (schema.Table, error) {
+	t = t.Clone()
+	t.ID.Name = r.to
+	return t, nil
+}
+
+func (r renameTable) Apply(c *schema.Change) (bool, error) {
+	c.Table.Name = r.to
+	return true, nil
+}
+
+// dropAll is a filter that keeps nothing.
+type dropAll struct{}
+
+func (dropAll) Schema(t schema.Table) (schema.Table, error) { return t, nil }
+func (dropAll) Apply(*schema.Change) (bool, error)          { return false, nil }
+
+// TestChainPassesSweepsToTheirTable: a sweep (the end of a resync) is never
+// filtered and goes to the table its rows went to.
+func TestChainPassesSweepsToTheirTable(t *testing.T) {
+	t.Parallel()
+	c := NewChain(Step{Name: "route", Transform: renameTable{"people"}}, Step{Name: "filter", Transform: dropAll{}}, Step{Name: "bad", Transform: failing{}})
+	v1 := table("id")
+	v1.Version = 1
+	sweep := schema.Change{Op: schema.OpSweep, Table: v1.ID, Pos: offsets.AppendUint(nil, 2), Since: offsets.AppendUint(nil, 1)}
+	b := schema.Batch{
+		Deltas:  []schema.Delta{{Table: v1, Changes: []schema.ColumnChange{{Op: schema.CreateTable}}}},
+		Changes: []schema.Change{{Op: schema.OpInsert, Table: v1.ID, Pos: offsets.AppendUint(nil, 1)}, sweep},
+	}
+	require.NoError(t, c.ApplyBatch(&b))
+	require.Len(t, b.Changes, 1)
+	require.Equal(t, schema.OpSweep, b.Changes[0].Op)
+	require.Equal(t, "people", b.Changes[0].Table.Name)
+	// a sweep of a table the chain never saw is an error, never a sweep of the
+	// source's name
+	b = schema.Batch{Changes: []schema.Change{{Op: schema.OpSweep, Table: schema.TableID{Name: "other"}, Since: offsets.AppendUint(nil, 1)}}}
+	require.ErrorContains(t, NewChain(Step{Name: "route", Transform: renameTable{"x"}}).ApplyBatch(&b), "before its table was announced")
+}
+
 func TestChainErrorsNameTheStep(t *testing.T) {
 	t.Parallel()
 	c := NewChain(Step{Name: "bad", Transform: failing{}})

@@ -161,6 +161,20 @@ func (c *Chain) ApplyBatch(b *schema.Batch) error {
 	for i := range b.Changes {
 		ch := &b.Changes[i]
 		src := ch.Table
+		if ch.Op == schema.OpSweep {
+			// no row to transform: the sweep goes to the table the resync's
+			// rows went to
+			out, ok := c.last[src]
+			if !ok {
+				return component.Permanent(fmt.Errorf("the resync of %s ended before its table was announced: restart the pipeline", src))
+			}
+			ch.Table = out.ID
+			if n != i {
+				b.Changes[n] = *ch
+			}
+			n++
+			continue
+		}
 		keep := true
 		for _, s := range c.steps {
 			if !s.matches(src) {

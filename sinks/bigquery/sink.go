@@ -113,6 +113,7 @@ func labelValue(s string) string {
 type metrics struct {
 	rows, bytes *prometheus.CounterVec
 	nulled      *prometheus.CounterVec
+	swept       *prometheus.CounterVec
 	load        *prometheus.HistogramVec
 }
 
@@ -132,6 +133,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
 		}, []string{"pipeline"})),
 		nulled: sinks.NulledValues(reg),
+		swept:  sinks.SweptRows(reg),
 	}
 }
 
@@ -402,7 +404,6 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 // name), so a retried batch never meets an earlier attempt's rows; one that a
 // crash leaves behind expires.
 func (s *Sink) writeLoad(ctx context.Context, l *warehouse.Load) error {
-	start := time.Now()
 	t, err := s.table(ctx, l.Table)
 	if err != nil {
 		return err
@@ -412,9 +413,22 @@ func (s *Sink) writeLoad(ctx context.Context, l *warehouse.Load) error {
 			return err
 		}
 	}
-	if len(l.Rows) == 0 {
-		return nil
+	if len(l.Rows) > 0 {
+		if err := s.mergeLoad(ctx, t, l); err != nil {
+			return err
+		}
 	}
+	for _, sw := range l.Sweeps {
+		if err := s.sweep(ctx, t, sw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeLoad loads and merges the rows of l into t.
+func (s *Sink) mergeLoad(ctx context.Context, t *bqTable, l *warehouse.Load) error {
+	start := time.Now()
 	cols, err := warehouse.Carried(l, t.name, t.cols, func(c bqCol) string { return c.name })
 	if err != nil {
 		return err
@@ -468,6 +482,37 @@ func (s *Sink) truncate(ctx context.Context, t *bqTable, version string) error {
 	}
 	_, err := s.query(ctx, "truncate "+t.name, q, bigquery.QueryParameter{Name: "version", Value: version})
 	return err
+}
+
+// sweep deletes the live rows older than the resync sw ends (marks them
+// deleted at the sweep's version, or deletes them).
+func (s *Sink) sweep(ctx context.Context, t *bqTable, sw warehouse.Sweep) error {
+	v, d := quote(s.meta.Version), quote(s.meta.Deleted)
+	q := fmt.Sprintf("UPDATE %s SET %s = TRUE, %s = @version, %s = CURRENT_TIMESTAMP() WHERE %s < @below AND NOT %s", t.dest, d, v, quote(s.meta.SyncedAt), v, d)
+	if s.cfg.DeleteMode == "hard" {
+		q = fmt.Sprintf("DELETE FROM %s WHERE %s < @below", t.dest, v)
+	}
+	params := []bigquery.QueryParameter{{Name: "below", Value: sw.Below}}
+	// counted first (two columns scanned, once per resync): DML statistics
+	// are not reported everywhere (the emulator leaves them out)
+	rows, err := s.read(ctx, "count the rows of "+t.name+" that its resync did not find",
+		fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s < @below AND NOT %s", t.dest, v, d), params...)
+	if err != nil {
+		return err
+	}
+	var n int64
+	if len(rows) == 1 && len(rows[0]) == 1 {
+		n, _ = rows[0][0].(int64)
+	}
+	if s.cfg.DeleteMode != "hard" {
+		params = append(params, bigquery.QueryParameter{Name: "version", Value: sw.Version})
+	}
+	if _, err := s.query(ctx, "remove the rows of "+t.name+" that its resync did not find", q, params...); err != nil {
+		return err
+	}
+	s.m.swept.WithLabelValues(s.pipeline, t.name).Add(float64(n))
+	s.log.Info("table resync finished: rows no longer at the source removed", "table", t.name, "rows", n)
+	return nil
 }
 
 // isStatus reports whether err is an HTTP error of the REST API with code.

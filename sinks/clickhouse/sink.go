@@ -45,6 +45,7 @@ type Sink struct {
 	rows     *prometheus.CounterVec
 	nulled   *prometheus.CounterVec
 	altered  *prometheus.CounterVec
+	swept    *prometheus.CounterVec
 	dial     func(context.Context) (Backend, error)
 
 	be     Backend
@@ -55,6 +56,8 @@ type Sink struct {
 	seq    uint64           // the last batch number stored in the state table
 	hwm    offsets.Position // the position of the last change stored
 	warned map[string]bool
+	// pending are the sweeps of the batch being written
+	pending []sweptRows
 }
 
 var _ interface {
@@ -95,6 +98,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 		Help: "Rows inserted into ClickHouse tables (after collapsing per key), by pipeline and table."}, []string{"pipeline", "table"}))
 	s.nulled = sinks.NulledValues(d.Metrics)
 	s.altered = sinks.AlteredValues(d.Metrics)
+	s.swept = sinks.SweptRows(d.Metrics)
 	s.dial = func(ctx context.Context) (Backend, error) { return dialNative(ctx, c) }
 	for _, o := range opts {
 		o(s)
@@ -103,6 +107,15 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 }
 
 func (s *Sink) stateTable() string { return s.db + "." + ident(s.cfg.MetadataPrefix+"sink_state") }
+
+// batchTable logs each batch's number and last position, and each start of a
+// history (a row with an empty position), so that a sweep can find the batch
+// its resync began in (see sweep).
+func (s *Sink) batchTable() string { return s.db + "." + ident(s.cfg.MetadataPrefix+"sink_batches") }
+
+// batchLogDays is how long the batch log keeps a row (where the server has
+// TTL): a resync of one table may last up to that.
+const batchLogDays = 30
 
 // connect dials and reads the server's features.
 func (s *Sink) connect(ctx context.Context) (Backend, features, error) {
@@ -164,15 +177,36 @@ func (s *Sink) Open(ctx context.Context) error {
 		s.log.Warn("old ClickHouse server: timestamps are stored as ISO 8601 text, booleans as UInt8, dates as Date (1970–2149)",
 			"version", fmt.Sprintf("%d.%d", f.major, f.minor))
 	}
+	ttl := ""
+	if f.ttl {
+		ttl = fmt.Sprintf(" TTL written + INTERVAL %d DAY", batchLogDays)
+	}
 	for _, q := range []string{
 		"CREATE DATABASE IF NOT EXISTS " + s.db,
 		"CREATE TABLE IF NOT EXISTS " + s.stateTable() + " (pipeline String, seq UInt64, position String) ENGINE = ReplacingMergeTree(seq) ORDER BY pipeline",
+		"CREATE TABLE IF NOT EXISTS " + s.batchTable() + " (pipeline String, seq UInt64, last String, written DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY (pipeline, seq)" + ttl,
 	} {
 		if err := be.Exec(ctx, q); err != nil {
 			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
-	return s.loadState(ctx)
+	if err := s.loadState(ctx); err != nil {
+		return err
+	}
+	if len(s.hwm) == 0 {
+		// a new history (a new pipeline, a Cleanup, or the Leftover statement
+		// run by hand): batches before it are not the resyncs' to find
+		return s.logBatch(ctx, s.seq, nil)
+	}
+	return nil
+}
+
+func (s *Sink) logBatch(ctx context.Context, seq uint64, last offsets.Position) error {
+	cols := []Column{{"pipeline", "String"}, {"seq", "UInt64"}, {"last", "String"}}
+	if err := s.be.Insert(ctx, s.batchTable(), cols, [][]any{{s.pipeline, seq, hex.EncodeToString(last)}}, ""); err != nil {
+		return fmt.Errorf("log batch %d: %w", seq, err)
+	}
+	return nil
 }
 
 func (s *Sink) loadState(ctx context.Context) error {
@@ -221,7 +255,10 @@ func (s *Sink) Cleanup(ctx context.Context) error {
 		defer s.Close(ctx) //nolint:errcheck // nothing was written
 	}
 	s.seq++
-	return s.saveState(ctx, s.seq, nil)
+	if err := s.saveState(ctx, s.seq, nil); err != nil {
+		return err
+	}
+	return s.logBatch(ctx, s.seq, nil)
 }
 
 // Close closes the connection. It is idempotent.
@@ -666,6 +703,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 		return component.Permanent(fmt.Errorf("a batch of %d changes is more than the ClickHouse sink numbers (16,777,215): lower batch.max_changes", len(changes)))
 	}
 	n := s.seq + 1
+	s.pending = s.pending[:0]
 	var order []schema.TableID
 	byTable := map[schema.TableID][]int{}
 	for i := range changes {
@@ -680,10 +718,17 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 			return err
 		}
 	}
+	if err := s.logBatch(ctx, n, last); err != nil {
+		return err
+	}
 	if err := s.saveState(ctx, n, last); err != nil {
 		return fmt.Errorf("record batch %d: %w", n, err)
 	}
 	s.seq, s.hwm = n, last.Clone()
+	for _, sw := range s.pending {
+		s.swept.WithLabelValues(s.pipeline, sw.table).Add(float64(sw.n))
+		s.log.Info("table resync finished: rows no longer at the source removed", "table", sw.table, "rows", sw.n)
+	}
 	return nil
 }
 
@@ -694,6 +739,93 @@ func (s *Sink) writeTable(ctx context.Context, id schema.TableID, changes []sche
 	if err != nil {
 		return err
 	}
+	var sweeps []int
+	for len(idx) > 0 && changes[idx[len(idx)-1]].Op == schema.OpSweep {
+		sweeps = append([]int{idx[len(idx)-1]}, sweeps...)
+		idx = idx[:len(idx)-1]
+	}
+	if len(idx) > 0 {
+		if err := s.writeRows(ctx, t, changes, idx, n); err != nil {
+			return err
+		}
+	}
+	for _, i := range sweeps {
+		if err := s.sweep(ctx, t, &changes[i], version(n, i), n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweep ends a table's resync: every live row written before the batch that
+// holds the resync's first position (c.Since) gets a tombstone at version v.
+// Versions here are batch numbers, not positions, so the batch log says which
+// batch that is: the first one of the current history whose last position is
+// at or past Since (none yet: the batch being written, n). A row of that batch
+// older than Since stays: it was written in the same batch as the resync's
+// first rows, so it is no ghost of lost history.
+func (s *Sink) sweep(ctx context.Context, t *chTable, c *schema.Change, v, n uint64) error {
+	if len(c.Since) == 0 {
+		return component.Permanent(fmt.Errorf("sweep of %s carries no position its resync began at", t.name))
+	}
+	bt, p := s.batchTable(), literal(s.pipeline)
+	start := fmt.Sprintf("(SELECT max(seq) FROM %s WHERE pipeline = %s AND last = '')", bt, p)
+	rows, err := s.be.QueryStrings(ctx, fmt.Sprintf("SELECT toString(min(seq)), toString(count()), toString(%s) FROM %s WHERE pipeline = %s AND seq > %s AND last >= %s",
+		start, bt, p, start, literal(hex.EncodeToString(c.Since))))
+	if err != nil {
+		return classify(fmt.Errorf("find where the resync of %s began: %w", t.name, err))
+	}
+	from := n
+	if len(rows) == 1 && rows[0][1] != "0" {
+		if from, err = strconv.ParseUint(rows[0][0], 10, 64); err != nil {
+			return fmt.Errorf("batch log: %w", err)
+		}
+	}
+	if len(rows) == 1 && rows[0][2] != "" {
+		// the batch before must still be in the log, or rows older than the
+		// resync could have been written in batches the log no longer lists
+		histStart, _ := strconv.ParseUint(rows[0][2], 10, 64)
+		if from > histStart+1 {
+			prev, err := s.be.QueryStrings(ctx, fmt.Sprintf("SELECT toString(count()) FROM %s WHERE pipeline = %s AND seq = %d", bt, p, from-1))
+			if err != nil {
+				return classify(fmt.Errorf("find where the resync of %s began: %w", t.name, err))
+			}
+			if len(prev) != 1 || prev[0][0] == "0" {
+				return component.Permanent(fmt.Errorf("the resync of %s began before the oldest batch in %s (kept %d days): resync the table again", t.name, bt, batchLogDays))
+			}
+		}
+	}
+	keys := make([]string, len(t.pk))
+	for i, k := range t.pk {
+		keys[i] = ident(k)
+	}
+	where := fmt.Sprintf("%s = 0 AND %s < %d", ident(s.meta.Deleted), ident(s.meta.Version), version(from, 0))
+	cnt, err := s.be.QueryStrings(ctx, fmt.Sprintf("SELECT toString(count()) FROM %s FINAL WHERE %s", t.ident, where))
+	if err != nil {
+		return classify(fmt.Errorf("count the rows of %s its resync did not find: %w", t.name, err))
+	}
+	q := fmt.Sprintf("INSERT INTO %s (%s, %s, %s) SELECT %s, toUInt64(%d), toUInt8(1) FROM %s FINAL WHERE %s",
+		t.ident, strings.Join(keys, ", "), ident(s.meta.Version), ident(s.meta.Deleted), strings.Join(keys, ", "), v, t.ident, where)
+	if err := s.exec(ctx, q); err != nil {
+		return fmt.Errorf("remove the rows of %s that its resync did not find: %w", t.name, err)
+	}
+	var k int64
+	if len(cnt) == 1 {
+		k, _ = strconv.ParseInt(cnt[0][0], 10, 64)
+	}
+	s.pending = append(s.pending, sweptRows{t.name, k})
+	return nil
+}
+
+// sweptRows is what one sweep of a batch removed, counted once the batch is recorded.
+type sweptRows struct {
+	table string
+	n     int64
+}
+
+// writeRows writes a table's collapsed row changes (a truncate first) of batch n.
+func (s *Sink) writeRows(ctx context.Context, t *chTable, changes []schema.Change, idx []int, n uint64) error {
+	var err error
 	if c := &changes[idx[0]]; c.Op == schema.OpTruncate {
 		// a tombstone, at the truncate's version, for every live key
 		keys := make([]string, len(t.pk))

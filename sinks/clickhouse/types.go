@@ -21,13 +21,14 @@ type features struct {
 	ifNotExists  bool // ADD COLUMN IF NOT EXISTS (19.x)
 	dedupToken   bool // 22.2: insert_deduplication_token (with non_replicated_deduplication_window)
 	jsonType     bool // 25.3: the JSON type
+	ttl          bool // 19.6: table TTL
 }
 
 func featuresOf(major, minor int) features {
 	at := func(ma, mi int) bool { return major > ma || (major == ma && minor >= mi) }
 	return features{major: major, minor: minor,
 		dateTime64: at(20, 1), date32: at(21, 9), boolType: at(21, 12), decimal256: at(20, 8),
-		isDeleted: at(23, 2), ifNotExists: at(19, 3), dedupToken: at(22, 2), jsonType: at(25, 3)}
+		isDeleted: at(23, 2), ifNotExists: at(19, 3), dedupToken: at(22, 2), jsonType: at(25, 3), ttl: at(19, 6)}
 }
 
 // colType is a destination column's ClickHouse type and how values are encoded for it.

@@ -2,6 +2,9 @@
 // for trying cdcd without a warehouse and for debugging.
 //
 // Each line is one change: {"pos","op","table","version","tx","ts","key","before","after"}.
+// A sweep ("op":"s", the end of a table's resync) has no row and a "since"
+// position: every key whose last line is before since is gone from the source,
+// as if deleted there (State applies it).
 // Schema deltas go to <table>.schema.jsonl, with the position where each came
 // into force ("pos"). An added column with "existing" (a source-side DEFAULT)
 // holds existing.value in every row written before that position: the source

@@ -335,6 +335,11 @@ func appendLine(dst []byte, c *schema.Change) []byte {
 		dst = append(dst, `,"after":`...)
 		dst = c.After.AppendJSON(dst)
 	}
+	if c.Op == schema.OpSweep {
+		dst = append(dst, `,"since":"`...)
+		dst = hex.AppendEncode(dst, c.Since)
+		dst = append(dst, '"')
+	}
 	return append(dst, "}\n"...)
 }
 

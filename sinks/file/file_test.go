@@ -31,6 +31,34 @@ func open(t *testing.T, dir string) *Sink {
 	return s
 }
 
+// TestSweepRemovesRowsTheResyncDidNotFind: a sweep line deletes, in State, the
+// keys last written before the resync began, and nothing newer.
+func TestSweepRemovesRowsTheResyncDidNotFind(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := open(t, dir)
+	b1 := schema.Batch{Changes: []schema.Change{change(1, schema.OpInsert, 1, "a"), change(2, schema.OpInsert, 2, "b"), change(3, schema.OpInsert, 3, "c")}}
+	// the resync begins at 4: it reads 1, the stream updates 3, 2 is gone
+	b2 := schema.Batch{Changes: []schema.Change{change(5, schema.OpSnapshot, 1, "a"), change(6, schema.OpUpdate, 3, "c2"),
+		{Op: schema.OpSweep, Table: tid, Version: 1, Pos: offsets.AppendUint(nil, 7), Since: offsets.AppendUint(nil, 4)},
+		change(8, schema.OpInsert, 4, "d")}}
+	require.NoError(t, s.Write(ctx, &b1))
+	require.NoError(t, s.Write(ctx, &b2))
+	require.NoError(t, s.Write(ctx, &b2), "a replay writes nothing")
+	require.NoError(t, s.Close(ctx))
+	st, err := State(dir)
+	require.NoError(t, err)
+	require.Equal(t, map[string]map[string]string{"public.orders": {
+		`{"id":1}`: `{"id":1,"v":"a"}`,
+		`{"id":3}`: `{"id":3,"v":"c2"}`,
+		`{"id":4}`: `{"id":4,"v":"d"}`,
+	}}, st)
+	raw, err := os.ReadFile(filepath.Join(dir, "public.orders.jsonl"))
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"op":"s","table":"public.orders","version":1,"key":null,"since":"`)
+}
+
 func TestWriteReplayIsIdempotent(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

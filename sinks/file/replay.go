@@ -23,6 +23,9 @@ type Record struct {
 	Key     json.RawMessage `json:"key"`
 	Before  json.RawMessage `json:"before,omitempty"`
 	After   json.RawMessage `json:"after,omitempty"`
+	// Since is a sweep's ("s") position its table's resync began at: rows last
+	// written before it are gone from the source.
+	Since string `json:"since,omitempty"`
 }
 
 // unchangedMarker is how a column the source did not send (unchanged TOAST) is written.
@@ -166,7 +169,8 @@ func (f fill) apply(rows map[string]string) {
 }
 
 // State replays every data file in dir and returns, per table, the latest row of
-// each live key (key JSON → after JSON); deleted keys are absent, columns
+// each live key (key JSON → after JSON); deleted keys are absent (a sweep
+// line, "s", deletes the keys last written before its "since"), columns
 // marked unchanged keep their previous value, and a column added with a value
 // for the rows already there (its schema file's delta, "existing") gives it to
 // the rows written before the delta's position. It also checks
@@ -194,6 +198,7 @@ func State(dir string) (map[string]map[string]string, error) {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 64<<20)
 		last, table := "", ""
+		at := map[string]string{} // key → position of its last write
 		for n := 1; sc.Scan(); n++ {
 			var r Record
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
@@ -218,10 +223,20 @@ func State(dir string) (map[string]map[string]string, error) {
 			switch r.Op {
 			case "d":
 				delete(rows, string(r.Key))
+				delete(at, string(r.Key))
 			case "t":
 				clear(rows)
+				clear(at)
+			case "s":
+				for k, p := range at {
+					if p < r.Since {
+						delete(rows, k)
+						delete(at, k)
+					}
+				}
 			default:
 				rows[string(r.Key)] = mergeUnchanged(rows[string(r.Key)], r.After)
+				at[string(r.Key)] = r.Pos
 			}
 		}
 		err = sc.Err()

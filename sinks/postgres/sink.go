@@ -56,6 +56,7 @@ type Sink struct {
 	tombstones bool // tombstones may have been written since the last purge
 	buf        bytes.Buffer
 	warned     map[string]bool // columns whose unrepresentable values were logged
+	swept      []sweptRows     // the sweeps of the batch being written
 }
 
 var _ interface {
@@ -91,6 +92,13 @@ func New(c Config, d sinks.Deps) *Sink {
 type metrics struct {
 	rows   *prometheus.CounterVec
 	nulled *prometheus.CounterVec
+	swept  *prometheus.CounterVec
+}
+
+// sweptRows is what one sweep of a batch removed, counted once the batch commits.
+type sweptRows struct {
+	table string
+	n     int64
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -100,6 +108,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Rows merged into destination tables (after collapsing per key), by pipeline and table.",
 		}, []string{"pipeline", "table"})),
 		nulled: sinks.NulledValues(reg),
+		swept:  sinks.SweptRows(reg),
 	}
 }
 
@@ -382,6 +391,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) (err error) {
 		skip++
 	}
 	order, byTable := groupByTable(sinks.CollapseByKey(changes[skip:]))
+	s.swept = s.swept[:0]
 	for _, id := range order {
 		if err := s.writeTable(ctx, tx, id, byTable[id]); err != nil {
 			return err
@@ -401,6 +411,10 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) (err error) {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return classify(fmt.Errorf("commit: %w", err))
+	}
+	for _, sw := range s.swept {
+		s.m.swept.WithLabelValues(s.pipeline, sw.table).Add(float64(sw.n))
+		s.log.Info("table resync finished: rows no longer at the source removed", "table", sw.table, "rows", sw.n, "delete_mode", s.cfg.DeleteMode)
 	}
 	if b.Checkpoint != nil {
 		s.epochMu.Lock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -44,15 +45,28 @@ func (s *Sink) writeTable(ctx context.Context, tx pgx.Tx, id schema.TableID, cha
 	if err != nil {
 		return err
 	}
-	if changes[0].Op == schema.OpTruncate {
+	changes, sweeps := sinks.SplitSweeps(changes)
+	if len(changes) > 0 && changes[0].Op == schema.OpTruncate {
 		if err := s.truncate(ctx, tx, t, changes[0]); err != nil {
 			return err
 		}
 		changes = changes[1:]
 	}
-	if len(changes) == 0 {
-		return nil
+	if len(changes) > 0 {
+		if err := s.writeRows(ctx, tx, t, changes); err != nil {
+			return err
+		}
 	}
+	for _, c := range sweeps {
+		if err := s.sweep(ctx, tx, t, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeRows stages a table's collapsed row changes and merges them.
+func (s *Sink) writeRows(ctx context.Context, tx pgx.Tx, t *destTable, changes []schema.Change) error {
 	cols, err := stagedColumns(t, changes)
 	if err != nil {
 		return err
@@ -260,6 +274,28 @@ func (s *Sink) truncate(ctx context.Context, tx pgx.Tx, t *destTable, c schema.C
 	if _, err := tx.Exec(ctx, q, s.version(c.Pos)); err != nil {
 		return classify(fmt.Errorf("truncate %s: %w", t.name, err))
 	}
+	return nil
+}
+
+// sweep deletes the live rows of t older than the resync that c ends (their
+// version is below c.Since's): they were neither read by the resync nor changed
+// since it began, so the source no longer has them. Soft deletes mark them at
+// the sweep's own version.
+func (s *Sink) sweep(ctx context.Context, tx pgx.Tx, t *destTable, c schema.Change) error {
+	if len(c.Since) == 0 {
+		return component.Permanent(fmt.Errorf("sweep of %s carries no position its resync began at", t.name))
+	}
+	v, del, sy := pgx.Identifier{s.meta.Version}.Sanitize(), pgx.Identifier{s.meta.Deleted}.Sanitize(), pgx.Identifier{s.meta.SyncedAt}.Sanitize()
+	q, args := fmt.Sprintf("DELETE FROM %s WHERE %s < $1", t.ident, v), []any{s.version(c.Since)}
+	if s.cfg.DeleteMode == "soft" {
+		q = fmt.Sprintf("UPDATE %s SET %s = true, %s = $2, %s = now()%s WHERE %s < $1 AND NOT %s", t.ident, del, v, sy, s.opSet("'d'"), v, del)
+		args = append(args, s.version(c.Pos))
+	}
+	tag, err := tx.Exec(ctx, q, args...)
+	if err != nil {
+		return classify(fmt.Errorf("remove the rows of %s that its resync did not find: %w", t.name, err))
+	}
+	s.swept = append(s.swept, sweptRows{t.name, tag.RowsAffected()})
 	return nil
 }
 

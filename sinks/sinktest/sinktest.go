@@ -112,6 +112,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"add_column":                testAddColumn,
 		"add_column_fills_existing": testAddColumnFill,
 		"truncate":                  testTruncate,
+		"sweep_soft":                func(t *testing.T, h Harness) { testSweep(t, h, false) },
+		"sweep_hard":                func(t *testing.T, h Harness) { testSweep(t, h, true) },
 		"type_matrix":               testTypes,
 		"type_matrix_fill":          testTypesFill,
 		"crash_then_replay":         testCrashReplay,
@@ -555,6 +557,64 @@ func testTruncate(t *testing.T, h Harness) {
 	expect(t, h, Items, map[int64]schema.Row{1: nil, 2: nil, 3: row(3, 30, "c")})
 }
 
+// testSweep: a table's resync re-reads its rows while the stream goes on and
+// ends with a sweep; rows the resync neither read nor saw change (deleted at
+// the source while their deletes were lost) are deleted, the others stay, and
+// a replay of the sweep's batch changes nothing and counts nothing twice.
+func testSweep(t *testing.T, h Harness, hard bool) {
+	var g gen
+	reg := prometheus.NewRegistry()
+	s := open(t, h, Options{HardDelete: hard, Metrics: reg})
+	s.apply(createDelta(Items))
+	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "a"), g.change(schema.OpInsert, 2, 20, "b"), g.change(schema.OpInsert, 3, 30, "c"),
+		g.change(schema.OpInsert, 4, 40, "d"), g.change(schema.OpInsert, 5, 50, "e"), g.change(schema.OpInsert, 6, 60, "f"),
+		g.change(schema.OpDelete, 6, 0, "")))
+	s.write(batch(true, g.change(schema.OpInsert, 7, 70, "g")))
+	since := g.pos() // the resync begins
+	// it reads 1, 2 and 7 while the stream updates 3 and deletes 4; 5 is gone
+	// from the source without a delete ever reaching the destination
+	b1 := batch(true, g.change(schema.OpSnapshot, 1, 10, "a"), g.change(schema.OpUpdate, 3, 31, "c2"), g.change(schema.OpSnapshot, 2, 20, "b"))
+	b2 := batch(true, g.change(schema.OpDelete, 4, 0, ""), g.change(schema.OpSnapshot, 7, 70, "g"),
+		schema.Change{Op: schema.OpSweep, Table: Items.ID, Version: 1, Pos: g.pos(), Since: since},
+		g.change(schema.OpInsert, 8, 80, "h"))
+	s.write(b1, b2)
+	want := map[int64]schema.Row{1: row(1, 10, "a"), 2: row(2, 20, "b"), 3: row(3, 31, "c2"), 7: row(7, 70, "g"), 8: row(8, 80, "h")}
+	if !hard {
+		want[4], want[5], want[6] = nil, nil, nil
+	}
+	expect(t, h, Items, want)
+	requireSwept(t, reg, 1)
+	s.close()
+
+	s = open(t, h, Options{HardDelete: hard, Metrics: reg}) // the next attempt replays both batches
+	s.write(b1, b2)
+	expect(t, h, Items, want)
+	requireSwept(t, reg, 1)
+	// the row comes back at the source later: it is live again
+	s.write(batch(true, g.change(schema.OpInsert, 5, 51, "e2")))
+	want[5] = row(5, 51, "e2")
+	expect(t, h, Items, want)
+}
+
+// requireSwept checks cdcd_sink_swept_rows_total on reg, when the sink counts.
+func requireSwept(t *testing.T, reg *prometheus.Registry, want float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "cdcd_sink_swept_rows_total" {
+			continue
+		}
+		var got float64
+		for _, m := range mf.GetMetric() {
+			got += m.GetCounter().GetValue()
+		}
+		require.Equal(t, want, got, "rows counted as swept")
+		return
+	}
+	t.Fatal("the sink registers no cdcd_sink_swept_rows_total")
+}
+
 func testCrashReplay(t *testing.T, h Harness) {
 	var g gen
 	var all []*schema.Batch
@@ -723,4 +783,9 @@ func testResyncAfter(t *testing.T, h Harness, clean func(sinks.Cleaner)) {
 		require.NoError(t, err)
 		require.Equal(t, 0, p.Compare(offsets.AppendUint(nil, 1)))
 	}
+	// the resync's sweep, from the start of the new history, removes what the
+	// old one wrote and the new one did not read
+	s.write(batch(true, g2.change(schema.OpSnapshot, 3, 31, "new"),
+		schema.Change{Op: schema.OpSweep, Table: Items.ID, Version: 1, Pos: g2.pos(), Since: offsets.AppendUint(nil, 1)}))
+	expect(t, h, Items, map[int64]schema.Row{1: row(1, 11, "new"), 2: nil, 3: row(3, 31, "new")})
 }

@@ -87,6 +87,7 @@ func New(c Config, d sinks.Deps, opts ...Option) *Sink {
 type metrics struct {
 	rows, bytes *prometheus.CounterVec
 	nulled      *prometheus.CounterVec
+	swept       *prometheus.CounterVec
 	merge       *prometheus.HistogramVec
 }
 
@@ -106,6 +107,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
 		}, []string{"pipeline"})),
 		nulled: sinks.NulledValues(reg),
+		swept:  sinks.SweptRows(reg),
 	}
 }
 
@@ -308,7 +310,6 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 // writeLoad uploads one table's rows as a Parquet file, copies it into the raw
 // table, and merges it into the destination.
 func (s *Sink) writeLoad(ctx context.Context, n uint64, i int, l *warehouse.Load) error {
-	start := time.Now()
 	t, err := s.table(ctx, l.Table)
 	if err != nil {
 		return err
@@ -318,9 +319,22 @@ func (s *Sink) writeLoad(ctx context.Context, n uint64, i int, l *warehouse.Load
 			return err
 		}
 	}
-	if len(l.Rows) == 0 {
-		return nil
+	if len(l.Rows) > 0 {
+		if err := s.mergeLoad(ctx, n, i, t, l); err != nil {
+			return err
+		}
 	}
+	for _, sw := range l.Sweeps {
+		if err := s.sweep(ctx, t, sw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeLoad loads and merges the rows of l into t.
+func (s *Sink) mergeLoad(ctx context.Context, n uint64, i int, t *sfTable, l *warehouse.Load) error {
+	start := time.Now()
 	cols, err := warehouse.Carried(l, t.name, t.cols, func(c sfCol) string { return c.name })
 	if err != nil {
 		return err
@@ -415,6 +429,25 @@ func (s *Sink) truncate(ctx context.Context, t *sfTable, version string) error {
 	q = fmt.Sprintf("UPDATE %s SET %s = TRUE, %s = ?, %s = CURRENT_TIMESTAMP() WHERE %s < ?", t.dest, d, v, quote(s.meta.SyncedAt), v)
 	_, err := s.db.ExecContext(ctx, q, version, version)
 	return classify(errWrap("truncate "+t.name, err))
+}
+
+// sweep deletes the live rows older than the resync sw ends (marks them
+// deleted at the sweep's version, or deletes them).
+func (s *Sink) sweep(ctx context.Context, t *sfTable, sw warehouse.Sweep) error {
+	v, d := quote(s.meta.Version), quote(s.meta.Deleted)
+	q, args := fmt.Sprintf("DELETE FROM %s WHERE %s < ?", t.dest, v), []any{sw.Below}
+	if s.cfg.DeleteMode != "hard" {
+		q = fmt.Sprintf("UPDATE %s SET %s = TRUE, %s = ?, %s = CURRENT_TIMESTAMP() WHERE %s < ? AND NOT %s", t.dest, d, v, quote(s.meta.SyncedAt), v, d)
+		args = []any{sw.Version, sw.Below}
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return classify(errWrap("remove the rows of "+t.name+" that its resync did not find", err))
+	}
+	n, _ := res.RowsAffected()
+	s.m.swept.WithLabelValues(s.pipeline, t.name).Add(float64(n))
+	s.log.Info("table resync finished: rows no longer at the source removed", "table", t.name, "rows", n)
+	return nil
 }
 
 func errWrap(what string, err error) error {

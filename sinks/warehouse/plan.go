@@ -81,6 +81,15 @@ type Load struct {
 	Rows     []Row
 	// UnchangedSets are the sets of columns that rows do not carry, each sorted.
 	UnchangedSets [][]string
+	// Sweeps end resyncs of the table, applied after Rows: each deletes the
+	// live rows whose version is below Below, as a delete at version Version.
+	Sweeps []Sweep
+}
+
+// Sweep is the end of a table's resync (schema.OpSweep) in versions.
+type Sweep struct {
+	Version string // the sweep's own
+	Below   string // the version of the position the resync began at
 }
 
 // Plan returns the loads of changes newer than hwm, one per table in the order
@@ -110,6 +119,10 @@ func Plan(changes []schema.Change, hwm offsets.Position, gen uint64) ([]Load, of
 		}
 		l := &loads[j]
 		v := Version(gen, c.Pos)
+		if c.Op == schema.OpSweep {
+			l.Sweeps = append(l.Sweeps, Sweep{Version: v, Below: Version(gen, c.Since)})
+			continue
+		}
 		if c.Op == schema.OpTruncate {
 			// CollapseByKey keeps a table's last truncate and drops the changes
 			// before it, so Rows is empty here
