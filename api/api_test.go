@@ -123,7 +123,7 @@ func setup(t *testing.T) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a})
+	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a, Resyncer: a})
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
@@ -258,6 +258,14 @@ func TestRoundTrip(t *testing.T) {
 	require.Equal(t, true, paused["paused"])
 	require.Eventually(t, func() bool { return h.do("GET", "/api/v1/pipelines/orders", nil, 200)["state"] == "paused" }, 10*time.Second, 10*time.Millisecond)
 	h.do("POST", "/api/v1/pipelines/orders/resume", nil, 200)
+	require.Eventually(t, func() bool { return h.do("GET", "/api/v1/pipelines/orders", nil, 200)["state"] == "streaming" }, 10*time.Second, 10*time.Millisecond)
+
+	// a resync needs a source whose config names its tables, a known
+	// pipeline, and a body that says what
+	h.do("POST", "/api/v1/pipelines/nope/resync", map[string]any{}, 404)
+	h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{"tables": "public.t"}, 422)
+	h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{"table": []string{"public.t"}}, 422)
+	require.Contains(t, h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{}, 400)["error"], "cannot resync tables")
 	require.Eventually(t, func() bool { return h.do("GET", "/api/v1/pipelines/orders", nil, 200)["state"] == "streaming" }, 10*time.Second, 10*time.Millisecond)
 
 	// the file sink holds exactly the generator's final state

@@ -76,6 +76,11 @@ type Planner interface {
 	PlanPipeline(ctx context.Context, p config.Pipeline) (app.Plan, error)
 }
 
+// Resyncer reads tables of a pipeline again (app.App).
+type Resyncer interface {
+	ResyncPipeline(ctx context.Context, name string, tables []string) (app.ResyncReport, error)
+}
+
 // AllEvents follows the events of every pipeline (app.App).
 type AllEvents interface {
 	SubscribeAllEvents(ctx context.Context) (<-chan pipeline.Event, func(), error)
@@ -117,6 +122,8 @@ type Config struct {
 	// AllEvents streams every pipeline's events (GET /api/v1/events/stream);
 	// nil: 404.
 	AllEvents AllEvents
+	// Resyncer resyncs pipelines (POST /api/v1/pipelines/{name}/resync); nil: 404.
+	Resyncer Resyncer
 	// Version is reported by /healthz.
 	Version string
 	// AllowedHosts are the host names (no port) a request's Host may name,
@@ -215,6 +222,7 @@ func (s *Server) routes() []route {
 		{"DELETE", "/api/v1/pipelines/{name}", editor, s.deletePipeline},
 		{"POST", "/api/v1/pipelines/{name}/pause", editor, s.pausePipeline},
 		{"POST", "/api/v1/pipelines/{name}/resume", editor, s.resumePipeline},
+		{"POST", "/api/v1/pipelines/{name}/resync", editor, s.resyncPipeline},
 		{"GET", "/api/v1/pipelines/{name}/status", viewer, s.pipelineStatus},
 		{"GET", "/api/v1/pipelines/{name}/schema-changes", viewer, s.listSchemaChanges},
 		{"POST", "/api/v1/pipelines/{name}/schema-changes/{table}", editor, s.resolveSchemaChange},
@@ -877,6 +885,25 @@ func (s *Server) pausePipeline(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) resumePipeline(w http.ResponseWriter, r *http.Request) {
 	s.pipelineAction(w, r, s.cfg.Control.ResumePipeline)
+}
+
+func (s *Server) resyncPipeline(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Resyncer == nil {
+		writeError(w, http.StatusNotFound, "this server resyncs no pipelines", nil)
+		return
+	}
+	var req struct {
+		Tables []string `json:"tables"`
+	}
+	if !s.readJSON(w, r, &req, `body must be {"tables": ["namespace.name", …]}, or {} for the whole pipeline`) {
+		return
+	}
+	rep, err := s.cfg.Resyncer.ResyncPipeline(r.Context(), r.PathValue("name"), req.Tables)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, rep)
 }
 
 func (s *Server) deletePipeline(w http.ResponseWriter, r *http.Request) {

@@ -705,6 +705,13 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 			c.Metrics.writeSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())
 			c.Metrics.batchChanges.WithLabelValues(c.Pipeline).Observe(float64(len(tb.b.Changes)))
 			r.log.Debug("batch written", "batch_changes", len(tb.b.Changes), "took", time.Since(start))
+			for i := range tb.b.Changes {
+				if ch := &tb.b.Changes[i]; ch.Op == schema.OpSweep {
+					r.log.Info("table resync finished", "table", ch.Table.String())
+					r.event(ctx, EventSnapshot, LevelInfo, ch.Table.String(),
+						"resync finished: the rows the source no longer has are removed at the destination (counted in cdcd_sink_swept_rows_total)")
+				}
+			}
 		}
 		r.lag.wrote(tb.parts)
 		if err := tr.Done(tb.tk); err != nil {

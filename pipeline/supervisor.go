@@ -524,7 +524,7 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 			continue
 		case ClassNeedsResync:
 			log.Error("pipeline needs a resync", "error", err)
-			s.setState(ctx, m, StateNeedsResync, err.Error())
+			s.setState(ctx, m, StateNeedsResync, fmt.Sprintf("%s (recover with: cdcd pipelines resync %s)", err, m.name))
 			continue
 		}
 		m.mu.Lock()

@@ -204,7 +204,7 @@ func TestSupervisorNeedsResync(t *testing.T) {
 		return cfg, nil
 	}}))
 	st := waitState(t, s, "r", StateNeedsResync)
-	require.Equal(t, "open source: slot lost", st.LastError)
+	require.Equal(t, "open source: slot lost (recover with: cdcd pipelines resync r)", st.LastError, "the state says the command that recovers it")
 }
 
 func TestSupervisorPauseResumeRemove(t *testing.T) {

@@ -69,6 +69,13 @@ type Warner interface {
 	Warnings() []string
 }
 
+// TableLister is implemented by sources whose config names their tables:
+// Tables returns them, as the source reports them (a resync of a whole
+// pipeline requests each). Valid after New, without Open.
+type TableLister interface {
+	Tables() []schema.TableID
+}
+
 // Cleaner is implemented by sources that hold server-side state for a pipeline
 // (a replication slot, a publication). Cleanup drops it when the pipeline is
 // deleted; it is called without Open. Leftover says what Cleanup drops and the
@@ -115,6 +122,11 @@ type SnapshotProgress struct {
 	RowsEstimated int64  `json:"rows_estimated"`
 	Done          bool   `json:"done"`
 	State         []byte `json:"-"`
+	// Resync is a request, made with the pipeline stopped, to read the table
+	// again while the others stream and then remove at the destination the
+	// rows the source no longer has (schema.OpSweep). A source that starts
+	// it saves the table's progress without it.
+	Resync bool `json:"resync,omitempty"`
 }
 
 // ProgressStore keeps the snapshot progress of one pipeline, fenced by the epoch

@@ -308,9 +308,42 @@ func newPipelines() *cobra.Command {
 			return nil
 		}}
 	del.Flags().BoolVar(&force, "force", false, "delete even when the source or destination cannot clean up (a server that does not answer); prints what is left and the statements that remove it")
+	var resyncTables []string
+	resync := &cobra.Command{Use: "resync NAME", Args: cobra.ExactArgs(1),
+		Short: "Read tables again and end equal to the source, deletes included; without --tables, the whole pipeline (recovers needs_resync)",
+		Long: `Resync reads tables of a pipeline again while its other tables keep streaming; when a
+table's read is done, the rows at the destination that it did not find and that the stream did not
+change since are deleted (per the sink's delete_mode).
+
+Without --tables the whole pipeline is resynced: its history (offsets, replication slot or binlog
+position, schema history) is dropped first, as a delete would, so this is the one command that
+recovers a pipeline in needs_resync (a lost slot, purged binlogs, a restored source database).
+Follow it with "cdcd pipelines events NAME -f".`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rep struct {
+				Tables []string `json:"tables"`
+				Reset  bool     `json:"reset"`
+			}
+			body := map[string]any{}
+			if len(resyncTables) > 0 {
+				body["tables"] = resyncTables
+			}
+			if err := c.do(cmd.Context(), "POST", "/api/v1/pipelines/"+url.PathEscape(args[0])+"/resync", body, &rep); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if rep.Reset {
+				fmt.Fprintf(out, "pipeline %s: resyncing from scratch (its history was dropped): %s\n", args[0], strings.Join(rep.Tables, ", "))
+			} else {
+				fmt.Fprintf(out, "pipeline %s: resyncing %s while the other tables stream\n", args[0], strings.Join(rep.Tables, ", "))
+			}
+			fmt.Fprintf(out, "follow it with: cdcd pipelines events %s -f\n", args[0])
+			return nil
+		}}
+	resync.Flags().StringSliceVar(&resyncTables, "tables", nil, "source tables to resync (namespace.name, comma-separated or repeated); default: the whole pipeline")
 	cmd.AddCommand(list, get, apply, changes, resolve, skipped, events,
 		action("pause", "pause", "Drain and stop a pipeline until resumed"),
-		action("resume", "resume", "Start a paused or failed pipeline again"), del)
+		action("resume", "resume", "Start a paused or failed pipeline again"), del, resync)
 	return cmd
 }
 

@@ -462,6 +462,21 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.shows(`[data-table="public.notes"]`, "25 rows")
 	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM wh.notes`) == 25 }, 60*time.Second, 100*time.Millisecond, "the added table never arrived: %s", s.log)
 
+	// a row at the destination the source never had (a restore, a hand edit):
+	// the table's resync reads it again while the others stream and removes it
+	_, err = dst.Exec(ctx, `INSERT INTO wh.notes (id, body, _cdc_version) VALUES (-1, 'ghost', '\x00'::bytea)`)
+	require.NoError(t, err)
+	b.click(`[data-table="public.notes"] button`)
+	b.run(chromedp.WaitVisible(chromedp.CSS(`dialog[open]`)))
+	b.shows(`dialog[open]`, "read again while the other tables keep streaming")
+	b.shot("resync-table-confirm")
+	b.run(chromedp.Click(chromedp.CSS(`dialog[open] button.danger`), chromedp.NodeVisible))
+	b.shows(`[data-testid=resynced]`, "Resyncing public.notes while the other tables stream")
+	require.Eventually(t, func() bool {
+		return count(`SELECT count(*) FROM wh.notes WHERE id = -1 AND _cdc_deleted`) == 1 && count(`SELECT count(*) FROM wh.notes WHERE NOT _cdc_deleted`) == 25
+	}, 60*time.Second, 100*time.Millisecond, "the resync never removed the row the source does not have: %s", s.log)
+	b.shows(`[data-table="public.notes"]`, "streaming")
+
 	// a viewer sees no edit controls, and the API refuses its writes
 	b.clickButton("Sign out")
 	b.run(chromedp.SendKeys(chromedp.CSS("#token"), viewer), chromedp.Click(chromedp.CSS(`button[type=submit]`)))

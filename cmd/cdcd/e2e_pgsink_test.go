@@ -196,9 +196,12 @@ func requireEventuallyEqual(t *testing.T, want, got func() map[int64]string) {
 					}
 				}
 			}
-			for id := range g {
+			for id, x := range g {
 				if _, ok := w[id]; !ok {
 					extra++
+					if extra <= 3 {
+						t.Logf("row %d: not at the source, destination %s", id, x)
+					}
 				}
 			}
 			t.Fatalf("destination never equal to source: %d missing, %d stale, %d extra (of %d)", missing, stale, extra, len(w))

@@ -154,4 +154,6 @@ var migrations = []string{
 		stats      TEXT NOT NULL,
 		updated_at {{bigint}} NOT NULL
 	);`,
+	// a table's resync, requested and not started (sources.SnapshotProgress.Resync)
+	`ALTER TABLE cdcd_snapshot_progress ADD COLUMN resync {{bigint}} NOT NULL DEFAULT 0;`,
 }

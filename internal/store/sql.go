@@ -250,11 +250,12 @@ func (s *sqlStore) SaveSnapshotProgress(ctx context.Context, pipeline string, ep
 		if p.Done {
 			done = 1
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_snapshot_progress (pipeline, namespace, name, rows_done, rows_estimated, done, state, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_snapshot_progress (pipeline, namespace, name, rows_done, rows_estimated, done, state, updated_at, resync)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (pipeline, namespace, name) DO UPDATE SET rows_done = excluded.rows_done,
-				rows_estimated = excluded.rows_estimated, done = excluded.done, state = excluded.state, updated_at = excluded.updated_at`),
-			pipeline, p.Table.Namespace, p.Table.Name, p.RowsDone, p.RowsEstimated, done, p.State, s.micros())
+				rows_estimated = excluded.rows_estimated, done = excluded.done, state = excluded.state, updated_at = excluded.updated_at,
+				resync = excluded.resync`),
+			pipeline, p.Table.Namespace, p.Table.Name, p.RowsDone, p.RowsEstimated, done, p.State, s.micros(), boolInt(p.Resync))
 		if err != nil {
 			return fmt.Errorf("save snapshot progress of %s: %w", p.Table, err)
 		}
@@ -263,7 +264,7 @@ func (s *sqlStore) SaveSnapshotProgress(ctx context.Context, pipeline string, ep
 }
 
 func (s *sqlStore) LoadSnapshotProgress(ctx context.Context, pipeline string) ([]sources.SnapshotProgress, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT namespace, name, rows_done, rows_estimated, done, state FROM cdcd_snapshot_progress
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT namespace, name, rows_done, rows_estimated, done, state, resync FROM cdcd_snapshot_progress
 		WHERE pipeline = ? ORDER BY namespace, name`), pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot progress: %w", err)
@@ -272,14 +273,56 @@ func (s *sqlStore) LoadSnapshotProgress(ctx context.Context, pipeline string) ([
 	var out []sources.SnapshotProgress
 	for rows.Next() {
 		var p sources.SnapshotProgress
-		var done int
-		if err := rows.Scan(&p.Table.Namespace, &p.Table.Name, &p.RowsDone, &p.RowsEstimated, &done, &p.State); err != nil {
+		var done, resync int
+		if err := rows.Scan(&p.Table.Namespace, &p.Table.Name, &p.RowsDone, &p.RowsEstimated, &done, &p.State, &resync); err != nil {
 			return nil, err
 		}
-		p.Done = done != 0
+		p.Done, p.Resync = done != 0, resync != 0
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// RequestResync records resync requests for tables of a stopped pipeline, in
+// one transaction. Each table's held changes and hold go (what it held is read
+// again). With reset, the pipeline's history goes first: offsets, schema
+// history, snapshot progress, holds.
+func (s *sqlStore) RequestResync(ctx context.Context, pipeline string, tables []schema.TableID, reset bool) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT count(*) FROM cdcd_pipelines WHERE name = ?`), pipeline).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("pipeline %q: %w", pipeline, ErrNotFound)
+		}
+		if reset {
+			for _, q := range []string{
+				// the epoch stays: a lease never repeats one
+				`UPDATE cdcd_offsets SET position = NULL WHERE pipeline = ?`,
+				`DELETE FROM cdcd_schema_versions WHERE pipeline = ?`,
+				`DELETE FROM cdcd_snapshot_progress WHERE pipeline = ?`,
+				`DELETE FROM cdcd_held_changes WHERE pipeline = ?`,
+				`DELETE FROM cdcd_holds WHERE pipeline = ?`,
+			} {
+				if _, err := tx.ExecContext(ctx, s.q(q), pipeline); err != nil {
+					return fmt.Errorf("reset pipeline %q: %w", pipeline, err)
+				}
+			}
+		}
+		for _, t := range tables {
+			if err := s.deleteHold(ctx, tx, pipeline, t, false); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_snapshot_progress (pipeline, namespace, name, rows_done, rows_estimated, done, state, updated_at, resync)
+				VALUES (?, ?, ?, 0, -1, 0, NULL, ?, 1)
+				ON CONFLICT (pipeline, namespace, name) DO UPDATE SET rows_done = 0, rows_estimated = -1, done = 0, state = NULL,
+					updated_at = excluded.updated_at, resync = 1`), pipeline, t.Namespace, t.Name, s.micros()); err != nil {
+				return fmt.Errorf("request the resync of %s: %w", t, err)
+			}
+		}
+		return nil
+	})
 }
 
 // --- connections ---

@@ -57,6 +57,11 @@ type Store interface {
 	// pipeline's current one (else offsets.ErrFenced).
 	SaveSnapshotProgress(ctx context.Context, pipeline string, epoch offsets.Epoch, p sources.SnapshotProgress) error
 	LoadSnapshotProgress(ctx context.Context, pipeline string) ([]sources.SnapshotProgress, error)
+	// RequestResync records a resync request for each table of a stopped
+	// pipeline (clearing its holds); with reset, the pipeline's offsets,
+	// schema history, snapshot progress and holds are deleted first. One
+	// transaction.
+	RequestResync(ctx context.Context, pipeline string, tables []schema.TableID, reset bool) error
 
 	// Apply stores connections and pipelines (as PutConnection and
 	// PutPipeline) in one transaction: all of them, or none.

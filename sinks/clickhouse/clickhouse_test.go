@@ -154,9 +154,14 @@ func TestDDLAndViews(t *testing.T) {
 	rows, err := db.Query("SELECT toString(id), toString(amount), _cdc_op FROM dest.shop_orders_current ORDER BY id")
 	require.NoError(t, err)
 	require.Equal(t, [][]any{{"1", "1.5", "c"}}, rows, "the view shows current rows only")
-	for _, tok := range rec.tokens[:1] {
-		require.Contains(t, tok, "p:1:dest.shop_orders:", "a deduplication token per batch and table")
+	var tokens []string // the data inserts' (the state and batch log go without)
+	for _, tok := range rec.tokens {
+		if tok != "" {
+			tokens = append(tokens, tok)
+		}
 	}
+	require.NotEmpty(t, tokens)
+	require.Contains(t, tokens[0], "p:1:dest.shop_orders:", "a deduplication token per batch and table")
 
 	// a sorting or partition key beyond the primary key is refused
 	bad := orders.Clone()

@@ -39,7 +39,8 @@ func (c *conformance) NewSource(t *testing.T) sources.Source {
 		Epoch: uint64(time.Now().UnixNano())})
 }
 
-func (c *conformance) Table() schema.TableID { return schema.TableID{Namespace: c.db, Name: "ct"} }
+func (c *conformance) Table() schema.TableID           { return schema.TableID{Namespace: c.db, Name: "ct"} }
+func (c *conformance) Progress() sources.ProgressStore { return c.progress }
 func (c *conformance) Insert(t *testing.T, id, v int) {
 	c.exec(t, "INSERT INTO ct (id, v) VALUES (?, ?)", id, v)
 }

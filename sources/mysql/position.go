@@ -68,6 +68,15 @@ func changePos(file string, eventStart uint32, row int) offsets.Position {
 	return offsets.AppendUint(p, uint64(row))
 }
 
+// sincePos is a resync's Since for a binlog that ends at file:end now: below
+// every event that starts at end or later and every snapshot row emitted at
+// end-1 or later (a chunk emitted before the next event is at its start - 1).
+func sincePos(file string, end uint32) offsets.Position {
+	p := offsets.AppendUint(nil, phaseStream)
+	p = offsets.AppendUint(p, fileIndex(file))
+	return offsets.AppendUint(p, uint64(end)-1)
+}
+
 func snapshotRowPos(file string, at uint32, run, chunk uint64, row int) offsets.Position {
 	p := offsets.AppendUint(nil, phaseStream)
 	p = offsets.AppendUint(p, fileIndex(file))

@@ -56,7 +56,8 @@ type closeReq struct {
 	hwPos   uint32
 	lastKey string
 	done    bool
-	abandon bool // close the window without a chunk (the SELECT failed on a DDL)
+	since   offsets.Position // a resync's: its last chunk ends with a sweep
+	abandon bool             // close the window without a chunk (the SELECT failed on a DDL)
 	version schema.Table
 	emitted chan bool // true: emitted; false: a DDL of the table fell in the window, read the chunk again
 }
@@ -234,7 +235,8 @@ func (r *reader) emitChunks(ctx context.Context, ws []*window) error {
 			redo = append(redo, w)
 			continue
 		}
-		if len(c.rows) == 0 {
+		sweep := c.done && c.since != nil
+		if len(c.rows) == 0 && !sweep {
 			emitted = append(emitted, emittedChunk{table: w.table, lastKey: c.lastKey, done: c.done})
 			continue
 		}
@@ -258,7 +260,13 @@ func (r *reader) emitChunks(ctx context.Context, ws []*window) error {
 			b.Changes = append(b.Changes, schema.Change{Op: schema.OpSnapshot, Table: w.table, Version: registered.Version,
 				Pos: snapshotRowPos(r.file, at, run, r.chunkNo, len(b.Changes)), Key: key, After: row})
 		}
-		emitted = append(emitted, emittedChunk{table: w.table, lastKey: c.lastKey, rows: int64(len(c.rows)), done: c.done})
+		if sweep {
+			// the resync's last chunk: what it did not read and the stream did
+			// not change since it began is gone from the source
+			b.Changes = append(b.Changes, schema.Change{Op: schema.OpSweep, Table: w.table, Version: registered.Version,
+				Pos: snapshotRowPos(r.file, at, run, r.chunkNo, len(b.Changes)), Since: c.since})
+		}
+		emitted = append(emitted, emittedChunk{table: w.table, lastKey: c.lastKey, rows: int64(len(c.rows)), done: c.done, since: c.since})
 	}
 	b.Checkpoint = chunkCheckpointPos(r.file, at, run, r.chunkNo, r.resume())
 	r.s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/go-mysql-org/go-mysql/client"
@@ -23,6 +24,49 @@ type tablePlan struct {
 	cols    []colInfo
 	table   schema.Table
 	lastKey []any // nil: from the start
+	// since is set for a resync: where it began. Its last chunk ends with a
+	// sweep (schema.OpSweep) that removes at the destination the rows older
+	// than since: neither read again nor changed since, so gone from the source.
+	since offsets.Position
+}
+
+// snapState is a table's saved snapshot state: the JSON array of the last key
+// copied (what earlier releases saved), or, for a resync, this object.
+type snapState struct {
+	Last  json.RawMessage  `json:"last,omitempty"`
+	Since offsets.Position `json:"since,omitempty"`
+}
+
+func encodeState(lastKey string, since offsets.Position) []byte {
+	if since == nil {
+		return []byte(lastKey)
+	}
+	st := snapState{Since: since}
+	if lastKey != "" {
+		st.Last = json.RawMessage(lastKey)
+	}
+	b, _ := json.Marshal(st) // plain data
+	return b
+}
+
+func decodeState(b []byte) (lastKey []any, since offsets.Position, err error) {
+	if len(b) == 0 {
+		return nil, nil, nil
+	}
+	if b[0] != '{' {
+		err = json.Unmarshal(b, &lastKey)
+		return lastKey, nil, err
+	}
+	var st snapState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, nil, err
+	}
+	if len(st.Last) > 0 {
+		if err := json.Unmarshal(st.Last, &lastKey); err != nil {
+			return nil, nil, err
+		}
+	}
+	return lastKey, st.Since, nil
 }
 
 // plan lists the tables whose snapshot is not done. resumed is false for a
@@ -41,17 +85,25 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 		return nil, nil
 	}
 	saved := map[schema.TableID]sources.SnapshotProgress{}
-	if resumed && s.deps.Progress != nil {
+	if s.deps.Progress != nil {
 		list, err := s.deps.Progress.LoadSnapshotProgress(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("load snapshot progress: %w", err)
 		}
 		for _, p := range list {
+			if !resumed {
+				// a fresh pipeline reads every table from the start; a resync
+				// requested or under way (its rows read under the old history)
+				// still ends with its sweep
+				_, since, _ := decodeState(p.State)
+				p = sources.SnapshotProgress{Table: p.Table, Resync: p.Resync || (since != nil && !p.Done)}
+			}
 			saved[p.Table] = p
 		}
 	} else if resumed {
 		return nil, nil
 	}
+	var since offsets.Position // of the resyncs that start now
 	var out []*tablePlan
 	for _, id := range s.cfg.tables {
 		p, ok := saved[id]
@@ -59,6 +111,20 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 			// the pipeline streamed before this table had progress: it was
 			// snapshotted with no progress store, or added later (not supported yet)
 			p = sources.SnapshotProgress{Table: id}
+		}
+		if p.Resync {
+			if since == nil {
+				cur, err := s.currentPosition()
+				if err != nil {
+					return nil, err
+				}
+				since = sincePos(cur.file, cur.pos)
+			}
+			p = sources.SnapshotProgress{Table: id, State: encodeState("", since)}
+			if err := s.deps.Progress.SaveSnapshotProgress(ctx, p); err != nil {
+				return nil, fmt.Errorf("start the resync of %s: %w", id, err)
+			}
+			s.log.Info("resyncing the table while streaming: it is read again, then the rows it no longer has are removed at the destination", "table", id.String())
 		}
 		if p.Done {
 			cp := p
@@ -70,10 +136,8 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 			return nil, err
 		}
 		tp := &tablePlan{id: id, cols: cols, table: t}
-		if len(p.State) > 0 {
-			if err := json.Unmarshal(p.State, &tp.lastKey); err != nil {
-				return nil, fmt.Errorf("snapshot progress of %s: %w", id, err)
-			}
+		if tp.lastKey, tp.since, err = decodeState(p.State); err != nil {
+			return nil, fmt.Errorf("snapshot progress of %s: %w", id, err)
 		}
 		p.RowsEstimated = -1 // none: never a guess the snapshot passes long before done
 		if res, err := s.exec("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", id.Namespace, id.Name); err == nil && res.RowNumber() > 0 {
@@ -346,7 +410,7 @@ func (s *Source) copyTable(ctx context.Context, conn *client.Conn, tp *tablePlan
 			return err
 		}
 		c := &closeReq{id: id, hwFile: hw.file, hwPos: hw.pos, version: tp.table, emitted: make(chan bool, 1),
-			done: res.RowNumber() < s.cfg.SnapshotChunkRows}
+			done: res.RowNumber() < s.cfg.SnapshotChunkRows, since: tp.since}
 		for i := 0; i < res.RowNumber(); i++ {
 			row := make(schema.Row, len(tp.cols))
 			for j := range tp.cols {

@@ -86,8 +86,12 @@ type emittedChunk struct {
 	ckpt    offsets.Position
 	lastKey string // JSON of the chunk's last key values
 	rows    int64
-	done    bool // the table's last chunk
+	done    bool             // the table's last chunk
+	since   offsets.Position // a resync's start
 }
+
+// Tables implements sources.TableLister.
+func (s *Source) Tables() []schema.TableID { return slices.Clone(s.cfg.tables) }
 
 // New returns a source for a validated config.
 func New(c Config, d sources.Deps) *Source {
@@ -358,7 +362,7 @@ func (s *Source) Ack(ctx context.Context, upTo offsets.Position) error {
 			continue
 		}
 		p.RowsDone += c.rows
-		p.State = []byte(c.lastKey)
+		p.State = encodeState(c.lastKey, c.since)
 		p.Done = c.done
 		save = append(save, *p)
 	}

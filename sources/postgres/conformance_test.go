@@ -39,7 +39,8 @@ func (c *conformance) NewSource(t *testing.T) sources.Source {
 	return New(c.cfg, sources.Deps{Pipeline: "p", Schema: reg, Progress: c.h.progress, MaxChanges: 10, MaxWait: 5 * time.Millisecond})
 }
 
-func (c *conformance) Table() schema.TableID { return schema.TableID{Namespace: "public", Name: "ct"} }
+func (c *conformance) Table() schema.TableID           { return schema.TableID{Namespace: "public", Name: "ct"} }
+func (c *conformance) Progress() sources.ProgressStore { return c.h.progress }
 func (c *conformance) Insert(t *testing.T, id, v int) {
 	c.h.exec(`INSERT INTO ct (id, v) VALUES ($1, $2)`, id, v)
 }

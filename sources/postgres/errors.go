@@ -42,7 +42,7 @@ func classify(err error) error {
 func classifyStart(slot string, err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (pe.Code == "42704" || pe.Code == "55000") {
-		return ResyncError{errors.New("replication slot " + slot + " can no longer serve this pipeline (" + pe.Message + "): resync the pipeline (delete and re-apply it); raise max_slot_wal_keep_size to make this less likely")}
+		return ResyncError{errors.New("replication slot " + slot + " can no longer serve this pipeline (" + pe.Message + "): resync the pipeline; raise max_slot_wal_keep_size to make this less likely")}
 	}
 	return classify(err)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/jackc/pglogrepl"
@@ -28,6 +30,23 @@ import (
 // the high watermark's transaction. Changes after it follow with later positions.
 // The cursor is saved only when that transaction is acked, so a crash redoes at
 // most the unacked chunks, reading them again under new watermarks.
+//
+// Commit order is not visibility order in Postgres: a transaction's commit
+// record can precede the low watermark's in the WAL while the transaction is
+// still in the server's list of running ones when the chunk's snapshot is
+// taken, so the chunk misses its change and the stream has already passed it.
+// Emitted at the high watermark, the chunk's older row would overwrite it. So
+// the chunk is read in a transaction that also reads its snapshot's running
+// transactions (txid_current_snapshot); the stream remembers the commit
+// positions of recent transactions, and a chunk whose snapshot did not see a
+// transaction the stream read before the low watermark is read again.
+//
+// A resync of a table (requested through the pipeline's snapshot progress)
+// is the same snapshot from the first key, with Since: a stream position
+// taken before its first watermark. Every row the resync reads is emitted
+// after Since, and so is every change the stream makes meanwhile, so the last
+// chunk's transaction ends with a sweep (schema.OpSweep) that deletes at the
+// destination the rows older than Since: those gone from the source.
 
 const watermarkPrefix = "cdcd_wm"
 
@@ -37,6 +56,8 @@ type incState struct {
 	Cursor      []string `json:"cursor,omitempty"` // text of the last key emitted and acked
 	Done        bool     `json:"done,omitempty"`
 	Rows        int64    `json:"rows,omitempty"`
+	// Since is set for a resync: where it began (see above)
+	Since offsets.Position `json:"since,omitempty"`
 }
 
 // window is one chunk between its watermarks.
@@ -48,8 +69,68 @@ type window struct {
 	rows  []schema.Change // the chunk, set before the high watermark is written
 	last  []string        // the chunk's last key (text)
 	end   bool            // the chunk is the table's last
-	done  chan struct{}   // closed when the high watermark was processed
+	since offsets.Position
+	// xip and xmax say which transactions the chunk's snapshot did not see
+	// (32-bit xids: those in xip, and from xmax on); low is the low
+	// watermark's commit position; redo says the chunk missed a change the
+	// stream read before low: read it again
+	xip  []uint32
+	xmax uint32
+	low  pglogrepl.LSN
+	redo bool
+	done chan struct{} // closed when the high watermark was processed
 }
+
+// recentCommits remembers the commit positions of the last transactions the
+// stream read, by xid (see the top of this file). It is the stream
+// goroutine's own.
+type recentCommits struct {
+	at    map[uint32]pglogrepl.LSN
+	order []uint32 // a ring, oldest at next once full
+	next  int
+}
+
+// recentCommitsLen is how many commits recentCommits keeps: a transaction
+// counts as still running in a snapshot for microseconds after its commit
+// record, far less than this many commits.
+const recentCommitsLen = 1 << 16
+
+func (r *recentCommits) add(xid uint32, lsn pglogrepl.LSN) {
+	if r.at == nil {
+		r.at, r.order = make(map[uint32]pglogrepl.LSN, recentCommitsLen), make([]uint32, 0, recentCommitsLen)
+	}
+	if len(r.order) < recentCommitsLen {
+		r.order = append(r.order, xid)
+	} else {
+		delete(r.at, r.order[r.next])
+		r.order[r.next] = xid
+		r.next = (r.next + 1) % recentCommitsLen
+	}
+	r.at[xid] = lsn
+}
+
+// missed reports whether the chunk of win missed a change the stream read
+// before its low watermark: a transaction its snapshot did not see (running,
+// or not begun as far as it knew) that committed before the low watermark.
+func (r *recentCommits) missed(win *window) bool {
+	if win.low == 0 {
+		return true // no low watermark read: nothing is known
+	}
+	for _, x := range win.xip {
+		if at, ok := r.at[x]; ok && at < win.low {
+			return true
+		}
+	}
+	for _, x := range r.order {
+		if xidAtOrAfter(x, win.xmax) && r.at[x] < win.low {
+			return true
+		}
+	}
+	return false
+}
+
+// xidAtOrAfter compares 32-bit xids as Postgres does (modulo 2^32).
+func xidAtOrAfter(a, b uint32) bool { return int32(a-b) >= 0 }
 
 // watermarks is shared by the chunk reader and the stream goroutine.
 type watermarks struct {
@@ -64,6 +145,7 @@ type incAck struct {
 	cursor []string
 	rows   int64
 	end    bool
+	since  offsets.Position
 }
 
 func (w *watermarks) register(win *window) {
@@ -86,9 +168,9 @@ func (w *watermarks) changed(table schema.TableID, key string) {
 	}
 }
 
-// mark handles a watermark message of this slot; it returns the chunk rows to
-// emit at a high watermark.
-func (w *watermarks) mark(content string) (win *window, rows []schema.Change) {
+// mark handles a watermark message of this slot, committed at lsn; it returns
+// the chunk rows to emit at a high watermark.
+func (w *watermarks) mark(content string, lsn pglogrepl.LSN) (win *window, rows []schema.Change) {
 	kind, id, ok := strings.Cut(content, " ")
 	if !ok {
 		return nil, nil
@@ -101,7 +183,7 @@ func (w *watermarks) mark(content string) (win *window, rows []schema.Change) {
 	}
 	switch kind {
 	case "L":
-		win.open = true
+		win.open, win.low = true, lsn
 	case "H":
 		delete(w.windows, id)
 		for _, c := range win.rows {
@@ -121,9 +203,28 @@ type incTable struct {
 }
 
 // planIncremental adds the configured tables missing from the publication and
-// returns every table whose incremental snapshot is not done.
-func (s *Source) planIncremental(ctx context.Context, missing []*tableInfo, saved map[schema.TableID]sources.SnapshotProgress) ([]*incTable, error) {
+// returns every table whose incremental snapshot is not done (with fresh, a
+// new slot: only those added and the resyncs requested). A requested resync
+// starts here: its state, with Since, replaces the request.
+func (s *Source) planIncremental(ctx context.Context, missing []*tableInfo, saved map[schema.TableID]sources.SnapshotProgress, fresh bool) ([]*incTable, error) {
 	var out []*incTable
+	if req := s.resyncRequested(saved); len(req) > 0 {
+		at, err := insertLSN(ctx, s.pool)
+		if err != nil {
+			return nil, err
+		}
+		since := streamPos(at, 0)
+		for _, id := range req {
+			st := incState{Incremental: true, Since: since}
+			if err := s.saveIncremental(ctx, id, st); err != nil {
+				return nil, err
+			}
+			sp := saved[id]
+			sp.Resync, sp.State = false, mustJSON(st)
+			saved[id] = sp
+			s.log.Info("resyncing the table while streaming: it is read again, then the rows it no longer has are removed at the destination", "table", id.String())
+		}
+	}
 	for _, t := range missing {
 		// state first: once the table is in the publication, only this says it
 		// still needs its snapshot
@@ -146,11 +247,31 @@ func (s *Source) planIncremental(ctx context.Context, missing []*tableInfo, save
 			continue
 		}
 		var st incState
-		if json.Unmarshal(sp.State, &st) == nil && st.Incremental && !st.Done {
+		if json.Unmarshal(sp.State, &st) == nil && st.Incremental && !st.Done && (!fresh || st.Since != nil) {
 			out = append(out, &incTable{t: s.byID[id], state: st})
 		}
 	}
 	return out, nil
+}
+
+// resyncRequested returns the configured tables whose resync was requested
+// and has not started.
+func (s *Source) resyncRequested(saved map[schema.TableID]sources.SnapshotProgress) []schema.TableID {
+	var out []schema.TableID
+	for _, id := range s.cfg.tables {
+		if sp, ok := saved[id]; ok && sp.Resync {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // plain data
+	}
+	return b
 }
 
 func containsTable(ts []*tableInfo, id schema.TableID) bool {
@@ -203,7 +324,7 @@ func (s *Source) ackIncremental(ctx context.Context, commit pglogrepl.LSN) error
 		}
 		rows := p.RowsDone
 		s.mu.Unlock()
-		if err := s.saveIncremental(ctx, a.table, incState{Incremental: true, Cursor: a.cursor, Done: a.end, Rows: rows}); err != nil {
+		if err := s.saveIncremental(ctx, a.table, incState{Incremental: true, Cursor: a.cursor, Done: a.end, Rows: rows, Since: a.since}); err != nil {
 			return fmt.Errorf("save snapshot progress of %s: %w", a.table, err)
 		}
 	}
@@ -218,9 +339,13 @@ func (s *Source) incremental(ctx context.Context, tables []*incTable) error {
 		s.mu.Unlock()
 		cursor := it.state.Cursor
 		for n := 0; ; n++ {
-			win, err := s.incrementalChunk(ctx, it.t, cursor, n)
+			win, err := s.incrementalChunk(ctx, it.t, cursor, it.state.Since, n)
 			if err != nil {
 				return err
+			}
+			if win.redo {
+				s.log.Debug("chunk read again: a transaction committed before its low watermark was not yet visible to its read", "table", it.t.ID.String())
+				continue
 			}
 			if win.end {
 				break
@@ -232,8 +357,10 @@ func (s *Source) incremental(ctx context.Context, tables []*incTable) error {
 	return nil
 }
 
-func (s *Source) incrementalChunk(ctx context.Context, t *tableInfo, cursor []string, n int) (*window, error) {
-	win := &window{id: fmt.Sprintf("%s/%s/%d", s.cfg.Slot, t.ID, n), table: t.ID, seen: map[string]bool{}, done: make(chan struct{})}
+func (s *Source) incrementalChunk(ctx context.Context, t *tableInfo, cursor []string, since offsets.Position, n int) (*window, error) {
+	// the attempt in the id: the stream may replay an earlier attempt's
+	// watermarks, whose chunk positions are older than this one's Since
+	win := &window{id: fmt.Sprintf("%s/%s/%d/%d", s.cfg.Slot, t.ID, s.attempt, n), table: t.ID, seen: map[string]bool{}, since: since, done: make(chan struct{})}
 	s.wm.register(win)
 	emit := func(kind string) error {
 		_, err := s.pool.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, watermarkPrefix, kind+" "+win.id)
@@ -245,12 +372,12 @@ func (s *Source) incrementalChunk(ctx context.Context, t *tableInfo, cursor []st
 	if err := emit("L"); err != nil {
 		return nil, err
 	}
-	rows, last, err := s.selectChunk(ctx, s.pool, t, cursor)
+	rows, last, snap, err := s.readWindowChunk(ctx, t, cursor)
 	if err != nil {
 		return nil, err
 	}
 	s.wm.mu.Lock()
-	win.rows, win.last, win.end = rows, last, len(rows) < s.cfg.SnapshotChunkRows
+	win.rows, win.last, win.end, win.xip, win.xmax = rows, last, len(rows) < s.cfg.SnapshotChunkRows, snap.xip, snap.xmax
 	s.wm.mu.Unlock()
 	if s.afterChunkSelect != nil {
 		s.afterChunkSelect(ctx)
@@ -264,6 +391,60 @@ func (s *Source) incrementalChunk(ctx context.Context, t *tableInfo, cursor []st
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// chunkSnapshot is what a chunk's snapshot did not see: the transactions in
+// xip, and those from xmax on (32-bit xids, as pgoutput names transactions).
+type chunkSnapshot struct {
+	xip  []uint32
+	xmax uint32
+}
+
+// readWindowChunk reads a chunk (selectChunk) in a read-only repeatable-read
+// transaction, with what its snapshot did not see.
+func (s *Source) readWindowChunk(ctx context.Context, t *tableInfo, cursor []string) ([]schema.Change, []string, chunkSnapshot, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, nil, chunkSnapshot{}, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
+	var text string
+	if err := tx.QueryRow(ctx, `SELECT txid_current_snapshot()::text`).Scan(&text); err != nil {
+		return nil, nil, chunkSnapshot{}, fmt.Errorf("read the snapshot of a chunk of %s: %w", t.ID, err)
+	}
+	snap, err := parseSnapshot(text)
+	if err != nil {
+		return nil, nil, chunkSnapshot{}, err
+	}
+	if s.editSnapshot != nil {
+		snap.xip = s.editSnapshot(snap.xip)
+	}
+	rows, last, err := s.selectChunk(ctx, tx, t, cursor)
+	return rows, last, snap, err
+}
+
+// parseSnapshot reads a txid_snapshot's text (xmin:xmax:xip,…).
+func parseSnapshot(text string) (chunkSnapshot, error) {
+	parts := strings.Split(text, ":")
+	if len(parts) != 3 {
+		return chunkSnapshot{}, fmt.Errorf("txid_current_snapshot %q: not xmin:xmax:xip", text)
+	}
+	xmax, err := strconv.ParseUint(parts[1], 10, 64)
+	if err != nil {
+		return chunkSnapshot{}, fmt.Errorf("txid_current_snapshot %q: %w", text, err)
+	}
+	snap := chunkSnapshot{xmax: uint32(xmax)}
+	if parts[2] == "" {
+		return snap, nil
+	}
+	for _, f := range strings.Split(parts[2], ",") {
+		v, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return chunkSnapshot{}, fmt.Errorf("txid_current_snapshot %q: %w", text, err)
+		}
+		snap.xip = append(snap.xip, uint32(v))
+	}
+	return snap, nil
 }
 
 // querier is a pool or a transaction.

@@ -25,7 +25,10 @@ import (
 // so changes of a transaction larger than a batch get positions before its COMMIT
 // arrives; endLSN (the byte after the commit record) is what is acknowledged and
 // where a restart resumes, so a committed transaction is never delivered again.
-// A keepalive or heartbeat checkpoint is (1, walEnd, MaxUint64, walEnd).
+// A keepalive checkpoint is (1, walEnd-1, MaxUint64, walEnd): the server has
+// sent every transaction whose commit record starts below walEnd, and the next
+// one may start exactly at walEnd, so the checkpoint must sort below
+// (1, walEnd, 0).
 const (
 	phaseSnapshot = 0
 	phaseStream   = 1

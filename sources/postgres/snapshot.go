@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -163,6 +164,9 @@ func (s *Source) createSlot(ctx context.Context, exists bool) (*snapshotPlan, er
 	}
 	plan.snapshot, plan.exported = res.SnapshotName, conn
 	for _, id := range s.cfg.tables {
+		if slices.Contains(s.resyncing, id) {
+			continue // read by its resync, while streaming
+		}
 		p, err := s.planTable(ctx, s.byID[id])
 		if err != nil {
 			conn.Close(ctx)
@@ -184,6 +188,9 @@ func (s *Source) createSlot(ctx context.Context, exists bool) (*snapshotPlan, er
 func (s *Source) resumePlan(ctx context.Context, cp checkpoint, saved map[schema.TableID]sources.SnapshotProgress) (*snapshotPlan, error) {
 	plan := &snapshotPlan{consistent: cp.consistent}
 	for _, id := range s.cfg.tables {
+		if slices.Contains(s.resyncing, id) {
+			continue // read by its resync, while streaming
+		}
 		var p tableProgress
 		if sp, ok := saved[id]; ok && json.Unmarshal(sp.State, &p) == nil && len(p.Chunks) > 0 {
 			rewritten, err := s.rewritten(ctx, p.Chunks)
@@ -278,6 +285,9 @@ func (s *Source) pendingChunks() []planChunk {
 	var out []planChunk
 	for _, id := range s.cfg.tables {
 		p := s.progress[id]
+		if p == nil {
+			continue // resynced while streaming
+		}
 		for i, c := range p.Chunks {
 			if !c.Done {
 				out = append(out, planChunk{table: s.byID[id], idx: i, rel: c.Rel, lo: c.Lo, hi: c.Hi, byKey: c.ByKey, cursor: c.Cursor})

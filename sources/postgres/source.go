@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -44,10 +45,19 @@ type Source struct {
 	wg      sync.WaitGroup
 
 	wm watermarks // incremental snapshots of added tables
+	// trackCommits: the stream remembers recent commits (recentCommits), for
+	// the incremental snapshots of this attempt
+	trackCommits bool
+	// resyncing are the tables this attempt resyncs (requested or under way):
+	// the initial snapshot leaves them to their incremental read
+	resyncing []schema.TableID
 	// afterChunkSelect, when set (tests only), runs between an incremental chunk's
 	// select and its high watermark: the window where the stream may change rows.
 	afterChunkSelect func(ctx context.Context)
-	durable          atomic.Uint64 // highest LSN acked (durable downstream)
+	// editSnapshot, when set (tests only), edits the running transactions of
+	// an incremental chunk's snapshot.
+	editSnapshot func(xip []uint32) []uint32
+	durable      atomic.Uint64 // highest LSN acked (durable downstream)
 	// probe is the server's flushed WAL end sampled at an instant, pending
 	// until the stream reaches it (then the source is caught up as of then)
 	probe sources.Probe[pglogrepl.LSN]
@@ -75,6 +85,9 @@ type Source struct {
 	lagBytes  *int64
 	lagAt     time.Time
 }
+
+// Tables implements sources.TableLister.
+func (s *Source) Tables() []schema.TableID { return slices.Clone(s.cfg.tables) }
 
 // New returns a Postgres source for a validated config.
 func New(c Config, d sources.Deps) *Source {
@@ -199,16 +212,37 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		if slot.Exists {
 			s.log.Warn("replacing a lost replication slot before anything was committed; rows an earlier attempt wrote may be stale at the destination")
 		}
+		// a resync under way read its rows under the old slot: a new one
+		// (after the pipeline's resync, with the sink's history reset) reads
+		// again from the start
+		for id, sp := range saved {
+			var st incState
+			if json.Unmarshal(sp.State, &st) == nil && st.Since != nil && !st.Done {
+				sp.Resync = true
+				saved[id] = sp
+			}
+		}
+		s.resyncing = s.resyncRequested(saved)
 		plan, err = s.createSlot(ctx, slot.Exists)
 		if err != nil {
 			return err
 		}
+		if plan.incremental, err = s.planIncremental(ctx, nil, saved, true); err != nil {
+			return err
+		}
 	default:
 		if !slot.Exists {
-			return ResyncError{fmt.Errorf("replication slot %s does not exist any more (dropped?): the pipeline cannot resume from %s; resync it (delete and re-apply)", s.cfg.Slot, Describe(from))}
+			return ResyncError{fmt.Errorf("replication slot %s does not exist any more (dropped?): the pipeline cannot resume from %s; resync the pipeline", s.cfg.Slot, Describe(from))}
 		}
 		if slot.WALStatus == "lost" {
 			return ResyncError{fmt.Errorf("replication slot %s was invalidated (wal_status = lost; max_slot_wal_keep_size exceeded?): resync the pipeline", s.cfg.Slot)}
+		}
+		s.resyncing = s.resyncRequested(saved)
+		for id, sp := range saved {
+			var st incState
+			if json.Unmarshal(sp.State, &st) == nil && st.Since != nil && !st.Done {
+				s.resyncing = append(s.resyncing, id)
+			}
 		}
 		resume := cp.end
 		if cp.phase == phaseSnapshot {
@@ -224,7 +258,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		if plan == nil {
 			plan = &snapshotPlan{consistent: resume}
 		}
-		if plan.incremental, err = s.planIncremental(ctx, missing, saved); err != nil {
+		if plan.incremental, err = s.planIncremental(ctx, missing, saved, false); err != nil {
 			return err
 		}
 	}
@@ -274,6 +308,7 @@ func (s *Source) run(ctx context.Context, plan *snapshotPlan) error {
 	if plan.exported != nil {
 		plan.exported.Close(ctx)
 	}
+	s.trackCommits = len(plan.incremental) > 0 // before the stream starts
 	if len(plan.incremental) == 0 {
 		return s.stream(ctx, plan.consistent)
 	}

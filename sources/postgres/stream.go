@@ -55,6 +55,8 @@ type streamer struct {
 	inStream bool   // between StreamStart and StreamStop
 	topXid   uint32 // the streamed transaction of the current chunk
 	spool    *spool
+	// recent are the commits read lately, while incremental snapshots run
+	recent *recentCommits
 }
 
 // stream replicates from start until ctx ends or it fails.
@@ -75,6 +77,9 @@ func (s *Source) stream(ctx context.Context, start pglogrepl.LSN) error {
 	}
 	st := &streamer{s: s, conn: conn, received: start, lastCkpt: start, rels: map[uint32]*relState{}, byKey: map[string]int{},
 		status: time.NewTicker(s.cfg.status), v2: s.cfg.StreamInProgress}
+	if s.trackCommits {
+		st.recent = &recentCommits{}
+	}
 	defer st.status.Stop()
 	if st.v2 {
 		if st.spool, err = newSpool(s.cfg.SpoolDir); err != nil {
@@ -207,7 +212,12 @@ func (st *streamer) copyData(ctx context.Context, data []byte) error {
 		// WAL is released even when the published tables are quiet.
 		if !st.txn.open && len(st.cur.Changes) == 0 && st.cur.Checkpoint == nil &&
 			pglogrepl.LSN(st.s.durable.Load()) >= st.lastCkpt && pkm.ServerWALEnd > st.lastCkpt {
-			st.cur.Checkpoint = streamCheckpoint(pkm.ServerWALEnd, pkm.ServerWALEnd)
+			// The server has read up to walEnd: every transaction whose commit
+			// record starts before it was sent, one whose commit record starts
+			// at walEnd was not (it comes next). The checkpoint sorts below that
+			// one's changes, (1, walEnd, seq): sinks skip what sorts at or below
+			// their stored position, and (1, walEnd, Max) dropped it.
+			st.cur.Checkpoint = streamCheckpoint(pkm.ServerWALEnd-1, pkm.ServerWALEnd)
 			st.lastCkpt = pkm.ServerWALEnd
 			if err := st.flush(ctx); err != nil {
 				return err
@@ -380,6 +390,9 @@ func (st *streamer) handle(ctx context.Context, msg pglogrepl.Message) error {
 			}
 		}
 	case *pglogrepl.CommitMessage:
+		if st.recent != nil {
+			st.recent.add(st.txn.xid, st.txn.commit)
+		}
 		st.cur.Checkpoint = streamCheckpoint(st.txn.commit, m.TransactionEndLSN)
 		if st.curStart.IsZero() {
 			st.curStart = time.Now()
@@ -662,8 +675,15 @@ func (st *streamer) add(ctx context.Context, rel *relState, op schema.Op, keyRow
 // watermark the chunk's rows not changed since the low one are emitted here, in
 // the watermark's transaction.
 func (st *streamer) watermark(ctx context.Context, content string) error {
-	win, rows := st.s.wm.mark(content)
+	win, rows := st.s.wm.mark(content, st.txn.commit)
 	if win == nil {
+		return nil
+	}
+	if st.recent == nil || st.recent.missed(win) {
+		// the chunk's read did not see a change the stream passed before the
+		// low watermark (see recentCommits): read it again
+		win.redo = true
+		close(win.done)
 		return nil
 	}
 	t := st.s.byID[win.table]
@@ -679,8 +699,18 @@ func (st *streamer) watermark(ctx context.Context, content string) error {
 			return err
 		}
 	}
+	if win.end && win.since != nil {
+		// the resync's last chunk: what it did not read and the stream did not
+		// change since it began is gone from the source
+		sw := schema.Change{Op: schema.OpSweep, Table: win.table, Version: v, Pos: streamPos(st.txn.commit, st.txn.seq),
+			TxID: fmt.Sprint(st.txn.xid), CommitTS: st.txn.ts, Since: win.since}
+		st.txn.seq++
+		if err := st.append(ctx, sw); err != nil {
+			return err
+		}
+	}
 	st.s.wm.mu.Lock()
-	st.s.wm.acks = append(st.s.wm.acks, incAck{commit: st.txn.commit, table: win.table, cursor: win.last, rows: int64(len(rows)), end: win.end})
+	st.s.wm.acks = append(st.s.wm.acks, incAck{commit: st.txn.commit, table: win.table, cursor: win.last, rows: int64(len(rows)), end: win.end, since: win.since})
 	st.s.wm.mu.Unlock()
 	close(win.done)
 	return nil

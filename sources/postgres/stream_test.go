@@ -3,6 +3,7 @@ package postgres
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks/file"
+	"github.com/jackc/pglogrepl"
 	"github.com/stretchr/testify/require"
 )
 
@@ -246,4 +248,31 @@ func TestAddColumnDefaultsCatalogMovedOn(t *testing.T) {
 	defer cancel()
 	err := r.Run(ctx)
 	require.ErrorContains(t, err, "column d added, and the rows already there hold values the source cannot tell (the column is no longer in the catalog under that name")
+}
+
+// TestKeepaliveCheckpointSortsBeforeTheNextCommit: a keepalive says the
+// server has read up to walEnd; the next transaction's commit record may start
+// exactly there. The checkpoint made of it must sort below that transaction's
+// changes: sinks skip what sorts at or below their stored position, and a
+// checkpoint at (1, walEnd, Max) silently dropped the transaction (found by
+// the resync tests: an update lost for good, 1 run in 6). It resumes at walEnd.
+func TestKeepaliveCheckpointSortsBeforeTheNextCommit(t *testing.T) {
+	t.Parallel()
+	s := &Source{out: make(chan schema.Batch, 1)}
+	s.durable.Store(0x1000)
+	st := &streamer{s: s, received: 0x1000, lastCkpt: 0x1000, byKey: map[string]int{}, status: time.NewTicker(time.Hour)}
+	defer st.status.Stop()
+	const walEnd = 0x1A3FFF0
+	msg := []byte{'k'}
+	msg = binary.BigEndian.AppendUint64(msg, walEnd)
+	msg = binary.BigEndian.AppendUint64(msg, 0)
+	msg = append(msg, 0)
+	require.NoError(t, st.copyData(context.Background(), msg))
+	b := <-s.out
+	require.NotNil(t, b.Checkpoint)
+	require.Negative(t, b.Checkpoint.Compare(streamPos(walEnd, 0)), "the next transaction, committed at walEnd, sorts after the checkpoint")
+	require.Positive(t, b.Checkpoint.Compare(streamCheckpoint(walEnd-8, walEnd)), "a transaction committed before walEnd sorts before it")
+	cp, err := decodeCheckpoint(b.Checkpoint)
+	require.NoError(t, err)
+	require.Equal(t, pglogrepl.LSN(walEnd), cp.end, "a restart resumes at walEnd")
 }

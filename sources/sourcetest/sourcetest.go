@@ -41,6 +41,9 @@ type Harness interface {
 	AddTable(t *testing.T) schema.TableID
 	// InsertAdded inserts a row into the added table.
 	InsertAdded(t *testing.T, id, v int)
+	// Progress is the pipeline's snapshot progress store, which every source
+	// NewSource makes uses.
+	Progress() sources.ProgressStore
 }
 
 // VerifyTestMain runs a source package's tests and fails if any goroutine is left
@@ -64,6 +67,7 @@ func suite() map[string]func(t *testing.T, h Harness) {
 		"reconnect_after_drop":  testReconnect,
 		"checkpoint_on_commit":  testCheckpoints,
 		"add_table":             testAddTable,
+		"resync_table":          testResyncTable,
 		"caught_up_and_behind":  testCaughtUp,
 	}
 }
@@ -100,6 +104,8 @@ type reader struct {
 	shapes map[schema.TableID]schema.Version
 	// currents are the caught-up words read, in order
 	currents []schema.Current
+	// sweeps of the table read
+	sweeps []schema.Change
 }
 
 func open(t *testing.T, h Harness, from offsets.Position) *reader {
@@ -148,6 +154,11 @@ func (r *reader) until(what string, done func([]event) bool) error {
 				require.True(r.t, ok && v == c.Version, "a change of %s version %d at %s, but this run announced no delta for that version (last announced: %d)", c.Table, c.Version, c.Pos, v)
 			}
 			if c.Table != r.table || c.Op == schema.OpTruncate {
+				continue
+			}
+			if c.Op == schema.OpSweep {
+				r.sweeps = append(r.sweeps, c)
+				r.events = append(r.events, event{op: c.Op, pos: c.Pos})
 				continue
 			}
 			e := event{op: c.Op, pos: c.Pos, after: c.After}
@@ -417,6 +428,81 @@ func testAddTable(t *testing.T, h Harness) {
 	})
 	h.InsertAdded(t, 6, 6)
 	r2.mustUntil("a change of the added table", has(6, schema.OpInsert, 6))
+}
+
+// testResyncTable: a resync requested for the table reads it again while the
+// stream goes on and ends with one sweep, whose Since is below every row the
+// resync emitted and every change made meanwhile, so that a sink keeps all of
+// them and deletes only what neither touched. Once acked it is done: the next
+// run neither reads the table again nor sweeps it.
+func testResyncTable(t *testing.T, h Harness) {
+	r := open(t, h, nil)
+	const n = 250 // several chunks
+	for i := 1; i <= n; i++ {
+		h.Insert(t, i, i)
+	}
+	r.mustUntil("the rows", has(n, schema.OpInsert, n))
+	r.mustUntil("their checkpoint", func([]event) bool { return len(r.ckpts) > 0 && lastCheckpoint(t, r).Compare(r.last) >= 0 })
+	ck := lastCheckpoint(t, r)
+	r.ack(ck)
+	r.close()
+
+	ctx := context.Background()
+	require.NoError(t, h.Progress().SaveSnapshotProgress(ctx, sources.SnapshotProgress{Table: h.Table(), Resync: true}))
+	r2 := open(t, h, ck)
+	r2.last = ck
+	h.Update(t, 5, 500)
+	h.Delete(t, 6)
+	h.Insert(t, n+1, n+1)
+	r2.mustUntil("the resync's sweep", func([]event) bool { return len(r2.sweeps) > 0 })
+	r2.mustUntil("the changes made meanwhile", has(n+1, schema.OpInsert, n+1))
+	r2.mustUntil("the sweep's checkpoint", func([]event) bool { return lastCheckpoint(t, r2).Compare(r2.sweeps[0].Pos) > 0 })
+	require.Len(t, r2.sweeps, 1)
+	sweep := r2.sweeps[0]
+	require.NotEmpty(t, sweep.Since)
+	// every live row was rewritten after Since: read by the resync, or changed
+	live := map[int64]bool{}
+	for _, e := range r2.events {
+		if e.op == schema.OpSweep {
+			continue
+		}
+		if e.op == schema.OpSnapshot {
+			require.Negative(t, e.pos.Compare(sweep.Pos), "row %d read after the sweep", e.id)
+		}
+		if e.pos.Compare(sweep.Since) > 0 {
+			live[e.id] = e.op != schema.OpDelete
+		} else if e.op != schema.OpSnapshot {
+			require.Failf(t, "a change of the resync's time is below its Since", "row %d %s at %s, Since %s", e.id, e.op, e.pos, sweep.Since)
+		}
+	}
+	for i := int64(1); i <= n+1; i++ {
+		if i == 6 {
+			require.False(t, live[i], "row 6 was deleted")
+			continue
+		}
+		require.True(t, live[i], "row %d is neither read by the resync nor changed after its Since: a sink would sweep it", i)
+	}
+	r2.ack(lastCheckpoint(t, r2))
+	ck2 := lastCheckpoint(t, r2)
+	r2.close()
+	list, err := h.Progress().LoadSnapshotProgress(ctx)
+	require.NoError(t, err)
+	for _, p := range list {
+		if p.Table == h.Table() {
+			require.True(t, p.Done, "the resync is done once its sweep is acked")
+			require.False(t, p.Resync, "the request is consumed")
+		}
+	}
+
+	r3 := open(t, h, ck2)
+	defer r3.close()
+	r3.last = ck2
+	h.Insert(t, n+2, n+2)
+	r3.mustUntil("a change after the resync", has(n+2, schema.OpInsert, n+2))
+	for _, e := range r3.events {
+		require.NotEqual(t, schema.OpSnapshot, e.op, "the resync ran again")
+		require.NotEqual(t, schema.OpSweep, e.op, "the resync ran again")
+	}
 }
 
 // insertAndAck inserts row 1, reads it and its checkpoint, and acks it.

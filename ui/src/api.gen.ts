@@ -250,6 +250,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/pipelines/{name}/resync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["PipelineName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read tables of a pipeline again and end equal to the source, deletes included (editor)
+         * @description Each table named is read again while the pipeline's other tables keep streaming; when a table's read is done, the rows at the destination that it did not find and that the stream did not change since it began are deleted (soft or hard, per the sink's delete_mode). Without tables, the whole pipeline is resynced: its history (offsets, replication slot or binlog position, schema history) is dropped first, as a delete would, so this also recovers a pipeline in needs_resync. The pipeline restarts; a paused one stays paused and resyncs when resumed. When the source or sink cannot drop its history (a server that does not answer), nothing changes (502).
+         */
+        post: operations["resyncPipeline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipelines/{name}/status": {
         parameters: {
             query?: never;
@@ -1853,6 +1875,57 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    resyncPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["PipelineName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description source tables as namespace.name; omit (or send []) to resync the whole pipeline */
+                    tables?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description the resync is under way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the tables read again */
+                        tables: string[];
+                        /** @description true: the whole pipeline, its history dropped */
+                        reset: boolean;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Invalid"];
+            /** @description the source or sink could not drop the pipeline's history; nothing changed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };

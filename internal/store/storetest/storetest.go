@@ -30,6 +30,7 @@ func Run(t *testing.T, open Open) {
 		"offsets_concurrent": testOffsetsConcurrent,
 		"schema_versions":    testSchemaVersions,
 		"snapshot_progress":  testSnapshotProgress,
+		"resync_requests":    testResyncRequests,
 		"connections":        testConnections,
 		"pipelines":          testPipelines,
 		"tokens":             testTokens,
@@ -159,6 +160,50 @@ func testSnapshotProgress(t *testing.T, s store.Store) {
 	_, err = s.Acquire(ctx, "p")
 	require.NoError(t, err)
 	require.ErrorIs(t, bound.SaveSnapshotProgress(ctx, sources.SnapshotProgress{Table: tid, RowsDone: 1}), offsets.ErrFenced)
+}
+
+// testResyncRequests: a request marks the tables for their source (clearing
+// their progress and holds); with reset the pipeline's history goes first
+// while its lease epoch keeps counting; a source that starts the resync
+// saves the table without the mark.
+func testResyncRequests(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t1, t2 := schema.TableID{Namespace: "public", Name: "t1"}, schema.TableID{Namespace: "public", Name: "t2"}
+	require.ErrorIs(t, s.RequestResync(ctx, "p", []schema.TableID{t1}, false), store.ErrNotFound)
+	require.NoError(t, s.PutPipeline(ctx, store.Pipeline{Name: "p", Spec: []byte(`{}`)}, nil))
+	e1, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	require.NoError(t, s.Commit(ctx, "p", e1, pos(10)))
+	bound := store.Bind(s, "p", e1)
+	for _, id := range []schema.TableID{t1, t2} {
+		require.NoError(t, bound.SaveSnapshotProgress(ctx, sources.SnapshotProgress{Table: id, RowsDone: 5, RowsEstimated: 5, Done: true, State: []byte{7}}))
+	}
+	require.NoError(t, s.SaveTableVersion(ctx, "p", schema.TableVersion{Table: schema.Table{ID: t1, Version: 1}, Pos: pos(1)}))
+
+	require.NoError(t, s.RequestResync(ctx, "p", []schema.TableID{t1}, false))
+	got, err := s.LoadSnapshotProgress(ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, []sources.SnapshotProgress{{Table: t1, RowsEstimated: -1, Resync: true},
+		{Table: t2, RowsDone: 5, RowsEstimated: 5, Done: true, State: []byte{7}}}, got)
+	p, err := s.Load(ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, pos(10), p, "a table's resync keeps the pipeline's offset")
+	// the source starts it
+	require.NoError(t, bound.SaveSnapshotProgress(ctx, sources.SnapshotProgress{Table: t1, State: []byte{8}}))
+	got, _ = s.LoadSnapshotProgress(ctx, "p")
+	require.False(t, got[0].Resync)
+
+	require.NoError(t, s.RequestResync(ctx, "p", []schema.TableID{t2}, true))
+	got, _ = s.LoadSnapshotProgress(ctx, "p")
+	require.Equal(t, []sources.SnapshotProgress{{Table: t2, RowsEstimated: -1, Resync: true}}, got, "a reset forgets the other tables' progress")
+	_, err = s.Load(ctx, "p")
+	require.ErrorIs(t, err, offsets.ErrNotFound)
+	vs, err := s.LoadTableVersions(ctx, "p")
+	require.NoError(t, err)
+	require.Empty(t, vs)
+	e2, err := s.Acquire(ctx, "p")
+	require.NoError(t, err)
+	require.Greater(t, e2, e1, "the lease epoch keeps counting")
 }
 
 func testConnections(t *testing.T, s store.Store) {

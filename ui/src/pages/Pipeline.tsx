@@ -55,7 +55,7 @@ function Charts({ name }: { name: string }) {
   );
 }
 
-function Tables({ tables, held }: { tables: TableProgress[]; held: Set<string> }) {
+function Tables({ tables, held, onResync }: { tables: TableProgress[]; held: Set<string>; onResync?: (table: string) => void }) {
   if (!tables.length) return <p class="empty">No table has been read yet.</p>;
   return (
     <div class="scroll" tabIndex={0} role="region" aria-label="Scrollable table">
@@ -69,6 +69,7 @@ function Tables({ tables, held }: { tables: TableProgress[]; held: Set<string> }
             <th>Updates</th>
             <th>Deletes</th>
             <th>Last change</th>
+            {onResync && <th aria-label="Actions" />}
           </tr>
         </thead>
         <tbody>
@@ -92,6 +93,13 @@ function Tables({ tables, held }: { tables: TableProgress[]; held: Set<string> }
               <td>{count(t.updates)}</td>
               <td>{count(t.deletes)}</td>
               <td>{ago(t.last_change)}</td>
+              {onResync && (
+                <td>
+                  <button type="button" class="small" onClick={() => onResync(t.table)} title="read this table again while the others stream, then remove the rows the source no longer has">
+                    Resync…
+                  </button>
+                </td>
+              )}
             </tr>
           ))}
         </tbody>
@@ -263,6 +271,9 @@ export function PipelinePage() {
   const [forceOffer, setForceOffer] = useState(false);
   const [forceConfirm, setForceConfirm] = useState(false);
   const [leftovers, setLeftovers] = useState<{ side: string; what: string; sql: string; error: string }[] | null>(null);
+  // a resync asked for: the whole pipeline (all) or one table
+  const [resync, setResync] = useState<{ all: boolean; table?: string } | null>(null);
+  const [resynced, setResynced] = useState('');
   const p = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}', { params: { path: { name } } })), 2000, [name]);
   // one poll for the approval cards and the held tables of the per-table view
   const changes = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/schema-changes', { params: { path: { name } } })).schema_changes, 3000, [name]);
@@ -273,6 +284,18 @@ export function PipelinePage() {
     setError('');
     try {
       must(await api.POST(`/api/v1/pipelines/{name}/${verb}`, { params: { path: { name } } }));
+      p.reload();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  const startResync = async (r: { all: boolean; table?: string }) => {
+    setResync(null);
+    setError('');
+    setResynced('');
+    try {
+      const rep = must(await api.POST('/api/v1/pipelines/{name}/resync', { params: { path: { name } }, body: r.all ? {} : { tables: [r.table ?? ''] } }));
+      setResynced(rep.reset ? `Resyncing the whole pipeline: ${rep.tables.join(', ')}.` : `Resyncing ${rep.tables.join(', ')} while the other tables stream.`);
       p.reload();
     } catch (e) {
       setError(errorText(e));
@@ -364,6 +387,9 @@ export function PipelinePage() {
             <a class="button" href={'/pipelines/' + encodeURIComponent(v.name) + '/edit'}>
               Edit
             </a>
+            <button type="button" class={v.state === 'needs_resync' ? 'primary' : ''} onClick={() => setResync({ all: true })}>
+              Resync…
+            </button>
             <button type="button" class="danger" onClick={() => setConfirm(true)}>
               Delete…
             </button>
@@ -381,6 +407,11 @@ export function PipelinePage() {
       )}
       <ErrorText error={p.error} />
       <ErrorText error={error} />
+      {resynced && (
+        <p class="notice" data-testid="resynced">
+          {resynced} The events below say when each table is done.
+        </p>
+      )}
       {v.notice && <p class="notice">{v.notice}</p>}
       <dl class="facts">
         <div>
@@ -418,7 +449,7 @@ export function PipelinePage() {
       <SchemaChanges name={name} editor={editor} list={changes} />
       <section aria-labelledby="tables-h">
         <h2 id="tables-h">Tables</h2>
-        <Tables tables={prog?.tables ?? []} held={new Set([...(prog?.held_tables ?? []), ...pending])} />
+        <Tables tables={prog?.tables ?? []} held={new Set([...(prog?.held_tables ?? []), ...pending])} onResync={editor ? (table) => setResync({ all: false, table }) : undefined} />
       </section>
       <Charts name={name} />
       <Events name={name} />
@@ -455,6 +486,28 @@ export function PipelinePage() {
           The pipeline is deleted without dropping what its source or sink keeps on a server that does not answer. The next page lists what is left and the
           statements that remove it: a replication slot left behind retains WAL at the source until it is dropped.
         </p>
+      </Confirm>
+      )}
+      {editor && (
+      <Confirm
+        open={resync !== null}
+        title={resync?.all ? `Resync pipeline ${v.name}?` : `Resync table ${resync?.table ?? ''}?`}
+        confirm="Resync"
+        onConfirm={() => resync && void startResync(resync)}
+        onCancel={() => setResync(null)}
+      >
+        {resync?.all ? (
+          <p>
+            The pipeline's history is dropped (its offsets, replication slot or binlog position, schema history) and every table is read again while the stream
+            goes on. When a table is read, the rows at the destination that the source no longer has are deleted ({'_cdc_deleted'} or removed, per the sink's
+            delete mode). This recovers a pipeline that needs a resync. The destination keeps its rows meanwhile.
+          </p>
+        ) : (
+          <p>
+            The table is read again while the other tables keep streaming. When it is read, the rows at its destination that the source no longer has are
+            deleted. Its held schema change and held rows, if any, are dropped: the read replaces them.
+          </p>
+        )}
       </Confirm>
       )}
       {editor && (

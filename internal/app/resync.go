@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/config"
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sources"
+)
+
+// ResyncReport says what a resync request did.
+type ResyncReport struct {
+	// Tables are the tables that will be read again, as the source names them.
+	Tables []string `json:"tables"`
+	// Reset is true for a resync of the whole pipeline: its history (offsets,
+	// replication slot, schema history) was dropped and it starts anew, so it
+	// also recovers a pipeline whose history was lost (needs_resync).
+	Reset bool `json:"reset"`
+}
+
+// ResyncPipeline reads tables of a pipeline again and ends with the
+// destination equal to the source, deletes included: each table is read
+// again while the stream goes on (the others keep streaming), then the rows
+// the read did not find and the stream did not touch are deleted at the
+// destination (see schema.OpSweep). With no tables it resyncs the whole
+// pipeline: the source's and the sink's history is dropped first (as a
+// delete would, honouring keep_slot_on_delete), so a lost slot or purged
+// binlog is recovered with one command.
+//
+// The pipeline is stopped while the request is recorded and started again
+// (a paused one stays paused; the resync runs when it resumes). A request
+// that cannot be carried out leaves the pipeline as it was.
+func (a *App) ResyncPipeline(ctx context.Context, name string, tables []string) (ResyncReport, error) {
+	rep := ResyncReport{Tables: []string{}}
+	sp, err := a.Store.GetPipeline(ctx, name)
+	if err != nil {
+		return rep, err
+	}
+	p, err := config.ParsePipeline(sp.Spec)
+	if err != nil {
+		return rep, err
+	}
+	p.Paused = sp.Paused
+	conns, err := a.StoredConnections(ctx)
+	if err != nil {
+		return rep, err
+	}
+	r, err := config.Resolve(p, a.Registry, conns, a.Secrets)
+	if err != nil {
+		return rep, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
+	}
+	src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{Pipeline: name, Logger: a.log()})
+	if err != nil {
+		return rep, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
+	}
+	lister, ok := src.(sources.TableLister)
+	if !ok {
+		return rep, fmt.Errorf("%w: the %s source of pipeline %q cannot resync tables", ErrInvalid, r.SourceType, name)
+	}
+	all := lister.Tables()
+	ids := all
+	if len(tables) > 0 {
+		ids = nil
+		var unknown []string
+		for _, t := range tables {
+			id := schema.ParseTableID(t)
+			switch {
+			case !slices.Contains(all, id):
+				unknown = append(unknown, fmt.Sprintf("%q", t))
+			case !slices.Contains(ids, id):
+				ids = append(ids, id)
+			}
+		}
+		if len(unknown) > 0 {
+			names := make([]string, len(all))
+			for i, id := range all {
+				names[i] = id.String()
+			}
+			return rep, fmt.Errorf("%w: pipeline %q does not replicate %s; its tables are %s", ErrInvalid, name, strings.Join(unknown, ", "), strings.Join(names, ", "))
+		}
+	}
+	rep.Reset = len(tables) == 0
+	for _, id := range ids {
+		rep.Tables = append(rep.Tables, id.String())
+	}
+
+	if err := ignoreUnknown(a.Supervisor.Remove(ctx, name)); err != nil {
+		return rep, err
+	}
+	// whatever happens next, the pipeline runs again (with the request, or as
+	// it was)
+	defer func() {
+		if uerr := a.Supervisor.Upsert(context.WithoutCancel(ctx), a.Spec(p, a.StoredConnections)); uerr != nil {
+			a.log().Error("a pipeline stopped for a resync could not be started again", "pipeline", name, "error", uerr)
+		}
+	}()
+	if rep.Reset {
+		// the source's slot and the sink's written position: the new history
+		// starts over, and the sink's rows of the old one rank below it
+		if _, err := a.cleanup(ctx, name, false); err != nil {
+			return rep, fmt.Errorf("pipeline %q not resynced: %w", name, err)
+		}
+	}
+	if err := a.Store.RequestResync(context.WithoutCancel(ctx), name, ids, rep.Reset); err != nil {
+		return rep, fmt.Errorf("pipeline %q not resynced: %w", name, err)
+	}
+	what := "tables " + strings.Join(rep.Tables, ", ")
+	if rep.Reset {
+		what = "the whole pipeline (its history dropped)"
+	}
+	a.log().Info("resync requested", "pipeline", name, "tables", rep.Tables, "reset", rep.Reset)
+	if a.Hub != nil {
+		a.Hub.RecordEvent(ctx, pipeline.Event{Pipeline: name, At: time.Now().UTC(), Kind: pipeline.EventSnapshot, Level: pipeline.LevelInfo,
+			Message: "resync requested of " + what + ": each table is read again while the others stream, then the rows it no longer has are removed at the destination"})
+	}
+	return rep, nil
+}
