@@ -283,6 +283,16 @@ func (s *sqlStore) LoadSnapshotProgress(ctx context.Context, pipeline string) ([
 	return out, rows.Err()
 }
 
+// execEach runs each statement with the pipeline's name in tx.
+func (s *sqlStore) execEach(ctx context.Context, tx *sql.Tx, what, pipeline string, stmts ...string) error {
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, s.q(q), pipeline); err != nil {
+			return fmt.Errorf("%s pipeline %q: %w", what, pipeline, err)
+		}
+	}
+	return nil
+}
+
 // RequestResync records resync requests for tables of a stopped pipeline, in
 // one transaction. Each table's held changes and hold go (what it held is read
 // again). With reset, the pipeline's history goes first: offsets, schema
@@ -297,17 +307,14 @@ func (s *sqlStore) RequestResync(ctx context.Context, pipeline string, tables []
 			return fmt.Errorf("pipeline %q: %w", pipeline, ErrNotFound)
 		}
 		if reset {
-			for _, q := range []string{
+			if err := s.execEach(ctx, tx, "reset", pipeline,
 				// the epoch stays: a lease never repeats one
 				`UPDATE cdcd_offsets SET position = NULL WHERE pipeline = ?`,
 				`DELETE FROM cdcd_schema_versions WHERE pipeline = ?`,
 				`DELETE FROM cdcd_snapshot_progress WHERE pipeline = ?`,
 				`DELETE FROM cdcd_held_changes WHERE pipeline = ?`,
-				`DELETE FROM cdcd_holds WHERE pipeline = ?`,
-			} {
-				if _, err := tx.ExecContext(ctx, s.q(q), pipeline); err != nil {
-					return fmt.Errorf("reset pipeline %q: %w", pipeline, err)
-				}
+				`DELETE FROM cdcd_holds WHERE pipeline = ?`); err != nil {
+				return err
 			}
 		}
 		for _, t := range tables {
@@ -543,7 +550,7 @@ func (s *sqlStore) SavePipelineState(ctx context.Context, name, state, lastError
 
 func (s *sqlStore) DeletePipeline(ctx context.Context, name string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
+		if err := s.execEach(ctx, tx, "delete", name,
 			`DELETE FROM cdcd_pipeline_connections WHERE pipeline = ?`,
 			`DELETE FROM cdcd_offsets WHERE pipeline = ?`,
 			`DELETE FROM cdcd_schema_versions WHERE pipeline = ?`,
@@ -553,11 +560,8 @@ func (s *sqlStore) DeletePipeline(ctx context.Context, name string) error {
 			`DELETE FROM cdcd_skipped WHERE pipeline = ?`,
 			`DELETE FROM cdcd_pipeline_stats WHERE pipeline = ?`,
 			`DELETE FROM cdcd_events WHERE pipeline = ?`,
-			`DELETE FROM cdcd_series WHERE pipeline = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, s.q(q), name); err != nil {
-				return fmt.Errorf("delete pipeline %q: %w", name, err)
-			}
+			`DELETE FROM cdcd_series WHERE pipeline = ?`); err != nil {
+			return err
 		}
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM cdcd_pipelines WHERE name = ?`), name)
 		if err != nil {
