@@ -265,7 +265,7 @@ func TestRoundTrip(t *testing.T) {
 	h.do("POST", "/api/v1/pipelines/nope/resync", map[string]any{}, 404)
 	h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{"tables": "public.t"}, 422)
 	h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{"table": []string{"public.t"}}, 422)
-	require.Contains(t, h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{}, 400)["error"], "cannot resync tables")
+	require.Contains(t, h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{}, 409)["error"], "cannot resync tables")
 	require.Eventually(t, func() bool { return h.do("GET", "/api/v1/pipelines/orders", nil, 200)["state"] == "streaming" }, 10*time.Second, 10*time.Millisecond)
 
 	// the file sink holds exactly the generator's final state

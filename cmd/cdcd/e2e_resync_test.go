@@ -254,7 +254,7 @@ func TestTableResyncWhileAnotherStreams(t *testing.T) {
 	r.write("acct", "other")
 	out := cli(t, r.env, 0, "pipelines", "resync", "rs", "--tables", "public.acct")
 	require.Contains(t, out, "resyncing public.acct while the other tables stream")
-	require.Contains(t, cli(t, r.env, 2, "pipelines", "resync", "rs", "--tables", "public.nope"), `does not replicate "public.nope"`)
+	require.Contains(t, cli(t, r.env, 2, "pipelines", "resync", "rs", "--tables", "public.acct,public.nope"), `tables[1]: pipeline "rs" does not replicate "public.nope"`)
 	time.Sleep(2 * time.Second)
 	r.stopWriting()
 	r.waitEqual("acct")

@@ -60,28 +60,29 @@ func (a *App) ResyncPipeline(ctx context.Context, name string, tables []string) 
 	}
 	lister, ok := src.(sources.TableLister)
 	if !ok {
-		return rep, fmt.Errorf("%w: the %s source of pipeline %q cannot resync tables", ErrInvalid, r.SourceType, name)
+		return rep, fmt.Errorf("the %s source of pipeline %q cannot resync tables: %w", r.SourceType, name, ErrConflict)
 	}
 	all := lister.Tables()
 	ids := all
 	if len(tables) > 0 {
 		ids = nil
-		var unknown []string
-		for _, t := range tables {
+		names := make([]string, len(all))
+		for i, id := range all {
+			names[i] = id.String()
+		}
+		var ps config.Problems
+		for i, t := range tables {
 			id := schema.ParseTableID(t)
 			switch {
 			case !slices.Contains(all, id):
-				unknown = append(unknown, fmt.Sprintf("%q", t))
+				ps = append(ps, config.Problem{Path: fmt.Sprintf("tables[%d]", i),
+					Message: fmt.Sprintf("pipeline %q does not replicate %q; its tables are %s", name, t, strings.Join(names, ", "))})
 			case !slices.Contains(ids, id):
 				ids = append(ids, id)
 			}
 		}
-		if len(unknown) > 0 {
-			names := make([]string, len(all))
-			for i, id := range all {
-				names[i] = id.String()
-			}
-			return rep, fmt.Errorf("%w: pipeline %q does not replicate %s; its tables are %s", ErrInvalid, name, strings.Join(unknown, ", "), strings.Join(names, ", "))
+		if len(ps) > 0 {
+			return rep, ps
 		}
 	}
 	rep.Reset = len(tables) == 0

@@ -357,7 +357,7 @@ func TestSnapshotResumeAfterUncommittedParts(t *testing.T) {
 		INSERT INTO many SELECT g, md5(g::text) FROM generate_series(1, 50000) g`)
 	cfg := h.config("public.many")
 	store := &refusingStore{Store: h.offsets}
-	store.allow.Store(1)
+	store.allow.Store(3) // a few commits, so that the write stage is well ahead when they stop
 	r, _ := h.runnerWith(cfg, store)
 	err := r.Run(context.Background())
 	require.ErrorContains(t, err, "offset store unavailable")

@@ -263,7 +263,7 @@ export interface paths {
         put?: never;
         /**
          * Read tables of a pipeline again and end equal to the source, deletes included (editor)
-         * @description Each table named is read again while the pipeline's other tables keep streaming; when a table's read is done, the rows at the destination that it did not find and that the stream did not change since it began are deleted (soft or hard, per the sink's delete_mode). Without tables, the whole pipeline is resynced: its history (offsets, replication slot or binlog position, schema history) is dropped first, as a delete would, so this also recovers a pipeline in needs_resync. The pipeline restarts; a paused one stays paused and resyncs when resumed. When the source or sink cannot drop its history (a server that does not answer), nothing changes (502).
+         * @description Each table named is read again while the pipeline's other tables keep streaming; when a table's read is done, the rows at the destination that it did not find and that the stream did not change since it began are deleted (soft or hard, per the sink's delete_mode). Without tables, the whole pipeline is resynced: its history (offsets, replication slot or binlog position, schema history) is dropped first, as a delete would, so this also recovers a pipeline in needs_resync. The pipeline restarts; a paused one stays paused and resyncs when resumed. A table the pipeline does not replicate is 422 (every one listed with its path); a source that cannot resync (datagen) is 409. When the source or sink cannot drop its history (a server that does not answer), nothing changes (502).
          */
         post: operations["resyncPipeline"];
         delete?: never;
@@ -1914,6 +1914,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Invalid"];
