@@ -14,6 +14,15 @@ func ch(n uint64, t string, op schema.Op, key int64) schema.Change {
 	return schema.Change{Op: op, Table: schema.TableID{Name: t}, Pos: offsets.AppendUint(nil, n), Key: schema.Row{{Name: "id", Value: schema.Int(key)}}}
 }
 
+// positions are the changes' positions as ch numbered them.
+func positions(cs []schema.Change) []uint64 {
+	var out []uint64
+	for _, c := range cs {
+		out = append(out, offsets.NewDecoder(c.Pos).Uint())
+	}
+	return out
+}
+
 func TestCollapseByKey(t *testing.T) {
 	t.Parallel()
 	in := []schema.Change{
@@ -26,11 +35,7 @@ func TestCollapseByKey(t *testing.T) {
 		ch(7, "b", schema.OpInsert, 2),
 		ch(8, "a", schema.OpInsert, 2),
 	}
-	var got []uint64
-	for _, c := range CollapseByKey(in) {
-		got = append(got, offsets.NewDecoder(c.Pos).Uint())
-	}
-	require.Equal(t, []uint64{5, 6, 7, 8}, got)
+	require.Equal(t, []uint64{5, 6, 7, 8}, positions(CollapseByKey(in)))
 }
 
 func TestCollapseByKeyPutsSweepsLast(t *testing.T) {
@@ -43,11 +48,7 @@ func TestCollapseByKeyPutsSweepsLast(t *testing.T) {
 		ch(5, "b", schema.OpInsert, 1),
 		ch(6, "a", schema.OpInsert, 1),
 	}
-	var got []uint64
-	for _, c := range CollapseByKey(in) {
-		got = append(got, offsets.NewDecoder(c.Pos).Uint())
-	}
-	require.Equal(t, []uint64{3, 5, 6, 1, 4}, got)
+	require.Equal(t, []uint64{3, 5, 6, 1, 4}, positions(CollapseByKey(in)))
 	rows, sweeps := SplitSweeps(CollapseByKey(in[3:]))
 	require.Len(t, rows, 2)
 	require.Len(t, sweeps, 1)

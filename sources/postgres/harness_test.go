@@ -88,6 +88,11 @@ func (h *harness) runnerWith(cfg Config, store offsets.Store) (*pipeline.Runner,
 // start runs an attempt in the background; stop ends it and returns its error.
 func (h *harness) start(cfg Config) (stop func() error, r *pipeline.Runner) {
 	r, _ = h.runner(cfg)
+	return h.run(r), r
+}
+
+// run runs r in the background; stop ends it and returns its error.
+func (h *harness) run(r *pipeline.Runner) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- r.Run(ctx) }()
@@ -99,7 +104,7 @@ func (h *harness) start(cfg Config) (stop func() error, r *pipeline.Runner) {
 			err = <-errc
 		})
 		return err
-	}, r
+	}
 }
 
 func (h *harness) exec(sql string, args ...any) {

@@ -266,6 +266,18 @@ func (s *Source) resyncRequested(saved map[schema.TableID]sources.SnapshotProgre
 	return out
 }
 
+// resyncsUnderWay returns the tables whose resync started and is not done.
+func resyncsUnderWay(saved map[schema.TableID]sources.SnapshotProgress) []schema.TableID {
+	var out []schema.TableID
+	for id, sp := range saved {
+		var st incState
+		if json.Unmarshal(sp.State, &st) == nil && st.Since != nil && !st.Done {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -89,12 +89,9 @@ func TestWatermarkWindowDropsChangedRows(t *testing.T) {
 		_, err = h.pool.Exec(ctx, `DELETE FROM win WHERE id = $1`, (n-1)*100+60)
 		require.NoError(t, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- r.Run(ctx) }()
+	stop = h.run(r)
 	h.waitSynced("public.win", "id")
-	cancel()
-	require.NoError(t, <-errc)
+	require.NoError(t, stop())
 	require.GreaterOrEqual(t, n, 3, "the table was read in several chunks")
 }
 
@@ -129,16 +126,13 @@ func TestChunkThatMissedAnEarlierCommitIsReadAgain(t *testing.T) {
 		}
 		return xip
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- r.Run(ctx) }()
+	stop = h.run(r)
 	require.Eventually(t, func() bool {
-		list, _ := h.progress.LoadSnapshotProgress(ctx)
+		list, _ := h.progress.LoadSnapshotProgress(context.Background())
 		return len(list) == 1 && list[0].Done
 	}, time.Minute, 10*time.Millisecond)
 	h.waitSynced("public.win", "id")
-	cancel()
-	require.NoError(t, <-errc)
+	require.NoError(t, stop())
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, 4, reads, "three chunks, the first read twice")

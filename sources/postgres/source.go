@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -45,9 +44,6 @@ type Source struct {
 	wg      sync.WaitGroup
 
 	wm watermarks // incremental snapshots of added tables
-	// trackCommits: the stream remembers recent commits (recentCommits), for
-	// the incremental snapshots of this attempt
-	trackCommits bool
 	// resyncing are the tables this attempt resyncs (requested or under way):
 	// the initial snapshot leaves them to their incremental read
 	resyncing []schema.TableID
@@ -215,12 +211,10 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		// a resync under way read its rows under the old slot: a new one
 		// (after the pipeline's resync, with the sink's history reset) reads
 		// again from the start
-		for id, sp := range saved {
-			var st incState
-			if json.Unmarshal(sp.State, &st) == nil && st.Since != nil && !st.Done {
-				sp.Resync = true
-				saved[id] = sp
-			}
+		for _, id := range resyncsUnderWay(saved) {
+			sp := saved[id]
+			sp.Resync = true
+			saved[id] = sp
 		}
 		s.resyncing = s.resyncRequested(saved)
 		plan, err = s.createSlot(ctx, slot.Exists)
@@ -237,13 +231,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		if slot.WALStatus == "lost" {
 			return ResyncError{fmt.Errorf("replication slot %s was invalidated (wal_status = lost; max_slot_wal_keep_size exceeded?): resync the pipeline", s.cfg.Slot)}
 		}
-		s.resyncing = s.resyncRequested(saved)
-		for id, sp := range saved {
-			var st incState
-			if json.Unmarshal(sp.State, &st) == nil && st.Since != nil && !st.Done {
-				s.resyncing = append(s.resyncing, id)
-			}
-		}
+		s.resyncing = append(s.resyncRequested(saved), resyncsUnderWay(saved)...)
 		resume := cp.end
 		if cp.phase == phaseSnapshot {
 			resume = cp.consistent
@@ -308,12 +296,11 @@ func (s *Source) run(ctx context.Context, plan *snapshotPlan) error {
 	if plan.exported != nil {
 		plan.exported.Close(ctx)
 	}
-	s.trackCommits = len(plan.incremental) > 0 // before the stream starts
 	if len(plan.incremental) == 0 {
-		return s.stream(ctx, plan.consistent)
+		return s.stream(ctx, plan.consistent, false)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.stream(gctx, plan.consistent) })
+	g.Go(func() error { return s.stream(gctx, plan.consistent, true) })
 	g.Go(func() error { return s.incremental(gctx, plan.incremental) })
 	return g.Wait()
 }

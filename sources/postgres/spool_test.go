@@ -25,10 +25,7 @@ func TestStreamInProgress(t *testing.T) {
 	cfg.StreamInProgress = true
 	cfg.SpoolDir = t.TempDir()
 	r, src := h.runner(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- r.Run(ctx) }()
-	stop := func() error { cancel(); return <-errc }
+	stop := h.run(r)
 	h.waitSynced("public.big", "id")
 	// stream first: a transaction running while the slot is created lands before
 	// its consistent point and comes through the snapshot instead
@@ -73,10 +70,7 @@ func TestStreamInProgressAddColumn(t *testing.T) {
 	cfg.StreamInProgress = true
 	cfg.SpoolDir = t.TempDir()
 	r, src := h.runner(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- r.Run(ctx) }()
-	stop := func() error { cancel(); return <-errc }
+	stop := h.run(r)
 	h.waitSynced("public.big", "id")
 	require.Eventually(t, func() bool { return r.Streaming() && !r.Snapshotting() }, 30*time.Second, 10*time.Millisecond)
 

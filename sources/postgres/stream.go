@@ -59,8 +59,10 @@ type streamer struct {
 	recent *recentCommits
 }
 
-// stream replicates from start until ctx ends or it fails.
-func (s *Source) stream(ctx context.Context, start pglogrepl.LSN) error {
+// stream replicates from start until ctx ends or it fails. With
+// trackCommits it remembers recent commits, for incremental snapshots
+// (recentCommits).
+func (s *Source) stream(ctx context.Context, start pglogrepl.LSN, trackCommits bool) error {
 	conn, err := s.replicationConn(ctx)
 	if err != nil {
 		return err
@@ -77,7 +79,7 @@ func (s *Source) stream(ctx context.Context, start pglogrepl.LSN) error {
 	}
 	st := &streamer{s: s, conn: conn, received: start, lastCkpt: start, rels: map[uint32]*relState{}, byKey: map[string]int{},
 		status: time.NewTicker(s.cfg.status), v2: s.cfg.StreamInProgress}
-	if s.trackCommits {
+	if trackCommits {
 		st.recent = &recentCommits{}
 	}
 	defer st.status.Stop()
