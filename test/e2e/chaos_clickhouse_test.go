@@ -13,10 +13,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/cdcd-dev/cdcd/internal/testenv"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -59,12 +56,11 @@ func TestChaosPostgresToClickHouse(t *testing.T) {
 		return count(`SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO%replica%'`) > 0
 	}
 
-	tox := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	c.srcProxy = newProxy(t, tox, "source", src.Addr())
-	c.dstProxy = newProxy(t, tox, "destination", ch.Addr())
+	c.srcProxy = testenv.NewFaultProxy(t, src.Addr())
+	c.dstProxy = testenv.NewFaultProxy(t, ch.Addr())
 	dir := t.TempDir()
 	c.cfg, c.data = filepath.Join(dir, "chaos.yaml"), filepath.Join(dir, "data")
-	srcViaProxy := strings.Replace(srcDSN, srcDSN[strings.Index(srcDSN, "@")+1:strings.LastIndex(srcDSN, "/")], c.srcProxy.addr, 1)
+	srcViaProxy := strings.Replace(srcDSN, srcDSN[strings.Index(srcDSN, "@")+1:strings.LastIndex(srcDSN, "/")], c.srcProxy.Addr(), 1)
 	require.NoError(t, os.WriteFile(c.cfg, []byte(fmt.Sprintf(`
 pipelines:
   - name: chaos
@@ -73,7 +69,7 @@ pipelines:
       config: {dsn: %q, tables: [public.acct], snapshot_chunk_rows: 2000, heartbeat_interval: 1s, status_interval: 500ms}
     sink: {type: clickhouse, config: {addr: [%q], database: replica}}
     batch: {max_changes: 5000, max_wait: 100ms}
-`, srcViaProxy, c.dstProxy.addr)), 0o644))
+`, srcViaProxy, c.dstProxy.Addr())), 0o644))
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d; cdcd log (tail):\n%s", seed, c.log.Tail(8000))

@@ -11,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -251,12 +248,11 @@ func TestChaosMariaDBToPostgres(t *testing.T) {
 	}
 	boot.Close()
 
-	tox := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	c.srcProxy = newProxy(t, tox, "source", m.Addr())
-	c.dstProxy = newProxy(t, tox, "destination", c.dst.Addr())
+	c.srcProxy = testenv.NewFaultProxy(t, m.Addr())
+	c.dstProxy = testenv.NewFaultProxy(t, c.dst.Addr())
 	dir := t.TempDir()
 	c.cfg, c.data = filepath.Join(dir, "chaos.yaml"), filepath.Join(dir, "data")
-	pgDSN := strings.Replace(dstDSN, dstDSN[strings.Index(dstDSN, "@")+1:strings.LastIndex(dstDSN, "/")], c.dstProxy.addr, 1)
+	pgDSN := strings.Replace(dstDSN, dstDSN[strings.Index(dstDSN, "@")+1:strings.LastIndex(dstDSN, "/")], c.dstProxy.Addr(), 1)
 	require.NoError(t, os.WriteFile(c.cfg, []byte(fmt.Sprintf(`
 pipelines:
   - name: chaos
@@ -265,7 +261,7 @@ pipelines:
       config: {addr: %q, user: root, tables: [app.items, app.pairs], snapshot_chunk_rows: 2000, heartbeat_interval: 1s}
     sink: {type: postgres, config: {dsn: %q, schema: wh}}
     batch: {max_changes: 5000, max_wait: 100ms}
-`, c.srcProxy.addr, pgDSN)), 0o644))
+`, c.srcProxy.Addr(), pgDSN)), 0o644))
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d; cdcd log (tail):\n%s", seed, c.log.Tail(8000))

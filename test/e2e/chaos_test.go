@@ -17,45 +17,14 @@ import (
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/cdcd-dev/cdcd/offsets"
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 )
-
-// proxy is one embedded toxiproxy between cdcd and a server.
-type proxy struct {
-	p    *toxiproxy.Proxy
-	addr string
-}
-
-func newProxy(t *testing.T, srv *toxiproxy.ApiServer, name, upstream string) *proxy {
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := toxiproxy.NewProxy(srv, name, addr, upstream)
-	require.NoError(t, p.Start())
-	t.Cleanup(p.Stop)
-	return &proxy{p: p, addr: addr}
-}
-
-func (p *proxy) toxic(t *testing.T, name, typ string, attrs string) {
-	_, err := p.p.Toxics.AddToxicJson(strings.NewReader(fmt.Sprintf(`{"name": %q, "type": %q, "stream": "downstream", "attributes": %s}`, name, typ, attrs)))
-	require.NoError(t, err)
-}
-
-func (p *proxy) clear() { p.p.Toxics.ResetToxics(context.Background()) }
-
-// cut closes every connection through the proxy and refuses new ones for d.
-func (p *proxy) cut(t *testing.T, d time.Duration) {
-	p.p.Stop()
-	time.Sleep(d)
-	require.NoError(t, p.p.Start())
-}
 
 // peer is a server the harness can crash, freeze and restart.
 type peer interface {
@@ -90,8 +59,8 @@ type chaos struct {
 	// fault's statements.
 	srcExec  func(ctx context.Context, q string) error
 	ddl      func(n int) []string
-	srcProxy *proxy
-	dstProxy *proxy
+	srcProxy *testenv.FaultProxy
+	dstProxy *testenv.FaultProxy
 	cfg      string
 	data     string
 	log      *testenv.Output
@@ -211,7 +180,7 @@ func (c *chaos) inject(kind string) {
 		// while the destination is executing one of its statements. After a
 		// run of source faults cdcd may sit in its retry backoff (up to 16 s
 		// after five failures in a row) before it writes again: wait that out.
-		c.dstProxy.toxic(t, "slow", "latency", `{"latency": 150}`)
+		c.dstProxy.SetLatency(150 * time.Millisecond)
 		const search = 90 * time.Second
 		deadline := time.Now().Add(search)
 		busy := c.dstBusy()
@@ -225,7 +194,7 @@ func (c *chaos) inject(kind string) {
 		} else {
 			t.Logf("kill_cdcd_in_write: no write in flight within %s; cdcd log (tail):\n%s", search, c.log.Tail(3000))
 		}
-		c.dstProxy.clear()
+		c.dstProxy.Heal()
 		c.start()
 	case "kill_source":
 		c.src.Kill()
@@ -244,14 +213,14 @@ func (c *chaos) inject(kind string) {
 		c.sleep(500, 2000)
 		require.NoError(t, c.dst.Restart())
 	case "cut_source":
-		c.srcProxy.cut(t, time.Duration(500+c.rng.IntN(2500))*time.Millisecond)
+		require.NoError(t, c.srcProxy.Cut(time.Duration(500+c.rng.IntN(2500))*time.Millisecond))
 	case "cut_destination":
-		c.dstProxy.cut(t, time.Duration(500+c.rng.IntN(2500))*time.Millisecond)
+		require.NoError(t, c.dstProxy.Cut(time.Duration(500+c.rng.IntN(2500))*time.Millisecond))
 	case "hang_source":
 		// data stops, connections stay open: only timeouts notice
-		c.srcProxy.toxic(t, "hang", "timeout", `{"timeout": 0}`)
+		c.srcProxy.Hang()
 		c.sleep(2000, 5000)
-		c.srcProxy.clear()
+		c.srcProxy.Heal()
 	case "ddl":
 		for _, q := range c.ddl(c.faults["ddl"]) {
 			err := c.srcExec(ctx, q)
@@ -294,7 +263,7 @@ func TestDeadlocked(t *testing.T) {
 // another while a writer changes them and faults hit at random points: cdcd
 // SIGKILLed during the snapshot, while streaming and inside a batch write; the
 // source SIGKILLed and restarted; the destination frozen (SIGSTOP) and killed;
-// network cuts and hangs between cdcd and each server (embedded toxiproxy); DDL
+// network cuts and hangs between cdcd and each server (internal/testenv.FaultProxy); DDL
 // mid-stream. Then every table must equal its destination by key and a hash of
 // all columns, and the slot's confirmed_flush_lsn must never have passed the
 // offset committed at the destination.
@@ -322,9 +291,8 @@ func TestChaosPostgresToPostgres(t *testing.T) {
 	require.NoError(t, err)
 	defer c.dstPool.Close()
 
-	tox := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	c.srcProxy = newProxy(t, tox, "source", c.src.Addr())
-	c.dstProxy = newProxy(t, tox, "destination", c.dst.Addr())
+	c.srcProxy = testenv.NewFaultProxy(t, c.src.Addr())
+	c.dstProxy = testenv.NewFaultProxy(t, c.dst.Addr())
 	viaProxy := func(dsn, addr string) string {
 		return strings.Replace(dsn, dsn[strings.Index(dsn, "@")+1:strings.LastIndex(dsn, "/")], addr, 1)
 	}
@@ -344,7 +312,7 @@ pipelines:
                heartbeat_interval: 1s, status_interval: 500ms}
     sink: {type: postgres, config: {dsn: %q, schema: wh}}
     batch: {max_changes: 5000, max_wait: 100ms}
-`, viaProxy(srcDSN, c.srcProxy.addr), viaProxy(dstDSN, c.dstProxy.addr))), 0o644))
+`, viaProxy(srcDSN, c.srcProxy.Addr()), viaProxy(dstDSN, c.dstProxy.Addr()))), 0o644))
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d; cdcd log (tail):\n%s", seed, c.log.Tail(8000))
@@ -395,7 +363,7 @@ func (c *chaos) run(nFaults int, write func(context.Context) error, stats func()
 	t := c.t
 	ctx := context.Background()
 	// the first fault: a kill during the snapshot (slowed so there is one to hit)
-	c.dstProxy.toxic(t, "slow", "latency", fmt.Sprintf(`{"latency": %d}`, cmp.Or(c.snapLatency, 20)))
+	c.dstProxy.SetLatency(time.Duration(cmp.Or(c.snapLatency, 20)) * time.Millisecond)
 	c.start()
 	if c.dstRows == nil {
 		c.dstRows = func() int {
@@ -416,7 +384,7 @@ func (c *chaos) run(nFaults int, write func(context.Context) error, stats func()
 	c.kill()
 	written := c.dstRows()
 	snapshotting := written < c.snapRows
-	c.dstProxy.clear()
+	c.dstProxy.Heal()
 	c.faults["kill_cdcd_snapshot"]++
 	require.True(t, snapshotting, "the first kill was meant to hit the snapshot, but %d of %d rows were written", written, c.snapRows)
 	t.Logf("fault 1: kill_cdcd_snapshot (%d of %d snapshot rows written)", written, c.snapRows)

@@ -1,7 +1,7 @@
 // Package e2e is the crash oracle: tests that run the real cdcd binary as a
 // separate process against private servers, inject faults (SIGKILL of cdcd and
 // of the databases, frozen servers, network cuts and hangs through an embedded
-// toxiproxy, DDL mid-stream) at points chosen by a seeded RNG, and compare every
+// a fault proxy, DDL mid-stream) at points chosen by a seeded RNG, and compare every
 // source table with its destination by primary key and a hash of all columns.
 //
 //	go test ./test/e2e                          # 11 faults each (the test command runs this)
