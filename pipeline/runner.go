@@ -135,6 +135,9 @@ type Runner struct {
 
 	mu       sync.Mutex
 	progress Progress
+	// routes maps each destination table announced in this run to the source
+	// tables whose rows go to it (transforms may rename and merge tables).
+	routes map[schema.TableID][]schema.TableID
 
 	lag lagTracker
 }
@@ -477,9 +480,14 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			if !ok {
 				return flush()
 			}
+			srcIDs := make([]schema.TableID, len(b.Deltas))
+			for i := range b.Deltas {
+				srcIDs[i] = b.Deltas[i].Table.ID
+			}
 			if err := c.Chain.ApplyBatch(&b); err != nil {
 				return err
 			}
+			r.route(srcIDs, b.Deltas)
 			rt, err := ev.route(&b)
 			if err != nil {
 				return err
@@ -688,7 +696,7 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 			return err
 		}
 		if len(tb.b.Deltas) > 0 {
-			if err := c.Sink.Apply(ctx, tb.b.Deltas); err != nil {
+			if err := r.apply(ctx, tb.b.Deltas); err != nil {
 				return fmt.Errorf("apply schema change at sink: %w", err)
 			}
 			for _, d := range tb.b.Deltas {
@@ -700,6 +708,7 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 		if len(tb.b.Changes) > 0 {
 			start := time.Now()
 			if err := c.Sink.Write(ctx, &tb.b); err != nil {
+				err = r.lostOnWrite(ctx, err, &tb.b)
 				return fmt.Errorf("write batch of %d changes: %w", len(tb.b.Changes), valueSafe(err, &tb.b))
 			}
 			c.Metrics.writeSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/schema"
 )
 
 // State is a pipeline's life-cycle state (DESIGN.md §5).
@@ -58,6 +59,10 @@ type Spec struct {
 	Scrub func(error) error
 	// Retry overrides the Supervisor's retry defaults.
 	Retry RetryPolicy
+	// ResyncTables, when set, records a resync request for tables of the
+	// stopped pipeline (a ResyncTablesError); the next attempt carries it out.
+	// Unset, such an error parks the pipeline as needs_resync.
+	ResyncTables func(ctx context.Context, tables []schema.TableID) error
 }
 
 // StateStore persists pipeline states so the API shows them after a restart.
@@ -114,9 +119,12 @@ type managed struct {
 	state     State
 	lastError string
 	attempts  int
-	nextRetry time.Time
-	runner    *Runner
-	cancel    context.CancelFunc
+	// lostResyncs counts the resyncs requested for lost destination tables
+	// since the last commit
+	lostResyncs int
+	nextRetry   time.Time
+	runner      *Runner
+	cancel      context.CancelFunc
 	// last is the progress of the last run, shown while none runs (its counts;
 	// no lag: a pipeline that does not run has none)
 	last Progress
@@ -526,6 +534,10 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 			log.Error("pipeline needs a resync", "error", err)
 			s.setState(ctx, m, StateNeedsResync, fmt.Sprintf("%s (recover with: cdcd pipelines resync %s)", err, m.name))
 			continue
+		case ClassResyncTables:
+			if s.resyncTables(ctx, m, spec, err) {
+				continue
+			}
 		}
 		m.mu.Lock()
 		m.attempts++
@@ -553,6 +565,46 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 		m.mu.Unlock()
 	}
 }
+
+// resyncTables handles a ResyncTablesError: it requests the tables' resync
+// and has the loop start the pipeline again at once (true), or parks the
+// pipeline as needs_resync when it cannot (true), or, after maxLostResyncs
+// requests in a row that did not let a run commit, leaves the error to the
+// retry policy (false).
+func (s *Supervisor) resyncTables(ctx context.Context, m *managed, spec Spec, err error) bool {
+	log := s.log.With("pipeline", m.name)
+	var rt *ResyncTablesError
+	errors.As(err, &rt)
+	names := joinTables(rt.Tables)
+	if spec.ResyncTables == nil {
+		log.Error("pipeline needs a resync of tables", "error", err)
+		s.setState(ctx, m, StateNeedsResync, fmt.Sprintf("%s (recover with: cdcd pipelines resync %s --tables %s)", err, m.name, strings.ReplaceAll(names, " ", "")))
+		return true
+	}
+	m.mu.Lock()
+	m.lostResyncs++
+	n := m.lostResyncs
+	m.mu.Unlock()
+	if n > maxLostResyncs {
+		return false
+	}
+	if rerr := spec.ResyncTables(ctx, rt.Tables); rerr != nil {
+		log.Error("the resync of tables whose destination was lost could not be requested", "error", rerr, "tables", names)
+		s.setState(ctx, m, StateNeedsResync, fmt.Sprintf("%s; requesting their resync failed: %v (recover with: cdcd pipelines resync %s --tables %s)", err, rerr, m.name, strings.ReplaceAll(names, " ", "")))
+		return true
+	}
+	log.Warn("destination table lost: resyncing its source tables", "error", err, "tables", names)
+	s.event(ctx, m.name, EventSnapshot, LevelWarning, "%v: resyncing %s (the rest of the pipeline keeps streaming)", rt.Err, names)
+	m.mu.Lock()
+	m.restart = true
+	m.mu.Unlock()
+	return true
+}
+
+// maxLostResyncs bounds the resyncs a pipeline requests for lost destination
+// tables without a commit in between: a destination that keeps losing tables
+// is left to the retry policy.
+const maxLostResyncs = 3
 
 // attempt builds and runs one runner. A run that made progress resets the
 // failure count, so only consecutive fruitless failures escalate.
@@ -620,7 +672,7 @@ func (s *Supervisor) attempt(ctx context.Context, m *managed, spec Spec) error {
 func (s *Supervisor) recovered(ctx context.Context, m *managed) {
 	m.mu.Lock()
 	attempts, retrying := m.attempts, m.state == StateRetrying
-	m.attempts, m.nextRetry = 0, time.Time{}
+	m.attempts, m.nextRetry, m.lostResyncs = 0, time.Time{}, 0
 	m.mu.Unlock()
 	if !retrying && attempts == 0 {
 		return

@@ -207,6 +207,43 @@ func TestSupervisorNeedsResync(t *testing.T) {
 	require.Equal(t, "open source: slot lost (recover with: cdcd pipelines resync r)", st.LastError, "the state says the command that recovers it")
 }
 
+// TestSupervisorResyncsLostTables: a run that ends with a ResyncTablesError
+// has the tables' resync requested and starts again at once; with no way to
+// request it, the pipeline needs a resync and says which tables.
+func TestSupervisorResyncsLostTables(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, SupervisorConfig{})
+	b := newBundle(t, 14, 10, nil)
+	acct := schema.TableID{Namespace: "public", Name: "acct"}
+	lost := &ResyncTablesError{Tables: []schema.TableID{acct}, Err: errors.New("destination table gone")}
+	var builds atomic.Int32
+	requested := make(chan []schema.TableID, 1)
+	require.NoError(t, s.Upsert(context.Background(), Spec{Name: "r",
+		Build: func(ctx context.Context) (RunnerConfig, error) {
+			cfg := b.config(t, b.acquire(t))
+			if builds.Add(1) == 1 {
+				cfg.Source = &failingOpen{memSource: b.src, err: lost}
+			}
+			return cfg, nil
+		},
+		ResyncTables: func(_ context.Context, tables []schema.TableID) error {
+			requested <- tables
+			return nil
+		}}))
+	require.Equal(t, []schema.TableID{acct}, <-requested)
+	st := waitState(t, s, "r", StateStreaming)
+	require.Zero(t, st.Attempts, "a resync is no failed attempt")
+	require.EqualValues(t, 2, builds.Load())
+
+	require.NoError(t, s.Upsert(context.Background(), Spec{Name: "n", Build: func(ctx context.Context) (RunnerConfig, error) {
+		cfg := b.config(t, b.acquire(t))
+		cfg.Source = &failingOpen{memSource: b.src, err: lost}
+		return cfg, nil
+	}}))
+	st = waitState(t, s, "n", StateNeedsResync)
+	require.Contains(t, st.LastError, "recover with: cdcd pipelines resync n --tables public.acct")
+}
+
 func TestSupervisorPauseResumeRemove(t *testing.T) {
 	t.Parallel()
 	states := &recordedStates{}

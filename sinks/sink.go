@@ -258,3 +258,33 @@ func JSONNull(v schema.Value) bool {
 type DDLPlanner interface {
 	PlanDDL(ctx context.Context, d schema.Delta) ([]string, error)
 }
+
+// TableLostError is returned by Apply and Write when the destination table of
+// a table the pipeline has replicated before is gone: dropped or renamed at
+// the destination behind the sink's back (or a transform now routes the table
+// to a name that does not exist yet). Recreating it empty would leave a
+// replica that says it streams while it lacks every row written before, so a
+// sink never does that for a known table: the engine resyncs the table, whose
+// fresh read announces it with a CreateTable the sink then honours.
+type TableLostError struct {
+	Table schema.TableID // the destination table, as the sink got it
+	Dest  string         // its name at the destination, when known
+}
+
+func (e *TableLostError) Error() string {
+	dest := "the destination table"
+	if e.Dest != "" {
+		dest = "destination table " + e.Dest
+	}
+	return fmt.Sprintf("%s for %s does not exist any more: it was dropped or renamed at the destination (its rows must be read again: resync the table)", dest, e.Table)
+}
+
+// Permanent makes the error stop a run that cannot resync the table.
+func (e *TableLostError) Permanent() bool { return true }
+
+// TableChecker is implemented by sinks that can tell whether a table's
+// destination exists. The engine asks after a failed write, so that a table
+// dropped while the sink had it cached is reported like one found missing.
+type TableChecker interface {
+	DestinationExists(ctx context.Context, table schema.TableID) (bool, error)
+}

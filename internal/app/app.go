@@ -87,6 +87,9 @@ func (a *App) Spec(p config.Pipeline, conns ConnectionSource) pipeline.Spec {
 	var resolved []string // by the latest attempt
 	return pipeline.Spec{Name: p.Name, Paused: p.Paused,
 		Retry: pipeline.RetryPolicy{Backoff: time.Duration(p.Retry.Backoff), MaxBackoff: time.Duration(p.Retry.MaxBackoff), MaxAttempts: p.Retry.MaxAttempts},
+		ResyncTables: func(ctx context.Context, tables []schema.TableID) error {
+			return a.resyncLost(ctx, p.Name, tables)
+		},
 		Build: func(ctx context.Context) (pipeline.RunnerConfig, error) {
 			var seen []string
 			rc, err := a.build(ctx, p, conns, a.Secrets.Recording(&seen))

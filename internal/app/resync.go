@@ -37,32 +37,10 @@ type ResyncReport struct {
 // that cannot be carried out leaves the pipeline as it was.
 func (a *App) ResyncPipeline(ctx context.Context, name string, tables []string) (ResyncReport, error) {
 	rep := ResyncReport{Tables: []string{}}
-	sp, err := a.Store.GetPipeline(ctx, name)
+	p, all, err := a.resyncable(ctx, name)
 	if err != nil {
 		return rep, err
 	}
-	p, err := config.ParsePipeline(sp.Spec)
-	if err != nil {
-		return rep, err
-	}
-	p.Paused = sp.Paused
-	conns, err := a.StoredConnections(ctx)
-	if err != nil {
-		return rep, err
-	}
-	r, err := config.Resolve(p, a.Registry, conns, a.Secrets)
-	if err != nil {
-		return rep, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
-	}
-	src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{Pipeline: name, Logger: a.log()})
-	if err != nil {
-		return rep, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
-	}
-	lister, ok := src.(sources.TableLister)
-	if !ok {
-		return rep, fmt.Errorf("the %s source of pipeline %q cannot resync tables: %w", r.SourceType, name, ErrConflict)
-	}
-	all := lister.Tables()
 	ids := all
 	if len(tables) > 0 {
 		ids = nil
@@ -120,4 +98,51 @@ func (a *App) ResyncPipeline(ctx context.Context, name string, tables []string) 
 			Message: "resync requested of " + what + ": each table is read again while the others stream, then the rows it no longer has are removed at the destination"})
 	}
 	return rep, nil
+}
+
+// resyncable returns a stored pipeline and the tables its source replicates,
+// or an error if its source cannot resync tables.
+func (a *App) resyncable(ctx context.Context, name string) (config.Pipeline, []schema.TableID, error) {
+	sp, err := a.Store.GetPipeline(ctx, name)
+	if err != nil {
+		return config.Pipeline{}, nil, err
+	}
+	p, err := config.ParsePipeline(sp.Spec)
+	if err != nil {
+		return config.Pipeline{}, nil, err
+	}
+	p.Paused = sp.Paused
+	conns, err := a.StoredConnections(ctx)
+	if err != nil {
+		return p, nil, err
+	}
+	r, err := config.Resolve(p, a.Registry, conns, a.Secrets)
+	if err != nil {
+		return p, nil, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
+	}
+	src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{Pipeline: name, Logger: a.log()})
+	if err != nil {
+		return p, nil, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
+	}
+	lister, ok := src.(sources.TableLister)
+	if !ok {
+		return p, nil, fmt.Errorf("the %s source of pipeline %q cannot resync tables: %w", r.SourceType, name, ErrConflict)
+	}
+	return p, lister.Tables(), nil
+}
+
+// resyncLost is a pipeline's Spec.ResyncTables: with the pipeline stopped by
+// the runner's ResyncTablesError, it records the resync of the source tables
+// whose destination table was lost.
+func (a *App) resyncLost(ctx context.Context, name string, tables []schema.TableID) error {
+	_, all, err := a.resyncable(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, id := range tables {
+		if !slices.Contains(all, id) {
+			return fmt.Errorf("pipeline %q does not replicate %s", name, id)
+		}
+	}
+	return a.Store.RequestResync(ctx, name, tables, false)
 }

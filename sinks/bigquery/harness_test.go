@@ -222,3 +222,8 @@ func (h *harness) Exec(t *testing.T, statement string) {
 	require.NoError(t, err, statement)
 	require.NoError(t, st.Err(), statement)
 }
+
+// Drop implements sinktest.Dropper.
+func (h *harness) Drop(t *testing.T, table schema.Table) {
+	h.Exec(t, fmt.Sprintf("DROP TABLE %s.%s.%s", quote(h.cfg.Project), quote(h.cfg.Dataset), quote(h.cfg.DestName(table.ID))))
+}

@@ -135,7 +135,9 @@ func TestSchemaChangeStatements(t *testing.T) {
 	require.NoError(t, s2.Open(ctx))
 	defer s2.Close(ctx)
 	err = s2.Write(ctx, &schema.Batch{Changes: items(1)})
-	require.ErrorContains(t, err, "does not exist; it was dropped or renamed at the destination")
+	var lost *sinks.TableLostError
+	require.ErrorAs(t, err, &lost)
+	require.Equal(t, "public.items", lost.Table.String())
 	require.True(t, component.IsPermanent(err))
 }
 

@@ -70,7 +70,7 @@ func (s *Sink) table(ctx context.Context, id schema.TableID) (*bqTable, error) {
 		return nil, err
 	}
 	if t == nil {
-		return nil, component.Permanent(fmt.Errorf("destination table %s.%s for %s does not exist; it was dropped or renamed at the destination: recreate it or resync the pipeline", s.cfg.Dataset, s.cfg.DestName(id), id))
+		return nil, &sinks.TableLostError{Table: id, Dest: s.cfg.Dataset + "." + s.cfg.DestName(id)}
 	}
 	s.mu.Lock()
 	s.tables[id] = t
@@ -132,6 +132,9 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 		}
 		switch {
 		case cur == nil && slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }):
+		case cur == nil && d.From != 0:
+			// a table replicated before: its rows are gone with it
+			return &sinks.TableLostError{Table: d.Table.ID, Dest: s.cfg.Dataset + "." + s.cfg.DestName(d.Table.ID)}
 		case cur == nil:
 			err = s.createTable(ctx, d.Table)
 		default:
@@ -509,4 +512,10 @@ func (t *bqTable) mergeSQL(s *Sink, stage string, cols []bqCol, l *warehouse.Loa
 		UnchangedSets: l.UnchangedSets, Hard: s.cfg.DeleteMode == "hard",
 		IncludeOp: s.cfg.IncludeOp, IncludeTS: s.cfg.IncludeSourceTS,
 	}.SQL()
+}
+
+// DestinationExists implements pipeline.TableChecker.
+func (s *Sink) DestinationExists(ctx context.Context, id schema.TableID) (bool, error) {
+	t, err := s.readTable(ctx, id)
+	return t != nil, err
 }

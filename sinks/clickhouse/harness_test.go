@@ -259,3 +259,8 @@ func decode(t *testing.T, typ schema.Type, s string) schema.Value {
 func (h *harness) Exec(t *testing.T, statement string) {
 	require.NoError(t, h.backend(t).Exec(context.Background(), statement), statement)
 }
+
+// Drop implements sinktest.Dropper.
+func (h *harness) Drop(t *testing.T, table schema.Table) {
+	h.Exec(t, "DROP TABLE "+ident(h.db)+"."+ident(table.ID.Name))
+}

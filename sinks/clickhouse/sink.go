@@ -329,7 +329,7 @@ func (s *Sink) table(ctx context.Context, id schema.TableID) (*chTable, error) {
 		return nil, err
 	}
 	if t == nil {
-		return nil, component.Permanent(fmt.Errorf("destination table %s.%s for %s does not exist; it was dropped at the destination: recreate it or resync the pipeline", s.cfg.Database, s.cfg.DestName(id), id))
+		return nil, &sinks.TableLostError{Table: id, Dest: s.cfg.Database + "." + s.cfg.DestName(id)}
 	}
 	s.tables[id] = t
 	return t, nil
@@ -390,6 +390,10 @@ func (s *Sink) deltaStatements(ctx context.Context, d schema.Delta, run func(q s
 	if cur == nil {
 		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
 			return nil
+		}
+		if d.From != 0 {
+			// a table replicated before: its rows are gone with it
+			return &sinks.TableLostError{Table: d.Table.ID, Dest: s.cfg.Database + "." + s.cfg.DestName(d.Table.ID)}
 		}
 		if err := s.createTable(d.Table, run); err != nil {
 			return err
@@ -1043,3 +1047,9 @@ func (s *Sink) DestinationName(t schema.Table) (string, error) {
 var _ sinks.Namer = (*Sink)(nil)
 
 var _ sinks.DDLPlanner = (*Sink)(nil)
+
+// DestinationExists implements pipeline.TableChecker.
+func (s *Sink) DestinationExists(ctx context.Context, id schema.TableID) (bool, error) {
+	t, err := s.readTable(ctx, id)
+	return t != nil, err
+}

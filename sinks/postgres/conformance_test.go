@@ -132,3 +132,8 @@ func (h *harness) Exec(t *testing.T, statement string) {
 	_, err = conn.Exec(ctx, statement)
 	require.NoError(t, err, statement)
 }
+
+// Drop implements sinktest.Dropper.
+func (h *harness) Drop(t *testing.T, table schema.Table) {
+	h.Exec(t, "DROP TABLE dest."+pgx.Identifier{table.ID.Name}.Sanitize())
+}

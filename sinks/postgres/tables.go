@@ -43,8 +43,9 @@ func (s *Sink) destIdent(id schema.TableID) string {
 }
 
 // table returns the destination table of id, reading the catalog on first use.
-// A table that does not exist is a permanent error: the sink creates tables from
-// their CreateTable delta, so one that is missing was dropped by someone.
+// A table that does not exist is a sinks.TableLostError: the sink creates
+// tables from their CreateTable delta, so one that is missing was dropped by
+// someone.
 func (s *Sink) table(ctx context.Context, q pgx.Tx, id schema.TableID) (*destTable, error) {
 	if t := s.tables[id]; t != nil {
 		return t, nil
@@ -54,7 +55,7 @@ func (s *Sink) table(ctx context.Context, q pgx.Tx, id schema.TableID) (*destTab
 		return nil, err
 	}
 	if t == nil {
-		return nil, component.Permanent(fmt.Errorf("destination table %s for %s does not exist; it was dropped or renamed at the destination: recreate it or resync the pipeline", s.destIdent(id), id))
+		return nil, &sinks.TableLostError{Table: id, Dest: s.cfg.Schema + "." + s.cfg.DestName(id)}
 	}
 	s.tables[id] = t
 	return t, nil
@@ -197,6 +198,10 @@ func (s *Sink) deltaStatements(ctx context.Context, tx pgx.Tx, d schema.Delta, r
 	if cur == nil {
 		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
 			return false, nil
+		}
+		if d.From != 0 {
+			// a table replicated before: its rows are gone with it
+			return false, &sinks.TableLostError{Table: d.Table.ID, Dest: s.cfg.Schema + "." + s.cfg.DestName(d.Table.ID)}
 		}
 		q, err := s.createTableSQL(d.Table)
 		if err != nil {
@@ -430,4 +435,14 @@ func (s *Sink) stageFor(ctx context.Context, tx pgx.Tx, t *destTable, cols []int
 	}
 	t.stages[sig.String()] = st
 	return st, nil
+}
+
+// DestinationExists implements pipeline.TableChecker.
+func (s *Sink) DestinationExists(ctx context.Context, id schema.TableID) (bool, error) {
+	if s.conn == nil {
+		return false, errors.New("postgres sink: DestinationExists before Open")
+	}
+	var ok bool
+	err := s.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", s.destIdent(id)).Scan(&ok)
+	return ok, err
 }

@@ -12,6 +12,7 @@ package sinktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -85,6 +86,14 @@ type Execer interface {
 	Exec(t *testing.T, statement string)
 }
 
+// Dropper is implemented by harnesses that drop a destination table as a
+// person would, behind the sink's back. Every sink whose destination has
+// tables must have one: the suite checks that a lost table is reported,
+// never recreated empty.
+type Dropper interface {
+	Drop(t *testing.T, table schema.Table)
+}
+
 // Crasher is implemented by harnesses whose sink applies a batch's data and
 // records that it did in separate steps (the warehouse sinks: MERGE, then the
 // state row). CrashingSink returns a sink whose Writes apply the data and then
@@ -133,6 +142,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 			})
 		},
 		"names_never_cut_or_shared": testNames,
+		"lost_table":                testLostTable,
 		"plan_ddl_reads_only":       testPlanDDL,
 	}
 	for name, f := range tests {
@@ -555,6 +565,57 @@ func testTruncate(t *testing.T, h Harness) {
 	tr := schema.Change{Op: schema.OpTruncate, Table: Items.ID, Version: 1, Pos: g.pos()}
 	s.write(batch(true, g.change(schema.OpUpdate, 1, 11, "a2"), tr, g.change(schema.OpInsert, 3, 30, "c")))
 	expect(t, h, Items, map[int64]schema.Row{1: nil, 2: nil, 3: row(3, 30, "c")})
+}
+
+// testLostTable: a destination table dropped behind the sink's back is a
+// sinks.TableLostError, both for a write (whether the sink knew the table or
+// not) and for the announcement of a table version the pipeline had before;
+// it is never recreated empty. A CreateTable (the table's read from its first
+// row) creates it again.
+func testLostTable(t *testing.T, h Harness) {
+	d, ok := h.(Dropper)
+	if !ok {
+		t.Skip("the destination has no tables to drop")
+	}
+	ctx := context.Background()
+	var g gen
+	s := open(t, h, Options{})
+	s.apply(createDelta(Items))
+	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "a"), g.change(schema.OpInsert, 2, 20, "b")))
+	d.Drop(t, Items)
+
+	requireLost := func(err error) {
+		t.Helper()
+		var lost *sinks.TableLostError
+		require.ErrorAs(t, err, &lost)
+		require.Equal(t, Items.ID, lost.Table)
+	}
+	// the sink that had the table: a write fails, and the sink says the
+	// table is gone (as the error, or when the engine asks)
+	err := s.s.Write(ctx, batch(true, g.change(schema.OpInsert, 3, 30, "c")))
+	require.Error(t, err, "a write to a dropped destination table succeeded")
+	var lost *sinks.TableLostError
+	if !errors.As(err, &lost) {
+		tc, ok := s.s.(sinks.TableChecker)
+		require.True(t, ok, "the write failed with %v, which is not a sinks.TableLostError, and the sink is no sinks.TableChecker", err)
+		exists, cerr := tc.DestinationExists(ctx, Items.ID)
+		require.NoError(t, cerr)
+		require.False(t, exists)
+	}
+	s.close()
+
+	// the next run announces the version it had: not a creation
+	s = open(t, h, Options{})
+	announce := schema.Delta{Table: Items, From: Items.Version, Pos: g.pos()}
+	requireLost(s.s.Apply(ctx, []schema.Delta{announce}))
+	requireLost(s.s.Write(ctx, batch(true, g.change(schema.OpInsert, 3, 30, "c"))))
+	s.close()
+
+	// a read from the first row recreates it
+	s = open(t, h, Options{})
+	s.apply(createDelta(Items))
+	s.write(batch(true, g.change(schema.OpSnapshot, 1, 10, "a"), g.change(schema.OpSnapshot, 2, 20, "b"), g.change(schema.OpInsert, 3, 30, "c")))
+	expect(t, h, Items, map[int64]schema.Row{1: row(1, 10, "a"), 2: row(2, 20, "b"), 3: row(3, 30, "c")})
 }
 
 // testSweep: a table's resync re-reads its rows while the stream goes on and

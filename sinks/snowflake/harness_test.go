@@ -244,3 +244,8 @@ func (h *harness) Exec(t *testing.T, statement string) {
 	_, err := h.db.ExecContext(context.Background(), statement)
 	require.NoError(t, err, statement)
 }
+
+// Drop implements sinktest.Dropper.
+func (h *harness) Drop(t *testing.T, table schema.Table) {
+	h.Exec(t, fmt.Sprintf("DROP TABLE %s.%s.%s", quote(h.cfg.Database), quote(h.cfg.Schema), quote(h.cfg.DestName(table.ID))))
+}

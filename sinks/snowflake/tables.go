@@ -91,7 +91,7 @@ func (s *Sink) table(ctx context.Context, id schema.TableID) (*sfTable, error) {
 		return nil, err
 	}
 	if t == nil {
-		return nil, component.Permanent(fmt.Errorf("destination table %s for %s does not exist; it was dropped or renamed at the destination: recreate it or resync the pipeline", s.qualified(s.cfg.DestName(id)), id))
+		return nil, &sinks.TableLostError{Table: id, Dest: s.qualified(s.cfg.DestName(id))}
 	}
 	if err := s.ensureRaw(ctx, t); err != nil {
 		return nil, err
@@ -240,6 +240,9 @@ func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 	switch {
 	case cur == nil && slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }):
 		return nil
+	case cur == nil && d.From != 0:
+		// a table replicated before: its rows are gone with it
+		return &sinks.TableLostError{Table: d.Table.ID, Dest: s.qualified(s.cfg.DestName(d.Table.ID))}
 	case cur == nil:
 		var q string
 		if q, err = s.createTableSQL(d.Table); err == nil {
@@ -584,4 +587,10 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// DestinationExists implements pipeline.TableChecker.
+func (s *Sink) DestinationExists(ctx context.Context, id schema.TableID) (bool, error) {
+	t, err := s.readTable(ctx, id)
+	return t != nil, err
 }
