@@ -81,6 +81,12 @@ type Resyncer interface {
 	ResyncPipeline(ctx context.Context, name string, tables []string) (app.ResyncReport, error)
 }
 
+// Verifier compares pipelines' replicas with their sources (app.App).
+type Verifier interface {
+	VerifyPipeline(ctx context.Context, name string, o app.VerifyOptions) (app.VerifyReport, error)
+	Verifications(ctx context.Context, name string, limit int) ([]app.VerifyReport, error)
+}
+
 // AllEvents follows the events of every pipeline (app.App).
 type AllEvents interface {
 	SubscribeAllEvents(ctx context.Context) (<-chan pipeline.Event, func(), error)
@@ -124,6 +130,8 @@ type Config struct {
 	AllEvents AllEvents
 	// Resyncer resyncs pipelines (POST /api/v1/pipelines/{name}/resync); nil: 404.
 	Resyncer Resyncer
+	// Verifier verifies pipelines (/api/v1/pipelines/{name}/verify); nil: 404.
+	Verifier Verifier
 	// Version is reported by /healthz.
 	Version string
 	// AllowedHosts are the host names (no port) a request's Host may name,
@@ -223,6 +231,8 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/pipelines/{name}/pause", editor, s.pausePipeline},
 		{"POST", "/api/v1/pipelines/{name}/resume", editor, s.resumePipeline},
 		{"POST", "/api/v1/pipelines/{name}/resync", editor, s.resyncPipeline},
+		{"POST", "/api/v1/pipelines/{name}/verify", editor, s.verifyPipeline},
+		{"GET", "/api/v1/pipelines/{name}/verifications", viewer, s.listVerifications},
 		{"GET", "/api/v1/pipelines/{name}/status", viewer, s.pipelineStatus},
 		{"GET", "/api/v1/pipelines/{name}/schema-changes", viewer, s.listSchemaChanges},
 		{"POST", "/api/v1/pipelines/{name}/schema-changes/{table}", editor, s.resolveSchemaChange},
@@ -904,6 +914,51 @@ func (s *Server) resyncPipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, rep)
+}
+
+func (s *Server) verifyPipeline(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Verifier == nil {
+		writeError(w, http.StatusNotFound, "this server verifies no pipelines", nil)
+		return
+	}
+	var req struct {
+		Tables []string `json:"tables"`
+		Repair bool     `json:"repair"`
+	}
+	if !s.readJSON(w, r, &req, `body must be {"tables": ["namespace.name", …], "repair": false}, or {} for every table`) {
+		return
+	}
+	// a verify of big tables outlasts the server's write timeout: the
+	// request's own context still ends it when the client goes away
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(verifyWriteTimeout))
+	rep, err := s.cfg.Verifier.VerifyPipeline(r.Context(), r.PathValue("name"), app.VerifyOptions{Tables: req.Tables, Repair: req.Repair})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// verifyWriteTimeout bounds the answer of a verify.
+const verifyWriteTimeout = 2 * time.Hour
+
+func (s *Server) listVerifications(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Verifier == nil {
+		writeError(w, http.StatusNotFound, "this server verifies no pipelines", nil)
+		return
+	}
+	var ps config.Problems
+	limit := intParam(r.URL.Query(), "limit", 1, 100, 20, &ps)
+	if len(ps) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid query", ps)
+		return
+	}
+	vs, err := s.cfg.Verifier.Verifications(r.Context(), r.PathValue("name"), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"verifications": vs})
 }
 
 func (s *Server) deletePipeline(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,7 @@ const (
 	EventWarning      EventKind = "warning"       // a source warning (sources.Warner)
 	EventSchemaChange EventKind = "schema_change" // a schema change applied, held, resolved
 	EventSnapshot     EventKind = "snapshot"      // a table's snapshot began or ended
+	EventVerify       EventKind = "verify"        // a verify of the replica ended
 )
 
 // EventLevel is an event's severity.

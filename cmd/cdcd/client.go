@@ -75,8 +75,11 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 		}
 		rd = bytes.NewReader(b)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.server, "/")+path, rd)
 	if err != nil {
 		return err
@@ -343,7 +346,7 @@ Follow it with "cdcd pipelines events NAME -f".`,
 	resync.Flags().StringSliceVar(&resyncTables, "tables", nil, "source tables to resync (namespace.name, comma-separated or repeated); default: the whole pipeline")
 	cmd.AddCommand(list, get, apply, changes, resolve, skipped, events,
 		action("pause", "pause", "Drain and stop a pipeline until resumed"),
-		action("resume", "resume", "Start a paused or failed pipeline again"), del, resync)
+		action("resume", "resume", "Start a paused or failed pipeline again"), del, resync, c.verifyCommand())
 	return cmd
 }
 
@@ -823,4 +826,120 @@ func plainStyle(n *yaml.Node) *yaml.Node {
 		plainStyle(c)
 	}
 	return n
+}
+
+// verifyReport is the part of app.VerifyReport the CLI prints.
+type verifyReport struct {
+	Seconds          float64 `json:"seconds"`
+	Equal            bool    `json:"equal"`
+	SourceBytes      int64   `json:"source_bytes"`
+	DestinationBytes int64   `json:"destination_bytes"`
+	Tables           []struct {
+		Table       string   `json:"table"`
+		Status      string   `json:"status"`
+		SourceRows  int64    `json:"source_rows"`
+		DestRows    int64    `json:"destination_rows"`
+		Missing     int64    `json:"missing"`
+		Extra       int64    `json:"extra"`
+		Different   int64    `json:"different"`
+		Ranges      int      `json:"ranges"`
+		NotCompared []string `json:"not_compared"`
+		Note        string   `json:"note"`
+		Error       string   `json:"error"`
+		Samples     *struct {
+			Missing, Extra, Different [][]string
+		} `json:"samples"`
+	} `json:"tables"`
+	Repair *struct {
+		Tables []string `json:"tables"`
+	} `json:"repair"`
+}
+
+func (c *client) verifyCommand() *cobra.Command {
+	var tables []string
+	var repair bool
+	var timeout time.Duration
+	cmd := &cobra.Command{Use: "verify NAME", Args: cobra.ExactArgs(1),
+		Short: "Compare the replica with the source without copying tables out; --repair resyncs the tables that differ",
+		Long: `Verify compares each table of a pipeline inside both databases: row counts and checksums of
+key ranges, bisected down to the keys that differ. It prints, per table, the keys missing at the
+destination, the extra ones and those with different values (a few of each), and the columns it
+could not compare. Keys that differ are checked again after the stream had time to catch up.
+
+With --repair the tables that differ are resynced while the others keep streaming. The exit
+status is 0 when every compared table is equal, 1 otherwise.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			body := map[string]any{"repair": repair}
+			if len(tables) > 0 {
+				body["tables"] = tables
+			}
+			var rep verifyReport
+			if err := c.do(ctx, "POST", "/api/v1/pipelines/"+url.PathEscape(args[0])+"/verify", body, &rep); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			keys := func(ks [][]string) string {
+				s := make([]string, len(ks))
+				for i, k := range ks {
+					s[i] = strings.Join(k, ",")
+				}
+				return strings.Join(s, " ")
+			}
+			for _, t := range rep.Tables {
+				switch t.Status {
+				case "equal":
+					fmt.Fprintf(out, "%s: equal (%d rows)\n", t.Table, t.SourceRows)
+				case "different":
+					fmt.Fprintf(out, "%s: DIFFERENT: %d missing, %d extra, %d different (source %d rows, destination %d)\n",
+						t.Table, t.Missing, t.Extra, t.Different, t.SourceRows, t.DestRows)
+					if s := t.Samples; s != nil {
+						for _, l := range []struct {
+							what string
+							ks   [][]string
+						}{{"missing", s.Missing}, {"extra", s.Extra}, {"different", s.Different}} {
+							if len(l.ks) > 0 {
+								fmt.Fprintf(out, "  %s: %s\n", l.what, keys(l.ks))
+							}
+						}
+					}
+				case "skipped":
+					fmt.Fprintf(out, "%s: not compared: %s\n", t.Table, t.Note)
+				default:
+					fmt.Fprintf(out, "%s: could not be compared: %s\n", t.Table, t.Error)
+				}
+				if t.Note != "" && t.Status != "skipped" {
+					fmt.Fprintf(out, "  note: %s\n", t.Note)
+				}
+				for _, n := range t.NotCompared {
+					fmt.Fprintf(out, "  column not compared: %s\n", n)
+				}
+			}
+			fmt.Fprintf(out, "verified in %.1fs, moving %s with the source and %s with the destination\n",
+				rep.Seconds, humanBytes(rep.SourceBytes), humanBytes(rep.DestinationBytes))
+			if rep.Repair != nil {
+				fmt.Fprintf(out, "repair: resyncing %s while the other tables stream (follow it with: cdcd pipelines events %s -f)\n", strings.Join(rep.Repair.Tables, ", "), args[0])
+			}
+			if !rep.Equal {
+				return &exitError{code: 1, err: errors.New("the replica differs from the source, or a table could not be compared")}
+			}
+			return nil
+		}}
+	cmd.Flags().StringSliceVar(&tables, "tables", nil, "source tables to verify (namespace.name, comma-separated or repeated); default: every table")
+	cmd.Flags().BoolVar(&repair, "repair", false, "resync the tables found different")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up after this long")
+	return cmd
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -41,27 +42,9 @@ func (a *App) ResyncPipeline(ctx context.Context, name string, tables []string) 
 	if err != nil {
 		return rep, err
 	}
-	ids := all
-	if len(tables) > 0 {
-		ids = nil
-		names := make([]string, len(all))
-		for i, id := range all {
-			names[i] = id.String()
-		}
-		var ps config.Problems
-		for i, t := range tables {
-			id := schema.ParseTableID(t)
-			switch {
-			case !slices.Contains(all, id):
-				ps = append(ps, config.Problem{Path: fmt.Sprintf("tables[%d]", i),
-					Message: fmt.Sprintf("pipeline %q does not replicate %q; its tables are %s", name, t, strings.Join(names, ", "))})
-			case !slices.Contains(ids, id):
-				ids = append(ids, id)
-			}
-		}
-		if len(ps) > 0 {
-			return rep, ps
-		}
+	ids, err := pick(name, all, tables)
+	if err != nil {
+		return rep, err
 	}
 	rep.Reset = len(tables) == 0
 	for _, id := range ids {
@@ -100,35 +83,71 @@ func (a *App) ResyncPipeline(ctx context.Context, name string, tables []string) 
 	return rep, nil
 }
 
-// resyncable returns a stored pipeline and the tables its source replicates,
-// or an error if its source cannot resync tables.
-func (a *App) resyncable(ctx context.Context, name string) (config.Pipeline, []schema.TableID, error) {
+// storedPipeline is a stored pipeline with its config resolved.
+type storedPipeline struct {
+	p config.Pipeline
+	r *config.Resolved
+	// secrets are the values its ${…} references resolved to: hidden from
+	// every error that leaves
+	secrets []string
+}
+
+// scrub hides the pipeline's secrets in err.
+func (sp storedPipeline) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(scrub(err.Error(), sp.secrets))
+}
+
+// loadPipeline reads and resolves a stored pipeline.
+func (a *App) loadPipeline(ctx context.Context, name string) (storedPipeline, error) {
 	sp, err := a.Store.GetPipeline(ctx, name)
 	if err != nil {
-		return config.Pipeline{}, nil, err
+		return storedPipeline{}, err
 	}
 	p, err := config.ParsePipeline(sp.Spec)
 	if err != nil {
-		return config.Pipeline{}, nil, err
+		return storedPipeline{}, err
 	}
 	p.Paused = sp.Paused
 	conns, err := a.StoredConnections(ctx)
 	if err != nil {
-		return p, nil, err
+		return storedPipeline{}, err
 	}
-	r, err := config.Resolve(p, a.Registry, conns, a.Secrets)
+	var seen []string
+	r, err := config.Resolve(p, a.Registry, conns, a.Secrets.Recording(&seen))
 	if err != nil {
-		return p, nil, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
+		return storedPipeline{}, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
 	}
-	src, err := a.Registry.Sources[r.SourceType].New(r.Source, sources.Deps{Pipeline: name, Logger: a.log()})
+	return storedPipeline{p: p, r: r, secrets: seen}, nil
+}
+
+// source builds the pipeline's source, unopened.
+func (a *App) source(sp storedPipeline) (sources.Source, error) {
+	src, err := a.Registry.Sources[sp.r.SourceType].New(sp.r.Source, sources.Deps{Pipeline: sp.p.Name, Logger: a.log()})
 	if err != nil {
-		return p, nil, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
+		return nil, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, sp.p.Name, err)
+	}
+	return src, nil
+}
+
+// resyncable returns a stored pipeline and the tables its source replicates,
+// or an error if its source cannot resync tables.
+func (a *App) resyncable(ctx context.Context, name string) (config.Pipeline, []schema.TableID, error) {
+	sp, err := a.loadPipeline(ctx, name)
+	if err != nil {
+		return config.Pipeline{}, nil, err
+	}
+	src, err := a.source(sp)
+	if err != nil {
+		return sp.p, nil, err
 	}
 	lister, ok := src.(sources.TableLister)
 	if !ok {
-		return p, nil, fmt.Errorf("the %s source of pipeline %q cannot resync tables: %w", r.SourceType, name, ErrConflict)
+		return sp.p, nil, fmt.Errorf("the %s source of pipeline %q cannot resync tables: %w", sp.r.SourceType, name, ErrConflict)
 	}
-	return p, lister.Tables(), nil
+	return sp.p, lister.Tables(), nil
 }
 
 // resyncLost is a pipeline's Spec.ResyncTables: with the pipeline stopped by
@@ -145,4 +164,32 @@ func (a *App) resyncLost(ctx context.Context, name string, tables []schema.Table
 		}
 	}
 	return a.Store.RequestResync(ctx, name, tables, false)
+}
+
+// pick returns the tables named (all of them when none is), or the problems
+// with those the pipeline does not replicate, each with its path.
+func pick(pipeline string, all []schema.TableID, tables []string) ([]schema.TableID, error) {
+	if len(tables) == 0 {
+		return all, nil
+	}
+	names := make([]string, len(all))
+	for i, id := range all {
+		names[i] = id.String()
+	}
+	var ids []schema.TableID
+	var ps config.Problems
+	for i, t := range tables {
+		id := schema.ParseTableID(t)
+		switch {
+		case !slices.Contains(all, id):
+			ps = append(ps, config.Problem{Path: fmt.Sprintf("tables[%d]", i),
+				Message: fmt.Sprintf("pipeline %q does not replicate %q; its tables are %s", pipeline, t, strings.Join(names, ", "))})
+		case !slices.Contains(ids, id):
+			ids = append(ids, id)
+		}
+	}
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return ids, nil
 }

@@ -156,4 +156,11 @@ var migrations = []string{
 	);`,
 	// a table's resync, requested and not started (sources.SnapshotProgress.Resync)
 	`ALTER TABLE cdcd_snapshot_progress ADD COLUMN resync {{bigint}} NOT NULL DEFAULT 0;`,
+	// verify results (internal/app.VerifyReport), newest kept per pipeline
+	`CREATE TABLE cdcd_verifications (
+		pipeline TEXT NOT NULL,
+		at       {{bigint}} NOT NULL,
+		report   TEXT NOT NULL,
+		PRIMARY KEY (pipeline, at)
+	);`,
 }

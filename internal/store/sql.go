@@ -560,7 +560,8 @@ func (s *sqlStore) DeletePipeline(ctx context.Context, name string) error {
 			`DELETE FROM cdcd_skipped WHERE pipeline = ?`,
 			`DELETE FROM cdcd_pipeline_stats WHERE pipeline = ?`,
 			`DELETE FROM cdcd_events WHERE pipeline = ?`,
-			`DELETE FROM cdcd_series WHERE pipeline = ?`); err != nil {
+			`DELETE FROM cdcd_series WHERE pipeline = ?`,
+			`DELETE FROM cdcd_verifications WHERE pipeline = ?`); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM cdcd_pipelines WHERE name = ?`), name)

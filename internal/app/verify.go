@@ -1,0 +1,289 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/store"
+	"github.com/cdcd-dev/cdcd/pipeline"
+	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
+	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/verify"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// VerifyReport is the outcome of a verify run.
+type VerifyReport struct {
+	Pipeline  string    `json:"pipeline"`
+	StartedAt time.Time `json:"started_at"`
+	Seconds   float64   `json:"seconds"`
+	// Equal is true when every compared table is equal.
+	Equal  bool            `json:"equal"`
+	Tables []verify.Result `json:"tables"`
+	// SourceBytes and DestinationBytes are what verify moved over the network
+	// to and from each database.
+	SourceBytes      int64 `json:"source_bytes"`
+	DestinationBytes int64 `json:"destination_bytes"`
+	// Repair is the resync --repair requested for the tables that differ.
+	Repair *ResyncReport `json:"repair,omitempty"`
+	// Scheduled is true for a run of the pipeline's verify.every schedule.
+	Scheduled bool `json:"scheduled,omitempty"`
+}
+
+// VerifyOptions are a verify run's choices.
+type VerifyOptions struct {
+	Tables []string
+	// Repair resyncs the tables found different.
+	Repair    bool
+	Scheduled bool
+	// Settle is how long to wait for the stream before differing keys are
+	// checked again (default: four batch max_waits, at least 1s).
+	Settle time.Duration
+}
+
+// verifyMetrics are the gauges of the last verify of each pipeline's tables.
+type verifyMetrics struct {
+	rows *prometheus.GaugeVec
+	last *prometheus.GaugeVec
+}
+
+func (a *App) verifyMetrics() *verifyMetrics {
+	return &verifyMetrics{
+		rows: component.Register(a.Registerer, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcd_verify_rows",
+			Help: "Rows the pipeline's last verify found missing at the destination, extra there, or different, per table.",
+		}, []string{"pipeline", "table", "kind"})),
+		last: component.Register(a.Registerer, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcd_verify_last_run_timestamp_seconds",
+			Help: "When the pipeline's last verify finished (Unix seconds), by outcome: equal, different or error.",
+		}, []string{"pipeline", "outcome"})),
+	}
+}
+
+// VerifyPipeline compares a pipeline's source tables with their destination
+// tables (all of them, or those named) without copying them out, records the
+// report (API, metrics, events), and with Repair resyncs the tables that
+// differ. Tables a transform applies to are reported, not compared: their
+// destination rows are not the source's.
+func (a *App) VerifyPipeline(ctx context.Context, name string, o VerifyOptions) (VerifyReport, error) {
+	rep := VerifyReport{Pipeline: name, StartedAt: time.Now().UTC(), Tables: []verify.Result{}, Scheduled: o.Scheduled}
+	sp, err := a.loadPipeline(ctx, name)
+	if err != nil {
+		return rep, err
+	}
+	src, err := a.source(sp)
+	if err != nil {
+		return rep, err
+	}
+	snk, err := a.Registry.Sinks[sp.r.SinkType].New(sp.r.Sink, sinks.Deps{Pipeline: name, Logger: a.log()})
+	if err != nil {
+		return rep, fmt.Errorf("%w: pipeline %q: %w", ErrInvalid, name, err)
+	}
+	so, sok := src.(verify.Opener)
+	do, dok := snk.(verify.Opener)
+	switch {
+	case !sok:
+		return rep, fmt.Errorf("the %s source of pipeline %q cannot be verified: %w", sp.r.SourceType, name, ErrConflict)
+	case !dok:
+		return rep, fmt.Errorf("the %s sink of pipeline %q cannot be verified: %w", sp.r.SinkType, name, ErrConflict)
+	}
+	reg, err := schema.NewRegistry(ctx, a.Store, name)
+	if err != nil {
+		return rep, err
+	}
+	shapes := map[schema.TableID]schema.Table{}
+	var all []schema.TableID
+	for _, t := range reg.Tables() {
+		shapes[t.ID] = t
+		all = append(all, t.ID)
+	}
+	if lister, ok := src.(sources.TableLister); ok {
+		all = lister.Tables()
+	}
+	ids, err := pick(name, all, o.Tables)
+	if err != nil {
+		return rep, err
+	}
+
+	srcSide, err := so.OpenVerify(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("pipeline %q: verify: connect to the source: %v: %w", name, sp.scrub(err), ErrUnavailable)
+	}
+	defer srcSide.Close()
+	dstSide, err := do.OpenVerify(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("pipeline %q: verify: connect to the destination: %v: %w", name, sp.scrub(err), ErrUnavailable)
+	}
+	defer dstSide.Close()
+
+	settle := o.Settle
+	if settle <= 0 {
+		// long enough for a change in flight to reach the destination: a
+		// few batch waits, at least a second
+		settle = max(time.Second, 4*time.Duration(sp.r.Pipeline.Batch.MaxWait))
+	}
+	opts := verify.Options{Settle: func(ctx context.Context) error {
+		select {
+		case <-time.After(settle):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	for _, id := range ids {
+		res := verify.Result{Table: id.String()}
+		shape, ok := shapes[id]
+		var plan *verify.Table
+		switch {
+		case !ok:
+			res.Status, res.Note = verify.StatusSkipped, "not replicated yet: the pipeline has not read the table"
+		case transformed(sp, id) != "":
+			res.Status, res.Note = verify.StatusSkipped, fmt.Sprintf("transform %s applies to the table: its destination rows are not the source's", transformed(sp, id))
+		default:
+			if plan, err = verify.Plan(shape); err != nil {
+				res.Status, res.Note = verify.StatusSkipped, err.Error()
+			}
+		}
+		if plan != nil {
+			res = verify.Compare(ctx, srcSide, dstSide, plan, opts)
+			if res.Error != "" {
+				res.Error = scrub(res.Error, sp.secrets)
+			}
+		}
+		if res.Columns == nil {
+			res.Columns = []string{}
+		}
+		rep.Tables = append(rep.Tables, res)
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+	}
+	rep.Seconds = time.Since(rep.StartedAt).Seconds()
+	rep.SourceBytes, rep.DestinationBytes = srcSide.Bytes(), dstSide.Bytes()
+	rep.Equal = true
+	var differ []string
+	outcome := "equal"
+	for _, t := range rep.Tables {
+		switch t.Status {
+		case verify.StatusDifferent:
+			differ = append(differ, t.Table)
+			rep.Equal = false
+			outcome = "different"
+		case verify.StatusError:
+			rep.Equal = false
+			if outcome == "equal" {
+				outcome = "error"
+			}
+		}
+	}
+	a.recordVerify(ctx, rep, outcome)
+	if o.Repair && len(differ) > 0 {
+		rr, err := a.ResyncPipeline(ctx, name, differ)
+		if err != nil {
+			return rep, fmt.Errorf("pipeline %q: verify found differences in %s; the repair failed: %w", name, strings.Join(differ, ", "), err)
+		}
+		rep.Repair = &rr
+		a.saveVerify(ctx, rep)
+	}
+	return rep, nil
+}
+
+// transformed returns the name of a transform of the pipeline that applies to
+// table id, or "".
+func transformed(sp storedPipeline, id schema.TableID) string {
+	for i, t := range sp.p.Transforms {
+		if len(t.Tables) == 0 {
+			return transformName(t.Name, t.Type, i)
+		}
+		for _, pat := range t.Tables {
+			if ok, _ := path.Match(pat, id.String()); ok {
+				return transformName(t.Name, t.Type, i)
+			}
+		}
+	}
+	return ""
+}
+
+func transformName(name, typ string, i int) string {
+	if name != "" {
+		return name
+	}
+	return fmt.Sprintf("%s (transforms[%d])", typ, i)
+}
+
+// recordVerify keeps the report: in the store, in the metrics and as an event.
+func (a *App) recordVerify(ctx context.Context, rep VerifyReport, outcome string) {
+	m := a.verifyMetrics()
+	for _, t := range rep.Tables {
+		if t.Status == verify.StatusEqual || t.Status == verify.StatusDifferent {
+			m.rows.WithLabelValues(rep.Pipeline, t.Table, "missing").Set(float64(t.Missing))
+			m.rows.WithLabelValues(rep.Pipeline, t.Table, "extra").Set(float64(t.Extra))
+			m.rows.WithLabelValues(rep.Pipeline, t.Table, "different").Set(float64(t.Different))
+		}
+	}
+	for _, o := range []string{"equal", "different", "error"} {
+		m.last.DeleteLabelValues(rep.Pipeline, o)
+	}
+	m.last.WithLabelValues(rep.Pipeline, outcome).Set(float64(time.Now().Unix()))
+	a.saveVerify(ctx, rep)
+	if a.Hub == nil {
+		return
+	}
+	level, msg := pipeline.LevelInfo, ""
+	var parts []string
+	for _, t := range rep.Tables {
+		switch t.Status {
+		case verify.StatusDifferent:
+			parts = append(parts, fmt.Sprintf("%s: %d missing, %d extra, %d different (source %d rows, destination %d)", t.Table, t.Missing, t.Extra, t.Different, t.SourceRows, t.DestRows))
+		case verify.StatusError:
+			parts = append(parts, fmt.Sprintf("%s: could not be compared: %s", t.Table, t.Error))
+		}
+	}
+	switch outcome {
+	case "equal":
+		msg = fmt.Sprintf("verify: every compared table equals the source (%d tables, %.1fs)", len(rep.Tables), rep.Seconds)
+	default:
+		level = pipeline.LevelWarning
+		msg = "verify found differences: " + strings.Join(parts, "; ") + fmt.Sprintf(" (repair with: cdcd pipelines verify %s --repair)", rep.Pipeline)
+		if outcome == "error" {
+			msg = "verify could not compare every table: " + strings.Join(parts, "; ")
+		}
+	}
+	a.Hub.RecordEvent(ctx, pipeline.Event{Pipeline: rep.Pipeline, At: time.Now().UTC(), Kind: pipeline.EventVerify, Level: level, Message: msg})
+}
+
+func (a *App) saveVerify(ctx context.Context, rep VerifyReport) {
+	doc, err := json.Marshal(rep)
+	if err == nil {
+		err = store.Verifications(a.Store).SaveVerification(context.WithoutCancel(ctx), rep.Pipeline, store.Verification{At: rep.StartedAt, Report: doc})
+	}
+	if err != nil {
+		a.log().Error("verify report not stored", "pipeline", rep.Pipeline, "error", err)
+	}
+}
+
+// Verifications returns a pipeline's newest verify reports, newest first.
+func (a *App) Verifications(ctx context.Context, name string, limit int) ([]VerifyReport, error) {
+	if _, err := a.Store.GetPipeline(ctx, name); err != nil {
+		return nil, err
+	}
+	vs, err := store.Verifications(a.Store).ListVerifications(ctx, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]VerifyReport, 0, len(vs))
+	for _, v := range vs {
+		var r VerifyReport
+		if err := json.Unmarshal(v.Report, &r); err != nil {
+			return nil, fmt.Errorf("stored verify report of pipeline %q: %w", name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

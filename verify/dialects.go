@@ -1,0 +1,100 @@
+package verify
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cdcd-dev/cdcd/schema"
+)
+
+// Postgres is the dialect of Postgres, as a source and as a destination (the
+// postgres sink's types: docs/type-mappings.md). Sessions run with DateStyle
+// ISO.
+var Postgres = Dialect{
+	Quote: func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` },
+	Param: func(i int, c schema.Column) string {
+		switch {
+		case c.Type.Kind == schema.KindInt:
+			return fmt.Sprintf("CAST(CAST($%d AS text) AS bigint)", i)
+		case c.Type.Kind == schema.KindUint:
+			return fmt.Sprintf("CAST(CAST($%d AS text) AS numeric)", i)
+		case c.Type.Kind == schema.KindDate:
+			return fmt.Sprintf("CAST(CAST($%d AS text) AS date)", i)
+		case strings.EqualFold(c.Type.Name, "uuid"):
+			return fmt.Sprintf("CAST(CAST($%d AS text) AS uuid)", i)
+		}
+		return fmt.Sprintf(`CAST($%d AS text) COLLATE "C"`, i)
+	},
+	Order: func(c schema.Column, x string) string {
+		if c.Type.Kind == schema.KindString && !strings.EqualFold(c.Type.Name, "uuid") {
+			return fmt.Sprintf(`CAST(%s AS text) COLLATE "C"`, x)
+		}
+		return x
+	},
+	Text: func(c schema.Column, x string) string {
+		switch c.Type.Kind {
+		case schema.KindBool:
+			return fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN NULL WHEN %[1]s THEN '1' ELSE '0' END", x)
+		case schema.KindBytes:
+			return fmt.Sprintf("encode(%s, 'hex')", x)
+		case schema.KindTimestamp, schema.KindDateTime:
+			return fmt.Sprintf("CASE WHEN isfinite(%[1]s) THEN CAST(CAST(extract(epoch FROM %[1]s) * 1000000 AS numeric(30,0)) AS text) ELSE CAST(%[1]s AS text) END", x)
+		case schema.KindDate:
+			return fmt.Sprintf("CASE WHEN isfinite(%[1]s) THEN to_char(%[1]s, 'YYYY-MM-DD') ELSE CAST(%[1]s AS text) END", x)
+		case schema.KindDecimal:
+			return fmt.Sprintf("CAST(trim_scale(%s) AS text)", x)
+		}
+		return fmt.Sprintf("CAST(%s AS text)", x)
+	},
+	Concat:  func(parts ...string) string { return "(" + strings.Join(parts, " || ") + ")" },
+	MD5:     func(x string) string { return "md5(" + x + ")" },
+	HexInt:  func(x string) string { return fmt.Sprintf("CAST(CAST('x' || %s AS bit(32)) AS bigint)", x) },
+	Substr:  func(x string, from, n int) string { return fmt.Sprintf("substr(%s, %d, %d)", x, from, n) },
+	SumText: func(x string) string { return fmt.Sprintf("CAST(COALESCE(SUM(%s), 0) AS text)", x) },
+}
+
+// MySQL is the dialect of MySQL and MariaDB as a source. Sessions run with
+// time_zone '+00:00'.
+var MySQL = Dialect{
+	Quote: func(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" },
+	Param: func(_ int, c schema.Column) string {
+		switch c.Type.Kind {
+		case schema.KindInt:
+			return "CAST(? AS SIGNED)"
+		case schema.KindUint:
+			return "CAST(? AS UNSIGNED)"
+		case schema.KindDate:
+			return "CAST(? AS DATE)"
+		}
+		return "CONVERT(? USING utf8mb4) COLLATE utf8mb4_bin"
+	},
+	Order: func(c schema.Column, x string) string {
+		if c.Type.Kind == schema.KindString {
+			return fmt.Sprintf("CONVERT(%s USING utf8mb4) COLLATE utf8mb4_bin", x)
+		}
+		return x
+	},
+	Text: func(c schema.Column, x string) string {
+		switch c.Type.Kind {
+		case schema.KindBool:
+			return fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN NULL WHEN %[1]s <> 0 THEN '1' ELSE '0' END", x)
+		case schema.KindBytes:
+			return fmt.Sprintf("LOWER(HEX(%s))", x)
+		case schema.KindTimestamp, schema.KindDateTime:
+			return fmt.Sprintf("CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', %s) AS CHAR)", x)
+		case schema.KindDate:
+			return fmt.Sprintf("DATE_FORMAT(%s, '%%Y-%%m-%%d')", x)
+		case schema.KindDecimal:
+			s := fmt.Sprintf("CAST(%s AS CHAR)", x)
+			return fmt.Sprintf("CASE WHEN INSTR(%[1]s, '.') > 0 THEN TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM %[1]s)) ELSE %[1]s END", s)
+		case schema.KindString:
+			return fmt.Sprintf("CONVERT(%s USING utf8mb4)", x)
+		}
+		return fmt.Sprintf("CAST(%s AS CHAR)", x)
+	},
+	Concat:  func(parts ...string) string { return "CONCAT(" + strings.Join(parts, ", ") + ")" },
+	MD5:     func(x string) string { return "MD5(" + x + ")" },
+	HexInt:  func(x string) string { return fmt.Sprintf("CAST(CONV(%s, 16, 10) AS UNSIGNED)", x) },
+	Substr:  func(x string, from, n int) string { return fmt.Sprintf("SUBSTRING(%s, %d, %d)", x, from, n) },
+	SumText: func(x string) string { return fmt.Sprintf("CAST(COALESCE(SUM(%s), 0) AS CHAR)", x) },
+}
