@@ -123,7 +123,7 @@ func setup(t *testing.T) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a, Resyncer: a})
+	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a, Resyncer: a, Verifier: a})
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
@@ -266,6 +266,12 @@ func TestRoundTrip(t *testing.T) {
 	h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{"tables": "public.t"}, 422)
 	h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{"table": []string{"public.t"}}, 422)
 	require.Contains(t, h.do("POST", "/api/v1/pipelines/orders/resync", map[string]any{}, 409)["error"], "cannot resync tables")
+	// so does a verify, whose source and sink must be able to compare
+	h.do("POST", "/api/v1/pipelines/nope/verify", map[string]any{}, 404)
+	h.do("POST", "/api/v1/pipelines/orders/verify", map[string]any{"repair": "yes"}, 422)
+	require.Contains(t, h.do("POST", "/api/v1/pipelines/orders/verify", map[string]any{}, 409)["error"], "cannot be verified")
+	require.Equal(t, []any{}, h.do("GET", "/api/v1/pipelines/orders/verifications", nil, 200)["verifications"])
+	h.do("GET", "/api/v1/pipelines/orders/verifications?limit=0", nil, 400)
 	require.Eventually(t, func() bool { return h.do("GET", "/api/v1/pipelines/orders", nil, 200)["state"] == "streaming" }, 10*time.Second, 10*time.Millisecond)
 
 	// the file sink holds exactly the generator's final state

@@ -26,6 +26,8 @@ type resyncRig struct {
 	env      []string
 	server   *server
 	dataDir  string
+	srcDSN   string
+	dstDSN   string
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	writes   map[string]int // per table, for the log
@@ -43,6 +45,7 @@ func newResyncRig(t *testing.T, rows int) *resyncRig {
 	srcDSN := r.srcPG.CreateDatabase(t, "app")
 	dst := testenv.StartPostgres(t)
 	dstDSN := dst.CreateDatabase(t, "wh")
+	r.srcDSN, r.dstDSN = srcDSN, dstDSN
 	var err error
 	r.src, err = pgxpool.New(ctx, srcDSN)
 	require.NoError(t, err)

@@ -158,3 +158,46 @@ pipelines:
 	}
 	require.Contains(t, cli(t, env, 0, "pipelines", "verify", "ty"), "public.typed: equal (8 rows)")
 }
+
+// TestScheduledVerifyRepairs: a pipeline with verify: {every: 2s, repair:
+// true} finds rows changed at the destination behind cdcd's back by itself,
+// records it, and resyncs the table.
+func TestScheduledVerifyRepairs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newResyncRig(t, 2000)
+	cfg := filepath.Join(t.TempDir(), "p.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+pipelines:
+  - name: rs
+    source: {type: postgres, config: {dsn: %q, tables: [public.acct, public.other], snapshot_chunk_rows: 500, heartbeat_interval: 1s, status_interval: 200ms, slot_poll_interval: 1s}}
+    sink: {type: postgres, config: {dsn: %q, schema: replica}}
+    batch: {max_changes: 2000, max_wait: 50ms}
+    verify: {every: 2s, repair: true}
+`, r.srcDSN, r.dstDSN)), 0o600))
+	cli(t, r.env, 0, "pipelines", "apply", "-f", cfg)
+	_, err := r.dst.Exec(ctx, `DELETE FROM replica.other WHERE id BETWEEN 10 AND 19`)
+	require.NoError(t, err)
+	r.waitEqual("other")
+	events := cli(t, r.env, 0, "pipelines", "events", "rs")
+	require.Contains(t, events, "verify found differences: public.other: 10 missing, 0 extra, 0 different")
+	require.Contains(t, events, "resync requested of tables public.other")
+	var list struct {
+		Verifications []struct {
+			Scheduled bool `json:"scheduled"`
+			Repair    *struct {
+				Tables []string `json:"tables"`
+			} `json:"repair"`
+		} `json:"verifications"`
+	}
+	resp, err := http.Get(r.server.url + "/api/v1/pipelines/rs/verifications?limit=100")
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
+	resp.Body.Close()
+	repaired := false
+	for _, v := range list.Verifications {
+		require.True(t, v.Scheduled)
+		repaired = repaired || (v.Repair != nil && v.Repair.Tables[0] == "public.other")
+	}
+	require.True(t, repaired, "a scheduled verify repaired the table")
+}

@@ -170,6 +170,7 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 	g.Go(func() error { return a.Alerts.Run(supCtx) })
 	a.Series = series.New(series.Config{Statuses: a.Supervisor.List, Store: store.Series(st), Logger: log})
 	g.Go(func() error { return a.Series.Run(supCtx) })
+	g.Go(func() error { return a.VerifySchedule(supCtx) })
 	if err := a.Start(ctx); err != nil {
 		stopSup()
 		_ = g.Wait()

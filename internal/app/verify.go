@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/pipeline"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -286,4 +287,84 @@ func (a *App) Verifications(ctx context.Context, name string, limit int) ([]Veri
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// VerifySchedule runs each stored pipeline's scheduled verifies (its
+// verify.every) until ctx ends: one verify at a time, of pipelines that run
+// (streaming or snapshotting), each when its last report is older than its
+// period. A verify that fails is logged and recorded as an event; the next
+// comes a period later.
+func (a *App) VerifySchedule(ctx context.Context) error {
+	const maxSleep = 5 * time.Second // new and changed pipelines are seen within it
+	last := map[string]time.Time{}   // of the attempts made by this loop
+	for {
+		next := time.Now().Add(maxSleep)
+		list, err := a.Store.ListPipelines(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.log().Warn("verify schedule: list the pipelines", "error", err)
+		}
+		for _, sp := range list {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p, err := config.ParsePipeline(sp.Spec)
+			if err != nil || p.Verify.Every <= 0 || sp.Paused {
+				continue
+			}
+			every := time.Duration(p.Verify.Every)
+			if st, err := a.Supervisor.Status(sp.Name); err != nil || !settled(st) {
+				// a snapshot or resync under way is no replica to verify yet
+				next = minTime(next, time.Now().Add(max(time.Second, min(every, maxSleep))))
+				continue
+			}
+			prev := last[sp.Name]
+			if vs, err := store.Verifications(a.Store).ListVerifications(ctx, sp.Name, 1); err == nil && len(vs) > 0 && vs[0].At.After(prev) {
+				prev = vs[0].At
+			}
+			due := prev.Add(every)
+			if time.Now().Before(due) {
+				next = minTime(next, due)
+				continue
+			}
+			last[sp.Name] = time.Now()
+			rep, err := a.VerifyPipeline(ctx, sp.Name, VerifyOptions{Repair: p.Verify.Repair, Scheduled: true})
+			switch {
+			case err != nil && ctx.Err() == nil:
+				a.log().Warn("scheduled verify failed", "pipeline", sp.Name, "error", err)
+				if a.Hub != nil {
+					a.Hub.RecordEvent(ctx, pipeline.Event{Pipeline: sp.Name, At: time.Now().UTC(), Kind: pipeline.EventVerify, Level: pipeline.LevelWarning,
+						Message: fmt.Sprintf("scheduled verify failed: %v", err)})
+				}
+			case err == nil:
+				a.log().Info("scheduled verify done", "pipeline", sp.Name, "equal", rep.Equal, "seconds", rep.Seconds)
+			}
+			next = minTime(next, time.Now().Add(every))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Until(next)):
+		}
+	}
+}
+
+// settled reports whether a pipeline streams with every table's snapshot (or
+// resync) done: a replica verify can compare.
+func settled(st pipeline.Status) bool {
+	if st.State != pipeline.StateStreaming {
+		return false
+	}
+	for _, t := range st.Progress.Tables {
+		if t.State == pipeline.TableSnapshotting {
+			return false
+		}
+	}
+	return true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

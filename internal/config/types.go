@@ -77,6 +77,16 @@ type Pipeline struct {
 	OnTransformError string `yaml:"on_transform_error,omitempty" json:"on_transform_error,omitempty"`
 	// Paused creates the pipeline without starting it.
 	Paused bool `yaml:"paused,omitempty" json:"paused,omitempty"`
+	// Verify schedules verifies of the replica (cdcd pipelines verify).
+	Verify VerifySchedule `yaml:"verify,omitempty" json:"verify,omitzero"`
+}
+
+// VerifySchedule runs a verify of a running pipeline every Every (0: never),
+// recording the report (API, metrics, events) as a verify by hand does;
+// Repair also resyncs the tables it finds different.
+type VerifySchedule struct {
+	Every  Duration `yaml:"every,omitempty" json:"every,omitempty"`
+	Repair bool     `yaml:"repair,omitempty" json:"repair,omitempty"`
 }
 
 // Retry is a pipeline's retry policy: a jittered exponential backoff from

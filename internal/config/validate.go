@@ -276,6 +276,11 @@ func validatePipeline(p Pipeline, path string, reg *registry.Registry, conns map
 	} else if r.MaxBackoff < r.Backoff || r.MaxBackoff > Duration(24*time.Hour) {
 		ps.add(path+".retry.max_backoff", "must be between retry.backoff (%s) and 24h, got %s", time.Duration(r.Backoff), time.Duration(r.MaxBackoff))
 	}
+	if e := p.Verify.Every; e != 0 && (e < Duration(time.Second) || e > Duration(365*24*time.Hour)) {
+		ps.add(path+".verify.every", "must be 0 (no schedule) or between 1s and 8760h, got %s", time.Duration(e))
+	} else if e == 0 && p.Verify.Repair {
+		ps.add(path+".verify.repair", "needs verify.every: repair applies to the scheduled verifies")
+	}
 	if p.Retry.MaxAttempts < 0 {
 		ps.add(path+".retry.max_attempts", "must be 0 (retry for as long as it takes) or more, got %d", p.Retry.MaxAttempts)
 	}

@@ -18,6 +18,7 @@ type Verification struct {
 
 // VerificationLog keeps the pipelines' verify reports.
 type VerificationLog interface {
+	// SaveVerification stores v, or replaces the report of the same time.
 	SaveVerification(ctx context.Context, pipeline string, v Verification) error
 	// ListVerifications returns a pipeline's newest reports, newest first.
 	ListVerifications(ctx context.Context, pipeline string, limit int) ([]Verification, error)
@@ -29,7 +30,8 @@ func Verifications(s Store) VerificationLog { return s.(*sqlStore) }
 func (s *sqlStore) SaveVerification(ctx context.Context, pipeline string, v Verification) error {
 	at := v.At.UTC().UnixMicro()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_verifications (pipeline, at, report) VALUES (?, ?, ?)`), pipeline, at, string(v.Report)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO cdcd_verifications (pipeline, at, report) VALUES (?, ?, ?)
+			ON CONFLICT (pipeline, at) DO UPDATE SET report = excluded.report`), pipeline, at, string(v.Report)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM cdcd_verifications WHERE pipeline = ? AND at NOT IN

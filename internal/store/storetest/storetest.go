@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 		"stats":              testStats,
 		"events":             testEvents,
 		"alerts":             testAlerts,
+		"verifications":      testVerifications,
 		"reopen_migrations":  func(t *testing.T, s store.Store) {}, // opening twice is covered by the caller's reopen
 	}
 	for name, f := range tests {
@@ -520,6 +521,34 @@ func testEvents(t *testing.T, s store.Store) {
 	list, err = log.ListEvents(ctx, "p", 0, 100)
 	require.NoError(t, err)
 	require.Empty(t, list, "deleting the pipeline deletes its events")
+}
+
+func testVerifications(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	log := store.Verifications(s)
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	for i := range store.VerificationRetention + 5 {
+		require.NoError(t, log.SaveVerification(ctx, "p", store.Verification{At: at.Add(time.Duration(i) * time.Minute), Report: []byte(fmt.Sprintf(`{"n": %d}`, i))}))
+	}
+	// a report saved again (with its repair) replaces the first
+	last := at.Add(time.Duration(store.VerificationRetention+4) * time.Minute)
+	require.NoError(t, log.SaveVerification(ctx, "p", store.Verification{At: last, Report: []byte(`{"n": "again"}`)}))
+	require.NoError(t, log.SaveVerification(ctx, "q", store.Verification{At: at, Report: []byte(`{}`)}))
+	list, err := log.ListVerifications(ctx, "p", 1000)
+	require.NoError(t, err)
+	require.Len(t, list, store.VerificationRetention, "the newest are kept")
+	require.Equal(t, last, list[0].At)
+	require.JSONEq(t, `{"n": "again"}`, string(list[0].Report))
+	require.Equal(t, at.Add(5*time.Minute), list[len(list)-1].At)
+
+	require.NoError(t, s.PutPipeline(ctx, store.Pipeline{Name: "p", Spec: []byte(`{}`)}, nil))
+	require.NoError(t, s.DeletePipeline(ctx, "p"))
+	list, err = log.ListVerifications(ctx, "p", 10)
+	require.NoError(t, err)
+	require.Empty(t, list, "deleting the pipeline deletes its reports")
+	list, err = log.ListVerifications(ctx, "q", 10)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
 }
 
 func testAlerts(t *testing.T, s store.Store) {
