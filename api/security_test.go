@@ -327,7 +327,7 @@ func TestRoles(t *testing.T) {
 		"GET /api/v1/pipelines/{name}": store.RoleViewer, "PUT /api/v1/pipelines/{name}": store.RoleEditor,
 		"DELETE /api/v1/pipelines/{name}": store.RoleEditor, "POST /api/v1/pipelines/{name}/pause": store.RoleEditor,
 		"POST /api/v1/pipelines/{name}/resume": store.RoleEditor, "POST /api/v1/pipelines/{name}/resync": store.RoleEditor, "POST /api/v1/pipelines/{name}/verify": store.RoleEditor, "GET /api/v1/pipelines/{name}/verifications": store.RoleViewer,
-		"GET /api/v1/pipelines/{name}/status": store.RoleViewer,
+		"GET /api/v1/pipelines/{name}/status":         store.RoleViewer,
 		"GET /api/v1/pipelines/{name}/schema-changes": store.RoleViewer, "POST /api/v1/pipelines/{name}/schema-changes/{table}": store.RoleEditor,
 		"GET /api/v1/pipelines/{name}/skipped": store.RoleViewer, "POST /api/v1/transforms/preview": store.RoleEditor,
 		"GET /api/v1/pipelines/{name}/events": store.RoleViewer, "GET /api/v1/pipelines/{name}/events/stream": store.RoleViewer,
