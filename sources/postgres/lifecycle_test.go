@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/component"
+	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/stretchr/testify/require"
 )
@@ -83,4 +84,28 @@ func TestSlotConfirmedPastCheckpoint(t *testing.T) {
 	err := r.Run(context.Background())
 	require.True(t, component.NeedsResync(err), "got %v", err)
 	require.Contains(t, err.Error(), "past this pipeline's checkpoint")
+}
+
+// TestCatalogReadCutIsRetryable: a connection lost while the catalog is read
+// (the chaos oracle cut the source there, and the pipeline stayed failed for
+// good) is retryable; a missing table or one without a key is permanent.
+func TestCatalogReadCutIsRetryable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t, startPG(t), `CREATE TABLE c (id int PRIMARY KEY); CREATE TABLE nokey (v int)`)
+	pool, err := openPool(ctx, h.dsn, 1)
+	require.NoError(t, err)
+	defer pool.Close()
+	var pid int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
+	_, err = h.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid)
+	require.NoError(t, err)
+	_, err = loadTables(ctx, pool, []schema.TableID{{Namespace: "public", Name: "c"}}, newTypeCache())
+	require.Error(t, err)
+	require.False(t, component.IsPermanent(err), "a lost connection is retried: %v", err)
+
+	_, err = loadTables(ctx, pool, []schema.TableID{{Namespace: "public", Name: "gone"}, {Namespace: "public", Name: "nokey"}}, newTypeCache())
+	require.ErrorContains(t, err, "table public.gone does not exist")
+	require.ErrorContains(t, err, "table public.nokey has no primary key")
+	require.True(t, component.IsPermanent(err))
 }

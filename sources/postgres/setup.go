@@ -110,7 +110,9 @@ func openPool(ctx context.Context, dsn string, size int, dial ...pgconn.DialFunc
 
 // loadTables reads the catalog entries of the configured tables. A missing table
 // or one without a primary key (and not REPLICA IDENTITY FULL) is reported with
-// what to do about it.
+// what to do about it, as a permanent error; a failed read (a connection lost)
+// is classified as the server's errors are: retryable unless its code says
+// otherwise.
 func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, types *typeCache) ([]*tableInfo, error) {
 	var out []*tableInfo
 	var errs []error
@@ -126,7 +128,7 @@ func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, t
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read catalog of %s: %w", id, err)
+			return nil, classify(fmt.Errorf("read catalog of %s: %w", id, err))
 		}
 		t.Partitioned, t.Identity = kind == "p", ident[0]
 		rows, err := pool.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull,
@@ -135,7 +137,7 @@ func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, t
 			WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 			ORDER BY a.attnum`, t.OID)
 		if err != nil {
-			return nil, fmt.Errorf("read columns of %s: %w", id, err)
+			return nil, classify(fmt.Errorf("read columns of %s: %w", id, err))
 		}
 		var oids []uint32
 		for rows.Next() {
@@ -143,7 +145,7 @@ func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, t
 			var toastable bool
 			if err := rows.Scan(&c.Name, &c.Type, &c.Typmod, &c.NotNull, &toastable); err != nil {
 				rows.Close()
-				return nil, err
+				return nil, classify(fmt.Errorf("read columns of %s: %w", id, err))
 			}
 			if toastable {
 				t.Toast = append(t.Toast, c.Name)
@@ -153,14 +155,14 @@ func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, t
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return nil, classify(fmt.Errorf("read columns of %s: %w", id, err))
 		}
 		if err := types.load(ctx, pool, oids...); err != nil {
-			return nil, err
+			return nil, classify(fmt.Errorf("read the column types of %s: %w", id, err))
 		}
 		pk, err := primaryKey(ctx, pool, t.OID)
 		if err != nil {
-			return nil, err
+			return nil, classify(fmt.Errorf("read the primary key of %s: %w", id, err))
 		}
 		t.PK = pk
 		if len(t.PK) == 0 {
@@ -175,13 +177,13 @@ func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, t
 		if t.Partitioned {
 			leaves, err := pool.Query(ctx, `SELECT relid::oid FROM pg_partition_tree($1) WHERE isleaf`, t.OID)
 			if err != nil {
-				return nil, fmt.Errorf("read partitions of %s: %w", id, err)
+				return nil, classify(fmt.Errorf("read partitions of %s: %w", id, err))
 			}
 			for leaves.Next() {
 				var o uint32
 				if err := leaves.Scan(&o); err != nil {
 					leaves.Close()
-					return nil, err
+					return nil, classify(fmt.Errorf("read partitions of %s: %w", id, err))
 				}
 				t.Leaves = append(t.Leaves, o)
 			}
@@ -189,7 +191,7 @@ func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, t
 		}
 		out = append(out, t)
 	}
-	return out, errors.Join(errs...)
+	return out, component.Permanent(errors.Join(errs...))
 }
 
 func primaryKey(ctx context.Context, pool *pgxpool.Pool, oid uint32) ([]string, error) {

@@ -140,7 +140,7 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 	}
 	tables, err := loadTables(ctx, s.pool, s.cfg.tables, s.types)
 	if err != nil {
-		return permanent(err)
+		return err // a table's problem is permanent, a lost connection is not
 	}
 	s.tables, s.byID = map[uint32]*tableInfo{}, map[schema.TableID]*tableInfo{}
 	for _, t := range tables {
