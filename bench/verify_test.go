@@ -66,7 +66,7 @@ func TestVerify(t *testing.T) {
 	}
 	tbl := verify("equal")
 	require.Equal(t, "equal", tbl["status"])
-	_, err = dpool.Exec(ctx, `UPDATE wh.acct SET balance = balance + 1 WHERE id IN (SELECT id FROM wh.acct ORDER BY random() LIMIT 10)`)
+	_, err = dpool.Exec(ctx, `UPDATE wh.acct SET v = v + 1 WHERE id IN (SELECT id FROM wh.acct ORDER BY random() LIMIT 10)`)
 	require.NoError(t, err)
 	tbl = verify("10 rows changed")
 	require.Equal(t, "different", tbl["status"])

@@ -117,6 +117,11 @@ func New(c Config, d sources.Deps) *Source {
 }
 
 func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
+	return s.connectWrapped(ctx, nil)
+}
+
+// connectWrapped connects with the socket wrapped by wrap (when set).
+func (s *Source) connectWrapped(ctx context.Context, wrap func(net.Conn) net.Conn) (*client.Conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	// a silent server (partition, frozen process) must not hang a query: every
 	// read and write has a deadline, generous enough for a chunk's first row
@@ -132,6 +137,9 @@ func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err == nil {
 			stop = context.AfterFunc(ctx, func() { c.Close() })
+			if wrap != nil {
+				c = wrap(c)
+			}
 		}
 		return c, err
 	}
