@@ -98,3 +98,53 @@ var MySQL = Dialect{
 	Substr:  func(x string, from, n int) string { return fmt.Sprintf("SUBSTRING(%s, %d, %d)", x, from, n) },
 	SumText: func(x string) string { return fmt.Sprintf("CAST(COALESCE(SUM(%s), 0) AS CHAR)", x) },
 }
+
+// ClickHouse is the dialect of the ClickHouse sink's tables (19.x and later:
+// query parameters). Its expressions do not depend on which of the sink's
+// types a column got (Decimal or String, DateTime64, UUID or String, Bool or
+// UInt8). Parameters are named p1, p2, … ({p1:String}).
+var ClickHouse = Dialect{
+	Quote: func(s string) string { return "`" + strings.NewReplacer(`\`, `\\`, "`", "\\`").Replace(s) + "`" },
+	Param: func(i int, c schema.Column) string {
+		p := fmt.Sprintf("{p%d:String}", i)
+		switch c.Type.Kind {
+		case schema.KindInt:
+			return "toInt64(" + p + ")"
+		case schema.KindUint:
+			return "toUInt64(" + p + ")"
+		case schema.KindDate:
+			return "toDate32(" + p + ")"
+		}
+		return p
+	},
+	Order: func(c schema.Column, x string) string {
+		switch c.Type.Kind {
+		case schema.KindString:
+			return "toString(" + x + ")" // a UUID column too: its text orders like its bytes
+		case schema.KindDate:
+			return "toDate32(" + x + ")"
+		}
+		return x
+	},
+	Text: func(c schema.Column, x string) string {
+		switch c.Type.Kind {
+		case schema.KindBool:
+			return fmt.Sprintf("if(isNull(%[1]s), NULL, if(toUInt8(%[1]s) != 0, '1', '0'))", x)
+		case schema.KindBytes:
+			return fmt.Sprintf("lower(hex(%s))", x)
+		case schema.KindTimestamp, schema.KindDateTime:
+			return fmt.Sprintf("toString(toUnixTimestamp64Micro(toDateTime64(%s, 6, 'UTC')))", x)
+		case schema.KindDecimal:
+			s := "toString(" + x + ")"
+			return fmt.Sprintf("if(position(%[1]s, '.') > 0, replaceRegexpOne(%[1]s, '\\\\.?0+$', ''), %[1]s)", s)
+		case schema.KindDate:
+			return "toString(toDate32(" + x + "))"
+		}
+		return "toString(" + x + ")"
+	},
+	Concat:  func(parts ...string) string { return "concat(" + strings.Join(parts, ", ") + ")" },
+	MD5:     func(x string) string { return "lower(hex(MD5(" + x + ")))" },
+	HexInt:  func(x string) string { return "toUInt64(reinterpretAsUInt32(reverse(unhex(" + x + "))))" },
+	Substr:  func(x string, from, n int) string { return fmt.Sprintf("substring(%s, %d, %d)", x, from, n) },
+	SumText: func(x string) string { return "toString(sum(toUInt64(" + x + ")))" },
+}

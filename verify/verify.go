@@ -18,6 +18,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,6 +61,10 @@ type Side interface {
 	Bytes() int64
 	Close() error
 }
+
+// ErrUnsupported is returned by OpenVerify when the database cannot run the
+// comparison (a server too old).
+var ErrUnsupported = errors.New("verify is not supported here")
 
 // Opener is implemented by sources and sinks that can be verified.
 type Opener interface {

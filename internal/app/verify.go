@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -113,11 +114,17 @@ func (a *App) VerifyPipeline(ctx context.Context, name string, o VerifyOptions) 
 	}
 
 	srcSide, err := so.OpenVerify(ctx)
+	if errors.Is(err, verify.ErrUnsupported) {
+		return rep, fmt.Errorf("pipeline %q: the source cannot be verified: %v: %w", name, err, ErrConflict)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("pipeline %q: verify: connect to the source: %v: %w", name, sp.scrub(err), ErrUnavailable)
 	}
 	defer srcSide.Close()
 	dstSide, err := do.OpenVerify(ctx)
+	if errors.Is(err, verify.ErrUnsupported) {
+		return rep, fmt.Errorf("pipeline %q: the destination cannot be verified: %v: %w", name, err, ErrConflict)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("pipeline %q: verify: connect to the destination: %v: %w", name, sp.scrub(err), ErrUnavailable)
 	}

@@ -37,7 +37,7 @@ for line in sys.stdin:
     req = json.loads(line)
     try:
         if req["op"] == "query":
-            r = s.query(req["sql"], "JSONCompact")
+            r = s.query(req["sql"], "JSONCompact", params=req.get("params") or None)
             out = json.loads(r.bytes() or b'{"data": []}')
             print(json.dumps({"rows": out.get("data", []), "meta": out.get("meta", [])}), flush=True)
         else:
@@ -103,13 +103,15 @@ type chdbReply struct {
 	Error string  `json:"error"`
 }
 
-func (c *ChDB) call(op, sql string) (chdbReply, error) {
+func (c *ChDB) call(op, sql string) (chdbReply, error) { return c.callParams(op, sql, nil) }
+
+func (c *ChDB) callParams(op, sql string, params map[string]string) (chdbReply, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cmd == nil {
 		return chdbReply{}, errors.New("chdb helper stopped")
 	}
-	b, _ := json.Marshal(map[string]string{"op": op, "sql": sql})
+	b, _ := json.Marshal(map[string]any{"op": op, "sql": sql, "params": params})
 	if _, err := c.in.Write(append(b, '\n')); err != nil {
 		return chdbReply{}, err
 	}
@@ -139,6 +141,12 @@ func (c *ChDB) Exec(sql string) error {
 // (numbers as json.Number).
 func (c *ChDB) Query(sql string) ([][]any, error) {
 	r, err := c.call("query", sql)
+	return r.Rows, err
+}
+
+// QueryParams runs a query with server-side parameters ({name:Type} in sql).
+func (c *ChDB) QueryParams(sql string, params map[string]string) ([][]any, error) {
+	r, err := c.callParams("query", sql, params)
 	return r.Rows, err
 }
 

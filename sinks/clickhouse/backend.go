@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ type Backend interface {
 	Exec(ctx context.Context, sql string) error
 	// QueryStrings runs a query whose columns are all String.
 	QueryStrings(ctx context.Context, sql string) ([][]string, error)
+	// QueryParams runs a query whose columns are all String, with
+	// server-side parameters ({name:Type} in sql): how values travel.
+	QueryParams(ctx context.Context, sql string, params map[string]string) ([][]string, error)
 	// Insert appends rows (values as clickhouse-go's column AppendRow takes them)
 	// to table's columns in one block. dedupToken, when not empty, is the insert
 	// deduplication token.
@@ -39,7 +43,7 @@ type native struct {
 	conn driver.Conn
 }
 
-func dialNative(ctx context.Context, c Config) (*native, error) {
+func dialNative(ctx context.Context, c Config, wrap ...func(net.Conn) net.Conn) (*native, error) {
 	opts := &clickhouse.Options{
 		Addr:        c.Addr,
 		Auth:        clickhouse.Auth{Database: "default", Username: c.Username, Password: c.Password},
@@ -49,6 +53,24 @@ func dialNative(ctx context.Context, c Config) (*native, error) {
 	}
 	if c.Secure {
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if len(wrap) > 0 {
+		// the client's own dial, with the socket wrapped (TLS above it)
+		d := net.Dialer{Timeout: opts.DialTimeout}
+		opts.DialContext = func(ctx context.Context, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			conn = wrap[0](conn)
+			if opts.TLS != nil {
+				host, _, _ := net.SplitHostPort(addr)
+				cfg := opts.TLS.Clone()
+				cfg.ServerName = host
+				return tls.Client(conn, cfg), nil
+			}
+			return conn, nil
+		}
 	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
@@ -91,6 +113,10 @@ func (n *native) QueryStrings(ctx context.Context, sql string) ([][]string, erro
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+func (n *native) QueryParams(ctx context.Context, sql string, params map[string]string) ([][]string, error) {
+	return n.QueryStrings(clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters(params))), sql)
 }
 
 func (n *native) Insert(ctx context.Context, table string, cols []Column, rows [][]any, dedupToken string) error {

@@ -57,6 +57,24 @@ func (b chdbBackend) QueryStrings(_ context.Context, sql string) ([][]string, er
 	return out, nil
 }
 
+func (b chdbBackend) QueryParams(_ context.Context, sql string, params map[string]string) ([][]string, error) {
+	rows, err := b.db.QueryParams(sql, params)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		for _, v := range r {
+			if v == nil {
+				out[i] = append(out[i], "")
+			} else {
+				out[i] = append(out[i], fmt.Sprint(v))
+			}
+		}
+	}
+	return out, nil
+}
+
 func (b chdbBackend) Insert(_ context.Context, table string, cols []Column, rows [][]any, token string) error {
 	block := proto.NewBlock()
 	names := make([]string, len(cols))

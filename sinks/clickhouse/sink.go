@@ -31,13 +31,18 @@ type Option func(*Sink)
 // WithBackend makes the sink use b instead of dialing the configured servers
 // (tests run the sink against the chdb engine this way).
 func WithBackend(b Backend) Option {
-	return func(s *Sink) { s.dial = func(context.Context) (Backend, error) { return b, nil } }
+	return func(s *Sink) {
+		s.dial = func(context.Context) (Backend, error) { return b, nil }
+		s.injected = true
+	}
 }
 
 // Sink is the ClickHouse sink. It implements sinks.Sink, sinks.Checker and
 // sinks.Cleaner.
 type Sink struct {
 	cfg Config
+	// injected: the backend is a test's (WithBackend), shared and not ours to close
+	injected bool
 	// names checks destination names: none cut, none shared
 	names    *sinks.Names
 	pipeline string
