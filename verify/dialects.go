@@ -148,3 +148,98 @@ var ClickHouse = Dialect{
 	Substr:  func(x string, from, n int) string { return fmt.Sprintf("substring(%s, %d, %d)", x, from, n) },
 	SumText: func(x string) string { return "toString(sum(toUInt64(" + x + ")))" },
 }
+
+// Snowflake is the dialect of the Snowflake sink's tables. Strings compare
+// byte-wise (no collation). Hex digits become a number by their positions
+// (standard SQL), not TO_NUMBER(x, 'XXXXXXXX').
+var Snowflake = Dialect{
+	Quote: func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` },
+	Param: func(_ int, c schema.Column) string {
+		switch c.Type.Kind {
+		case schema.KindInt, schema.KindUint:
+			return "CAST(? AS NUMBER(38,0))"
+		case schema.KindDate:
+			return "CAST(? AS DATE)"
+		}
+		return "CAST(? AS VARCHAR)"
+	},
+	Order: func(_ schema.Column, x string) string { return x },
+	Text: func(c schema.Column, x string) string {
+		switch c.Type.Kind {
+		case schema.KindBool:
+			return fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN NULL WHEN %[1]s THEN '1' ELSE '0' END", x)
+		case schema.KindDate:
+			return fmt.Sprintf("TO_VARCHAR(%s, 'YYYY-MM-DD')", x)
+		case schema.KindBytes:
+			return fmt.Sprintf("HEX_ENCODE(%s, 0)", x)
+		case schema.KindTimestamp, schema.KindDateTime:
+			return fmt.Sprintf("TO_VARCHAR(DATE_PART(EPOCH_MICROSECOND, %s))", x)
+		case schema.KindDecimal:
+			s := "TO_VARCHAR(" + x + ")"
+			return fmt.Sprintf("IFF(POSITION('.', %[1]s) > 0, REGEXP_REPLACE(%[1]s, '\\\\.?0+$', ''), %[1]s)", s)
+		}
+		return "TO_VARCHAR(" + x + ")"
+	},
+	Concat:  func(parts ...string) string { return "CONCAT(" + strings.Join(parts, ", ") + ")" },
+	MD5:     func(x string) string { return "MD5(" + x + ")" },
+	HexInt:  hexByPosition,
+	Substr:  func(x string, from, n int) string { return fmt.Sprintf("SUBSTR(%s, %d, %d)", x, from, n) },
+	SumText: func(x string) string { return fmt.Sprintf("TO_VARCHAR(CAST(COALESCE(SUM(%s), 0) AS NUMBER(38,0)))", x) },
+}
+
+// hexByPosition renders the number of 8 lower-case hex digits with standard
+// SQL: each digit's position in '0123456789abcdef', weighted.
+func hexByPosition(x string) string {
+	terms := make([]string, 8)
+	for i := range terms {
+		terms[i] = fmt.Sprintf("(POSITION(SUBSTR(%s, %d, 1), '0123456789abcdef') - 1) * %d", x, i+1, 1<<(4*(7-i)))
+	}
+	return "(" + strings.Join(terms, " + ") + ")"
+}
+
+// BigQuery is the dialect of the BigQuery sink's tables (GoogleSQL). Values
+// travel as named parameters (@p1, …); strings compare by code point, which
+// is UTF-8 byte order. Decimals are NUMERIC, BIGNUMERIC or STRING.
+var BigQuery = Dialect{
+	Quote: func(s string) string { return "`" + strings.ReplaceAll(s, "`", "\\`") + "`" },
+	Param: func(i int, c schema.Column) string {
+		p := fmt.Sprintf("@p%d", i)
+		switch c.Type.Kind {
+		case schema.KindInt, schema.KindUint:
+			return "CAST(" + p + " AS INT64)"
+		case schema.KindDate:
+			return "CAST(" + p + " AS DATE)"
+		}
+		return p
+	},
+	Order: func(_ schema.Column, x string) string { return x },
+	Text: func(c schema.Column, x string) string {
+		switch c.Type.Kind {
+		case schema.KindBool:
+			return fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN NULL WHEN %[1]s THEN '1' ELSE '0' END", x)
+		case schema.KindDate:
+			return fmt.Sprintf("FORMAT_DATE('%%Y-%%m-%%d', %s)", x)
+		case schema.KindBytes:
+			return fmt.Sprintf("TO_HEX(%s)", x)
+		case schema.KindTimestamp:
+			return fmt.Sprintf("CAST(UNIX_MICROS(%s) AS STRING)", x)
+		case schema.KindDateTime:
+			return fmt.Sprintf("CAST(UNIX_MICROS(TIMESTAMP(%s, 'UTC')) AS STRING)", x)
+		case schema.KindDecimal:
+			s := "CAST(" + x + " AS STRING)"
+			return fmt.Sprintf("IF(STRPOS(%[1]s, '.') > 0, REGEXP_REPLACE(%[1]s, r'\\.?0+$', ''), %[1]s)", s)
+		}
+		return "CAST(" + x + " AS STRING)"
+	},
+	Concat: func(parts ...string) string { return "CONCAT(" + strings.Join(parts, ", ") + ")" },
+	MD5:    func(x string) string { return "TO_HEX(MD5(" + x + "))" },
+	HexInt: func(x string) string {
+		terms := make([]string, 8)
+		for i := range terms {
+			terms[i] = fmt.Sprintf("(STRPOS('0123456789abcdef', SUBSTR(%s, %d, 1)) - 1) * %d", x, i+1, 1<<(4*(7-i)))
+		}
+		return "(" + strings.Join(terms, " + ") + ")"
+	},
+	Substr:  func(x string, from, n int) string { return fmt.Sprintf("SUBSTR(%s, %d, %d)", x, from, n) },
+	SumText: func(x string) string { return fmt.Sprintf("CAST(COALESCE(SUM(%s), 0) AS STRING)", x) },
+}

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"strconv"
@@ -38,6 +39,7 @@ type Dialect struct {
 	HexInt func(expr string) string
 	// Substr renders the n characters of expr from position from (1-based).
 	Substr func(expr string, from, n int) string
+
 	// SumText renders the exact sum of an integer expression as text, 0 for
 	// no rows.
 	SumText func(expr string) string
@@ -59,10 +61,10 @@ type SQLSide struct {
 
 var _ Side = (*SQLSide)(nil)
 
-// Bytes implements Side.
+// Bytes implements Side: -1 when the connection is not counted.
 func (s *SQLSide) Bytes() int64 {
 	if s.Conn == nil {
-		return 0
+		return -1
 	}
 	return s.Conn.Load()
 }
@@ -251,4 +253,37 @@ func (cc *countingConn) Write(p []byte) (int, error) {
 	n, err := cc.Conn.Write(p)
 	cc.c.n.Add(int64(n))
 	return n, err
+}
+
+// DBQuerier is a Querier over database/sql (drivers whose placeholders are ?).
+type DBQuerier struct{ DB *sql.DB }
+
+// Query implements Querier.
+func (q DBQuerier) Query(ctx context.Context, query string, args ...any) ([][]string, error) {
+	rows, err := q.DB.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		dest := make([]any, len(cols))
+		for i := range vals {
+			dest[i] = &vals[i]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		row := make([]string, len(cols))
+		for i, v := range vals {
+			row[i] = v.String
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
 }

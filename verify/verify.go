@@ -57,7 +57,8 @@ type Side interface {
 	Split(ctx context.Context, t *Table, r Range, rows int64, parts int) ([]Key, error)
 	// Rows returns the key and hash of every row of t in r.
 	Rows(ctx context.Context, t *Table, r Range) ([]RowHash, error)
-	// Bytes is how many bytes the side moved over the network so far.
+	// Bytes is how many bytes the side moved over the network so far, -1
+	// when it cannot tell (an HTTP client it does not own).
 	Bytes() int64
 	Close() error
 }

@@ -934,6 +934,8 @@ status is 0 when every compared table is equal, 1 otherwise.`,
 
 func humanBytes(n int64) string {
 	switch {
+	case n < 0:
+		return "an unmeasured amount"
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 	case n >= 1<<20:

@@ -282,3 +282,63 @@ pipelines:
 	require.Contains(t, out, "pipeline good: applied (unchanged)")
 	require.Contains(t, out, "connection gen: applied (unchanged)")
 }
+
+// TestLongSourceOutageRecoversByItself: with the default retry policy, a source
+// down for CDCD_OUTAGE_MINUTES (scripts/test-long: 6) leaves the pipeline
+// retrying, never failed, and it recovers by itself once the source is back,
+// within the longest backoff (5m), losing nothing. Skipped unless the variable
+// is set: it takes the outage plus up to five minutes.
+func TestLongSourceOutageRecoversByItself(t *testing.T) {
+	minutes := envInt("CDCD_OUTAGE_MINUTES", 0)
+	if minutes == 0 {
+		t.Skip("set CDCD_OUTAGE_MINUTES (scripts/test-long outage) to run it")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	pg := testenv.StartPostgres(t)
+	dsn := pg.CreateDatabase(t, "app")
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `CREATE TABLE acct (id bigint PRIMARY KEY, owner text, balance bigint); INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(1, 100) g`)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	cfg := pgConfig(t, dir, dsn, "")
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
+	env := []string{"CDCD_SERVER=" + s.url}
+	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
+	require.Eventually(t, func() bool {
+		p := getPipeline(t, env, "pgfile")
+		return p.State == "streaming" && p.Status.Progress.ChangesWritten >= 100
+	}, 60*time.Second, 100*time.Millisecond)
+
+	pg.Kill()
+	outage := time.Duration(minutes) * time.Minute
+	end := time.Now().Add(outage)
+	maxAttempts := 0
+	for time.Now().Before(end) {
+		p := getPipeline(t, env, "pgfile")
+		require.NotEqual(t, "failed", p.State, "a retryable outage failed the pipeline: %s", p.LastError)
+		if p.State == "retrying" {
+			require.NotEmpty(t, p.LastError)
+			maxAttempts = max(maxAttempts, p.Status.Attempts)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("after %s down: %d failed attempts", outage, maxAttempts)
+	require.Greater(t, maxAttempts, 5)
+	require.NoError(t, pg.Restart())
+	_, err = pool.Exec(ctx, `INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(101, 150) g`)
+	require.NoError(t, err)
+	back := time.Now()
+	require.Eventually(t, func() bool {
+		p := getPipeline(t, env, "pgfile")
+		return p.State == "streaming" && p.LastError == "" && p.Status.Attempts == 0
+	}, pipelineDefaultMaxBackoff+time.Minute, time.Second, "never recovered: %+v", getPipeline(t, env, "pgfile"))
+	t.Logf("recovered %s after the source came back", time.Since(back).Round(time.Second))
+	requireSinkEqualsSource(t, pool, filepath.Join(dir, "out"))
+	require.Contains(t, cli(t, env, 0, "pipelines", "events", "pgfile"), "recovered after")
+}
+
+// pipelineDefaultMaxBackoff is the default retry.max_backoff.
+const pipelineDefaultMaxBackoff = 5 * time.Minute
