@@ -477,6 +477,20 @@ func TestBrowserWalkThrough(t *testing.T) {
 	}, 60*time.Second, 100*time.Millisecond, "the resync never removed the row the source does not have: %s", s.log)
 	b.shows(`[data-table="public.notes"]`, "streaming")
 
+	// verify: a row changed at the destination behind cdcd's back is found,
+	// and the repair resyncs that table
+	_, err = dst.Exec(ctx, `UPDATE wh.notes SET body = 'tampered' WHERE id = 3`)
+	require.NoError(t, err)
+	b.clickButton("Verify now")
+	b.shows(`[data-testid="verify-public.notes"]`, "different: 3")
+	b.shows(`[data-testid=verify-summary]`, "The replica differs from the source")
+	b.accessible("verify")
+	b.shot("verify-different")
+	b.clickButton("Repair public.notes")
+	b.shows(`[data-testid=verify-summary]`, "Repair: resyncing public.notes")
+	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM wh.notes WHERE id = 3 AND body = 'note 3'`) == 1 },
+		60*time.Second, 100*time.Millisecond, "the repair never restored the row: %s", s.log)
+
 	// a viewer sees no edit controls, and the API refuses its writes
 	b.clickButton("Sign out")
 	b.run(chromedp.SendKeys(chromedp.CSS("#token"), viewer), chromedp.Click(chromedp.CSS(`button[type=submit]`)))

@@ -272,6 +272,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/pipelines/{name}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["PipelineName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Compare the replica with the source, without copying tables out (editor)
+         * @description Each table is compared inside both databases: row counts and checksums of every row's canonical text over key ranges, bisected down to keys where they differ. Only keys, hashes and counts cross the network. Keys that differ are checked again after the stream had time to catch up, so changes in flight are not reported. Columns whose type has no canonical form in both databases (floats, JSON, arrays, times, intervals) are listed as not compared; tables a transform applies to are skipped. With repair, the tables that differ are resynced (as POST .../resync with those tables). The report is kept (GET .../verifications), counted in cdcd_verify_rows and recorded as an event. A table the pipeline does not replicate is 422; a source or sink that cannot be verified is 409; a database that does not answer is 502.
+         */
+        post: operations["verifyPipeline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipelines/{name}/verifications": {
+        parameters: {
+            query?: {
+                /** @description how many (default 20) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                name: components["parameters"]["PipelineName"];
+            };
+            cookie?: never;
+        };
+        /** The pipeline's newest verify reports, newest first (viewer; the last 100 are kept) */
+        get: operations["listVerifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipelines/{name}/status": {
         parameters: {
             query?: never;
@@ -648,6 +692,51 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        VerifyReport: {
+            pipeline: string;
+            /** Format: date-time */
+            started_at: string;
+            seconds: number;
+            /** @description every compared table equals the source */
+            equal: boolean;
+            tables: components["schemas"]["VerifyTable"][];
+            /** @description bytes verify moved to and from the source (-1: not measured) */
+            source_bytes: number;
+            /** @description bytes verify moved to and from the destination (-1: not measured: the Snowflake and BigQuery clients are HTTP clients of their own) */
+            destination_bytes: number;
+            repair?: {
+                tables: string[];
+                reset: boolean;
+            };
+            /** @description a run of the pipeline's verify.every schedule */
+            scheduled?: boolean;
+        };
+        VerifyTable: {
+            table: string;
+            /** @enum {string} */
+            status: "equal" | "different" | "error" | "skipped";
+            source_rows: number;
+            /** @description live rows (soft-deleted rows left out) */
+            destination_rows: number;
+            /** @description keys at the source that the destination lacks */
+            missing: number;
+            /** @description keys at the destination that the source lacks */
+            extra: number;
+            /** @description keys at both with different values */
+            different: number;
+            /** @description some keys of each kind (canonical text, one string per key column) */
+            samples?: {
+                missing?: string[][];
+                extra?: string[][];
+                different?: string[][];
+            };
+            compared_columns: string[];
+            not_compared?: string[];
+            /** @description key ranges checksummed on each side */
+            ranges: number;
+            note?: string;
+            error?: string;
+        };
         PipelineName: string;
         ConnectionName: string;
         TokenName: string;
@@ -804,6 +893,11 @@ export interface components {
                 backoff?: components["schemas"]["Duration"];
                 max_backoff?: components["schemas"]["Duration"];
                 max_attempts?: number;
+            };
+            /** @description verify the replica every `every` while the pipeline runs (0 or absent: never); with repair, resync the tables found different */
+            verify?: {
+                every?: components["schemas"]["Duration"];
+                repair?: boolean;
             };
             paused?: boolean;
             /** @enum {string} */
@@ -1055,7 +1149,7 @@ export interface components {
             /** Format: date-time */
             at: string;
             /** @enum {string} */
-            kind: "state" | "error" | "warning" | "schema_change" | "snapshot";
+            kind: "state" | "error" | "warning" | "schema_change" | "snapshot" | "verify";
             /** @enum {string} */
             level: "info" | "warning" | "error";
             table?: string;
@@ -1930,6 +2024,87 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    verifyPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["PipelineName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description source tables as namespace.name; omit (or send []) for every table */
+                    tables?: string[];
+                    /** @description resync the tables that differ */
+                    repair?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description the report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Invalid"];
+            /** @description the source or destination did not answer */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listVerifications: {
+        parameters: {
+            query?: {
+                /** @description how many (default 20) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                name: components["parameters"]["PipelineName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description reports */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        verifications: components["schemas"]["VerifyReport"][];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     pipelineStatus: {
         parameters: {
             query?: never;
@@ -2183,7 +2358,7 @@ export interface operations {
                     "text/event-stream": {
                         id?: string;
                         /** @enum {string} */
-                        event?: "state" | "error" | "warning" | "schema_change" | "snapshot";
+                        event?: "state" | "error" | "warning" | "schema_change" | "snapshot" | "verify";
                         /** @description the Event, as JSON */
                         data?: string;
                     };
@@ -2213,7 +2388,7 @@ export interface operations {
                 content: {
                     "text/event-stream": {
                         /** @enum {string} */
-                        event?: "state" | "error" | "warning" | "schema_change" | "snapshot";
+                        event?: "state" | "error" | "warning" | "schema_change" | "snapshot" | "verify";
                         /** @description the Event, as JSON */
                         data?: string;
                     };

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { api, errorText, must, streamEvents, type Event, type SchemaChange, type TableProgress } from '../api';
+import type { components } from '../api.gen';
 import { Chart, Confirm, ErrorText, StateBadge, usePoll } from '../components';
 import { ago, bytes, count, rate, seconds, when } from '../format';
 import { can, useSession } from '../session';
@@ -214,6 +215,116 @@ function SchemaChanges({ name, editor, list }: { name: string; editor: boolean; 
           </article>
         );
       })}
+    </section>
+  );
+}
+
+type VerifyTable = components['schemas']['VerifyTable'];
+
+function keys(ks: string[][] | undefined): string {
+  return (ks ?? []).map((k) => k.join(',')).join(' ');
+}
+
+// Verification: the last verify report, and for editors a verify (and a
+// repair of what it found) on demand.
+function Verification({ name, editor }: { name: string; editor: boolean }) {
+  const last = usePoll(async () => must(await api.GET('/api/v1/pipelines/{name}/verifications', { params: { path: { name }, query: { limit: 1 } } })).verifications[0], 15000, [name]);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const run = async (repair: boolean, tables?: string[]) => {
+    setBusy(true);
+    setError('');
+    try {
+      must(await api.POST('/api/v1/pipelines/{name}/verify', { params: { path: { name } }, body: tables ? { repair, tables } : { repair } }));
+      last.reload();
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const rep = last.data;
+  const differ = (rep?.tables ?? []).filter((t: VerifyTable) => t.status === 'different').map((t: VerifyTable) => t.table);
+  return (
+    <section aria-labelledby="verify-h" data-testid="verification">
+      <div class="titlebar">
+        <h2 id="verify-h">Verification</h2>
+        <span class="grow" />
+        {editor && (
+          <div class="actions">
+            <button type="button" disabled={busy} onClick={() => void run(false)} title="compare every table with the source inside both databases">
+              {busy ? 'Verifying…' : 'Verify now'}
+            </button>
+            {differ.length > 0 && !rep?.repair && (
+              <button type="button" class="primary" disabled={busy} onClick={() => void run(true, differ)} title="resync the tables that differ">
+                Repair {differ.length === 1 ? differ[0] : `${differ.length} tables`}
+              </button>
+            )}
+          </div>
+        )}
+      </div>
+      <ErrorText error={error} />
+      {!rep ? (
+        <p class="muted">Not verified yet.</p>
+      ) : (
+        <>
+          <p data-testid="verify-summary">
+            {rep.equal ? 'Every compared table equals the source' : 'The replica differs from the source'} ({when(rep.started_at)}
+            {rep.scheduled ? ', scheduled' : ''}; {rep.seconds.toFixed(1)} s
+            {rep.source_bytes >= 0 ? `, ${bytes(rep.source_bytes)} with the source and ${bytes(rep.destination_bytes)} with the destination` : ''}).
+            {rep.repair ? ` Repair: resyncing ${rep.repair.tables.join(', ')}.` : ''}
+          </p>
+          <div class="scroll" tabIndex={0} role="region" aria-label="Scrollable verification table">
+            <table class="list">
+              <thead>
+                <tr>
+                  <th>Table</th>
+                  <th>Result</th>
+                  <th>Source rows</th>
+                  <th>Destination rows</th>
+                  <th>Missing</th>
+                  <th>Extra</th>
+                  <th>Different</th>
+                  <th>Notes</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rep.tables.map((t: VerifyTable) => (
+                  <tr key={t.table} data-testid={'verify-' + t.table}>
+                    <td>{t.table}</td>
+                    <td>
+                      <span class={'state verify-' + t.status}>{t.status}</span>
+                    </td>
+                    <td>{count(t.source_rows)}</td>
+                    <td>{count(t.destination_rows)}</td>
+                    <td title={keys(t.samples?.missing)}>
+                      {count(t.missing)}
+                    </td>
+                    <td title={keys(t.samples?.extra)}>
+                      {count(t.extra)}
+                    </td>
+                    <td title={keys(t.samples?.different)}>
+                      {count(t.different)}
+                    </td>
+                    <td>
+                      {[
+                        t.samples?.missing?.length ? `missing: ${keys(t.samples.missing)}` : '',
+                        t.samples?.extra?.length ? `extra: ${keys(t.samples.extra)}` : '',
+                        t.samples?.different?.length ? `different: ${keys(t.samples.different)}` : '',
+                        t.note ?? '',
+                        t.error ?? '',
+                        (t.not_compared ?? []).length ? `not compared: ${(t.not_compared ?? []).join('; ')}` : '',
+                      ]
+                        .filter(Boolean)
+                        .join(' · ')}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
     </section>
   );
 }
@@ -451,6 +562,7 @@ export function PipelinePage() {
         <h2 id="tables-h">Tables</h2>
         <Tables tables={prog?.tables ?? []} held={new Set([...(prog?.held_tables ?? []), ...pending])} onResync={editor ? (table) => setResync({ all: false, table }) : undefined} />
       </section>
+      <Verification name={name} editor={editor} />
       <Charts name={name} />
       <Events name={name} />
       {skipped.data?.length ? (
