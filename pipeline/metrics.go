@@ -214,14 +214,15 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 			if !t.LastChange.IsZero() {
 				ch <- prometheus.MustNewConstMetric(c.tableLast, prometheus.GaugeValue, float64(t.LastChange.UnixMilli())/1000, name, t.Table)
 			}
-			if t.RowsDone > 0 || t.State == TableSnapshotting {
+			reading := t.State == TableSnapshotting || t.State == TableResyncing
+			if t.RowsDone > 0 || reading {
 				ch <- prometheus.MustNewConstMetric(c.snapDone, prometheus.GaugeValue, float64(t.RowsDone), name, t.Table)
 			}
 			if t.RowsEstimated != nil {
 				ch <- prometheus.MustNewConstMetric(c.snapTotal, prometheus.GaugeValue, float64(*t.RowsEstimated), name, t.Table)
 			}
 			snapshotting := 0.0
-			if t.State == TableSnapshotting {
+			if reading {
 				snapshotting = 1
 			}
 			ch <- prometheus.MustNewConstMetric(c.snapshotting, prometheus.GaugeValue, snapshotting, name, t.Table)

@@ -101,6 +101,7 @@ type TableState string
 // Table states.
 const (
 	TableSnapshotting TableState = "snapshotting"
+	TableResyncing    TableState = "resyncing" // read again (a resync), then swept
 	TableStreaming    TableState = "streaming"
 	TableHeld         TableState = "held"
 )
@@ -130,6 +131,9 @@ func tables(st Stats, p *Progress, now time.Time) []TableProgress {
 			}
 			if !sp.Done {
 				tp.State = TableSnapshotting
+				if sp.Resyncing {
+					tp.State = TableResyncing
+				}
 				if at := p.Source.SnapshotAt; tp.RowsEstimated != nil && sp.RowsDone > 0 && !at.IsZero() && now.After(at) {
 					rate := float64(sp.RowsDone) / now.Sub(at).Seconds()
 					eta := now.Add(time.Duration(float64(*tp.RowsEstimated-sp.RowsDone) / rate * float64(time.Second)))

@@ -127,6 +127,9 @@ type SnapshotProgress struct {
 	// rows the source no longer has (schema.OpSweep). A source that starts
 	// it saves the table's progress without it.
 	Resync bool `json:"resync,omitempty"`
+	// Resyncing, in a source's status, says the table's read under way is a
+	// resync (Resync requested and started), not its first snapshot.
+	Resyncing bool `json:"resyncing,omitempty"`
 }
 
 // ProgressStore keeps the snapshot progress of one pipeline, fenced by the epoch

@@ -362,7 +362,7 @@ func settled(st pipeline.Status) bool {
 		return false
 	}
 	for _, t := range st.Progress.Tables {
-		if t.State == pipeline.TableSnapshotting {
+		if t.State == pipeline.TableSnapshotting || t.State == pipeline.TableResyncing {
 			return false
 		}
 	}

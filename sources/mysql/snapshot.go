@@ -146,6 +146,7 @@ func (s *Source) plan(ctx context.Context, resumed bool) ([]*tablePlan, error) {
 			}
 		}
 		p.Table = id
+		p.Resyncing = tp.since != nil
 		cp := p
 		progress[id] = &cp
 		out = append(out, tp)

@@ -345,10 +345,14 @@ func (s *Source) ackIncremental(ctx context.Context, commit pglogrepl.LSN) error
 
 // incremental snapshots each table chunk by chunk between watermarks.
 func (s *Source) incremental(ctx context.Context, tables []*incTable) error {
+	// every table's progress from the start, not when its turn comes: a
+	// table waiting for its read is not done (and a resync says so)
+	s.mu.Lock()
 	for _, it := range tables {
-		s.mu.Lock()
-		s.progress[it.t.ID] = &tableProgress{RowsEstimated: it.t.EstRows, RowsDone: it.state.Rows, Chunks: []chunkState{{}}}
-		s.mu.Unlock()
+		s.progress[it.t.ID] = &tableProgress{RowsEstimated: it.t.EstRows, RowsDone: it.state.Rows, Chunks: []chunkState{{}}, resync: it.state.Since != nil}
+	}
+	s.mu.Unlock()
+	for _, it := range tables {
 		cursor := it.state.Cursor
 		for n := 0; ; n++ {
 			win, err := s.incrementalChunk(ctx, it.t, cursor, it.state.Since, n)

@@ -62,6 +62,7 @@ type tableProgress struct {
 	// registered is the catalog's at an LSN the stream has yet to replay up to
 	View     *catalogView `json:"view,omitempty"`
 	inFlight int64        // rows acked in chunks not yet done
+	resync   bool         // a resync of the table, not its first snapshot
 }
 
 // catalogView is a table version registered from the catalog as it was at

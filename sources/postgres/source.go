@@ -416,7 +416,7 @@ func (s *Source) SourceStatus() sources.Status {
 	}
 	for _, id := range s.cfg.tables {
 		if p, ok := s.progress[id]; ok {
-			st.Tables = append(st.Tables, sources.SnapshotProgress{Table: id, RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Done: p.done()})
+			st.Tables = append(st.Tables, sources.SnapshotProgress{Table: id, RowsDone: p.RowsDone, RowsEstimated: p.RowsEstimated, Done: p.done(), Resyncing: p.resync})
 		}
 	}
 	return st

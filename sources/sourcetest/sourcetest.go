@@ -2,6 +2,7 @@ package sourcetest
 
 import (
 	"context"
+	"slices"
 	"fmt"
 	"testing"
 	"time"
@@ -455,6 +456,14 @@ func testResyncTable(t *testing.T, h Harness) {
 	h.Delete(t, 6)
 	h.Insert(t, n+1, n+1)
 	r2.mustUntil("the resync's sweep", func([]event) bool { return len(r2.sweeps) > 0 })
+	// until its rows are acked, the source says the table is resyncing (not
+	// in its first snapshot)
+	if sr, ok := r2.src.(sources.StatusReporter); ok {
+		st := sr.SourceStatus()
+		i := slices.IndexFunc(st.Tables, func(p sources.SnapshotProgress) bool { return p.Table == h.Table() })
+		require.GreaterOrEqual(t, i, 0, "the resynced table has no progress in the source's status: %+v", st.Tables)
+		require.True(t, st.Tables[i].Resyncing && !st.Tables[i].Done, "the table reads as resyncing: %+v", st.Tables[i])
+	}
 	r2.mustUntil("the changes made meanwhile", has(n+1, schema.OpInsert, n+1))
 	r2.mustUntil("the sweep's checkpoint", func([]event) bool { return lastCheckpoint(t, r2).Compare(r2.sweeps[0].Pos) > 0 })
 	require.Len(t, r2.sweeps, 1)

@@ -1001,8 +1001,11 @@ export interface components {
             /** @description per source table, counts durable at the sink (kept across restarts), snapshot progress and state */
             tables?: {
                 table: string;
-                /** @enum {string} */
-                state: "snapshotting" | "streaming" | "held";
+                /**
+                 * @description resyncing: read again by a resync, the rows it does not find removed when it ends
+                 * @enum {string}
+                 */
+                state: "snapshotting" | "resyncing" | "streaming" | "held";
                 snapshot_rows: number;
                 inserts: number;
                 updates: number;
