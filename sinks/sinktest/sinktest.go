@@ -143,6 +143,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		},
 		"names_never_cut_or_shared": testNames,
 		"lost_table":                testLostTable,
+		"verify":                    testVerify,
 		"plan_ddl_reads_only":       testPlanDDL,
 	}
 	for name, f := range tests {

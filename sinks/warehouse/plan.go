@@ -179,17 +179,32 @@ type Merge struct {
 // two WHEN MATCHED clauses match the same row.
 func (m Merge) SQL() string {
 	q := m.Quote
+	// the table aliases: T and S, unless a column has that name (BigQuery
+	// takes `t` in SET t = … for the target's alias, names being
+	// case-insensitive; so does Snowflake for an unquoted alias)
+	taken := map[string]bool{}
+	for _, c := range append(append(slices.Clone(m.Columns), m.Key...), append(m.Meta.Names(), m.Meta.Unchanged)...) {
+		taken[strings.ToUpper(c)] = true
+	}
+	alias := func(a string) string {
+		for taken[a] {
+			a += "_"
+		}
+		taken[a] = true
+		return a
+	}
+	tA, sA := alias("T"), alias("S")
 	col := func(alias, name string) string { return alias + "." + q(name) }
 	var b strings.Builder
-	fmt.Fprintf(&b, "MERGE INTO %s T USING %s S ON ", m.Target, m.Source)
+	fmt.Fprintf(&b, "MERGE INTO %s %s USING %s %s ON ", m.Target, tA, m.Source, sA)
 	for i, k := range m.Key {
 		if i > 0 {
 			b.WriteString(" AND ")
 		}
-		fmt.Fprintf(&b, "%s = %s", col("T", k), col("S", k))
+		fmt.Fprintf(&b, "%s = %s", col(tA, k), col(sA, k))
 	}
-	newer := fmt.Sprintf("%s > %s", col("S", m.Meta.Version), col("T", m.Meta.Version))
-	deleted := col("S", m.Meta.Deleted)
+	newer := fmt.Sprintf("%s > %s", col(sA, m.Meta.Version), col(tA, m.Meta.Version))
+	deleted := col(sA, m.Meta.Deleted)
 	meta := []string{m.Meta.Version, m.Meta.SyncedAt}
 	if m.IncludeOp {
 		meta = append(meta, m.Meta.Op)
@@ -201,7 +216,7 @@ func (m Merge) SQL() string {
 	set := func(cols []string) string {
 		parts := make([]string, 0, len(cols))
 		for _, c := range cols {
-			parts = append(parts, q(c)+" = "+col("S", c))
+			parts = append(parts, q(c)+" = "+col(sA, c))
 		}
 		return strings.Join(parts, ", ")
 	}
@@ -217,20 +232,20 @@ func (m Merge) SQL() string {
 				cols = append(cols, c)
 			}
 		}
-		fmt.Fprintf(&b, " WHEN MATCHED AND %s = %s AND %s THEN UPDATE SET %s", col("S", m.Meta.Unchanged), strconv.Itoa(i+1), newer, set(append(cols, live...)))
+		fmt.Fprintf(&b, " WHEN MATCHED AND %s = %s AND %s THEN UPDATE SET %s", col(sA, m.Meta.Unchanged), strconv.Itoa(i+1), newer, set(append(cols, live...)))
 	}
 	// the clauses are disjoint, so the result does not rest on the first
 	// matching clause winning (bigquery-emulator applies each in turn)
 	plain := "NOT " + deleted
 	if len(m.UnchangedSets) > 0 {
-		plain += " AND " + col("S", m.Meta.Unchanged) + " IS NULL"
+		plain += " AND " + col(sA, m.Meta.Unchanged) + " IS NULL"
 	}
 	fmt.Fprintf(&b, " WHEN MATCHED AND %s AND %s THEN UPDATE SET %s", plain, newer, set(append(slices.Clone(m.Columns), live...)))
 	all := append(slices.Clone(m.Columns), live...)
 	quoted := make([]string, len(all))
 	values := make([]string, len(all))
 	for i, c := range all {
-		quoted[i], values[i] = q(c), col("S", c)
+		quoted[i], values[i] = q(c), col(sA, c)
 	}
 	cond := ""
 	if m.Hard {

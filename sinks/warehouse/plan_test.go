@@ -93,6 +93,20 @@ func TestMergeSQL(t *testing.T) {
 	require.Contains(t, got, `WHEN MATCHED AND NOT S."_cdc_deleted" AND S."_cdc_version" > T."_cdc_version" THEN UPDATE`, "without unchanged sets the plain clause needs no unchanged test")
 }
 
+// TestMergeAliasesNeverNameAColumn: columns named t, s or T_ (names are
+// case-insensitive in BigQuery, and in Snowflake for an unquoted alias) get
+// aliases of their own; BigQuery took SET `t` = … for the whole target row.
+func TestMergeAliasesNeverNameAColumn(t *testing.T) {
+	q := func(s string) string { return "`" + s + "`" }
+	m := Merge{Quote: q, Target: "`d`.`x`", Source: "`d`.`y`", Columns: []string{"id", "t", "s", "T_"}, Key: []string{"id"},
+		Meta: sinks.Common{MetadataPrefix: "_cdc_"}.Meta()}
+	got := m.SQL()
+	require.Contains(t, got, "MERGE INTO `d`.`x` T__ USING `d`.`y` S_ ON T__.`id` = S_.`id`")
+	require.Contains(t, got, "`t` = S_.`t`, `s` = S_.`s`, `T_` = S_.`T_`")
+	require.NotContains(t, got, " T.")
+	require.NotContains(t, got, " S.")
+}
+
 func TestCarriedAndUnrepresentable(t *testing.T) {
 	tbl := schema.TableID{Namespace: "public", Name: "t"}
 	row := schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "extra", Value: schema.String("x")}}
