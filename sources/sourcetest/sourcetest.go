@@ -2,8 +2,8 @@ package sourcetest
 
 import (
 	"context"
-	"slices"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
