@@ -45,27 +45,9 @@ func getPipeline(t *testing.T, env []string, name string) pipelineStatus {
 func TestSourceOutageRecoversByItself(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pg := testenv.StartPostgres(t)
-	dsn := pg.CreateDatabase(t, "app")
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	defer pool.Close()
-	_, err = pool.Exec(ctx, `CREATE TABLE acct (id bigint PRIMARY KEY, owner text, balance bigint); INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(1, 100) g`)
-	require.NoError(t, err)
-
-	dir := t.TempDir()
-	cfg := pgConfig(t, dir, dsn, "")
-	b, err := os.ReadFile(cfg)
-	require.NoError(t, err)
 	// a short backoff, so that many attempts fail within the outage
-	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), "    batch:", "    retry: {backoff: 100ms, max_backoff: 300ms}\n    batch:", 1)), 0o644))
-	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
-	env := []string{"CDCD_SERVER=" + s.url}
-	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
-	require.Eventually(t, func() bool {
-		p := getPipeline(t, env, "pgfile")
-		return p.State == "streaming" && p.Status.Progress.ChangesWritten >= 100
-	}, 60*time.Second, 100*time.Millisecond)
+	r := newOutageRig(t, "    retry: {backoff: 100ms, max_backoff: 300ms}\n")
+	pg, pool, env, dir, s := r.pg, r.pool, r.env, r.dir, r.server
 
 	pg.Kill()
 	var seen pipelineStatus
@@ -78,7 +60,7 @@ func TestSourceOutageRecoversByItself(t *testing.T) {
 	require.Contains(t, cli(t, env, 0, "pipelines", "list"), "retrying")
 
 	require.NoError(t, pg.Restart())
-	_, err = pool.Exec(ctx, `INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(101, 150) g`)
+	_, err := pool.Exec(ctx, `INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(101, 150) g`)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		p := getPipeline(t, env, "pgfile")
@@ -295,23 +277,8 @@ func TestLongSourceOutageRecoversByItself(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	pg := testenv.StartPostgres(t)
-	dsn := pg.CreateDatabase(t, "app")
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	defer pool.Close()
-	_, err = pool.Exec(ctx, `CREATE TABLE acct (id bigint PRIMARY KEY, owner text, balance bigint); INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(1, 100) g`)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	cfg := pgConfig(t, dir, dsn, "")
-	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
-	env := []string{"CDCD_SERVER=" + s.url}
-	cli(t, env, 0, "pipelines", "apply", "-f", cfg)
-	require.Eventually(t, func() bool {
-		p := getPipeline(t, env, "pgfile")
-		return p.State == "streaming" && p.Status.Progress.ChangesWritten >= 100
-	}, 60*time.Second, 100*time.Millisecond)
-
+	r := newOutageRig(t, "") // the default retry policy
+	pg, pool, env, dir := r.pg, r.pool, r.env, r.dir
 	pg.Kill()
 	outage := time.Duration(minutes) * time.Minute
 	end := time.Now().Add(outage)
@@ -328,7 +295,7 @@ func TestLongSourceOutageRecoversByItself(t *testing.T) {
 	t.Logf("after %s down: %d failed attempts", outage, maxAttempts)
 	require.Greater(t, maxAttempts, 5)
 	require.NoError(t, pg.Restart())
-	_, err = pool.Exec(ctx, `INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(101, 150) g`)
+	_, err := pool.Exec(ctx, `INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(101, 150) g`)
 	require.NoError(t, err)
 	back := time.Now()
 	require.Eventually(t, func() bool {
@@ -338,6 +305,42 @@ func TestLongSourceOutageRecoversByItself(t *testing.T) {
 	t.Logf("recovered %s after the source came back", time.Since(back).Round(time.Second))
 	requireSinkEqualsSource(t, pool, filepath.Join(dir, "out"))
 	require.Contains(t, cli(t, env, 0, "pipelines", "events", "pgfile"), "recovered after")
+}
+
+// outageRig is a Postgres source with 100 rows in acct and a cdcd server
+// streaming them into the file sink (pgConfig), the pipeline's retry policy
+// given as YAML lines (retry).
+type outageRig struct {
+	pg     *testenv.Postgres
+	pool   *pgxpool.Pool
+	env    []string
+	dir    string
+	server *server
+}
+
+func newOutageRig(t *testing.T, retry string) outageRig {
+	t.Helper()
+	ctx := context.Background()
+	r := outageRig{pg: testenv.StartPostgres(t), dir: t.TempDir()}
+	dsn := r.pg.CreateDatabase(t, "app")
+	var err error
+	r.pool, err = pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(r.pool.Close)
+	_, err = r.pool.Exec(ctx, `CREATE TABLE acct (id bigint PRIMARY KEY, owner text, balance bigint); INSERT INTO acct SELECT g, 'o' || g, g FROM generate_series(1, 100) g`)
+	require.NoError(t, err)
+	cfg := pgConfig(t, r.dir, dsn, "")
+	b, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), "    batch:", retry+"    batch:", 1)), 0o644))
+	r.server = startServer(t, "--data-dir", filepath.Join(r.dir, "data"))
+	r.env = []string{"CDCD_SERVER=" + r.server.url}
+	cli(t, r.env, 0, "pipelines", "apply", "-f", cfg)
+	require.Eventually(t, func() bool {
+		p := getPipeline(t, r.env, "pgfile")
+		return p.State == "streaming" && p.Status.Progress.ChangesWritten >= 100
+	}, 60*time.Second, 100*time.Millisecond)
+	return r
 }
 
 // pipelineDefaultMaxBackoff is the default retry.max_backoff.

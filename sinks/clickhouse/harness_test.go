@@ -39,22 +39,8 @@ func (b chdbBackend) ServerVersion(context.Context) (int, int, error) {
 
 func (b chdbBackend) Exec(_ context.Context, sql string) error { return b.db.Exec(sql) }
 
-func (b chdbBackend) QueryStrings(_ context.Context, sql string) ([][]string, error) {
-	rows, err := b.db.Query(sql)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]string, len(rows))
-	for i, r := range rows {
-		for _, v := range r {
-			if v == nil {
-				out[i] = append(out[i], "")
-			} else {
-				out[i] = append(out[i], fmt.Sprint(v))
-			}
-		}
-	}
-	return out, nil
+func (b chdbBackend) QueryStrings(ctx context.Context, sql string) ([][]string, error) {
+	return b.QueryParams(ctx, sql, nil)
 }
 
 func (b chdbBackend) QueryParams(_ context.Context, sql string, params map[string]string) ([][]string, error) {
