@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -186,17 +188,24 @@ func TestShutdownWithFrozenDestinationKeepsTheDrainBound(t *testing.T) {
 	wctx, stopWriting := context.WithCancel(ctx)
 	defer stopWriting()
 	writerDone := make(chan struct{})
+	var written atomic.Int64 // statements the writer committed, for the failure message
 	go func() {
 		defer close(writerDone)
 		for n := 0; wctx.Err() == nil; n++ {
+			if n > 0 {
+				written.Store(int64(n))
+			}
 			if _, err := pool.Exec(wctx, fmt.Sprintf(`INSERT INTO t%d SELECT g, repeat('x', 100) FROM generate_series(%d, %d) g`, n%4, n*100, n*100+99)); err != nil && wctx.Err() == nil {
 				t.Errorf("write: %v", err)
 				return
 			}
 		}
 	}()
-	require.Eventually(t, func() bool { return getPipeline(t, env, "p3").Status.Progress.ChangesWritten > 1000 }, 60*time.Second, 50*time.Millisecond,
-		"%s", cli(t, env, 0, "pipelines", "list"))
+	// (the message is built when it fails: arguments of Eventually are not)
+	if !assert.Eventually(t, func() bool { return getPipeline(t, env, "p3").Status.Progress.ChangesWritten > 1000 }, 2*time.Minute, 50*time.Millisecond) {
+		t.Fatalf("p3 never wrote 1000 changes:\n%s\nthe writer committed %d statements; cdcd log (tail):\n%s",
+			cli(t, env, 0, "pipelines", "list"), written.Load(), s.log.Tail(6000))
+	}
 	dst.Freeze()
 	defer dst.Thaw()
 	time.Sleep(time.Second) // batches are now stuck in the frozen server
