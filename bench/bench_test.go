@@ -162,6 +162,19 @@ func sinkSpec(kind, dir, dstDSN string) map[string]any {
 	return map[string]any{"type": "discard"}
 }
 
+// copyOut copies acct out with COPY (FORMAT binary): the bytes and the time,
+// the physical limit of reading the table.
+func copyOut(t *testing.T, ctx context.Context, pool *pgxpool.Pool) (countingWriter, time.Duration) {
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	var cw countingWriter
+	start := time.Now()
+	_, err = conn.Conn().PgConn().CopyTo(ctx, &cw, `COPY acct TO STDOUT (FORMAT binary)`)
+	require.NoError(t, err)
+	return cw, time.Since(start)
+}
+
 type countingWriter struct{ n int64 }
 
 func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
@@ -292,14 +305,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 
 		// limit: COPY (FORMAT binary)
-		conn, err := pool.Acquire(ctx)
-		require.NoError(t, err)
-		var cw countingWriter
-		start := time.Now()
-		_, err = conn.Conn().PgConn().CopyTo(ctx, &cw, `COPY acct TO STDOUT (FORMAT binary)`)
-		require.NoError(t, err)
-		copyTime := time.Since(start)
-		conn.Release()
+		cw, copyTime := copyOut(t, ctx, pool)
 		s["copy_rows_per_s"] = float64(rows) / copyTime.Seconds()
 		s["copy_mb_per_s"] = float64(cw.n) / 1e6 / copyTime.Seconds()
 
@@ -338,7 +344,7 @@ func TestEndToEnd(t *testing.T) {
 		walMB := float64(b-a) / 1e6
 
 		// limit: pg_recvlogical draining the same WAL
-		start = time.Now()
+		start := time.Now()
 		out, err := exec.Command(src.Bin("pg_recvlogical"), "-d", srcDSN, "-S", "bench_recv", "--start", "-E", endLSN, "-f", "/dev/null",
 			"-o", "proto_version=1", "-o", "publication_names=bench_pub", "--no-loop").CombinedOutput()
 		require.NoError(t, err, "%s", out)

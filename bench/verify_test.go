@@ -35,14 +35,7 @@ func TestVerify(t *testing.T) {
 	_, err = pool.Exec(ctx, `VACUUM ANALYZE acct`)
 	require.NoError(t, err)
 
-	conn, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	var cw countingWriter
-	start := time.Now()
-	_, err = conn.Conn().PgConn().CopyTo(ctx, &cw, `COPY acct TO STDOUT (FORMAT binary)`)
-	require.NoError(t, err)
-	copyTime := time.Since(start)
-	conn.Release()
+	cw, copyTime := copyOut(t, ctx, pool)
 
 	dir := t.TempDir()
 	srv := startServer(t, filepath.Join(dir, "data"))

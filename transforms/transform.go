@@ -64,7 +64,9 @@ type Step struct {
 	Transform Transform
 }
 
-func (s Step) matches(id schema.TableID) bool {
+// Matches reports whether the step applies to table id (every table when
+// Tables is empty).
+func (s Step) Matches(id schema.TableID) bool {
 	if len(s.Tables) == 0 {
 		return true
 	}
@@ -116,7 +118,7 @@ func (c *Chain) Len() int { return len(c.steps) }
 func (c *Chain) mapTable(t schema.Table) (schema.Table, error) {
 	out := t.Clone()
 	for _, s := range c.steps {
-		if !s.matches(t.ID) {
+		if !s.Matches(t.ID) {
 			continue
 		}
 		var err error
@@ -177,7 +179,7 @@ func (c *Chain) ApplyBatch(b *schema.Batch) error {
 		}
 		keep := true
 		for _, s := range c.steps {
-			if !s.matches(src) {
+			if !s.Matches(src) {
 				continue
 			}
 			ok, err := s.Transform.Apply(ch)

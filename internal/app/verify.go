@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sources"
+	"github.com/cdcd-dev/cdcd/transforms"
 	"github.com/cdcd-dev/cdcd/verify"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -147,12 +147,13 @@ func (a *App) VerifyPipeline(ctx context.Context, name string, o VerifyOptions) 
 	for _, id := range ids {
 		res := verify.Result{Table: id.String()}
 		shape, ok := shapes[id]
+		tr := transformed(sp, id)
 		var plan *verify.Table
 		switch {
 		case !ok:
 			res.Status, res.Note = verify.StatusSkipped, "not replicated yet: the pipeline has not read the table"
-		case transformed(sp, id) != "":
-			res.Status, res.Note = verify.StatusSkipped, fmt.Sprintf("transform %s applies to the table: its destination rows are not the source's", transformed(sp, id))
+		case tr != "":
+			res.Status, res.Note = verify.StatusSkipped, fmt.Sprintf("transform %s applies to the table: its destination rows are not the source's", tr)
 		default:
 			if plan, err = verify.Plan(shape); err != nil {
 				res.Status, res.Note = verify.StatusSkipped, err.Error()
@@ -206,23 +207,14 @@ func (a *App) VerifyPipeline(ctx context.Context, name string, o VerifyOptions) 
 // table id, or "".
 func transformed(sp storedPipeline, id schema.TableID) string {
 	for i, t := range sp.p.Transforms {
-		if len(t.Tables) == 0 {
-			return transformName(t.Name, t.Type, i)
-		}
-		for _, pat := range t.Tables {
-			if ok, _ := path.Match(pat, id.String()); ok {
-				return transformName(t.Name, t.Type, i)
+		if (transforms.Step{Tables: t.Tables}).Matches(id) {
+			if t.Name != "" {
+				return t.Name
 			}
+			return fmt.Sprintf("%s (transforms[%d])", t.Type, i)
 		}
 	}
 	return ""
-}
-
-func transformName(name, typ string, i int) string {
-	if name != "" {
-		return name
-	}
-	return fmt.Sprintf("%s (transforms[%d])", typ, i)
 }
 
 // recordVerify keeps the report: in the store, in the metrics and as an event.

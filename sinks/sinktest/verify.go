@@ -21,8 +21,9 @@ import (
 // and one added through the sink are found exactly, by bisection.
 func testVerify(t *testing.T, h Harness) {
 	ctx := context.Background()
-	probe := h.NewSink(t, Options{})
-	if _, ok := probe.(verify.Opener); !ok {
+	s := open(t, h, Options{})
+	opener, ok := s.s.(verify.Opener)
+	if !ok {
 		t.Skip("the sink cannot be verified")
 	}
 	dsn := testenv.StartPostgres(t).CreateDatabase(t, "verify")
@@ -49,7 +50,6 @@ func testVerify(t *testing.T, h Harness) {
 		{Name: "u", Type: schema.Type{Kind: schema.KindString, Name: "uuid"}, Nullable: true},
 	}}
 
-	s := open(t, h, Options{})
 	s.apply(createDelta(tbl))
 	rows, err := conn.Query(ctx, `SELECT id, b, d::text, n::text, t, by, ts, dt, day, u::text FROM src ORDER BY id`)
 	require.NoError(t, err)
@@ -97,7 +97,7 @@ func testVerify(t *testing.T, h Harness) {
 	src, err := pgverify.Open(ctx, dsn, func(*verify.Table) (string, string, error) { return "src", "", nil })
 	require.NoError(t, err)
 	defer src.Close()
-	dst, err := s.s.(verify.Opener).OpenVerify(ctx)
+	dst, err := opener.OpenVerify(ctx)
 	if errors.Is(err, verify.ErrUnsupported) {
 		t.Skipf("this destination cannot be verified: %v", err)
 	}
