@@ -68,6 +68,10 @@ func (a *App) verifyMetrics() *verifyMetrics {
 	}
 }
 
+// maxSettle bounds how long a verify re-check waits for a pipeline that is
+// behind.
+const maxSettle = 2 * time.Minute
+
 // VerifyPipeline compares a pipeline's source tables with their destination
 // tables (all of them, or those named) without copying them out, records the
 // report (API, metrics, events), and with Repair resyncs the tables that
@@ -136,12 +140,24 @@ func (a *App) VerifyPipeline(ctx context.Context, name string, o VerifyOptions) 
 		// few batch waits, at least a second
 		settle = max(time.Second, 4*time.Duration(sp.r.Pipeline.Batch.MaxWait))
 	}
+	// a re-check waits settle, then for as long as the pipeline is further
+	// behind than that (a loaded server), up to maxSettle: what it had read
+	// at the check before is then at the destination
 	opts := verify.Options{Settle: func(ctx context.Context) error {
-		select {
-		case <-time.After(settle):
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+		deadline := time.Now().Add(maxSettle)
+		for wait := settle; ; wait = 200 * time.Millisecond {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			st, err := a.Supervisor.Status(name)
+			if err != nil || !st.Running || time.Now().After(deadline) {
+				return nil
+			}
+			if lag := st.Progress.LagSeconds; lag != nil && *lag <= settle.Seconds() {
+				return nil
+			}
 		}
 	}}
 	for _, id := range ids {
