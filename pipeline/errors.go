@@ -54,6 +54,38 @@ func joinTables(ids []schema.TableID) string {
 	return strings.Join(names, ", ")
 }
 
+// tableFailure says which source tables a run's error concerns: a sink's
+// sinks.TableError, its destination table mapped back to the source tables
+// that feed it. The status shows them failed until an attempt commits.
+type tableFailure struct {
+	tables []schema.TableID
+	err    error
+}
+
+func (e *tableFailure) Error() string { return e.err.Error() }
+func (e *tableFailure) Unwrap() error { return e.err }
+
+// failedTables returns the source tables err concerns, by name, each with the
+// error: those of a sink's table error or of a ResyncTablesError.
+func failedTables(err error) map[string]string {
+	var ids []schema.TableID
+	var tf *tableFailure
+	var rt *ResyncTablesError
+	switch {
+	case errors.As(err, &tf):
+		ids = tf.tables
+	case errors.As(err, &rt):
+		ids = rt.Tables
+	default:
+		return nil
+	}
+	out := make(map[string]string, len(ids))
+	for _, id := range ids {
+		out[id.String()] = err.Error()
+	}
+	return out
+}
+
 // Classify returns the class of err, as declared by the error itself
 // (Permanent() bool or NeedsResync() bool methods); unknown errors are retryable.
 func Classify(err error) Class {

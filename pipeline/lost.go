@@ -100,6 +100,16 @@ func (r *Runner) lostOnWrite(ctx context.Context, err error, b *schema.Batch) er
 	return err
 }
 
+// failedOn marks a sink error that names its table (sinks.TableError) with
+// the source tables that feed that table; other errors are returned as they are.
+func (r *Runner) failedOn(err error) error {
+	var te *sinks.TableError
+	if err == nil || !errors.As(err, &te) {
+		return err
+	}
+	return &tableFailure{tables: r.sourcesOf(te.Table), err: err}
+}
+
 func (r *Runner) resyncFor(lost *sinks.TableLostError, srcs []schema.TableID) error {
 	return &ResyncTablesError{Tables: srcs, Err: lost}
 }

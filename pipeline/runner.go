@@ -630,7 +630,7 @@ func (r *Runner) drain(ctx context.Context, h Hold, base offsets.Position) error
 	write := func(upTo int64) error {
 		if len(b.Changes) > 0 {
 			if err := c.Sink.Write(ctx, &b); err != nil {
-				return valueSafe(err, &b)
+				return r.failedOn(valueSafe(err, &b))
 			}
 			n += len(b.Changes)
 			b = schema.Batch{}
@@ -697,7 +697,7 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 		}
 		if len(tb.b.Deltas) > 0 {
 			if err := r.apply(ctx, tb.b.Deltas); err != nil {
-				return fmt.Errorf("apply schema change at sink: %w", err)
+				return r.failedOn(fmt.Errorf("apply schema change at sink: %w", err))
 			}
 			for _, d := range tb.b.Deltas {
 				if d.From != 0 && len(d.Changes) > 0 {
@@ -709,7 +709,7 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 			start := time.Now()
 			if err := c.Sink.Write(ctx, &tb.b); err != nil {
 				err = r.lostOnWrite(ctx, err, &tb.b)
-				return fmt.Errorf("write batch of %d changes: %w", len(tb.b.Changes), valueSafe(err, &tb.b))
+				return r.failedOn(fmt.Errorf("write batch of %d changes: %w", len(tb.b.Changes), valueSafe(err, &tb.b)))
 			}
 			c.Metrics.writeSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())
 			c.Metrics.batchChanges.WithLabelValues(c.Pipeline).Observe(float64(len(tb.b.Changes)))

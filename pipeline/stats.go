@@ -93,6 +93,8 @@ type TableProgress struct {
 	RowsDone      int64      `json:"rows_done"`
 	RowsEstimated *int64     `json:"rows_estimated"`
 	ETA           *time.Time `json:"eta,omitempty"`
+	// Error is why the table is failed (State TableFailed).
+	Error string `json:"error,omitempty"`
 }
 
 // TableState is a source table's state in its pipeline.
@@ -104,6 +106,11 @@ const (
 	TableResyncing    TableState = "resyncing" // read again (a resync), then swept
 	TableStreaming    TableState = "streaming"
 	TableHeld         TableState = "held"
+	// TableFailed: the pipeline's last attempt failed on this table (a
+	// value its destination cannot hold, a DDL it cannot apply, a lost
+	// destination table that could not be resynced): it is failed, or
+	// retrying, until an attempt commits.
+	TableFailed TableState = "failed"
 )
 
 // tables merges the durable counts with the source's snapshot progress and

@@ -118,7 +118,9 @@ type managed struct {
 	restart   bool // stop the current run and start again (spec updated, resume)
 	state     State
 	lastError string
-	attempts  int
+	// failed are the source tables the last error concerns, with it
+	failed   map[string]string
+	attempts int
 	// lostResyncs counts the resyncs requested for lost destination tables
 	// since the last commit
 	lostResyncs int
@@ -216,7 +218,7 @@ func (s *Supervisor) Upsert(ctx context.Context, spec Spec) error {
 		if m, ok := s.pipes[spec.Name]; ok {
 			m.mu.Lock()
 			m.spec, m.paused, m.restart = spec, spec.Paused, true
-			m.state, m.lastError, m.attempts = StateCreated, "", 0
+			m.state, m.lastError, m.attempts, m.failed = StateCreated, "", 0, nil
 			if m.cancel != nil {
 				m.cancel()
 			}
@@ -351,7 +353,7 @@ func (s *Supervisor) List() []Status {
 func (s *Supervisor) status(m *managed) Status {
 	m.mu.Lock()
 	st := Status{Name: m.name, State: m.state, LastError: m.lastError, Attempts: m.attempts, NextRetry: m.nextRetry, Progress: m.last}
-	r := m.runner
+	r, failed := m.runner, m.failed
 	m.mu.Unlock()
 	if r != nil && r.Streaming() {
 		st.Running = true
@@ -363,6 +365,9 @@ func (s *Supervisor) status(m *managed) Status {
 				st.State = StateSnapshotting
 			}
 		}
+	}
+	if len(failed) > 0 && (st.Attempts > 0 || st.State == StateFailed || st.State == StateNeedsResync) {
+		st.Progress.Tables = markFailed(st.Progress.Tables, failed)
 	}
 	if n := len(st.Progress.HeldTables); n > 0 && st.Running {
 		st.Reasons = append(st.Reasons, fmt.Sprintf("%d table(s) held by the schema-change policy, their changes kept aside: %s (cdcd pipelines schema-changes %s)",
@@ -386,10 +391,29 @@ func (s *Supervisor) status(m *managed) Status {
 	return st
 }
 
+// markFailed returns tables (a copy) with those in failed in state
+// TableFailed with their error, added when missing.
+func markFailed(tables []TableProgress, failed map[string]string) []TableProgress {
+	out := slices.Clone(tables)
+	for name, msg := range failed {
+		i := slices.IndexFunc(out, func(t TableProgress) bool { return t.Table == name })
+		if i < 0 {
+			out = append(out, TableProgress{Table: name})
+			i = len(out) - 1
+		}
+		out[i].State, out[i].Error = TableFailed, msg
+	}
+	slices.SortFunc(out, func(a, b TableProgress) int { return cmp.Compare(a.Table, b.Table) })
+	return out
+}
+
 func (s *Supervisor) setState(ctx context.Context, m *managed, st State, lastErr string) {
 	m.mu.Lock()
 	prev := m.state
 	m.state, m.lastError = st, lastErr
+	if lastErr == "" {
+		m.failed = nil
+	}
 	m.mu.Unlock()
 	// entering a retry streak and leaving it have events of their own (the
 	// failed attempt's, recovered's)
@@ -524,6 +548,9 @@ func (s *Supervisor) loop(ctx context.Context, m *managed) {
 			continue // stopped on purpose: pause, update, remove
 		}
 		class := Classify(err)
+		m.mu.Lock()
+		m.failed = failedTables(err)
+		m.mu.Unlock()
 		s.cfg.Metrics.errors.WithLabelValues(m.name, string(class)).Inc()
 		switch class {
 		case ClassPermanent:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/stretchr/testify/require"
 )
 
@@ -339,4 +341,52 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// tableFailingSink fails every write, while fail is set, with an error that
+// names the batch's first table, as a sink does for a value it cannot hold.
+type tableFailingSink struct {
+	*memSink
+	fail atomic.Bool
+}
+
+func (s *tableFailingSink) Write(ctx context.Context, b *schema.Batch) error {
+	if s.fail.Load() && len(b.Changes) > 0 {
+		return sinks.ForTable(b.Changes[0].Table, component.Permanent(errors.New("column n: the value is out of range for NUMERIC(38,10)")))
+	}
+	return s.memSink.Write(ctx, b)
+}
+
+// TestSupervisorShowsTheFailedTable: a permanent error a sink names a table
+// in shows that table failed, with the error, while the pipeline is failed;
+// a resume that commits clears it.
+func TestSupervisorShowsTheFailedTable(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, SupervisorConfig{})
+	b := newBundle(t, 21, 200, nil)
+	sink := &tableFailingSink{memSink: b.sink}
+	sink.fail.Store(true)
+	require.NoError(t, s.Upsert(context.Background(), Spec{Name: "f", Build: func(ctx context.Context) (RunnerConfig, error) {
+		cfg := b.config(t, b.acquire(t))
+		cfg.Sink = sink
+		return cfg, nil
+	}}))
+	st := waitState(t, s, "f", StateFailed)
+	var failed []TableProgress
+	for _, tp := range st.Progress.Tables {
+		if tp.State == TableFailed {
+			failed = append(failed, tp)
+		}
+	}
+	require.Len(t, failed, 1, "tables: %+v", st.Progress.Tables)
+	require.Contains(t, failed[0].Error, "out of range for NUMERIC(38,10)")
+	require.Contains(t, st.LastError, failed[0].Error)
+
+	sink.fail.Store(false)
+	require.NoError(t, s.Resume("f"))
+	require.Eventually(t, func() bool {
+		st, err := s.Status("f")
+		return err == nil && st.State == StateStreaming && st.LastError == "" &&
+			!slices.ContainsFunc(st.Progress.Tables, func(tp TableProgress) bool { return tp.State == TableFailed })
+	}, 10*time.Second, time.Millisecond, "the failed table never cleared after a resume")
 }

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -281,6 +282,28 @@ func (e *TableLostError) Error() string {
 
 // Permanent makes the error stop a run that cannot resync the table.
 func (e *TableLostError) Permanent() bool { return true }
+
+// TableError is a Write or Apply error that concerns one table: the engine
+// shows that table as failed, with the error, until a run commits again. It
+// is transparent: errors.Is, errors.As and the error's class see what it
+// wraps.
+type TableError struct {
+	Table schema.TableID // the destination table, as the sink got it
+	Err   error
+}
+
+func (e *TableError) Error() string { return e.Err.Error() }
+func (e *TableError) Unwrap() error { return e.Err }
+
+// ForTable returns err as a TableError of table (nil stays nil; an error that
+// already names a table keeps it).
+func ForTable(table schema.TableID, err error) error {
+	var te *TableError
+	if err == nil || errors.As(err, &te) {
+		return err
+	}
+	return &TableError{Table: table, Err: err}
+}
 
 // TableChecker is implemented by sinks that can tell whether a table's
 // destination exists. The engine asks after a failed write, so that a table

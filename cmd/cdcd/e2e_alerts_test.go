@@ -150,13 +150,14 @@ alerts:
     - {name: wal, condition: retained_wal_bytes, threshold: %s, pipelines: [pg], channels: [hook]}
     - {name: failed, condition: pipeline_failed, channels: [chat]}
     - {name: retrying, condition: retrying, for: 1s, channels: [hook]}
+    - {name: diff, condition: verify_mismatch, channels: [hook]}
 `, hook.srv.URL+"/hook", secret, slack.srv.URL+"/services/T0/B0/x", smtpHost, smtpPort, srcDSN, dstDSN, walThreshold)), 0o600))
 	}
 	write("1")
 	s := startServer(t, "--data-dir", filepath.Join(dir, "data"))
 	env := []string{"CDCD_SERVER=" + s.url}
 	out := cli(t, env, 0, "pipelines", "apply", "-f", cfg)
-	require.Contains(t, out, "alerts: 5 rule(s) applied")
+	require.Contains(t, out, "alerts: 6 rule(s) applied")
 	require.Contains(t, cli(t, env, 0, "connections", "test", "chat"), "connection chat: ok")
 	require.Eventually(t, func() bool { return slack.has("test", "cdcd test notification to chat") }, 10*time.Second, 50*time.Millisecond)
 
@@ -206,6 +207,23 @@ alerts:
 	cli(t, env, 0, "pipelines", "resume", "pg")
 	wait(hook, "resolved", "pipeline pg is not running (paused)")
 
+	// a value changed at the destination behind cdcd's back: verify finds
+	// it and the alert fires; put back, the next verify resolves it
+	dst, err := pgx.Connect(ctx, dstDSN)
+	require.NoError(t, err)
+	defer dst.Close(ctx)
+	require.Eventually(t, func() bool { return strings.Contains(cli(t, env, 0, "pipelines", "list"), "0s (caught up)") }, 30*time.Second, 100*time.Millisecond)
+	var v3 int
+	require.NoError(t, src.QueryRow(ctx, `SELECT v FROM t WHERE id = 3`).Scan(&v3))
+	_, err = dst.Exec(ctx, `UPDATE replica.t SET v = -1 WHERE id = 3`)
+	require.NoError(t, err)
+	require.Contains(t, cli(t, env, 1, "pipelines", "verify", "pg"), "public.t: DIFFERENT: 0 missing, 0 extra, 1 different")
+	wait(hook, "firing", "verify found 1 rows of pipeline pg that differ from the source")
+	_, err = dst.Exec(ctx, `UPDATE replica.t SET v = $1 WHERE id = 3`, v3)
+	require.NoError(t, err)
+	cli(t, env, 0, "pipelines", "verify", "pg")
+	wait(hook, "resolved", "verify found 1 rows of pipeline pg that differ from the source")
+
 	// a pipeline that fails (its table does not exist) and one that retries
 	// (nothing listens on its port); deleted, they resolve
 	bad := filepath.Join(dir, "bad.yaml")
@@ -227,7 +245,7 @@ pipelines:
 	wait(hook, "resolved", "pipeline flaky keeps failing and retrying")
 
 	// once each: no duplicates
-	for _, want := range []string{"behind its source", "not running (paused)", "keeps failing and retrying", "retains"} {
+	for _, want := range []string{"behind its source", "not running (paused)", "keeps failing and retrying", "retains", "verify found"} {
 		require.Equal(t, 1, hook.count("firing", want), "fired once: %s", want)
 		require.Equal(t, 1, hook.count("resolved", want), "resolved once: %s", want)
 	}

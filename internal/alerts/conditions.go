@@ -17,7 +17,8 @@ type observed struct {
 
 // check evaluates one rule's condition on one pipeline; last holds each
 // pipeline's committed position at the previous evaluation.
-func check(r config.AlertRule, st *pipeline.Status, last map[string]offsets.Position) (observed, bool) {
+// verified holds each pipeline's latest verify (absent: never verified).
+func check(r config.AlertRule, st *pipeline.Status, last map[string]offsets.Position, verified map[string]*Verified) (observed, bool) {
 	p := &st.Progress
 	name := st.Name
 	switch r.Condition {
@@ -80,6 +81,17 @@ func check(r config.AlertRule, st *pipeline.Status, last map[string]offsets.Posi
 		return observed{value: strings.Join(p.HeldTables, ", "),
 			summary: fmt.Sprintf("pipeline %s holds %d table(s) for a schema-change decision", name, len(p.HeldTables)),
 			detail:  fmt.Sprintf("Held: %s. Their changes are kept aside until you decide: `cdcd pipelines schema-changes %s`.", strings.Join(p.HeldTables, ", "), name)}, true
+	case "verify_mismatch":
+		v := verified[name]
+		if v == nil || v.Rows() <= int64(r.Threshold) {
+			return observed{}, false
+		}
+		return observed{value: fmt.Sprintf("%d rows", v.Rows()),
+			summary: fmt.Sprintf("verify found %d rows of pipeline %s that differ from the source", v.Rows(), name),
+			detail: fmt.Sprintf("The verify of %s found %d missing, %d extra and %d different rows in %s. "+
+				"The pipeline page of the web UI (or GET /api/v1/pipelines/%s/verifications) shows sample keys; `cdcd pipelines verify %s --repair` reads those tables again. "+
+				"The alert resolves when a verify finds them equal.",
+				v.At.UTC().Format(time.RFC3339), v.Missing, v.Extra, v.Different, strings.Join(v.Tables, ", "), name, name)}, true
 	case "retrying":
 		if st.Attempts == 0 || st.State == pipeline.StateFailed || st.State == pipeline.StateNeedsResync {
 			return observed{}, false

@@ -69,6 +69,9 @@ type Config struct {
 	Store   Store
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
+	// LastVerify returns the outcome of a pipeline's latest verify (false:
+	// never verified). It is asked only while a verify_mismatch rule exists.
+	LastVerify func(ctx context.Context, pipeline string) (Verified, bool, error)
 	// Retry are the waits before each retry of a delivery (default 10s, 30s,
 	// 1m, 5m, 15m: six attempts).
 	Retry []time.Duration
@@ -76,6 +79,17 @@ type Config struct {
 
 // DefaultRetry are the waits between delivery attempts.
 var DefaultRetry = []time.Duration{10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute}
+
+// Verified is the outcome of a pipeline's latest verify: the rows it found
+// missing, extra or different at the destination, and in which tables.
+type Verified struct {
+	At                        time.Time
+	Missing, Extra, Different int64
+	Tables                    []string
+}
+
+// Rows is how many rows differ in any way.
+func (v Verified) Rows() int64 { return v.Missing + v.Extra + v.Different }
 
 type key struct{ rule, pipeline string }
 
@@ -198,6 +212,7 @@ func (e *Engine) load(ctx context.Context) error {
 // Evaluate runs every rule against every pipeline's status once, as of now.
 func (e *Engine) Evaluate(ctx context.Context, now time.Time) {
 	statuses := e.cfg.Statuses()
+	verified := e.verified(ctx, statuses)
 	e.mu.Lock()
 	rules := e.rules
 	seen := map[key]bool{}
@@ -209,7 +224,11 @@ func (e *Engine) Evaluate(ctx context.Context, now time.Time) {
 			if len(r.Pipelines) > 0 && !slices.Contains(r.Pipelines, st.Name) {
 				continue
 			}
-			c, ok := check(r, st, e.last)
+			if v, known := verified[st.Name]; r.Condition == "verify_mismatch" && known && v == nil {
+				seen[key{r.Name, st.Name}] = e.active[key{r.Name, st.Name}] != nil // unreadable: as it was
+				continue
+			}
+			c, ok := check(r, st, e.last, verified)
 			if !ok {
 				continue
 			}
@@ -270,6 +289,30 @@ func (e *Engine) Evaluate(ctx context.Context, now time.Time) {
 			e.log.Error("alert notification dropped: too many waiting", "channel", d.channel, "rule", d.n.Rule, "pipeline", d.n.Pipeline)
 		}
 	}
+}
+
+// verified returns the latest verify of each pipeline, when a
+// verify_mismatch rule needs it. A pipeline whose outcome cannot be read is
+// left out (its alert stays as it is: pending or firing ones are kept).
+func (e *Engine) verified(ctx context.Context, statuses []pipeline.Status) map[string]*Verified {
+	e.mu.Lock()
+	need := slices.ContainsFunc(e.rules.Rules, func(r config.AlertRule) bool { return r.Condition == "verify_mismatch" })
+	e.mu.Unlock()
+	if !need || e.cfg.LastVerify == nil {
+		return nil
+	}
+	out := map[string]*Verified{}
+	for _, st := range statuses {
+		v, ok, err := e.cfg.LastVerify(ctx, st.Name)
+		switch {
+		case err != nil:
+			e.log.Warn("read the latest verify", "pipeline", st.Name, "error", err)
+			out[st.Name] = nil
+		case ok:
+			out[st.Name] = &v
+		}
+	}
+	return out
 }
 
 // notes are the deliveries of one alert's change to each of its channels.

@@ -26,6 +26,15 @@ type world struct {
 	fail     []error // the next deliveries' errors
 	firing   []Active
 	history  []HistoryEntry
+	verified map[string]Verified // each pipeline's latest verify
+	verr     error               // LastVerify's error, when set
+}
+
+func (w *world) LastVerify(_ context.Context, name string) (Verified, bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v, ok := w.verified[name]
+	return v, ok, w.verr
 }
 
 func (w *world) set(st ...pipeline.Status) {
@@ -91,7 +100,8 @@ func (w *world) engine() *Engine {
 			}
 			return w, nil
 		},
-		Store: w,
+		Store:      w,
+		LastVerify: w.LastVerify,
 	})
 }
 
@@ -277,14 +287,49 @@ func TestConditions(t *testing.T) {
 		{config.AlertRule{Condition: "retrying"}, pipeline.Status{Name: "p", State: pipeline.StateCreated, Attempts: 3}, "pipeline p keeps failing and retrying (3 attempts)"},
 	} {
 		last := map[string]offsets.Position{"p": offsets.AppendUint(nil, 5)}
-		_, ok := check(tc.rule, &healthy, last)
+		_, ok := check(tc.rule, &healthy, last, nil)
 		require.False(t, ok, "%s holds on a healthy pipeline", tc.rule.Condition)
-		o, ok := check(tc.rule, &tc.bad, last)
+		o, ok := check(tc.rule, &tc.bad, last, nil)
 		require.True(t, ok, tc.rule.Condition)
 		require.Equal(t, tc.want, o.summary)
 		require.NotEmpty(t, o.detail)
 	}
 	for c := range config.AlertConditions {
-		require.NotPanics(t, func() { check(config.AlertRule{Condition: c}, &pipeline.Status{}, nil) })
+		require.NotPanics(t, func() { check(config.AlertRule{Condition: c}, &pipeline.Status{}, nil, nil) })
 	}
+}
+
+// verify_mismatch fires when the latest verify found more differing rows than
+// the threshold, stays as it is while the outcome cannot be read, and
+// resolves when a later verify finds the tables equal.
+func TestVerifyMismatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &world{verified: map[string]Verified{"a": {At: time.Now()}}}
+		w.set(lagging("a", 0), lagging("b", 0))
+		e := w.engine()
+		e.SetRules(rules(config.AlertRule{Name: "diff", Condition: "verify_mismatch", Threshold: 2, Channels: []string{"ops"}}))
+		stop := start(t, e)
+		defer stop()
+		step := func(v map[string]Verified, err error) {
+			w.mu.Lock()
+			w.verified, w.verr = v, err
+			w.mu.Unlock()
+			time.Sleep(config.DefaultEvaluationInterval + time.Second)
+			synctest.Wait()
+		}
+		step(map[string]Verified{"a": {Missing: 1, Extra: 1}}, nil)
+		require.Empty(t, w.notes(), "2 rows is not over the threshold")
+		step(map[string]Verified{"a": {At: time.Now(), Missing: 1, Extra: 1, Different: 1, Tables: []string{"public.users"}}}, nil)
+		require.Equal(t, []string{"firing diff/a"}, w.notes())
+		act := e.Active()
+		require.Len(t, act, 1)
+		require.Equal(t, "3 rows", act[0].Value)
+		require.Contains(t, act[0].Detail, "1 missing, 1 extra and 1 different rows in public.users")
+		require.Contains(t, act[0].Detail, "cdcd pipelines verify a --repair")
+		step(nil, errors.New("store unreachable"))
+		require.Equal(t, []string{"firing diff/a"}, w.notes(), "an outcome that cannot be read resolves nothing")
+		require.Len(t, e.Active(), 1)
+		step(map[string]Verified{"a": {At: time.Now()}}, nil)
+		require.Equal(t, []string{"firing diff/a", "resolved diff/a"}, w.notes())
+	})
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/store"
 	"github.com/cdcd-dev/cdcd/notify"
+	"github.com/cdcd-dev/cdcd/verify"
 )
 
 // NewAlerts returns the alert engine over the app's pipelines, its alert
@@ -17,12 +19,34 @@ import (
 // the next notification) and the metadata store.
 func (a *App) NewAlerts(conns ConnectionSource) *alerts.Engine {
 	return alerts.New(alerts.Config{
-		Statuses: a.Supervisor.List,
-		Channel:  func(ctx context.Context, name string) (notify.Notifier, error) { return a.channel(ctx, name, conns) },
-		Store:    store.Alerts(a.Store),
-		Logger:   a.log(),
-		Metrics:  a.Registerer,
+		Statuses:   a.Supervisor.List,
+		Channel:    func(ctx context.Context, name string) (notify.Notifier, error) { return a.channel(ctx, name, conns) },
+		Store:      store.Alerts(a.Store),
+		LastVerify: a.lastVerify,
+		Logger:     a.log(),
+		Metrics:    a.Registerer,
 	})
+}
+
+// lastVerify returns the outcome of pipeline name's latest verify, for the
+// verify_mismatch condition.
+func (a *App) lastVerify(ctx context.Context, name string) (alerts.Verified, bool, error) {
+	vs, err := store.Verifications(a.Store).ListVerifications(ctx, name, 1)
+	if err != nil || len(vs) == 0 {
+		return alerts.Verified{}, false, err
+	}
+	var r VerifyReport
+	if err := json.Unmarshal(vs[0].Report, &r); err != nil {
+		return alerts.Verified{}, false, fmt.Errorf("stored verify report of pipeline %q: %w", name, err)
+	}
+	v := alerts.Verified{At: r.StartedAt}
+	for _, t := range r.Tables {
+		if t.Status == verify.StatusDifferent {
+			v.Missing, v.Extra, v.Different = v.Missing+t.Missing, v.Extra+t.Extra, v.Different+t.Different
+			v.Tables = append(v.Tables, t.Table)
+		}
+	}
+	return v, true, nil
 }
 
 // channel builds the notifier of alert channel name.

@@ -25,7 +25,7 @@ type AlertRule struct {
 	// Condition is one of AlertConditions.
 	Condition string `yaml:"condition" json:"condition"`
 	// Threshold is the value the condition compares with (lag_seconds,
-	// retained_wal_bytes).
+	// retained_wal_bytes, verify_mismatch).
 	Threshold float64 `yaml:"threshold,omitempty" json:"threshold,omitempty"`
 	// For is how long the condition must hold before the alert fires.
 	For Duration `yaml:"for,omitempty" json:"for,omitempty"`
@@ -48,6 +48,7 @@ var AlertConditions = map[string]string{
 	"pipeline_failed":    "the pipeline is failed or needs_resync",
 	"schema_change_held": "a table is held by the schema-change policy",
 	"retrying":           "attempts of the pipeline fail and are retried",
+	"verify_mismatch":    "the pipeline's latest verify found more than threshold rows (default 0: any) missing, extra or different at the destination",
 }
 
 // AlertRuleName is what a rule's name must match.
@@ -109,6 +110,10 @@ func validateAlerts(a Alerts, path string, reg *registry.Registry, conns map[str
 			ps.add(rp+".condition", "unknown condition %q (one of %s)", r.Condition, strings.Join(names, ", "))
 		}
 		switch r.Condition {
+		case "verify_mismatch":
+			if r.Threshold < 0 || r.Threshold != float64(int64(r.Threshold)) {
+				ps.add(rp+".threshold", "must be a whole number of rows, 0 or more (0: any difference)")
+			}
 		case "lag_seconds", "retained_wal_bytes":
 			if r.Threshold <= 0 {
 				ps.add(rp+".threshold", "required: a positive number (%s)", map[string]string{"lag_seconds": "seconds", "retained_wal_bytes": "bytes"}[r.Condition])

@@ -70,9 +70,12 @@ func newHarness(t *testing.T, opts ...Option) *harness {
 	return h
 }
 
-// emulatorConfig is the sink's config for a dataset of the emulator.
+// emulatorConfig is the sink's config for a dataset of the emulator. The
+// emulator keeps its data in one SQLite database, which takes one writer:
+// two tables of a batch loaded at once fail there with "database is locked"
+// (a retryable error), so its loads run one at a time.
 func emulatorConfig(e *testenv.BigQueryEmulator, dataset string) Config {
-	return Config{Project: e.Project, Dataset: dataset, Endpoint: e.Endpoint(), StorageEndpoint: e.GRPCAddr(), NoAuth: true}.WithDefaults()
+	return Config{Project: e.Project, Dataset: dataset, Endpoint: e.Endpoint(), StorageEndpoint: e.GRPCAddr(), NoAuth: true, MergeParallelism: 1}.WithDefaults()
 }
 
 // client is the harness's own REST client (to read state), configured as the sink's.

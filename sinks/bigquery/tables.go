@@ -123,33 +123,36 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 		if err := s.names.Check(d.Table); err != nil {
 			return err
 		}
-		s.mu.Lock()
-		delete(s.tables, d.Table.ID)
-		s.mu.Unlock()
-		cur, err := s.readTable(ctx, d.Table.ID)
-		if err != nil {
-			return err
-		}
-		switch {
-		case cur == nil && slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }):
-		case cur == nil && d.From != 0:
-			// a table replicated before: its rows are gone with it
-			return &sinks.TableLostError{Table: d.Table.ID, Dest: s.cfg.Dataset + "." + s.cfg.DestName(d.Table.ID)}
-		case cur == nil:
-			err = s.createTable(ctx, d.Table)
-		default:
-			err = s.alterTable(ctx, cur, d)
-		}
-		if err != nil {
-			return err
-		}
-		if cur != nil {
-			if err := s.fill(ctx, d); err != nil {
-				return err
-			}
+		if err := s.applyDelta(ctx, d); err != nil {
+			return sinks.ForTable(d.Table.ID, err)
 		}
 	}
 	return nil
+}
+
+// applyDelta creates or alters d's table and fills its added columns.
+func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
+	s.mu.Lock()
+	delete(s.tables, d.Table.ID)
+	s.mu.Unlock()
+	cur, err := s.readTable(ctx, d.Table.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur == nil && slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }):
+	case cur == nil && d.From != 0:
+		// a table replicated before: its rows are gone with it
+		return &sinks.TableLostError{Table: d.Table.ID, Dest: s.cfg.Dataset + "." + s.cfg.DestName(d.Table.ID)}
+	case cur == nil:
+		err = s.createTable(ctx, d.Table)
+	default:
+		err = s.alterTable(ctx, cur, d)
+	}
+	if err != nil || cur == nil {
+		return err
+	}
+	return s.fill(ctx, d)
 }
 
 // fill writes each added column's Existing value into the rows written before

@@ -354,7 +354,7 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 		}
 		delete(s.tables, d.Table.ID)
 		if err := s.applyDelta(ctx, d); err != nil {
-			return err
+			return sinks.ForTable(d.Table.ID, err)
 		}
 		delete(s.tables, d.Table.ID)
 	}
@@ -724,7 +724,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	}
 	for _, id := range order {
 		if err := s.writeTable(ctx, id, changes, byTable[id], n); err != nil {
-			return err
+			return sinks.ForTable(id, err)
 		}
 	}
 	if err := s.logBatch(ctx, n, last); err != nil {

@@ -290,7 +290,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 		}
 		buf = appendLine(buf[:0], c)
 		if _, err := tf.w.Write(buf); err != nil {
-			return fmt.Errorf("write %s: %w", c.Table, err)
+			return sinks.ForTable(c.Table, fmt.Errorf("write %s: %w", c.Table, err))
 		}
 		tf.last = c.Pos.Clone()
 		touched[tf] = c.Table

@@ -394,7 +394,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) (err error) {
 	s.swept = s.swept[:0]
 	for _, id := range order {
 		if err := s.writeTable(ctx, tx, id, byTable[id]); err != nil {
-			return err
+			return sinks.ForTable(id, err)
 		}
 	}
 	if b.Checkpoint != nil && b.Checkpoint.Compare(stored) > 0 {

@@ -137,7 +137,7 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 			}
 			delete(s.tables, d.Table.ID) // re-read after the change
 			if err := s.applyDelta(ctx, tx, d); err != nil {
-				return err
+				return sinks.ForTable(d.Table.ID, err)
 			}
 			delete(s.tables, d.Table.ID)
 		}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -143,6 +144,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		},
 		"names_never_cut_or_shared": testNames,
 		"lost_table":                testLostTable,
+		"write_error_names_table":   testWriteErrorNamesTable,
 		"verify":                    testVerify,
 		"plan_ddl_reads_only":       testPlanDDL,
 	}
@@ -617,6 +619,42 @@ func testLostTable(t *testing.T, h Harness) {
 	s.apply(createDelta(Items))
 	s.write(batch(true, g.change(schema.OpSnapshot, 1, 10, "a"), g.change(schema.OpSnapshot, 2, 20, "b"), g.change(schema.OpInsert, 3, 30, "c")))
 	expect(t, h, Items, map[int64]schema.Row{1: row(1, 10, "a"), 2: row(2, 20, "b"), 3: row(3, 30, "c")})
+}
+
+// testWriteErrorNamesTable writes a batch of two tables, one of whose
+// values no destination type of a NUMERIC(38,10) column holds but the file
+// sink's: either the sink holds it exactly, or the write fails with a
+// sinks.TableError naming that table (the engine shows it as failed), as a
+// permanent error that does not quote the value.
+func testWriteErrorNamesTable(t *testing.T, h Harness) {
+	ctx := context.Background()
+	var g gen
+	wide := schema.Table{ID: schema.TableID{Namespace: "public", Name: "wide"}, Version: 1, PrimaryKey: []string{"id"},
+		Columns: []schema.Column{
+			{Name: "id", Type: schema.Type{Kind: schema.KindInt, Name: "int8"}},
+			{Name: "n", Type: schema.Type{Kind: schema.KindDecimal, Name: "numeric", Precision: 38, Scale: 10}, Nullable: true},
+		}}
+	const bigText = "987654321098765432109876543210987654.5" // 36 digits before the point: more than 28
+	s := open(t, h, Options{})
+	s.apply(createDelta(Items), createDelta(wide))
+	bad := schema.Row{{Name: "id", Value: schema.Int(1)}, {Name: "n", Value: schema.MustDecimal(bigText)}}
+	err := s.s.Write(ctx, batch(true, g.change(schema.OpInsert, 1, 10, "a"),
+		schema.Change{Op: schema.OpInsert, Table: wide.ID, Version: 1, Pos: g.pos(), Key: bad[:1], After: bad}))
+	if err == nil {
+		got := h.State(t, wide)[key(1)]
+		v, _ := got.Row.Get("n")
+		// the column's scale may show: equal as numbers
+		w, _ := new(big.Rat).SetString(bigText)
+		g, ok := new(big.Rat).SetString(v.Text())
+		require.True(t, ok && w.Cmp(g) == 0, "the write succeeded and stored %s for %s: the value was altered silently", v.AppendJSON(nil), bigText)
+		t.Logf("the destination holds %s exactly", bigText)
+		return
+	}
+	var te *sinks.TableError
+	require.ErrorAs(t, err, &te, "the write failed with %v, which names no table (sinks.TableError)", err)
+	require.Equal(t, wide.ID, te.Table)
+	require.True(t, component.IsPermanent(err), "a value the destination cannot hold is a permanent error: %v", err)
+	require.NotContains(t, err.Error(), "98765432109876", "the error quotes the value")
 }
 
 // testSweep: a table's resync re-reads its rows while the stream goes on and

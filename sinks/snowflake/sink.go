@@ -285,7 +285,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.MergeParallelism)
 	for i := range loads {
-		g.Go(func() error { return s.writeLoad(gctx, n, i, &loads[i]) })
+		g.Go(func() error { return sinks.ForTable(loads[i].Table, s.writeLoad(gctx, n, i, &loads[i])) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

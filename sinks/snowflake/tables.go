@@ -225,7 +225,7 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 		delete(s.tables, d.Table.ID)
 		s.mu.Unlock()
 		if err := s.applyDelta(ctx, d); err != nil {
-			return err
+			return sinks.ForTable(d.Table.ID, err)
 		}
 	}
 	return nil

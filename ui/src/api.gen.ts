@@ -1002,10 +1002,12 @@ export interface components {
             tables?: {
                 table: string;
                 /**
-                 * @description resyncing: read again by a resync, the rows it does not find removed when it ends
+                 * @description resyncing: read again by a resync, the rows it does not find removed when it ends; failed: the pipeline's last attempt failed on this table (error says why) and it is failed or retrying
                  * @enum {string}
                  */
-                state: "snapshotting" | "resyncing" | "streaming" | "held";
+                state: "snapshotting" | "resyncing" | "streaming" | "held" | "failed";
+                /** @description why the table is failed */
+                error?: string;
                 snapshot_rows: number;
                 inserts: number;
                 updates: number;
@@ -1057,8 +1059,8 @@ export interface components {
             rules?: {
                 name: string;
                 /** @enum {string} */
-                condition: "lag_seconds" | "retained_wal_bytes" | "wal_status" | "not_advancing" | "pipeline_failed" | "schema_change_held" | "retrying";
-                /** @description seconds (lag_seconds) or bytes (retained_wal_bytes) */
+                condition: "lag_seconds" | "retained_wal_bytes" | "wal_status" | "not_advancing" | "pipeline_failed" | "schema_change_held" | "retrying" | "verify_mismatch";
+                /** @description seconds (lag_seconds), bytes (retained_wal_bytes), or rows allowed to differ (verify_mismatch, default 0) */
                 threshold?: number;
                 /** @description how long the condition must hold before the alert fires */
                 for?: string;

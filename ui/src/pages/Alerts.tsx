@@ -6,14 +6,15 @@ import { can, useSession } from '../session';
 
 type Rule = NonNullable<Schemas['Alerts']['rules']>[number];
 
-const conditions: { value: Rule['condition']; label: string; threshold?: string }[] = [
-  { value: 'lag_seconds', label: 'lag over a number of seconds', threshold: 'seconds' },
-  { value: 'retained_wal_bytes', label: 'retained source log over a size', threshold: 'bytes' },
+const conditions: { value: Rule['condition']; label: string; threshold?: string; initial?: number }[] = [
+  { value: 'lag_seconds', label: 'lag over a number of seconds', threshold: 'seconds', initial: 60 },
+  { value: 'retained_wal_bytes', label: 'retained source log over a size', threshold: 'bytes', initial: 10 * 1024 ** 3 },
   { value: 'wal_status', label: "the slot's wal_status is not reserved" },
   { value: 'not_advancing', label: 'the position does not advance' },
   { value: 'pipeline_failed', label: 'the pipeline failed or needs a resync' },
   { value: 'schema_change_held', label: 'a schema change waits for a decision' },
   { value: 'retrying', label: 'the pipeline keeps retrying' },
+  { value: 'verify_mismatch', label: 'verify found rows that differ from the source', threshold: 'rows allowed to differ', initial: 0 },
 ];
 
 function newRule(channel: string): Rule {
@@ -142,7 +143,7 @@ export function Alerts() {
                   <select id={`r${i}-cond`} value={r.condition} disabled={!editor} onChange={(e) => {
                       const c = e.currentTarget.value as Rule['condition'];
                       // a condition without a threshold takes none
-                      set(i, { condition: c, threshold: conditions.find((x) => x.value === c)?.threshold ? (r.threshold ?? 60) : undefined });
+                      set(i, { condition: c, threshold: conditions.find((x) => x.value === c)?.initial });
                     }}>
                     {conditions.map((c) => (
                       <option key={c.value} value={c.value}>

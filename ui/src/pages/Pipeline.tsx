@@ -79,6 +79,11 @@ function Tables({ tables, held, onResync }: { tables: TableProgress[]; held: Set
               <td>{t.table}</td>
               <td>
                 <StateBadge state={held.has(t.table) ? 'held' : t.state} />
+                {t.error && (
+                  <p class="table-error" data-testid="table-error">
+                    {t.error}
+                  </p>
+                )}
               </td>
               <td>
                 {t.state === 'snapshotting' ? (
