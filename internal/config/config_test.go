@@ -280,3 +280,28 @@ func TestConnectionFitsItsType(t *testing.T) {
 	err = config.ValidateConnection(conn("postgres", `{dsn: x, tables: [a.b], schema: s}`), r, config.Secrets{})
 	require.ErrorContains(t, err, `fits no role of a postgres connection: as a source: unknown key "schema"; as a destination: unknown key "tables"`)
 }
+
+// A rule's threshold is checked against its condition: verify_mismatch takes
+// a whole number of rows, 0 or more; conditions without one take none.
+func TestAlertThresholds(t *testing.T) {
+	t.Parallel()
+	rule := func(name, cond string, th float64) config.AlertRule {
+		return config.AlertRule{Name: name, Condition: cond, Threshold: th, Channels: []string{"ops"}}
+	}
+	err := config.ValidateAlerts(config.Alerts{Rules: []config.AlertRule{
+		rule("any", "verify_mismatch", 0), rule("some", "verify_mismatch", 10),
+		rule("neg", "verify_mismatch", -1), rule("half", "verify_mismatch", 0.5),
+		rule("lag", "lag_seconds", 0), rule("held", "schema_change_held", 3),
+	}}, testRegistry(), nil)
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"alerts.rules[neg].threshold: must be a whole number of rows", "alerts.rules[half].threshold: must be a whole number of rows",
+		"alerts.rules[lag].threshold: required: a positive number (seconds)", "alerts.rules[held].threshold: condition schema_change_held takes no threshold",
+	} {
+		require.Contains(t, msg, want)
+	}
+	for _, ok := range []string{"rules[any].threshold", "rules[some].threshold"} {
+		require.NotContains(t, msg, ok)
+	}
+}
