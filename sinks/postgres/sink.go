@@ -409,19 +409,25 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) (err error) {
 			s.tombstones = false
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return classify(fmt.Errorf("commit: %w", err))
-	}
-	for _, sw := range s.swept {
-		s.m.swept.WithLabelValues(s.pipeline, sw.table).Add(float64(sw.n))
-		s.log.Info("table resync finished: rows no longer at the source removed", "table", sw.table, "rows", sw.n, "delete_mode", s.cfg.DeleteMode)
-	}
+	// The checkpoint is claimed before the transaction commits: an engine
+	// Commit of an earlier checkpoint waits for this transaction's row lock
+	// and reads its offset as soon as it commits, and must then know it is
+	// this epoch's own (claimed after, the CI's four-pipeline test saw
+	// "would move back" once). A claim whose transaction fails is harmless:
+	// under this epoch only its own Writes move the offset.
 	if b.Checkpoint != nil {
 		s.epochMu.Lock()
 		if s.epoch == epoch && b.Checkpoint.Compare(s.written) > 0 {
 			s.written = b.Checkpoint.Clone()
 		}
 		s.epochMu.Unlock()
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return classify(fmt.Errorf("commit: %w", err))
+	}
+	for _, sw := range s.swept {
+		s.m.swept.WithLabelValues(s.pipeline, sw.table).Add(float64(sw.n))
+		s.log.Info("table resync finished: rows no longer at the source removed", "table", sw.table, "rows", sw.n, "delete_mode", s.cfg.DeleteMode)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -846,6 +847,23 @@ func testCommitBehindWrite(t *testing.T, h Harness) {
 	p, err := st.Load(ctx, pipeline)
 	require.NoError(t, err)
 	require.Equal(t, 0, p.Compare(b2.Checkpoint))
+
+	// as the engine runs them: the commit of a checkpoint-only batch (a
+	// heartbeat) while the next batch's Write stores a later checkpoint with
+	// its data; the commit waits for the Write's lock and then reads its
+	// offset, which is the sink's own and no regression
+	for i := range 50 {
+		hb := g.pos()
+		b := batch(true, g.change(schema.OpInsert, int64(100+i), 1, "x"))
+		var wg sync.WaitGroup
+		var werr, cerr error
+		wg.Add(2)
+		go func() { defer wg.Done(); werr = s.s.Write(ctx, b) }()
+		go func() { defer wg.Done(); cerr = st.Commit(ctx, pipeline, s.epoch, hb) }()
+		wg.Wait()
+		require.NoError(t, werr)
+		require.NoError(t, cerr, "round %d: the commit of a heartbeat below a concurrent Write's checkpoint", i)
+	}
 	// a real regression is still refused
 	s2 := open(t, h, Options{})
 	var re *offsets.RegressionError
