@@ -123,7 +123,7 @@ func setup(t *testing.T) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	handler, err := api.New(api.Config{Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a, Resyncer: a, Verifier: a})
+	handler, err := api.New(api.Config{Connections: a, Pipelines: a, Documents: a, SchemaChanges: a, History: a, Catalogs: a, Alerts: a, Previewer: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a, Resyncer: a, Verifier: a})
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {

@@ -6,15 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/catalog"
 	"github.com/cdcd-dev/cdcd/internal/alerts"
 	"github.com/cdcd-dev/cdcd/internal/series"
-	"github.com/cdcd-dev/cdcd/sources"
 	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,16 +32,21 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Control is what the API drives; internal/app.App implements it.
-type Control interface {
+// The API drives the application through small interfaces, one per area;
+// internal/app.App implements them all. A handler names the one it needs.
+
+// Connections stores, lists, tests and deletes connections.
+type Connections interface {
 	ApplyConnection(ctx context.Context, c config.Connection) (created bool, err error)
 	Connections(ctx context.Context) ([]app.ConnectionView, error)
 	Connection(ctx context.Context, name string) (app.ConnectionView, error)
 	DeleteConnection(ctx context.Context, name string) error
 	TestConnection(ctx context.Context, name, role string) (app.CheckResult, error)
-
 	CheckConnection(ctx context.Context, c config.Connection) error
+}
 
+// Pipelines stores, lists, pauses, resumes and deletes pipelines.
+type Pipelines interface {
 	ApplyPipeline(ctx context.Context, p config.Pipeline, transformChange string) (created bool, notice string, err error)
 	CheckPipeline(ctx context.Context, p config.Pipeline) error
 	Pipelines(ctx context.Context) ([]app.PipelineView, error)
@@ -48,19 +54,48 @@ type Control interface {
 	PausePipeline(ctx context.Context, name string) error
 	ResumePipeline(ctx context.Context, name string) error
 	DeletePipeline(ctx context.Context, name string, force bool) (app.DeleteReport, error)
+}
+
+// Documents checks and applies whole documents (connections, pipelines and
+// alerts at once).
+type Documents interface {
 	ApplyFile(ctx context.Context, f config.File, transformChange string) ([]app.Applied, error)
 	CheckFile(ctx context.Context, f config.File, transformChange string) error
+}
+
+// SchemaChanges lists a pipeline's held schema changes and resolves them,
+// and lists the changes it skipped.
+type SchemaChanges interface {
 	SchemaChanges(ctx context.Context, name string) ([]pipeline.Hold, error)
 	ResolveSchemaChange(ctx context.Context, name, table, decision string) (pipeline.Hold, error)
 	Skipped(ctx context.Context, name string, limit int) ([]store.SkippedChange, error)
+}
+
+// History is what happened to a pipeline: its events, live and kept, and
+// its chart points.
+type History interface {
 	Events(ctx context.Context, name string, after int64, limit int) ([]pipeline.Event, error)
-	Catalog(ctx context.Context, name string, q sources.CatalogQuery) (sources.CatalogPage, error)
+	SubscribeEvents(ctx context.Context, name string) (<-chan pipeline.Event, func(), error)
 	Timeseries(ctx context.Context, name string, window time.Duration) ([]series.Point, error)
+}
+
+// Catalogs lists the tables of a connection's server: a source's to pick,
+// or what exists at a destination (role "source" or "destination"; "": the
+// role the connection's type has, a source when it has both).
+type Catalogs interface {
+	Catalog(ctx context.Context, name, role string, q catalog.Query) (catalog.Page, error)
+}
+
+// Alerts edits the alert rules and shows what fires and what was sent.
+type Alerts interface {
 	AlertRules(ctx context.Context) (config.Alerts, error)
 	ApplyAlerts(ctx context.Context, a config.Alerts) error
 	ActiveAlerts(ctx context.Context) ([]alerts.Active, error)
 	AlertHistory(ctx context.Context, limit int) ([]alerts.HistoryEntry, error)
-	SubscribeEvents(ctx context.Context, name string) (<-chan pipeline.Event, func(), error)
+}
+
+// Previewer runs transforms over a source's sample rows.
+type Previewer interface {
 	Preview(ctx context.Context, req app.PreviewRequest) (app.PreviewResult, error)
 }
 
@@ -109,9 +144,16 @@ type Audit interface {
 
 // Config configures a Server.
 type Config struct {
-	Control Control
-	Tokens  Tokens
-	Audit   Audit
+	Connections   Connections
+	Pipelines     Pipelines
+	Documents     Documents
+	SchemaChanges SchemaChanges
+	History       History
+	Catalogs      Catalogs
+	Alerts        Alerts
+	Previewer     Previewer
+	Tokens        Tokens
+	Audit         Audit
 	// Metrics is what /metrics serves; Registerer takes the API's own
 	// collectors (nil: they are not exported).
 	Metrics    prometheus.Gatherer
@@ -171,6 +213,17 @@ const public store.Role = ""
 
 // New returns a Server.
 func New(cfg Config) (*Server, error) {
+	var missing []string
+	for name, v := range map[string]any{"Connections": cfg.Connections, "Pipelines": cfg.Pipelines, "Documents": cfg.Documents,
+		"SchemaChanges": cfg.SchemaChanges, "History": cfg.History, "Catalogs": cfg.Catalogs, "Alerts": cfg.Alerts, "Previewer": cfg.Previewer} {
+		if v == nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("api: Config needs %s", strings.Join(missing, ", "))
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -559,7 +612,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // --- connections ---
 
 func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) {
-	list, err := s.cfg.Control.Connections(r.Context())
+	list, err := s.cfg.Connections.Connections(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -596,7 +649,7 @@ func (s *Server) decodeConnection(w http.ResponseWriter, r *http.Request, name s
 	}
 	if len(schema) > 0 {
 		var ps config.Problems
-		errors.As(s.cfg.Control.CheckConnection(r.Context(), c), &ps)
+		errors.As(s.cfg.Connections.CheckConnection(r.Context(), c), &ps)
 		writeError(w, http.StatusUnprocessableEntity, "invalid connection document", merge(schema, ps))
 		return c, false
 	}
@@ -609,7 +662,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setTarget(r, "connection "+c.Name)
-	if _, err := s.cfg.Control.Connection(r.Context(), c.Name); err == nil {
+	if _, err := s.cfg.Connections.Connection(r.Context(), c.Name); err == nil {
 		writeError(w, http.StatusConflict, fmt.Sprintf("connection %q exists; use PUT /api/v1/connections/%s to change it", c.Name, c.Name), nil)
 		return
 	}
@@ -625,12 +678,12 @@ func (s *Server) putConnection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) applyConnection(w http.ResponseWriter, r *http.Request, c config.Connection) {
-	created, err := s.cfg.Control.ApplyConnection(r.Context(), c)
+	created, err := s.cfg.Connections.ApplyConnection(r.Context(), c)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	v, err := s.cfg.Control.Connection(r.Context(), c.Name)
+	v, err := s.cfg.Connections.Connection(r.Context(), c.Name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -639,7 +692,7 @@ func (s *Server) applyConnection(w http.ResponseWriter, r *http.Request, c confi
 }
 
 func (s *Server) getConnection(w http.ResponseWriter, r *http.Request) {
-	v, err := s.cfg.Control.Connection(r.Context(), r.PathValue("name"))
+	v, err := s.cfg.Connections.Connection(r.Context(), r.PathValue("name"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -648,7 +701,7 @@ func (s *Server) getConnection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Control.DeleteConnection(r.Context(), r.PathValue("name")); err != nil {
+	if err := s.cfg.Connections.DeleteConnection(r.Context(), r.PathValue("name")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -661,7 +714,7 @@ func (s *Server) testConnection(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid query", config.Problems{{Path: "role", Message: "must be source, destination or alert_channel"}})
 		return
 	}
-	res, err := s.cfg.Control.TestConnection(r.Context(), r.PathValue("name"), role)
+	res, err := s.cfg.Connections.TestConnection(r.Context(), r.PathValue("name"), role)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -672,7 +725,7 @@ func (s *Server) testConnection(w http.ResponseWriter, r *http.Request) {
 // --- pipelines ---
 
 func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request) {
-	list, err := s.cfg.Control.Pipelines(r.Context())
+	list, err := s.cfg.Pipelines.Pipelines(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -701,7 +754,7 @@ func (s *Server) decodePipeline(w http.ResponseWriter, r *http.Request, name str
 	}
 	if len(schema) > 0 {
 		var ps config.Problems
-		errors.As(s.cfg.Control.CheckPipeline(r.Context(), p), &ps)
+		errors.As(s.cfg.Pipelines.CheckPipeline(r.Context(), p), &ps)
 		writeError(w, http.StatusUnprocessableEntity, "invalid pipeline document", merge(schema, ps))
 		return p, false
 	}
@@ -714,7 +767,7 @@ func (s *Server) createPipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setTarget(r, "pipeline "+p.Name)
-	if _, err := s.cfg.Control.Pipeline(r.Context(), p.Name); err == nil {
+	if _, err := s.cfg.Pipelines.Pipeline(r.Context(), p.Name); err == nil {
 		writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %q exists; use PUT /api/v1/pipelines/%s to change it", p.Name, p.Name), nil)
 		return
 	}
@@ -747,11 +800,11 @@ func (s *Server) applyFile(w http.ResponseWriter, r *http.Request) {
 			schema[i].Path = namedPath(schema[i].Path, f)
 		}
 		var ps config.Problems
-		errors.As(s.cfg.Control.CheckFile(r.Context(), f, change), &ps)
+		errors.As(s.cfg.Documents.CheckFile(r.Context(), f, change), &ps)
 		writeError(w, http.StatusUnprocessableEntity, "invalid config file", merge(schema, ps))
 		return
 	}
-	applied, err := s.cfg.Control.ApplyFile(r.Context(), f, change)
+	applied, err := s.cfg.Documents.ApplyFile(r.Context(), f, change)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -839,12 +892,12 @@ func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.
 	if !ok {
 		return
 	}
-	created, notice, err := s.cfg.Control.ApplyPipeline(r.Context(), p, change)
+	created, notice, err := s.cfg.Pipelines.ApplyPipeline(r.Context(), p, change)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	v, err := s.cfg.Control.Pipeline(r.Context(), p.Name)
+	v, err := s.cfg.Pipelines.Pipeline(r.Context(), p.Name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -854,7 +907,7 @@ func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, p config.
 }
 
 func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
-	v, err := s.cfg.Control.Pipeline(r.Context(), r.PathValue("name"))
+	v, err := s.cfg.Pipelines.Pipeline(r.Context(), r.PathValue("name"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -863,7 +916,7 @@ func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) pipelineStatus(w http.ResponseWriter, r *http.Request) {
-	v, err := s.cfg.Control.Pipeline(r.Context(), r.PathValue("name"))
+	v, err := s.cfg.Pipelines.Pipeline(r.Context(), r.PathValue("name"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -890,11 +943,11 @@ func (s *Server) pipelineAction(w http.ResponseWriter, r *http.Request, f func(c
 }
 
 func (s *Server) pausePipeline(w http.ResponseWriter, r *http.Request) {
-	s.pipelineAction(w, r, s.cfg.Control.PausePipeline)
+	s.pipelineAction(w, r, s.cfg.Pipelines.PausePipeline)
 }
 
 func (s *Server) resumePipeline(w http.ResponseWriter, r *http.Request) {
-	s.pipelineAction(w, r, s.cfg.Control.ResumePipeline)
+	s.pipelineAction(w, r, s.cfg.Pipelines.ResumePipeline)
 }
 
 func (s *Server) resyncPipeline(w http.ResponseWriter, r *http.Request) {
@@ -971,7 +1024,7 @@ func (s *Server) deletePipeline(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
 		return
 	}
-	rep, err := s.cfg.Control.DeletePipeline(r.Context(), r.PathValue("name"), force == "true")
+	rep, err := s.cfg.Pipelines.DeletePipeline(r.Context(), r.PathValue("name"), force == "true")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -991,7 +1044,7 @@ type SchemaChangeList struct {
 }
 
 func (s *Server) listSchemaChanges(w http.ResponseWriter, r *http.Request) {
-	holds, err := s.cfg.Control.SchemaChanges(r.Context(), r.PathValue("name"))
+	holds, err := s.cfg.SchemaChanges.SchemaChanges(r.Context(), r.PathValue("name"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1006,7 +1059,7 @@ func (s *Server) resolveSchemaChange(w http.ResponseWriter, r *http.Request) {
 	if !s.readJSON(w, r, &req, `body must be {"decision": "approve" | "reject" | "new_column"}`) {
 		return
 	}
-	h, err := s.cfg.Control.ResolveSchemaChange(r.Context(), r.PathValue("name"), r.PathValue("table"), req.Decision)
+	h, err := s.cfg.SchemaChanges.ResolveSchemaChange(r.Context(), r.PathValue("name"), r.PathValue("table"), req.Decision)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1052,7 +1105,7 @@ func (s *Server) listSkipped(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
 		return
 	}
-	list, err := s.cfg.Control.Skipped(r.Context(), r.PathValue("name"), limit)
+	list, err := s.cfg.SchemaChanges.Skipped(r.Context(), r.PathValue("name"), limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1078,7 +1131,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
 		return
 	}
-	list, err := s.cfg.Control.Events(r.Context(), r.PathValue("name"), int64(after), limit)
+	list, err := s.cfg.History.Events(r.Context(), r.PathValue("name"), int64(after), limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1112,7 +1165,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.PathValue("name")
 	// subscribe first, then read the backlog: nothing falls between the two
-	live, cancel, err := s.cfg.Control.SubscribeEvents(r.Context(), name)
+	live, cancel, err := s.cfg.History.SubscribeEvents(r.Context(), name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1136,7 +1189,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		return true
 	}
 	for {
-		page, err := s.cfg.Control.Events(r.Context(), name, last, 1000)
+		page, err := s.cfg.History.Events(r.Context(), name, last, 1000)
 		if err != nil {
 			return
 		}
@@ -1192,16 +1245,18 @@ func followSSE(r *http.Request, w http.ResponseWriter, rc *http.ResponseControll
 	}
 }
 
-// catalog lists a page of the tables a source connection's server has.
+// catalog lists a page of the tables a connection's server has: a source's
+// to pick, or those that exist at a destination (?role=destination).
 func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 	var ps config.Problems
 	q := r.URL.Query()
 	limit := intParam(q, "limit", 1, 1000, 100, &ps)
-	var cq sources.CatalogQuery
+	var cq catalog.Query
+	var role string
 	for _, p := range []struct {
 		name string
 		dst  *string
-	}{{"schema", &cq.Schema}, {"search", &cq.Search}, {"after", &cq.After}} {
+	}{{"schema", &cq.Schema}, {"search", &cq.Search}, {"after", &cq.After}, {"role", &role}} {
 		if v, ok := param(q, p.name, &ps); ok {
 			if utf8.RuneCountInString(v) > 256 { // the schema counts characters
 				ps = append(ps, config.Problem{Path: p.name, Message: "at most 256 characters"})
@@ -1209,18 +1264,21 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 			*p.dst = v
 		}
 	}
+	if role != "" && role != "source" && role != "destination" {
+		ps = append(ps, config.Problem{Path: "role", Message: "must be source or destination"})
+	}
 	if len(ps) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
 		return
 	}
 	cq.Limit = limit
-	page, err := s.cfg.Control.Catalog(r.Context(), r.PathValue("name"), cq)
+	page, err := s.cfg.Catalogs.Catalog(r.Context(), r.PathValue("name"), role, cq)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if page.Tables == nil {
-		page.Tables = []sources.CatalogTable{}
+		page.Tables = []catalog.Table{}
 	}
 	writeJSON(w, http.StatusOK, page)
 }
@@ -1250,7 +1308,7 @@ func (s *Server) timeseries(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
 		return
 	}
-	points, err := s.cfg.Control.Timeseries(r.Context(), r.PathValue("name"), window)
+	points, err := s.cfg.History.Timeseries(r.Context(), r.PathValue("name"), window)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1264,7 +1322,7 @@ func (s *Server) timeseries(w http.ResponseWriter, r *http.Request) {
 // --- alerts ---
 
 func (s *Server) getAlerts(w http.ResponseWriter, r *http.Request) {
-	a, err := s.cfg.Control.AlertRules(r.Context())
+	a, err := s.cfg.Alerts.AlertRules(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1284,7 +1342,7 @@ func (s *Server) putAlerts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid alerts document", schema)
 		return
 	}
-	if err := s.cfg.Control.ApplyAlerts(r.Context(), a); err != nil {
+	if err := s.cfg.Alerts.ApplyAlerts(r.Context(), a); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -1297,7 +1355,7 @@ type ActiveAlerts struct {
 }
 
 func (s *Server) activeAlerts(w http.ResponseWriter, r *http.Request) {
-	list, err := s.cfg.Control.ActiveAlerts(r.Context())
+	list, err := s.cfg.Alerts.ActiveAlerts(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1320,7 +1378,7 @@ func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid query", ps)
 		return
 	}
-	list, err := s.cfg.Control.AlertHistory(r.Context(), limit)
+	list, err := s.cfg.Alerts.AlertHistory(r.Context(), limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1348,7 +1406,7 @@ func (s *Server) previewTransforms(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid preview request", schema)
 		return
 	}
-	res, err := s.cfg.Control.Preview(r.Context(), req)
+	res, err := s.cfg.Previewer.Preview(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -1550,7 +1608,7 @@ func (s *Server) planPipeline(w http.ResponseWriter, r *http.Request) {
 		// not a pipeline document at all: refused as its creation would be
 		var more config.Problems
 		if err == nil {
-			errors.As(s.cfg.Control.CheckPipeline(r.Context(), p), &more)
+			errors.As(s.cfg.Pipelines.CheckPipeline(r.Context(), p), &more)
 		}
 		writeError(w, http.StatusUnprocessableEntity, "invalid pipeline document", merge(problems, more))
 		return

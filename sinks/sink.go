@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/cdcd-dev/cdcd/catalog"
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -303,6 +304,13 @@ func ForTable(table schema.TableID, err error) error {
 		return err
 	}
 	return &TableError{Table: table, Err: err}
+}
+
+// Cataloger is implemented by sinks that can list the tables that already
+// exist where they write (GET …/connections/{name}/catalog?role=destination),
+// a page at a time, outside any pipeline and without Open. It only reads.
+type Cataloger interface {
+	Catalog(ctx context.Context, q catalog.Query) (catalog.Page, error)
 }
 
 // TableChecker is implemented by sinks that can tell whether a table's

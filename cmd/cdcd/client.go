@@ -581,7 +581,8 @@ func newConnections() *cobra.Command {
 	test.Flags().StringVar(&as, "as", "", "the role to test it in: source, destination or alert_channel (default: the role its config fits; a source without tables is tested on its server alone)")
 	var schemaName, search string
 	var limit int
-	catalog := &cobra.Command{Use: "catalog NAME", Short: "List the tables of a source connection's server: columns, key, estimate, problems", Args: cobra.ExactArgs(1),
+	var catalogAs string
+	catalog := &cobra.Command{Use: "catalog NAME", Short: "List the tables of a connection's server: a source's to pick (columns, key, estimate, problems), or with --as destination those that exist there", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			type table struct {
 				Table           struct{ Namespace, Name string }
@@ -596,7 +597,7 @@ func newConnections() *cobra.Command {
 			after := ""
 			for {
 				q := url.Values{"limit": {strconv.Itoa(min(limit, 1000))}}
-				for k, v := range map[string]string{"schema": schemaName, "search": search, "after": after} {
+				for k, v := range map[string]string{"schema": schemaName, "search": search, "after": after, "role": catalogAs} {
 					if v != "" {
 						q.Set(k, v)
 					}
@@ -632,6 +633,7 @@ func newConnections() *cobra.Command {
 	catalog.Flags().StringVar(&schemaName, "schema", "", "only this schema's (database's) tables")
 	catalog.Flags().StringVar(&search, "search", "", "only tables whose schema.name contains this")
 	catalog.Flags().IntVar(&limit, "limit", 1000, "at most this many tables")
+	catalog.Flags().StringVar(&catalogAs, "as", "", "source or destination: the role to list a type that has both in (a postgres connection); default: source, or destination for a type that is only one")
 	var file string
 	apply := &cobra.Command{Use: "apply -f FILE", Short: "Create or update the connections of a file", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.apply(cmd, file, false) }}

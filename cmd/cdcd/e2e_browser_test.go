@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"io"
 	"net/http"
 	"os"
@@ -68,6 +70,31 @@ func (b *browser) run(steps ...chromedp.Action[chromedp.Void]) {
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.fail("%v", err)
 	}
+}
+
+// scheme switches the page's prefers-color-scheme ("dark" or "light").
+func (b *browser) scheme(v string) {
+	b.t.Helper()
+	b.run(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: v}}})
+		return err
+	}))
+}
+
+// luminance is the relative luminance (WCAG) of the computed background of
+// the element sel matches, its own or the first an ancestor paints.
+func (b *browser) luminance(sel string) float64 {
+	b.t.Helper()
+	return eval[float64](b, fmt.Sprintf(`(() => {
+		for (let e = document.querySelector(%q); e; e = e.parentElement) {
+			const m = getComputedStyle(e).backgroundColor.match(/[\d.]+/g).map(Number);
+			if (m.length === 4 && m[3] === 0) continue;
+			const c = m.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+			return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+		}
+		return 1;
+	})()`, sel))
 }
 
 // eval evaluates a JavaScript expression and returns its value.
@@ -377,6 +404,9 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.fill("#p-dest", "wh")
 	b.shows(`[data-plan-table="public.users"]`, "wh.users")
 	b.shows(`[data-plan-table="public.orders"]`, "wh.orders")
+	// looked up in the destination's catalog: neither exists yet
+	b.shows(`[data-plan-table="public.users"] [data-testid=dest-new]`, "new table")
+	b.shows(`[data-plan-table="public.orders"] [data-testid=dest-new]`, "new table")
 	b.accessible("wizard-destination")
 	b.shot("wizard-destination")
 	b.clickButton("Next")
@@ -405,6 +435,13 @@ func TestBrowserWalkThrough(t *testing.T) {
 	b.shows(`[data-table="public.orders"]`, "120 rows")
 	b.shows(`[data-table="public.users"]`, "streaming")
 	b.shot("pipeline-streaming")
+	// the dark scheme: dark panels, light text, and the same contrast checks
+	require.Greater(t, b.luminance("main"), 0.8, "light scheme by default")
+	b.scheme("dark")
+	require.Less(t, b.luminance(`[data-table="public.users"]`), 0.05, "the dark scheme paints the tables dark")
+	b.accessible("pipeline-dark")
+	b.shot("pipeline-dark")
+	b.scheme("light")
 	var email string
 	require.NoError(t, dst.QueryRow(ctx, `SELECT email FROM wh.users WHERE id = 1`).Scan(&email))
 	require.NotEqual(t, "u1@example.com", email, "the email is hashed at the destination")

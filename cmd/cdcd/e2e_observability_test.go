@@ -342,8 +342,9 @@ func blockSink(t *testing.T, dsn, table string) (release func()) {
 }
 
 // TestCatalogThroughServe: a source connection's tables, through the API and
-// the CLI, for Postgres and MariaDB; a sink connection has none; the answer
-// hides the connection's password.
+// the CLI, for Postgres and MariaDB; a destination connection's existing
+// tables (--as destination), or none for files; the answer hides the
+// connection's password.
 func TestCatalogThroughServe(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -390,7 +391,15 @@ connections:
 	resp.Body.Close()
 	require.Len(t, page.Tables, 1)
 	require.Equal(t, "customers", page.Tables[0].Table.Name)
-	require.Contains(t, cli(t, env, 2, "connections", "catalog", "out"), "connection out is a file, not a source")
+	require.Contains(t, cli(t, env, 2, "connections", "catalog", "out"), "a file destination has no tables to list")
+	require.Contains(t, cli(t, env, 2, "connections", "catalog", "out", "--as", "source"), "connection out is a file, not a source")
+	// a destination's catalog: what exists where it writes
+	_, err = conn.Exec(ctx, `CREATE SCHEMA replica; CREATE TABLE replica.customers (id int PRIMARY KEY, name text NOT NULL, _cdc_version bytea)`)
+	require.NoError(t, err)
+	out = cli(t, env, 0, "connections", "catalog", "pgdst", "--as", "destination", "--schema", "replica")
+	require.Regexp(t, `replica\.customers\s+3\s+id\s+\S+`, out)
+	require.NotContains(t, out, "public.")
+	require.Contains(t, cli(t, env, 2, "connections", "catalog", "pgdst", "--as", "alert_channel"), "role: must be source or destination")
 	require.Contains(t, cli(t, env, 1, "connections", "catalog", "nope"), "404")
 	// -o yaml reads as a config file does; the password stays hidden
 	y := cli(t, env, 0, "connections", "get", "pgsrc", "-o", "yaml")

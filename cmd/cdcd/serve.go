@@ -130,7 +130,7 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 		hosts = append(hosts, h) // the name it was told to listen on
 	}
 	handler, err := api.New(api.Config{
-		Control: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Logger: log, UI: web.FS(), Types: a.Registry, Planner: a, AllEvents: a, Resyncer: a, Verifier: a, Version: version,
+		Connections: a, Pipelines: a, Documents: a, SchemaChanges: a, History: a, Catalogs: a, Alerts: a, Previewer: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Logger: log, UI: web.FS(), Types: a.Registry, Planner: a, AllEvents: a, Resyncer: a, Verifier: a, Version: version,
 		AllowedHosts: hosts, TrustedOrigins: f.trustedOrigins,
 		Ready: func(ctx context.Context) error {
 			select {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/catalog"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/cdcd-dev/cdcd/internal/config"
 	"github.com/cdcd-dev/cdcd/internal/redact"
 	"github.com/cdcd-dev/cdcd/schema"
+	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/cdcd-dev/cdcd/sources"
 	"github.com/cdcd-dev/cdcd/transforms"
 	"go.yaml.in/yaml/v3"
@@ -408,23 +410,75 @@ func (a *App) connectionSource(ctx context.Context, name, table string, sec conf
 // (the API answers 502).
 var ErrUnavailable = errors.New("the server did not answer")
 
-// Catalog lists a page of the tables of a source connection's server.
-func (a *App) Catalog(ctx context.Context, name string, q sources.CatalogQuery) (sources.CatalogPage, error) {
+// Catalog lists a page of the tables of a connection's server: as a source
+// (the tables to pick) or as a destination (the tables that exist there).
+// role "" is the role the connection's type has: a source when it has both.
+func (a *App) Catalog(ctx context.Context, name, role string, q catalog.Query) (catalog.Page, error) {
 	var seen []string
 	sec := a.Secrets.Recording(&seen)
-	s, c, err := a.connectionSource(ctx, name, "catalog.catalog", sec, "connection")
-	if err != nil {
-		return sources.CatalogPage{}, err
+	var list func(context.Context, catalog.Query) (catalog.Page, error)
+	if role == "" {
+		role = "source"
+		if sc, err := a.Store.GetConnection(ctx, name); err == nil {
+			if c, err := config.ParseConnection(sc.Config); err == nil {
+				if _, ok := a.Registry.Sources[c.Type]; !ok {
+					role = "destination"
+				}
+			}
+		}
 	}
-	cat, ok := s.(sources.Cataloger)
-	if !ok {
-		return sources.CatalogPage{}, config.Problems{{Path: "connection", Message: fmt.Sprintf("a %s source has no catalog to list", c.Type)}}
+	switch role {
+	case "source":
+		s, c, err := a.connectionSource(ctx, name, "catalog.catalog", sec, "connection")
+		if err != nil {
+			return catalog.Page{}, err
+		}
+		cat, ok := s.(sources.Cataloger)
+		if !ok {
+			return catalog.Page{}, config.Problems{{Path: "connection", Message: fmt.Sprintf("a %s source has no catalog to list", c.Type)}}
+		}
+		list = cat.Catalog
+	default:
+		snk, c, err := a.connectionSink(ctx, name, sec)
+		if err != nil {
+			return catalog.Page{}, err
+		}
+		cat, ok := snk.(sinks.Cataloger)
+		if !ok {
+			return catalog.Page{}, config.Problems{{Path: "connection", Message: fmt.Sprintf("a %s destination has no tables to list", c.Type)}}
+		}
+		list = cat.Catalog
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	page, err := cat.Catalog(ctx, q)
+	page, err := list(ctx, q)
 	if err != nil {
-		return sources.CatalogPage{}, fmt.Errorf("list the tables of %s: %s: %w", name, scrub(redact.Text(err.Error()), seen), ErrUnavailable)
+		return catalog.Page{}, fmt.Errorf("list the tables of %s: %s: %w", name, scrub(redact.Text(err.Error()), seen), ErrUnavailable)
 	}
 	return page, nil
+}
+
+// connectionSink builds the sink of stored connection name, to read from.
+func (a *App) connectionSink(ctx context.Context, name string, sec config.Secrets) (sinks.Sink, config.Connection, error) {
+	sc, err := a.Store.GetConnection(ctx, name)
+	if err != nil {
+		return nil, config.Connection{}, fmt.Errorf("connection %q: %w", name, err)
+	}
+	c, err := config.ParseConnection(sc.Config)
+	if err != nil {
+		return nil, c, err
+	}
+	f, ok := a.Registry.Sinks[c.Type]
+	if !ok {
+		return nil, c, config.Problems{{Path: "connection", Message: fmt.Sprintf("connection %s is a %s, not a destination", name, c.Type)}}
+	}
+	node, err := sec.Expand(&c.Config, "connection.config")
+	if err != nil {
+		return nil, c, err
+	}
+	snk, err := f.New(node, sinks.Deps{Pipeline: "catalog", Logger: a.log()})
+	if err != nil {
+		return nil, c, config.Problems{{Path: "connection", Message: fmt.Sprintf("connection %s as a destination: %v", name, err)}}
+	}
+	return snk, c, nil
 }

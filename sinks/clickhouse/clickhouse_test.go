@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/catalog"
 	"strings"
 	"sync"
 	"testing"
@@ -274,6 +275,17 @@ func TestOldServerRefusesHardDelete(t *testing.T) {
 	require.True(t, component.IsPermanent(err), "%v", err)
 	require.ErrorContains(t, err, "delete_mode: hard needs ClickHouse 23.2")
 	require.ErrorContains(t, New(h.config(sinktest.Options{HardDelete: true}), sinks.Deps{}).Check(context.Background()), "23.2")
+}
+
+// TestOldServerHasNoCatalog: the destination catalog needs query parameters;
+// an 18.16 server gets a clear, permanent refusal instead of SQL built from a
+// search text.
+func TestOldServerHasNoCatalog(t *testing.T) {
+	t.Parallel()
+	h := newServerHarness(t).(serverHarness)
+	_, err := h.NewSink(t, sinktest.Options{}).(*Sink).Catalog(context.Background(), catalog.Query{Search: "x'", Limit: 10})
+	require.True(t, component.IsPermanent(err), "%v", err)
+	require.ErrorContains(t, err, "needs ClickHouse 21.x or later")
 }
 
 // TestEncodeDatesItCannotHold: Postgres infinity, -infinity, BC dates and

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcd-dev/cdcd/catalog"
 	"github.com/cdcd-dev/cdcd/internal/component"
 	"github.com/cdcd-dev/cdcd/offsets"
 	"github.com/cdcd-dev/cdcd/schema"
@@ -146,6 +147,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		"names_never_cut_or_shared": testNames,
 		"lost_table":                testLostTable,
 		"write_error_names_table":   testWriteErrorNamesTable,
+		"catalog_lists_tables":      testCatalog,
 		"verify":                    testVerify,
 		"plan_ddl_reads_only":       testPlanDDL,
 	}
@@ -656,6 +658,58 @@ func testWriteErrorNamesTable(t *testing.T, h Harness) {
 	require.Equal(t, wide.ID, te.Table)
 	require.True(t, component.IsPermanent(err), "a value the destination cannot hold is a permanent error: %v", err)
 	require.NotContains(t, err.Error(), "98765432109876", "the error quotes the value")
+}
+
+// testCatalog: a sink that lists its destination's tables (sinks.Cataloger)
+// lists those it created, under their destination names, with their columns
+// (the metadata ones too), a page at a time.
+func testCatalog(t *testing.T, h Harness) {
+	s := open(t, h, Options{})
+	cat, ok := s.s.(sinks.Cataloger)
+	if !ok {
+		t.Skip("the sink lists no destination tables")
+	}
+	namer, ok := s.s.(sinks.Namer)
+	require.True(t, ok, "a sinks.Cataloger must be a sinks.Namer")
+	second := Items
+	second.ID.Name = "items_two"
+	s.apply(createDelta(Items), createDelta(second))
+	ctx := context.Background()
+	var dests []string
+	for _, tbl := range []schema.Table{Items, second} {
+		d, err := namer.DestinationName(tbl)
+		require.NoError(t, err)
+		dests = append(dests, strings.ToLower(d))
+	}
+	named := func(ct catalog.Table, dest string) bool {
+		return strings.HasSuffix(dest, strings.ToLower(ct.Table.Namespace+"."+ct.Table.Name))
+	}
+	// the harness's namespace (other tests write their own): the part of the
+	// destination name before the table's
+	parts := strings.Split(dests[0], ".")
+	require.GreaterOrEqual(t, len(parts), 2, "destination name %s", dests[0])
+	ns := parts[len(parts)-2]
+	page, err := cat.Catalog(ctx, catalog.Query{Search: ns + ".items", Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, page.Tables, 1)
+	require.NotEmpty(t, page.Next, "a second page")
+	first := page.Tables[0]
+	require.True(t, named(first, dests[0]), "first table %s is not %s", first.Table, dests[0])
+	var cols []string
+	for _, c := range first.Columns {
+		require.NotEmpty(t, c.Type, "column %s has no type", c.Name)
+		cols = append(cols, strings.ToLower(c.Name))
+	}
+	require.Subset(t, cols, []string{"id", "v", "doc"})
+	require.Greater(t, len(cols), 3, "the metadata columns are listed too: %v", cols)
+	require.NotNil(t, first.PrimaryKey)
+	page, err = cat.Catalog(ctx, catalog.Query{Search: ns + ".items", Limit: 1, After: page.Next})
+	require.NoError(t, err)
+	require.Len(t, page.Tables, 1)
+	require.True(t, named(page.Tables[0], dests[1]), "second table %s is not %s", page.Tables[0].Table, dests[1])
+	require.Empty(t, page.Next, "the search matches two tables")
+	_, err = cat.Catalog(ctx, catalog.Query{After: "not a cursor", Limit: 1})
+	require.Error(t, err)
 }
 
 // testSweep: a table's resync re-reads its rows while the stream goes on and

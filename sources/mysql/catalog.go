@@ -3,10 +3,10 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/catalog"
 	"strings"
 
 	"github.com/cdcd-dev/cdcd/schema"
-	"github.com/cdcd-dev/cdcd/sources"
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
@@ -16,19 +16,19 @@ const systemSchemas = `('mysql', 'information_schema', 'performance_schema', 'sy
 // Catalog implements sources.Cataloger: the server's base tables outside its
 // system databases, a page at a time, with their columns, primary key,
 // estimate, and what stands in the way of replicating them.
-func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.CatalogPage, error) {
-	afterNS, afterName, err := sources.ParseCatalogCursor(q.After)
+func (s *Source) Catalog(ctx context.Context, q catalog.Query) (catalog.Page, error) {
+	afterNS, afterName, err := catalog.ParseCursor(q.After)
 	if err != nil {
-		return sources.CatalogPage{}, err
+		return catalog.Page{}, err
 	}
 	conn, err := s.connect(ctx)
 	if err != nil {
-		return sources.CatalogPage{}, err
+		return catalog.Page{}, err
 	}
 	defer conn.Close()
 	search := ""
 	if q.Search != "" {
-		search = sources.LikePattern(q.Search)
+		search = catalog.LikePattern(q.Search)
 	}
 	// names first: TABLE_ROWS and ENGINE make the server open every table
 	// the query scans (3.5 s for a first page among 10,000 tables), so they
@@ -40,14 +40,14 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 		ORDER BY CAST(TABLE_SCHEMA AS BINARY), CAST(TABLE_NAME AS BINARY) LIMIT ?`,
 		q.Schema, q.Schema, search, search, afterNS, afterName, q.Limit+1)
 	if err != nil {
-		return sources.CatalogPage{}, fmt.Errorf("read the catalog: %w", err)
+		return catalog.Page{}, fmt.Errorf("read the catalog: %w", err)
 	}
-	var page sources.CatalogPage
+	var page catalog.Page
 	index := map[schema.TableID]int{}
 	for i := range res.RowNumber() {
 		ns, _ := res.GetString(i, 0)
 		name, _ := res.GetString(i, 1)
-		t := sources.CatalogTable{Table: schema.TableID{Namespace: ns, Name: name}, Columns: []sources.CatalogColumn{}, PrimaryKey: []string{}}
+		t := catalog.Table{Table: schema.TableID{Namespace: ns, Name: name}, Columns: []catalog.Column{}, PrimaryKey: []string{}}
 		index[t.Table] = len(page.Tables)
 		page.Tables = append(page.Tables, t)
 	}
@@ -57,7 +57,7 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 		}
 		page.Tables = page.Tables[:q.Limit]
 		last := page.Tables[q.Limit-1].Table
-		page.Next = sources.CatalogCursor(last.Namespace, last.Name)
+		page.Next = catalog.Cursor(last.Namespace, last.Name)
 	}
 	byDB := map[string][]any{}
 	var dbs []string
@@ -73,7 +73,7 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 		sres, err := conn.Execute(`SELECT TABLE_NAME, TABLE_ROWS, ENGINE FROM information_schema.TABLES
 			WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (`+marks+`)`, append([]any{db}, names...)...)
 		if err != nil {
-			return sources.CatalogPage{}, fmt.Errorf("read the catalog's estimates: %w", err)
+			return catalog.Page{}, fmt.Errorf("read the catalog's estimates: %w", err)
 		}
 		for i := range sres.RowNumber() {
 			name, _ := sres.GetString(i, 0)
@@ -103,12 +103,12 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 		cres, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS
 			WHERE `+in+` ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`, args...)
 		if err != nil {
-			return sources.CatalogPage{}, fmt.Errorf("read the catalog's columns: %w", err)
+			return catalog.Page{}, fmt.Errorf("read the catalog's columns: %w", err)
 		}
 		for i := range cres.RowNumber() {
 			ns, _ := cres.GetString(i, 0)
 			name, _ := cres.GetString(i, 1)
-			var c sources.CatalogColumn
+			var c catalog.Column
 			c.Name, _ = cres.GetString(i, 2)
 			c.Type, _ = cres.GetString(i, 3)
 			nullable, _ := cres.GetString(i, 4)
@@ -120,7 +120,7 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 		kres, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 			WHERE CONSTRAINT_NAME = 'PRIMARY' AND `+in+` ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`, args...)
 		if err != nil {
-			return sources.CatalogPage{}, fmt.Errorf("read the catalog's primary keys: %w", err)
+			return catalog.Page{}, fmt.Errorf("read the catalog's primary keys: %w", err)
 		}
 		for i := range kres.RowNumber() {
 			ns, _ := kres.GetString(i, 0)
@@ -140,10 +140,10 @@ func (s *Source) Catalog(ctx context.Context, q sources.CatalogQuery) (sources.C
 		sres, err := conn.Execute(`SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES
 			WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ` + systemSchemas + ` GROUP BY TABLE_SCHEMA ORDER BY CAST(TABLE_SCHEMA AS BINARY)`)
 		if err != nil {
-			return sources.CatalogPage{}, fmt.Errorf("read the catalog's databases: %w", err)
+			return catalog.Page{}, fmt.Errorf("read the catalog's databases: %w", err)
 		}
 		for i := range sres.RowNumber() {
-			var sc sources.CatalogSchema
+			var sc catalog.Schema
 			sc.Name, _ = sres.GetString(i, 0)
 			n, _ := sres.GetInt(i, 1)
 			sc.Tables = int(n)

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"github.com/cdcd-dev/cdcd/catalog"
 	"strings"
 	"testing"
 
@@ -36,13 +37,13 @@ func TestCatalog(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	src := New(cfg, sources.Deps{})
 	ctx := context.Background()
-	var all []sources.CatalogTable
+	var all []catalog.Table
 	after := ""
 	for {
-		p, err := src.Catalog(ctx, sources.CatalogQuery{After: after, Limit: 100})
+		p, err := src.Catalog(ctx, catalog.Query{After: after, Limit: 100})
 		require.NoError(t, err)
 		if after == "" {
-			require.Equal(t, []sources.CatalogSchema{{Name: "app", Tables: 3}, {Name: "bulk", Tables: 250}}, p.Schemas)
+			require.Equal(t, []catalog.Schema{{Name: "app", Tables: 3}, {Name: "bulk", Tables: 250}}, p.Schemas)
 		}
 		all = append(all, p.Tables...)
 		if p.Next == "" {
@@ -51,7 +52,7 @@ func TestCatalog(t *testing.T) {
 		after = p.Next
 	}
 	require.Len(t, all, 253, "base tables only: not the view")
-	by := map[string]sources.CatalogTable{}
+	by := map[string]catalog.Table{}
 	for i, tb := range all {
 		by[tb.Table.String()] = tb
 		if i > 0 {
@@ -59,7 +60,7 @@ func TestCatalog(t *testing.T) {
 		}
 	}
 	o := by["app.orders"]
-	require.Equal(t, []sources.CatalogColumn{{Name: "id", Type: "bigint(20)"}, {Name: "line", Type: "int(11)"}, {Name: "note", Type: "varchar(20)"}}, o.Columns)
+	require.Equal(t, []catalog.Column{{Name: "id", Type: "bigint(20)"}, {Name: "line", Type: "int(11)"}, {Name: "note", Type: "varchar(20)"}}, o.Columns)
 	require.Equal(t, []string{"line", "id"}, o.PrimaryKey)
 	require.NotNil(t, o.EstimatedRows)
 	require.Empty(t, o.Problems)
@@ -79,10 +80,10 @@ func TestCatalog(t *testing.T) {
 	_, _, err = src.Sample(ctx, schema.TableID{Namespace: "app", Name: "missing"}, 2)
 	require.Error(t, err)
 
-	p, err := src.Catalog(ctx, sources.CatalogQuery{Schema: "app", Search: "ORD", Limit: 10})
+	p, err := src.Catalog(ctx, catalog.Query{Schema: "app", Search: "ORD", Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, p.Tables, 1)
-	p, err = src.Catalog(ctx, sources.CatalogQuery{Search: "t_1", Limit: 10})
+	p, err = src.Catalog(ctx, catalog.Query{Search: "t_1", Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, p.Tables, "_ is a character")
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"github.com/cdcd-dev/cdcd/catalog"
 	"testing"
 	"time"
 
@@ -29,14 +30,14 @@ func TestCatalog(t *testing.T) {
 	src := New(h.config("public.orders"), sources.Deps{})
 	ctx := context.Background()
 
-	var all []sources.CatalogTable
+	var all []catalog.Table
 	after, pages := "", 0
 	start := time.Now()
 	for {
-		p, err := src.Catalog(ctx, sources.CatalogQuery{After: after, Limit: 500})
+		p, err := src.Catalog(ctx, catalog.Query{After: after, Limit: 500})
 		require.NoError(t, err)
 		if after == "" {
-			require.Equal(t, []sources.CatalogSchema{{Name: "Odd", Tables: 1}, {Name: "bulk", Tables: 3000}, {Name: "public", Tables: 5}}, p.Schemas)
+			require.Equal(t, []catalog.Schema{{Name: "Odd", Tables: 1}, {Name: "bulk", Tables: 3000}, {Name: "public", Tables: 5}}, p.Schemas)
 		} else {
 			require.Nil(t, p.Schemas, "schemas on the first page only")
 		}
@@ -57,12 +58,12 @@ func TestCatalog(t *testing.T) {
 		require.True(t, a.Namespace < b.Namespace || (a.Namespace == b.Namespace && a.Name < b.Name), "in order: %s, %s", a, b)
 	}
 
-	byName := map[string]sources.CatalogTable{}
+	byName := map[string]catalog.Table{}
 	for _, tb := range all {
 		byName[tb.Table.String()] = tb
 	}
 	o := byName["public.orders"]
-	require.Equal(t, []sources.CatalogColumn{{Name: "id", Type: "bigint"}, {Name: "line", Type: "integer"}, {Name: "note", Type: "character varying(20)"}}, o.Columns)
+	require.Equal(t, []catalog.Column{{Name: "id", Type: "bigint"}, {Name: "line", Type: "integer"}, {Name: "note", Type: "character varying(20)"}}, o.Columns)
 	require.Equal(t, []string{"line", "id"}, o.PrimaryKey, "in the key's order")
 	require.Equal(t, "default", o.ReplicaIdentity)
 	require.Equal(t, int64(500), *o.EstimatedRows)
@@ -74,16 +75,16 @@ func TestCatalog(t *testing.T) {
 	require.Empty(t, byName["public.parted"].Problems)
 	require.Contains(t, byName["public.parted_1"].Problems[0], "a partition: replicate its partitioned parent")
 
-	p, err := src.Catalog(ctx, sources.CatalogQuery{Schema: "public", Search: "ORD", Limit: 10})
+	p, err := src.Catalog(ctx, catalog.Query{Schema: "public", Search: "ORD", Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, p.Tables, 1, "search is case-insensitive, within the schema")
 	require.Equal(t, "orders", p.Tables[0].Table.Name)
-	p, err = src.Catalog(ctx, sources.CatalogQuery{Search: "t_9", Limit: 10})
+	p, err = src.Catalog(ctx, catalog.Query{Search: "t_9", Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, p.Tables, "_ in a search is a character, not a wildcard")
-	p, err = src.Catalog(ctx, sources.CatalogQuery{Search: "e.i", Limit: 10})
+	p, err = src.Catalog(ctx, catalog.Query{Search: "e.i", Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, p.Tables, 1)
-	_, err = src.Catalog(ctx, sources.CatalogQuery{After: "garbage", Limit: 10})
+	_, err = src.Catalog(ctx, catalog.Query{After: "garbage", Limit: 10})
 	require.ErrorContains(t, err, "not a cursor")
 }

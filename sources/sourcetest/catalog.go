@@ -2,6 +2,7 @@ package sourcetest
 
 import (
 	"context"
+	"github.com/cdcd-dev/cdcd/catalog"
 	"testing"
 
 	"github.com/cdcd-dev/cdcd/sources"
@@ -15,12 +16,12 @@ func BenchCatalog10k(b *testing.B, c sources.Cataloger) {
 	ctx := context.Background()
 	for _, q := range []struct {
 		name  string
-		query sources.CatalogQuery
+		query catalog.Query
 		want  int
 	}{
-		{"first-page", sources.CatalogQuery{Limit: 100}, 100},
-		{"search", sources.CatalogQuery{Search: "s42.t17", Limit: 100}, 1},
-		{"schema", sources.CatalogQuery{Schema: "s99", Limit: 100}, 100},
+		{"first-page", catalog.Query{Limit: 100}, 100},
+		{"search", catalog.Query{Search: "s42.t17", Limit: 100}, 1},
+		{"schema", catalog.Query{Schema: "s99", Limit: 100}, 100},
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			for b.Loop() {

@@ -411,6 +411,8 @@ export interface paths {
                 after?: string;
                 /** @description page size (default 100) */
                 limit?: number;
+                /** @description source: the tables a pipeline may pick; destination: the tables that already exist where the connection writes. Default: source, or destination for a type that is only a destination */
+                role?: "source" | "destination";
             };
             header?: never;
             path: {
@@ -418,7 +420,7 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The tables of a source connection's server, a page at a time (viewer): columns, primary key, replica identity, row estimate, and why a table cannot be replicated as it is */
+        /** The tables of a connection's server, a page at a time (viewer): as a source, columns, primary key, replica identity, row estimate, and why a table cannot be replicated as it is; as a destination (postgres, clickhouse 21.x+, snowflake, bigquery: the configured dataset), the tables that exist there with their columns and row counts */
         get: operations["catalog"];
         put?: never;
         post?: never;
@@ -2243,6 +2245,8 @@ export interface operations {
                 after?: string;
                 /** @description page size (default 100) */
                 limit?: number;
+                /** @description source: the tables a pipeline may pick; destination: the tables that already exist where the connection writes. Default: source, or destination for a type that is only a destination */
+                role?: "source" | "destination";
             };
             header?: never;
             path: {

@@ -510,13 +510,47 @@ function DestinationStep({ destinations, o, set, plan, planning }: { destination
       </div>
       <h3>Destination tables</h3>
       {planning && <p class="loading">Checking the source, the destination and the names…</p>}
-      {plan && <PlanTables plan={plan} />}
+      {plan && <PlanTables plan={plan} destination={o.destination} />}
       {plan && !plan.ok && <Checks plan={plan} />}
     </div>
   );
 }
 
-function PlanTables({ plan }: { plan: Plan }) {
+// existing looks each planned destination table up in the destination's
+// catalog (what exists there already): its table, null when it does not
+// exist, undefined while unknown (not looked up, or the destination lists
+// no tables).
+function useExisting(plan: Plan, destination: string) {
+  const [found, setFound] = useState<Record<string, CatalogTable | null>>({});
+  const names = plan.tables.map((t) => t.destination ?? '').filter((n) => n);
+  const key = destination + '|' + names.join(',');
+  useEffect(() => {
+    if (!destination || !names.length) return;
+    let live = true;
+    void (async () => {
+      const out: Record<string, CatalogTable | null> = {};
+      for (const name of names) {
+        // the catalog names tables namespace.name; a destination name may
+        // carry a project or database before them
+        const parts = name.toLowerCase().split('.');
+        const short = parts.slice(-2).join('.');
+        const { data } = await api.GET('/api/v1/connections/{name}/catalog', {
+          params: { path: { name: destination }, query: { role: 'destination', search: short, limit: 10 } },
+        });
+        if (!data) return; // the destination lists no tables: say nothing
+        out[name] = data.tables.find((t) => `${t.table.namespace}.${t.table.name}`.toLowerCase() === short) ?? null;
+      }
+      if (live) setFound(out);
+    })();
+    return () => {
+      live = false;
+    };
+  }, [key]);
+  return found;
+}
+
+function PlanTables({ plan, destination }: { plan: Plan; destination: string }) {
+  const existing = useExisting(plan, destination);
   return (
     <table class="list" data-testid="plan">
       <thead>
@@ -527,20 +561,35 @@ function PlanTables({ plan }: { plan: Plan }) {
         </tr>
       </thead>
       <tbody>
-        {plan.tables.map((t) => (
-          <tr key={t.source} data-plan-table={t.source}>
-            <td>{t.source}</td>
-            <td>{t.destination ?? '–'}</td>
-            <td>
-              {t.columns?.map((c) => `${c.name} ${c.type}${c.key ? ' (key)' : ''}`).join(', ')}
-              {t.problems?.map((p) => (
-                <p key={p} class="error">
-                  {p}
-                </p>
-              ))}
-            </td>
-          </tr>
-        ))}
+        {plan.tables.map((t) => {
+          const ex = t.destination ? existing[t.destination] : undefined;
+          return (
+            <tr key={t.source} data-plan-table={t.source}>
+              <td>{t.source}</td>
+              <td>
+                {t.destination ?? '–'}
+                {ex === null && <p class="hint" data-testid="dest-new">new table</p>}
+                {ex && (
+                  <p class="notice" data-testid="dest-exists">
+                    exists already ({ex.columns.length} columns
+                    {ex.estimated_rows !== null && ex.estimated_rows !== undefined ? `, ~${count(ex.estimated_rows)} rows` : ''})
+                    {ex.columns.some((c) => c.name.toLowerCase() === '_cdc_version')
+                      ? ': made by cdcd; the pipeline writes into it, rows of the same key replaced'
+                      : ": not made by cdcd (no _cdc_version column): the pipeline will refuse to write into it; choose another name or schema"}
+                  </p>
+                )}
+              </td>
+              <td>
+                {t.columns?.map((c) => `${c.name} ${c.type}${c.key ? ' (key)' : ''}`).join(', ')}
+                {t.problems?.map((p) => (
+                  <p key={p} class="error">
+                    {p}
+                  </p>
+                ))}
+              </td>
+            </tr>
+          );
+        })}
       </tbody>
     </table>
   );
@@ -742,7 +791,7 @@ export function Wizard() {
             </button>
           </div>
           {plan && <Checks plan={plan} />}
-          {plan && <PlanTables plan={plan} />}
+          {plan && <PlanTables plan={plan} destination={o.destination} />}
         </div>
       )}
       <div class="actions wizard-nav">
