@@ -141,6 +141,75 @@ func TestSchemaChangeStatements(t *testing.T) {
 	require.True(t, component.IsPermanent(err))
 }
 
+// TestPlanDDL: what a held schema change shows is what Apply does, in
+// BigQuery's DDL, and planning changes nothing: a new table's CREATE TABLE
+// (key, metadata columns, partitioning, clustering) describes the table
+// Apply creates; an existing table's rename, added column and widened type
+// are the ALTER TABLE statements of the steps Apply takes; a change Apply
+// refuses is refused when planned.
+func TestPlanDDL(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	cfg := h.cfg
+	cfg.PartitionField, cfg.PartitionGranularity = "_cdc_synced_at", "DAY"
+	s := New(cfg, sinks.Deps{Pipeline: "p"})
+	require.NoError(t, s.Open(ctx))
+	defer s.Close(ctx)
+	plan, err := s.PlanDDL(ctx, create(sinktest.Items)[0])
+	require.NoError(t, err)
+	ds := "`" + h.cfg.Project + "`.`" + h.cfg.Dataset + "`.`items`"
+	require.Equal(t, []string{"CREATE TABLE " + ds + " (`id` INT64 NOT NULL, `v` INT64, `doc` STRING, `_cdc_version` STRING NOT NULL, `_cdc_deleted` BOOL NOT NULL, `_cdc_synced_at` TIMESTAMP, " +
+		"PRIMARY KEY (`id`) NOT ENFORCED) PARTITION BY TIMESTAMP_TRUNC(`_cdc_synced_at`, DAY) CLUSTER BY `id`"}, plan)
+	exists, err := s.DestinationExists(ctx, sinktest.Items.ID)
+	require.NoError(t, err)
+	require.False(t, exists, "planning created nothing")
+
+	// the table Apply creates is the one the statement describes
+	require.NoError(t, s.Apply(ctx, create(sinktest.Items)))
+	c := h.client(t)
+	defer c.Close()
+	md, err := c.Dataset(h.cfg.Dataset).Table("items").Metadata(ctx)
+	require.NoError(t, err)
+	var cols []string
+	for _, f := range md.Schema {
+		col := "`" + f.Name + "`"
+		if f.Required {
+			col += " NOT NULL"
+		}
+		cols = append(cols, col)
+	}
+	require.Equal(t, []string{"`id` NOT NULL", "`v`", "`doc`", "`_cdc_version` NOT NULL", "`_cdc_deleted` NOT NULL", "`_cdc_synced_at`"}, cols)
+	require.Equal(t, []string{"id"}, md.Clustering.Fields)
+	require.Equal(t, bigquery.DayPartitioningType, md.TimePartitioning.Type)
+
+	v2 := sinktest.Items.Clone()
+	v2.Version = 2
+	v2.Columns[2].Name = "body" // doc renamed
+	v2.Columns[1].Type = schema.Type{Kind: schema.KindDecimal, Name: "numeric", Precision: 30, Scale: 2}
+	added := schema.Column{Name: "amount", Type: schema.Type{Kind: schema.KindDecimal, Name: "numeric", Precision: 12, Scale: 2}, Nullable: true}
+	v2.Columns = append(v2.Columns, added)
+	d := schema.Delta{Table: v2, From: 1, Changes: []schema.ColumnChange{
+		{Op: schema.RenameColumn, Column: v2.Columns[2], Old: &sinktest.Items.Columns[2]},
+		{Op: schema.AlterColumnType, Column: v2.Columns[1], Old: &sinktest.Items.Columns[1]},
+		{Op: schema.AddColumn, Column: added}}}
+	plan, err = s.PlanDDL(ctx, d)
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		"ALTER TABLE " + ds + " RENAME COLUMN `doc` TO `body`",
+		"ALTER TABLE " + ds + " ADD COLUMN IF NOT EXISTS `amount` NUMERIC",
+		"ALTER TABLE " + ds + " ALTER COLUMN `v` SET DATA TYPE NUMERIC",
+	}, plan)
+	again, err := s.PlanDDL(ctx, d)
+	require.NoError(t, err)
+	require.Equal(t, plan, again, "planning ran nothing")
+
+	v3 := sinktest.Items.Clone()
+	v3.Version = 3
+	v3.Columns[1].Type = schema.Type{Kind: schema.KindString, Name: "text"}
+	_, err = s.PlanDDL(ctx, schema.Delta{Table: v3, From: 1, Changes: []schema.ColumnChange{{Op: schema.AlterColumnType, Column: v3.Columns[1], Old: &sinktest.Items.Columns[1]}}})
+	require.ErrorContains(t, err, "BigQuery cannot change it to STRING in place")
+}
+
 // TestFillOlderRows: an added column's Existing value reaches the rows written
 // before its delta, of every type of the matrix, and never a row written after
 // it, however often the delta is applied. The emulator adds no column to a

@@ -1,6 +1,7 @@
 package bigquery
 
 import (
+	"maps"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -216,31 +217,63 @@ func (s *Sink) ddl(ctx context.Context, q string) error {
 	return nil
 }
 
+// ddlStep is one change of a destination table: the BigQuery DDL that says
+// it (what a held schema change shows, sinks.DDLPlanner) and how the sink
+// makes it (that statement, or the table metadata update it describes).
+type ddlStep struct {
+	sql string
+	run func(ctx context.Context) error
+}
+
 // alterTable brings an existing destination table to d's shape: renames, added
 // columns, widened types.
 func (s *Sink) alterTable(ctx context.Context, cur *bqTable, d schema.Delta) error {
+	steps, err := s.alterSteps(cur, d)
+	if err != nil {
+		return err
+	}
+	for _, st := range steps {
+		if err := st.run(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// alterSteps are the changes that bring cur to d's shape, in order.
+func (s *Sink) alterSteps(cur *bqTable, d schema.Delta) ([]ddlStep, error) {
+	names := maps.Clone(cur.byName) // as they will be after the renames
+	var steps []ddlStep
 	for _, ch := range d.Changes {
 		if ch.Op != schema.RenameColumn {
 			continue
 		}
-		_, hasOld := cur.byName[ch.Old.Name]
-		_, hasNew := cur.byName[ch.Column.Name]
+		_, hasOld := names[ch.Old.Name]
+		_, hasNew := names[ch.Column.Name]
 		if hasOld && !hasNew {
-			if err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", cur.dest, quote(ch.Old.Name), quote(ch.Column.Name))); err != nil {
-				return err
-			}
-			cur.cols[cur.byName[ch.Old.Name]].name = ch.Column.Name
-			cur.byName[ch.Column.Name] = cur.byName[ch.Old.Name]
-			delete(cur.byName, ch.Old.Name)
+			q := fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", cur.dest, quote(ch.Old.Name), quote(ch.Column.Name))
+			steps = append(steps, ddlStep{q, func(ctx context.Context) error { return s.ddl(ctx, q) }})
+			names[ch.Column.Name] = names[ch.Old.Name]
+			delete(names, ch.Old.Name)
 		}
 	}
-	if err := s.addColumns(ctx, cur, d.Table); err != nil {
-		return err
+	var add []*bigquery.FieldSchema
+	var adds []string
+	for _, c := range d.Table.Columns {
+		if _, ok := names[c.Name]; !ok {
+			typ := destType(c.Type)
+			add = append(add, &bigquery.FieldSchema{Name: c.Name, Type: typ.fieldType()})
+			adds = append(adds, fmt.Sprintf("ADD COLUMN IF NOT EXISTS %s %s", quote(c.Name), typ))
+		}
+	}
+	if len(add) > 0 {
+		steps = append(steps, ddlStep{fmt.Sprintf("ALTER TABLE %s %s", cur.dest, strings.Join(adds, ", ")),
+			func(ctx context.Context) error { return s.addColumns(ctx, cur, add) }})
 	}
 	for _, ch := range d.Changes {
 		switch ch.Op {
 		case schema.AlterColumnType:
-			i, ok := cur.byName[ch.Column.Name]
+			i, ok := names[ch.Column.Name]
 			if !ok {
 				continue
 			}
@@ -249,32 +282,22 @@ func (s *Sink) alterTable(ctx context.Context, cur *bqTable, d schema.Delta) err
 				continue
 			}
 			if !widens(have, want) {
-				return component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and BigQuery cannot change it to %s in place (it widens INT64 to NUMERIC, BIGNUMERIC or FLOAT64 and NUMERIC to BIGNUMERIC): alter the destination column yourself, or resync the table",
+				return nil, component.Permanent(fmt.Errorf("table %s column %s: the source changed its type to %s; the destination column is %s and BigQuery cannot change it to %s in place (it widens INT64 to NUMERIC, BIGNUMERIC or FLOAT64 and NUMERIC to BIGNUMERIC): alter the destination column yourself, or resync the table",
 					cur.name, ch.Column.Name, ch.Column.Type, have, want))
 			}
-			if err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", cur.dest, quote(ch.Column.Name), want)); err != nil {
-				return err
-			}
+			q := fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s", cur.dest, quote(ch.Column.Name), want)
+			steps = append(steps, ddlStep{q, func(ctx context.Context) error { return s.ddl(ctx, q) }})
 		case schema.SetPrimaryKey:
-			return component.Permanent(fmt.Errorf("table %s: the source's primary key changed to (%s); the destination merges by key and cannot follow it: resync the table",
+			return nil, component.Permanent(fmt.Errorf("table %s: the source's primary key changed to (%s); the destination merges by key and cannot follow it: resync the table",
 				cur.name, strings.Join(d.Table.PrimaryKey, ", ")))
 		}
 	}
-	return nil
+	return steps, nil
 }
 
-// addColumns adds the columns of t that cur lacks, NULLABLE, through the
-// table's metadata (guarded by its ETag, so a concurrent change is not lost).
-func (s *Sink) addColumns(ctx context.Context, cur *bqTable, t schema.Table) error {
-	var add []*bigquery.FieldSchema
-	for _, c := range t.Columns {
-		if _, ok := cur.byName[c.Name]; !ok {
-			add = append(add, &bigquery.FieldSchema{Name: c.Name, Type: destType(c.Type).fieldType()})
-		}
-	}
-	if len(add) == 0 {
-		return nil
-	}
+// addColumns adds fields to cur, NULLABLE, through the table's metadata
+// (guarded by its ETag, so a concurrent change is not lost).
+func (s *Sink) addColumns(ctx context.Context, cur *bqTable, add []*bigquery.FieldSchema) error {
 	tbl := s.bq.Dataset(s.cfg.Dataset).Table(cur.table)
 	md, err := tbl.Metadata(ctx)
 	if err != nil {
@@ -299,56 +322,12 @@ func (s *Sink) addColumns(ctx context.Context, cur *bqTable, t schema.Table) err
 // ENFORCED primary key, and clustering unless cluster: false) and the metadata
 // columns, partitioned by partition_field when the table has it.
 func (s *Sink) createTable(ctx context.Context, t schema.Table) error {
-	if len(t.PrimaryKey) == 0 {
-		return component.Permanent(fmt.Errorf("table %s has no primary key: the BigQuery sink merges by key, so it needs one at the source", t.ID))
-	}
-	md := &bigquery.TableMetadata{
-		Description:      fmt.Sprintf("cdcd: %s", t.ID),
-		TableConstraints: &bigquery.TableConstraints{PrimaryKey: &bigquery.PrimaryKey{Columns: t.PrimaryKey}},
-	}
-	types := map[string]colType{}
-	for _, c := range t.Columns {
-		typ := destType(c.Type)
-		types[c.Name] = typ
-		md.Schema = append(md.Schema, &bigquery.FieldSchema{Name: c.Name, Type: typ.fieldType(), Required: slices.Contains(t.PrimaryKey, c.Name)})
-	}
-	md.Schema = append(md.Schema,
-		&bigquery.FieldSchema{Name: s.meta.Version, Type: bigquery.StringFieldType, Required: true},
-		&bigquery.FieldSchema{Name: s.meta.Deleted, Type: bigquery.BooleanFieldType, Required: true},
-		&bigquery.FieldSchema{Name: s.meta.SyncedAt, Type: bigquery.TimestampFieldType})
-	types[s.meta.SyncedAt] = tTimestamp
-	if s.cfg.IncludeOp {
-		md.Schema = append(md.Schema, &bigquery.FieldSchema{Name: s.meta.Op, Type: bigquery.StringFieldType})
-	}
-	if s.cfg.IncludeSourceTS {
-		md.Schema = append(md.Schema, &bigquery.FieldSchema{Name: s.meta.SourceTS, Type: bigquery.TimestampFieldType})
-		types[s.meta.SourceTS] = tTimestamp
-	}
-	if *s.cfg.Cluster {
-		var keys []string
-		for _, k := range t.PrimaryKey {
-			switch types[k] {
-			case tFloat, tJSON:
-				continue // not clusterable
-			}
-			if keys = append(keys, k); len(keys) == 4 {
-				break
-			}
-		}
-		if len(keys) > 0 {
-			md.Clustering = &bigquery.Clustering{Fields: keys}
-		}
-	}
-	if f := s.cfg.PartitionField; f != "" {
-		switch types[f] {
-		case tTimestamp, tDate, tDateTime:
-			md.TimePartitioning = &bigquery.TimePartitioning{Field: f, Type: bigquery.TimePartitioningType(s.cfg.PartitionGranularity)}
-		default:
-			s.log.Info("table not partitioned: it has no TIMESTAMP, DATE or DATETIME column named like partition_field", "table", s.cfg.DestName(t.ID), "partition_field", f)
-		}
+	md, _, err := s.createPlan(t, true)
+	if err != nil {
+		return err
 	}
 	name := s.cfg.DestName(t.ID)
-	err := s.bq.Dataset(s.cfg.Dataset).Table(name).Create(ctx, md)
+	err = s.bq.Dataset(s.cfg.Dataset).Table(name).Create(ctx, md)
 	if isStatus(err, http.StatusConflict) {
 		// created meanwhile (another run): bring it to t's shape
 		cur, err := s.readTable(ctx, t.ID)
@@ -522,3 +501,110 @@ func (s *Sink) DestinationExists(ctx context.Context, id schema.TableID) (bool, 
 	t, err := s.readTable(ctx, id)
 	return t != nil, err
 }
+
+// createPlan is the metadata createTable creates t's destination table with,
+// and the CREATE TABLE statement that says the same (what a held schema
+// change shows). logged: say when partition_field does not apply.
+func (s *Sink) createPlan(t schema.Table, logged bool) (*bigquery.TableMetadata, string, error) {
+	if len(t.PrimaryKey) == 0 {
+		return nil, "", component.Permanent(fmt.Errorf("table %s has no primary key: the BigQuery sink merges by key, so it needs one at the source", t.ID))
+	}
+	md := &bigquery.TableMetadata{
+		Description:      fmt.Sprintf("cdcd: %s", t.ID),
+		TableConstraints: &bigquery.TableConstraints{PrimaryKey: &bigquery.PrimaryKey{Columns: t.PrimaryKey}},
+	}
+	types := map[string]colType{}
+	var cols []string
+	field := func(name string, typ colType, required bool) {
+		md.Schema = append(md.Schema, &bigquery.FieldSchema{Name: name, Type: typ.fieldType(), Required: required})
+		types[name] = typ
+		col := quote(name) + " " + string(typ)
+		if required {
+			col += " NOT NULL"
+		}
+		cols = append(cols, col)
+	}
+	for _, c := range t.Columns {
+		field(c.Name, destType(c.Type), slices.Contains(t.PrimaryKey, c.Name))
+	}
+	field(s.meta.Version, tString, true)
+	field(s.meta.Deleted, tBool, true)
+	field(s.meta.SyncedAt, tTimestamp, false)
+	if s.cfg.IncludeOp {
+		field(s.meta.Op, tString, false)
+	}
+	if s.cfg.IncludeSourceTS {
+		field(s.meta.SourceTS, tTimestamp, false)
+	}
+	keys := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		keys[i] = quote(k)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE %s (%s, PRIMARY KEY (%s) NOT ENFORCED)", s.qualified(s.cfg.Dataset, s.cfg.DestName(t.ID)), strings.Join(cols, ", "), strings.Join(keys, ", "))
+	if f := s.cfg.PartitionField; f != "" {
+		switch types[f] {
+		case tTimestamp, tDate, tDateTime:
+			md.TimePartitioning = &bigquery.TimePartitioning{Field: f, Type: bigquery.TimePartitioningType(s.cfg.PartitionGranularity)}
+			trunc := map[colType]string{tTimestamp: "TIMESTAMP_TRUNC", tDate: "DATE_TRUNC", tDateTime: "DATETIME_TRUNC"}[types[f]]
+			fmt.Fprintf(&b, " PARTITION BY %s(%s, %s)", trunc, quote(f), s.cfg.PartitionGranularity)
+		default:
+			if logged {
+				s.log.Info("table not partitioned: it has no TIMESTAMP, DATE or DATETIME column named like partition_field", "table", s.cfg.DestName(t.ID), "partition_field", f)
+			}
+		}
+	}
+	if *s.cfg.Cluster {
+		var ck []string
+		for _, k := range t.PrimaryKey {
+			switch types[k] {
+			case tFloat, tJSON:
+				continue // not clusterable
+			}
+			if ck = append(ck, k); len(ck) == 4 {
+				break
+			}
+		}
+		if len(ck) > 0 {
+			md.Clustering = &bigquery.Clustering{Fields: ck}
+			q := make([]string, len(ck))
+			for i, k := range ck {
+				q[i] = quote(k)
+			}
+			fmt.Fprintf(&b, " CLUSTER BY %s", strings.Join(q, ", "))
+		}
+	}
+	return md, b.String(), nil
+}
+
+// PlanDDL implements sinks.DDLPlanner: the statements that bring d's
+// destination table to its shape, from the steps Apply takes (an added
+// column, which Apply makes through the table's metadata, shows as the ALTER
+// TABLE … ADD COLUMN it amounts to). It only reads.
+func (s *Sink) PlanDDL(ctx context.Context, d schema.Delta) ([]string, error) {
+	if s.bq == nil {
+		return nil, errors.New("bigquery sink: PlanDDL before Open")
+	}
+	cur, err := s.readTable(ctx, d.Table.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
+			return nil, nil
+		}
+		_, q, err := s.createPlan(d.Table, false)
+		if err != nil {
+			return nil, err
+		}
+		return []string{q}, nil
+	}
+	steps, err := s.alterSteps(cur, d)
+	out := make([]string, len(steps))
+	for i, st := range steps {
+		out[i] = st.sql
+	}
+	return out, err
+}
+
+var _ sinks.DDLPlanner = (*Sink)(nil)

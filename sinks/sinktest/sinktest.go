@@ -503,7 +503,30 @@ func testPlanDDL(t *testing.T, h Harness) {
 	after, err := p.PlanDDL(ctx, d)
 	require.NoError(t, err)
 	require.False(t, mentions(after), "once applied, nothing is left to add: %q", after)
-	expect(t, h, v2, map[int64]schema.Row{1: row(1, 10, "a")})
+	c := g.change(schema.OpInsert, 2, 20, "b")
+	c.Version = 2
+	c.After = append(c.After, schema.Field{Name: "planned_col", Value: schema.String("x")})
+	s.write(batch(true, c))
+	expect(t, h, v2, map[int64]schema.Row{1: row(1, 10, "a"), 2: append(row(2, 20, "b"), schema.Field{Name: "planned_col", Value: schema.String("x")})})
+
+	// a table the destination does not have yet: its creation, every column
+	// named, and nothing created
+	fresh := Items.Clone()
+	fresh.ID.Name = "planned_table"
+	create, err := p.PlanDDL(ctx, createDelta(fresh))
+	require.NoError(t, err)
+	require.NotEmpty(t, create)
+	text := strings.ToLower(strings.Join(create, "\n"))
+	require.Contains(t, text, "create")
+	require.Contains(t, text, "planned_table")
+	for _, c := range fresh.Columns {
+		require.Contains(t, text, c.Name)
+	}
+	if tc, ok := s.s.(sinks.TableChecker); ok {
+		exists, err := tc.DestinationExists(ctx, fresh.ID)
+		require.NoError(t, err)
+		require.False(t, exists, "planning created the table")
+	}
 }
 
 // testAddColumnFill adds columns with a value for the rows already there (a
