@@ -1,11 +1,11 @@
 package bigquery
 
 import (
-	"maps"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
