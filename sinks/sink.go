@@ -271,12 +271,18 @@ type DDLPlanner interface {
 type TableLostError struct {
 	Table schema.TableID // the destination table, as the sink got it
 	Dest  string         // its name at the destination, when known
+	// Truncated: the table exists, but was truncated at the destination
+	// (a TRUNCATE cdcd did not run); its rows are gone all the same.
+	Truncated bool
 }
 
 func (e *TableLostError) Error() string {
 	dest := "the destination table"
 	if e.Dest != "" {
 		dest = "destination table " + e.Dest
+	}
+	if e.Truncated {
+		return fmt.Sprintf("%s for %s was truncated at the destination behind cdcd's back (its rows must be read again: resync the table)", dest, e.Table)
 	}
 	return fmt.Sprintf("%s for %s does not exist any more: it was dropped or renamed at the destination (its rows must be read again: resync the table)", dest, e.Table)
 }

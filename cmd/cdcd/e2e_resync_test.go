@@ -327,3 +327,36 @@ func TestDroppedDestinationTableIsResynced(t *testing.T) {
 	r.waitEqual("other")
 	require.Eventually(t, func() bool { return getPipeline(t, r.env, "rs").State == "streaming" }, 30*time.Second, 100*time.Millisecond)
 }
+
+// TestTruncatedDestinationTableIsResynced: a destination table truncated
+// behind cdcd's back, while a writer runs, is found at the next write and
+// read again until equal; truncated while cdcd is down, the pipeline's start
+// finds it.
+func TestTruncatedDestinationTableIsResynced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newResyncRig(t, 3000)
+	r.write("acct", "other")
+	_, err := r.dst.Exec(ctx, `TRUNCATE replica.acct`)
+	require.NoError(t, err)
+	time.Sleep(2 * time.Second) // writes go on during the resync
+	r.stopWriting()
+	r.waitEqual("acct")
+	r.waitEqual("other")
+	events := cli(t, r.env, 0, "pipelines", "events", "rs")
+	require.Contains(t, events, "was truncated at the destination behind cdcd's back")
+	require.Contains(t, events, "resyncing public.acct")
+	require.Contains(t, events, "filled again by the read of public.acct")
+	require.Contains(t, events, "resync finished")
+
+	r.server.stop(t)
+	_, err = r.dst.Exec(ctx, `TRUNCATE replica.other`)
+	require.NoError(t, err)
+	r.restart()
+	r.write("acct", "other")
+	time.Sleep(time.Second)
+	r.stopWriting()
+	r.waitEqual("acct")
+	r.waitEqual("other")
+	require.Eventually(t, func() bool { return getPipeline(t, r.env, "rs").State == "streaming" }, 30*time.Second, 100*time.Millisecond)
+}

@@ -137,3 +137,7 @@ func (h *harness) Exec(t *testing.T, statement string) {
 func (h *harness) Drop(t *testing.T, table schema.Table) {
 	h.Exec(t, "DROP TABLE dest."+pgx.Identifier{table.ID.Name}.Sanitize())
 }
+
+func (h *harness) Truncate(t *testing.T, table schema.Table) {
+	h.Exec(t, "TRUNCATE dest."+pgx.Identifier{table.ID.Name}.Sanitize())
+}

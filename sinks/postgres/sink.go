@@ -40,6 +40,8 @@ type Sink struct {
 	meta    sinks.MetaColumns
 	offsets string // quoted offsets table
 	tombs   string // quoted tombstones table (hard deletes)
+	truncs  string // quoted table of truncations recorded by the destination tables' triggers
+	truncFn string // quoted function those triggers run
 
 	poolMu sync.Mutex
 	pool   *pgxpool.Pool // offset store operations
@@ -86,6 +88,12 @@ func New(c Config, d sinks.Deps) *Sink {
 	if s.tombs == s.offsets {
 		s.tombs = pgx.Identifier{ns, name + "_tombstones"}.Sanitize()
 	}
+	base := strings.TrimSuffix(name, "offsets")
+	if base == name {
+		base = name + "_"
+	}
+	s.truncs = pgx.Identifier{ns, base + "truncations"}.Sanitize()
+	s.truncFn = pgx.Identifier{ns, base + "record_truncate"}.Sanitize()
 	return s
 }
 
@@ -163,6 +171,21 @@ func (s *Sink) ensureOffsetsTable(ctx context.Context, pool *pgxpool.Pool) error
 			key text NOT NULL,
 			version bytea NOT NULL,
 			PRIMARY KEY (dest_table, key))`,
+		// a TRUNCATE of a destination table is never cdcd's (a replicated
+		// truncate is a versioned DELETE): each table's trigger records it
+		// here, and the next write or schema change of the table reports the
+		// table lost, so that it is resynced (sinks.TableLostError)
+		"CREATE TABLE IF NOT EXISTS " + s.truncs + ` (
+			dest_schema text NOT NULL,
+			dest_table text NOT NULL,
+			at timestamptz NOT NULL DEFAULT now(),
+			PRIMARY KEY (dest_schema, dest_table))`,
+		"CREATE FUNCTION " + s.truncFn + `() RETURNS trigger LANGUAGE plpgsql AS '
+			BEGIN
+				INSERT INTO ` + strings.ReplaceAll(s.truncs, "'", "''") + ` (dest_schema, dest_table) VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME)
+					ON CONFLICT (dest_schema, dest_table) DO UPDATE SET at = now();
+				RETURN NULL;
+			END'`,
 	}
 	for _, q := range stmts {
 		if _, err := pool.Exec(ctx, q); err != nil && !isDuplicateObject(err) {
@@ -391,6 +414,9 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) (err error) {
 		skip++
 	}
 	order, byTable := groupByTable(sinks.CollapseByKey(changes[skip:]))
+	if err := s.checkTruncated(ctx, tx, order); err != nil {
+		return err
+	}
 	s.swept = s.swept[:0]
 	for _, id := range order {
 		if err := s.writeTable(ctx, tx, id, byTable[id]); err != nil {
@@ -475,8 +501,9 @@ func classify(err error) error {
 
 func isDuplicateObject(err error) bool {
 	var pe *pgconn.PgError
-	// 23505: concurrent CREATE … IF NOT EXISTS racing on the catalog; 42P06/42P07: exists
-	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P06" || pe.Code == "42P07")
+	// 23505: concurrent CREATE … IF NOT EXISTS racing on the catalog;
+	// 42P06/42P07/42723/42710: the schema, table, function or trigger exists
+	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P06" || pe.Code == "42P07" || pe.Code == "42723" || pe.Code == "42710")
 }
 
 // DestinationName implements sinks.Namer.

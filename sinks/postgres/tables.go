@@ -57,6 +57,9 @@ func (s *Sink) table(ctx context.Context, q pgx.Tx, id schema.TableID) (*destTab
 	if t == nil {
 		return nil, &sinks.TableLostError{Table: id, Dest: s.cfg.Schema + "." + s.cfg.DestName(id)}
 	}
+	if err := s.ensureTruncateTrigger(ctx, q, id); err != nil {
+		return nil, err
+	}
 	s.tables[id] = t
 	return t, nil
 }
@@ -160,11 +163,71 @@ func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error 
 		s.log.Info("schema change applied at destination", "table", cur.name, "statement", q)
 		return nil
 	}
+	if err := s.checkTruncated(ctx, tx, []schema.TableID{d.Table.ID}); err != nil {
+		var lost *sinks.TableLostError
+		if !errors.As(err, &lost) || d.From != 0 {
+			return err
+		}
+		// the table's read from its first row begins: it writes every row
+		// again and sweeps the others
+		if _, err := tx.Exec(ctx, "DELETE FROM "+s.truncs+" WHERE dest_schema = $1 AND dest_table = $2", s.cfg.Schema, s.cfg.DestName(d.Table.ID)); err != nil {
+			return classify(fmt.Errorf("forget the truncation of %s: %w", lost.Dest, err))
+		}
+	}
 	created, err := s.deltaStatements(ctx, tx, d, run)
-	if err != nil || created {
+	if err != nil {
 		return err
 	}
+	if err := s.ensureTruncateTrigger(ctx, tx, d.Table.ID); err != nil {
+		return err
+	}
+	if created {
+		return nil
+	}
 	return s.fill(ctx, tx, d)
+}
+
+// truncateTrigger is the name of the trigger that records a TRUNCATE of a
+// destination table (see ensureOffsetsTable).
+const truncateTrigger = "_cdc_truncated"
+
+// ensureTruncateTrigger gives table id's destination its TRUNCATE trigger,
+// unless it has it (tables created before the trigger existed get it at
+// their next schema change or first write of a run).
+func (s *Sink) ensureTruncateTrigger(ctx context.Context, tx pgx.Tx, id schema.TableID) error {
+	ident := s.destIdent(id)
+	var has, exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)",
+		ident, truncateTrigger).Scan(&exists, &has); err != nil {
+		return classify(fmt.Errorf("read the triggers of %s: %w", ident, err))
+	}
+	if has || !exists {
+		return nil
+	}
+	q := fmt.Sprintf("CREATE TRIGGER %s AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE PROCEDURE %s()", pgx.Identifier{truncateTrigger}.Sanitize(), ident, s.truncFn)
+	if _, err := tx.Exec(ctx, q); err != nil && !isDuplicateObject(err) {
+		return classify(fmt.Errorf("create the TRUNCATE trigger of %s: %w", ident, err))
+	}
+	return nil
+}
+
+// checkTruncated returns a sinks.TableLostError for the first of ids whose
+// destination table was truncated behind the sink's back.
+func (s *Sink) checkTruncated(ctx context.Context, tx pgx.Tx, ids []schema.TableID) error {
+	rows, err := tx.Query(ctx, "SELECT dest_table FROM "+s.truncs+" WHERE dest_schema = $1", s.cfg.Schema)
+	if err != nil {
+		return classify(fmt.Errorf("read %s: %w", s.truncs, err))
+	}
+	marked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(marked) == 0 {
+		return classify(err)
+	}
+	for _, id := range ids {
+		if name := s.cfg.DestName(id); slices.Contains(marked, name) {
+			return &sinks.TableLostError{Table: id, Dest: s.cfg.Schema + "." + name, Truncated: true}
+		}
+	}
+	return nil
 }
 
 // PlanDDL implements sinks.DDLPlanner: the statements Apply would run for d

@@ -97,6 +97,13 @@ type Dropper interface {
 	Drop(t *testing.T, table schema.Table)
 }
 
+// Truncater is implemented by harnesses whose sink finds, at its next write,
+// a destination table truncated behind its back: Truncate runs TRUNCATE as
+// a person would. Sinks without one leave truncations to verify.
+type Truncater interface {
+	Truncate(t *testing.T, table schema.Table)
+}
+
 // Crasher is implemented by harnesses whose sink applies a batch's data and
 // records that it did in separate steps (the warehouse sinks: MERGE, then the
 // state row). CrashingSink returns a sink whose Writes apply the data and then
@@ -146,6 +153,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		},
 		"names_never_cut_or_shared": testNames,
 		"lost_table":                testLostTable,
+		"truncated_table":           testTruncatedTable,
 		"write_error_names_table":   testWriteErrorNamesTable,
 		"catalog_lists_tables":      testCatalog,
 		"verify":                    testVerify,
@@ -645,6 +653,43 @@ func testLostTable(t *testing.T, h Harness) {
 	s.apply(createDelta(Items))
 	s.write(batch(true, g.change(schema.OpSnapshot, 1, 10, "a"), g.change(schema.OpSnapshot, 2, 20, "b"), g.change(schema.OpInsert, 3, 30, "c")))
 	expect(t, h, Items, map[int64]schema.Row{1: row(1, 10, "a"), 2: row(2, 20, "b"), 3: row(3, 30, "c")})
+}
+
+// testTruncatedTable: a destination table truncated behind the sink's back
+// is reported lost (truncated) by the next write and by the next run's
+// announcement of the table, never written into as if it held its rows; a
+// read from the first row takes it back.
+func testTruncatedTable(t *testing.T, h Harness) {
+	tr, ok := h.(Truncater)
+	if !ok {
+		t.Skip("the sink leaves a truncated table to verify")
+	}
+	ctx := context.Background()
+	var g gen
+	s := open(t, h, Options{})
+	s.apply(createDelta(Items))
+	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "a"), g.change(schema.OpInsert, 2, 20, "b")))
+	tr.Truncate(t, Items)
+	requireTruncated := func(err error) {
+		t.Helper()
+		var lost *sinks.TableLostError
+		require.ErrorAs(t, err, &lost)
+		require.Equal(t, Items.ID, lost.Table)
+		require.True(t, lost.Truncated, "%v", err)
+	}
+	requireTruncated(s.s.Write(ctx, batch(true, g.change(schema.OpUpdate, 1, 11, "a"))))
+	s.close()
+
+	s = open(t, h, Options{})
+	requireTruncated(s.s.Apply(ctx, []schema.Delta{{Table: Items, From: Items.Version, Pos: g.pos()}}))
+	s.close()
+
+	// the table's read from its first row
+	s = open(t, h, Options{})
+	s.apply(createDelta(Items))
+	s.write(batch(true, g.change(schema.OpSnapshot, 1, 11, "a"), g.change(schema.OpSnapshot, 2, 20, "b")))
+	s.write(batch(true, g.change(schema.OpInsert, 3, 30, "c")))
+	expect(t, h, Items, map[int64]schema.Row{1: row(1, 11, "a"), 2: row(2, 20, "b"), 3: row(3, 30, "c")})
 }
 
 // testWriteErrorNamesTable writes a batch of two tables, one of whose
