@@ -271,3 +271,8 @@ func (h *harness) Exec(t *testing.T, statement string) {
 func (h *harness) Drop(t *testing.T, table schema.Table) {
 	h.Exec(t, "DROP TABLE "+ident(h.db)+"."+ident(table.ID.Name))
 }
+
+// Truncate implements sinktest.Truncater.
+func (h *harness) Truncate(t *testing.T, table schema.Table) {
+	h.Exec(t, "TRUNCATE TABLE "+ident(h.db)+"."+ident(table.ID.Name))
+}

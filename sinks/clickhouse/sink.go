@@ -63,6 +63,11 @@ type Sink struct {
 	warned map[string]bool
 	// pending are the sweeps of the batch being written
 	pending []sweptRows
+	// written are the destination tables this pipeline has put rows in
+	// (the tables table): rows never leave them (deletes and truncates are
+	// tombstones), so one of them found empty was truncated behind the
+	// sink's back
+	written map[string]bool
 }
 
 var _ interface {
@@ -117,6 +122,10 @@ func (s *Sink) stateTable() string { return s.db + "." + ident(s.cfg.MetadataPre
 // history (a row with an empty position), so that a sweep can find the batch
 // its resync began in (see sweep).
 func (s *Sink) batchTable() string { return s.db + "." + ident(s.cfg.MetadataPrefix+"sink_batches") }
+
+// tablesTable records, per pipeline, the destination tables it has written
+// rows to (live 1), and those whose read from the first row began (live 0).
+func (s *Sink) tablesTable() string { return s.db + "." + ident(s.cfg.MetadataPrefix+"sink_tables") }
 
 // batchLogDays is how long the batch log keeps a row (where the server has
 // TTL): a resync of one table may last up to that.
@@ -190,12 +199,16 @@ func (s *Sink) Open(ctx context.Context) error {
 		"CREATE DATABASE IF NOT EXISTS " + s.db,
 		"CREATE TABLE IF NOT EXISTS " + s.stateTable() + " (pipeline String, seq UInt64, position String) ENGINE = ReplacingMergeTree(seq) ORDER BY pipeline",
 		"CREATE TABLE IF NOT EXISTS " + s.batchTable() + " (pipeline String, seq UInt64, last String, written DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY (pipeline, seq)" + ttl,
+		"CREATE TABLE IF NOT EXISTS " + s.tablesTable() + " (pipeline String, table String, seq UInt64, live UInt8) ENGINE = ReplacingMergeTree(seq) ORDER BY (pipeline, table)",
 	} {
 		if err := be.Exec(ctx, q); err != nil {
 			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
 	if err := s.loadState(ctx); err != nil {
+		return err
+	}
+	if err := s.loadWritten(ctx); err != nil {
 		return err
 	}
 	if len(s.hwm) == 0 {
@@ -233,6 +246,63 @@ func (s *Sink) loadState(ctx context.Context) error {
 			return fmt.Errorf("sink state: position %q: %w", r[2], err)
 		}
 		s.seq, s.hwm = seq, pos
+	}
+	return nil
+}
+
+// loadWritten reads the destination tables this pipeline has put rows in.
+func (s *Sink) loadWritten(ctx context.Context) error {
+	rows, err := s.be.QueryStrings(ctx, "SELECT table, toString(live) FROM "+s.tablesTable()+" FINAL WHERE pipeline = "+literal(s.pipeline))
+	if err != nil {
+		return fmt.Errorf("read the tables written: %w", err)
+	}
+	s.written = map[string]bool{}
+	for _, r := range rows {
+		if r[1] == "1" {
+			s.written[r[0]] = true
+		}
+	}
+	return nil
+}
+
+// markWritten records that this pipeline's rows are in table name (live) or
+// that its read from the first row began (not live).
+func (s *Sink) markWritten(ctx context.Context, name string, live bool) error {
+	if s.written[name] == live {
+		return nil
+	}
+	var l uint8
+	if live {
+		l = 1
+	}
+	cols := []Column{{"pipeline", "String"}, {"table", "String"}, {"seq", "UInt64"}, {"live", "UInt8"}}
+	// seq orders the rows of one table: a batch number is not enough (a
+	// read that begins and rows written in one batch), so its double and one
+	seq := 2*(s.seq+1) + uint64(l)
+	if err := s.be.Insert(ctx, s.tablesTable(), cols, [][]any{{s.pipeline, name, seq, l}}, ""); err != nil {
+		return fmt.Errorf("record the tables written: %w", err)
+	}
+	s.written[name] = live
+	return nil
+}
+
+// truncated returns a sinks.TableLostError when table id holds rows of this
+// pipeline's and is empty: truncated behind the sink's back.
+func (s *Sink) truncated(ctx context.Context, id schema.TableID) error {
+	name := s.cfg.DestName(id)
+	if !s.written[name] {
+		return nil
+	}
+	t, err := s.table(ctx, id) // a table that is gone is lost, not truncated
+	if err != nil {
+		return err
+	}
+	rows, err := s.be.QueryStrings(ctx, "SELECT toString(count()) FROM "+t.ident)
+	if err != nil {
+		return fmt.Errorf("count the rows of %s: %w", name, err)
+	}
+	if len(rows) == 1 && rows[0][0] == "0" {
+		return &sinks.TableLostError{Table: id, Dest: s.cfg.Database + "." + name, Truncated: true}
 	}
 	return nil
 }
@@ -369,6 +439,26 @@ func (s *Sink) exec(ctx context.Context, q string) error {
 }
 
 func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
+	cur, err := s.readTable(ctx, d.Table.ID)
+	switch {
+	case err == nil && cur == nil && d.From == 0:
+		// created (again): it holds none of this pipeline's rows yet
+		if err := s.markWritten(ctx, s.cfg.DestName(d.Table.ID), false); err != nil {
+			return err
+		}
+	case err == nil && cur != nil:
+		if err := s.truncated(ctx, d.Table.ID); err != nil {
+			var lost *sinks.TableLostError
+			if !errors.As(err, &lost) || d.From != 0 {
+				return err
+			}
+			// the table's read from its first row begins: it writes every
+			// row again and sweeps the others
+			if err := s.markWritten(ctx, s.cfg.DestName(d.Table.ID), false); err != nil {
+				return err
+			}
+		}
+	}
 	return s.deltaStatements(ctx, d, func(q string) error { return s.exec(ctx, q) }, false)
 }
 
@@ -723,6 +813,9 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 		byTable[id] = append(byTable[id], i)
 	}
 	for _, id := range order {
+		if err := s.truncated(ctx, id); err != nil {
+			return err
+		}
 		if err := s.writeTable(ctx, id, changes, byTable[id], n); err != nil {
 			return sinks.ForTable(id, err)
 		}
@@ -756,6 +849,12 @@ func (s *Sink) writeTable(ctx context.Context, id schema.TableID, changes []sche
 	if len(idx) > 0 {
 		if err := s.writeRows(ctx, t, changes, idx, n); err != nil {
 			return err
+		}
+		// rows went in (a truncate alone adds tombstones only where rows are)
+		if slices.ContainsFunc(idx, func(i int) bool { return changes[i].Op != schema.OpTruncate }) {
+			if err := s.markWritten(ctx, s.cfg.DestName(id), true); err != nil {
+				return err
+			}
 		}
 	}
 	for _, i := range sweeps {
