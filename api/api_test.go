@@ -95,7 +95,7 @@ type harness struct {
 	header http.Header
 }
 
-func setup(t *testing.T) *harness {
+func setup(t *testing.T, opts ...func(*api.Config)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	c, err := secrets.New(make([]byte, 32))
@@ -123,7 +123,11 @@ func setup(t *testing.T) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	handler, err := api.New(api.Config{Connections: a, Pipelines: a, Documents: a, SchemaChanges: a, History: a, Catalogs: a, Alerts: a, Previewer: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a, Resyncer: a, Verifier: a})
+	cfg := api.Config{Connections: a, Pipelines: a, Documents: a, SchemaChanges: a, History: a, Catalogs: a, Alerts: a, Previewer: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Version: "test", Types: reg, Planner: a, AllEvents: a, Resyncer: a, Verifier: a}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	handler, err := api.New(cfg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
@@ -678,4 +682,45 @@ func TestPlan(t *testing.T) {
 	require.Contains(t, fmt.Sprint(refused["problems"]), "source")
 	// nothing was created
 	require.Empty(t, h.do("GET", "/api/v1/pipelines", nil, 200)["pipelines"])
+}
+
+// The runtime profiles are served only when asked for, and then to admin
+// tokens only.
+func TestPprofIsOffByDefaultAndAdminOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	get := func(url, token string) (int, string) {
+		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	off := setup(t)
+	adminOff, _, err := off.st.CreateToken(ctx, store.TokenSpec{Name: "a", Role: store.RoleAdmin})
+	require.NoError(t, err)
+	code, _ := get(off.url+"/debug/pprof/heap?debug=1", adminOff)
+	require.Equal(t, http.StatusNotFound, code)
+
+	on := setup(t, func(c *api.Config) { c.Pprof = true })
+	admin, _, err := on.st.CreateToken(ctx, store.TokenSpec{Name: "a", Role: store.RoleAdmin})
+	require.NoError(t, err)
+	editor, _, err := on.st.CreateToken(ctx, store.TokenSpec{Name: "e", Role: store.RoleEditor})
+	require.NoError(t, err)
+	code, _ = get(on.url+"/debug/pprof/heap?debug=1", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+	code, _ = get(on.url+"/debug/pprof/heap?debug=1", editor)
+	require.Equal(t, http.StatusForbidden, code)
+	code, body := get(on.url+"/debug/pprof/heap?debug=1", admin)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "heap profile")
+	code, body = get(on.url+"/debug/pprof/", admin)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "goroutine")
 }

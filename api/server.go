@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"slices"
 	"strconv"
@@ -174,6 +175,9 @@ type Config struct {
 	Resyncer Resyncer
 	// Verifier verifies pipelines (/api/v1/pipelines/{name}/verify); nil: 404.
 	Verifier Verifier
+	// Pprof serves Go's runtime profiles (net/http/pprof) at /debug/pprof/,
+	// to admin tokens only; off: 404.
+	Pprof bool
 	// Version is reported by /healthz.
 	Version string
 	// AllowedHosts are the host names (no port) a request's Host may name,
@@ -248,7 +252,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	for _, r := range s.routes() {
+	routes := s.routes()
+	if cfg.Pprof {
+		routes = append(routes, pprofRoutes()...)
+	}
+	for _, r := range routes {
 		s.mux.Handle(r.method+" "+r.path, s.guard(r))
 	}
 	if cfg.UI != nil {
@@ -308,6 +316,19 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/tokens", admin, s.createToken},
 		{"DELETE", "/api/v1/tokens/{id}", admin, s.deleteToken},
 		{"GET", "/api/v1/audit", admin, s.listAudit},
+	}
+}
+
+// pprofRoutes are Go's runtime profiles (CPU, heap, goroutines, …), for an
+// admin: they show the process's memory and stacks.
+func pprofRoutes() []route {
+	admin := store.RoleAdmin
+	return []route{
+		{"GET", "/debug/pprof/", admin, pprof.Index}, // and every named profile: /debug/pprof/heap …
+		{"GET", "/debug/pprof/cmdline", admin, pprof.Cmdline},
+		{"GET", "/debug/pprof/profile", admin, pprof.Profile},
+		{"GET", "/debug/pprof/symbol", admin, pprof.Symbol},
+		{"GET", "/debug/pprof/trace", admin, pprof.Trace},
 	}
 }
 

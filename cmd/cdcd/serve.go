@@ -32,6 +32,7 @@ type serveFlags struct {
 	trustedOrigins  []string
 	secretsDirs     []string
 	secretEnvPrefix []string
+	pprof           bool
 	http            api.ServerOptions
 }
 
@@ -60,6 +61,7 @@ func newServe(lf *logFlags) *cobra.Command {
 	fl.StringSliceVar(&f.trustedOrigins, "trusted-origins", envList("CDCD_TRUSTED_ORIGINS"), "origins (https://host[:port]) whose pages may send state-changing requests, besides the server's own (env CDCD_TRUSTED_ORIGINS)")
 	fl.StringSliceVar(&f.secretsDirs, "secrets-dir", envList("CDCD_SECRETS_DIR"), "directories whose files ${file:/path} references in API documents may name; none by default (env CDCD_SECRETS_DIR)")
 	fl.StringSliceVar(&f.secretEnvPrefix, "secret-env-prefix", envListOr("CDCD_SECRET_ENV_PREFIX", "CDCD_SECRET_"), "prefixes of the environment variables ${NAME} references in API documents may name (env CDCD_SECRET_ENV_PREFIX)")
+	fl.BoolVar(&f.pprof, "pprof", os.Getenv("CDCD_PPROF") == "1", "serve Go's runtime profiles at /debug/pprof/ to admin tokens (env CDCD_PPROF=1)")
 	fl.StringVar(&f.http.TLSCert, "tls-cert", os.Getenv("CDCD_TLS_CERT"), "PEM certificate (chain) file: serve HTTPS (env CDCD_TLS_CERT)")
 	fl.StringVar(&f.http.TLSKey, "tls-key", os.Getenv("CDCD_TLS_KEY"), "PEM private key file of --tls-cert (env CDCD_TLS_KEY)")
 	fl.IntVar(&f.http.MaxConnections, "max-connections", api.DefaultMaxConnections, "most open HTTP connections; more are answered 503")
@@ -130,7 +132,7 @@ func serve(ctx context.Context, log *slog.Logger, st store.Store, f serveFlags, 
 		hosts = append(hosts, h) // the name it was told to listen on
 	}
 	handler, err := api.New(api.Config{
-		Connections: a, Pipelines: a, Documents: a, SchemaChanges: a, History: a, Catalogs: a, Alerts: a, Previewer: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Logger: log, UI: web.FS(), Types: a.Registry, Planner: a, AllEvents: a, Resyncer: a, Verifier: a, Version: version,
+		Connections: a, Pipelines: a, Documents: a, SchemaChanges: a, History: a, Catalogs: a, Alerts: a, Previewer: a, Tokens: st, Audit: st, Metrics: promReg, Registerer: promReg, Logger: log, UI: web.FS(), Types: a.Registry, Planner: a, AllEvents: a, Resyncer: a, Verifier: a, Version: version, Pprof: f.pprof,
 		AllowedHosts: hosts, TrustedOrigins: f.trustedOrigins,
 		Ready: func(ctx context.Context) error {
 			select {
