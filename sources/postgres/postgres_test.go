@@ -458,6 +458,16 @@ func TestCheckWarnings(t *testing.T) {
 	require.Contains(t, ws[1], `ALTER TABLE "public"."docs" REPLICA IDENTITY FULL`)
 	require.NotContains(t, logs.String(), "REPLICA IDENTITY", "the source does not log its warnings")
 	require.Equal(t, ws, src.SourceStatus().Warnings)
+
+	// three other pipelines' slots on the database: each decodes all of its WAL
+	for _, slot := range []string{"other_a", "other_b", "other_c"} {
+		h.exec("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot)
+	}
+	require.NoError(t, src.Check(context.Background()))
+	ws = src.Warnings()
+	require.Len(t, ws, 3, "%q", ws)
+	require.Contains(t, ws[0], "3 other logical replication slots decode this database's WAL (other_a, other_b, other_c)")
+	require.Contains(t, ws[0], "put the tables of one database in one pipeline")
 }
 
 // TestSnapshotResumedAfterAddColumnDefault: a column added with a DEFAULT
