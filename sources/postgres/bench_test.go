@@ -136,3 +136,44 @@ func BenchmarkCatalog10k(b *testing.B) {
 	src := New(Config{DSN: dsn, Tables: []string{"s00.t00"}}.WithDefaults("bench"), sources.Deps{})
 	sourcetest.BenchCatalog10k(b, src)
 }
+
+// BenchmarkOpen1000Tables: a pipeline of 1,000 tables (10 schemas of 100)
+// opening, snapshot off: the checks, the catalog of every table, the
+// publication and the slot. Reported: ms/open (the catalog reads are a
+// constant number of queries, whatever the number of tables).
+func BenchmarkOpen1000Tables(b *testing.B) {
+	pg := testenv.StartPostgres(b)
+	ctx := context.Background()
+	dsn := pg.CreateDatabase(b, "startup")
+	pool, err := openPool(ctx, dsn, 2)
+	require.NoError(b, err)
+	defer pool.Close()
+	var tables []string
+	for sc := range 10 {
+		_, err = pool.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+			EXECUTE 'CREATE SCHEMA s%02d';
+			FOR t IN 0..99 LOOP
+				EXECUTE format('CREATE TABLE s%02d.t%%s (id int8 PRIMARY KEY, a text, b int4, c numeric(12,2), d timestamptz, e jsonb DEFAULT ''{}'')', lpad(t::text, 2, '0'));
+			END LOOP; END $$`, sc, sc))
+		require.NoError(b, err)
+		for t := range 100 {
+			tables = append(tables, fmt.Sprintf("s%02d.t%02d", sc, t))
+		}
+	}
+	var opened time.Duration
+	run := 0
+	for b.Loop() {
+		run++
+		cfg := Config{DSN: dsn, Tables: tables, Slot: fmt.Sprintf("open_%d", run), Publication: fmt.Sprintf("open_pub_%d", run), Snapshot: "never",
+			HeartbeatInterval: "0s", StatusInterval: "1s", SlotPollInterval: "10s"}.WithDefaults("bench")
+		require.NoError(b, cfg.Validate())
+		src := New(cfg, sources.Deps{})
+		start := time.Now()
+		require.NoError(b, src.Open(ctx, nil))
+		opened += time.Since(start)
+		require.NoError(b, src.Close(ctx))
+		_, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, cfg.Slot)
+		require.NoError(b, err)
+	}
+	b.ReportMetric(float64(opened.Milliseconds())/float64(run), "ms/open")
+}

@@ -24,32 +24,54 @@ import (
 // table was rewritten since (the missing value is then gone from the catalog
 // and sits in the rows).
 func existingValues(ctx context.Context, log *slog.Logger, pool *pgxpool.Pool, types *typeCache, relid uint32, names []string, oids []uint32) (map[string]*schema.Existing, error) {
-	rows, err := pool.Query(ctx, `SELECT a.attname, a.atthasmissing, CASE WHEN a.atthasmissing THEN array_to_string(a.attmissingval, '') END,
+	attrs, err := readAttrDefaults(ctx, pool, []uint32{relid})
+	if err != nil {
+		return nil, err
+	}
+	return existingFrom(log, types, relid, attrs[relid], names, oids)
+}
+
+// attrDefault is what the catalog says of a column's value in the rows there
+// before it was added.
+type attrDefault struct {
+	missing                           *string
+	hasMissing, def, ident, domainDef bool
+}
+
+// readAttrDefaults reads attrDefault of every column of the relations, in
+// one query.
+func readAttrDefaults(ctx context.Context, pool *pgxpool.Pool, relids []uint32) (map[uint32]map[string]attrDefault, error) {
+	rows, err := pool.Query(ctx, `SELECT a.attrelid, a.attname, a.atthasmissing, CASE WHEN a.atthasmissing THEN array_to_string(a.attmissingval, '') END,
 			d.adbin IS NOT NULL, a.attidentity <> '', ty.typtype = 'd' AND ty.typdefaultbin IS NOT NULL
 		FROM pg_attribute a
 		JOIN pg_type ty ON ty.oid = a.atttypid
 		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, relid)
+		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped`, relids)
 	if err != nil {
-		return nil, fmt.Errorf("read the column defaults of relation %d: %w", relid, err)
+		return nil, fmt.Errorf("read the column defaults: %w", err)
 	}
-	type attr struct {
-		missing                           *string
-		hasMissing, def, ident, domainDef bool
-	}
-	byName := map[string]attr{}
+	defer rows.Close()
+	out := map[uint32]map[string]attrDefault{}
 	for rows.Next() {
+		var rel uint32
 		var name string
-		var a attr
-		if err := rows.Scan(&name, &a.hasMissing, &a.missing, &a.def, &a.ident, &a.domainDef); err != nil {
-			rows.Close()
+		var a attrDefault
+		if err := rows.Scan(&rel, &name, &a.hasMissing, &a.missing, &a.def, &a.ident, &a.domainDef); err != nil {
 			return nil, err
 		}
-		byName[name] = a
+		if out[rel] == nil {
+			out[rel] = map[string]attrDefault{}
+		}
+		out[rel][name] = a
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the column defaults of relation %d: %w", relid, err)
+		return nil, fmt.Errorf("read the column defaults: %w", err)
 	}
+	return out, nil
+}
+
+// existingFrom is existingValues of relation relid, from its columns' byName.
+func existingFrom(log *slog.Logger, types *typeCache, relid uint32, byName map[string]attrDefault, names []string, oids []uint32) (map[string]*schema.Existing, error) {
 	// columns of the catalog the Relation message does not have: added or
 	// renamed since it was sent
 	newer := len(byName)

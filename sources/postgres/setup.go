@@ -27,6 +27,11 @@ type tableInfo struct {
 	Leaves      []uint32 // partitioned: the leaf partitions, scanned by the snapshot
 	EstRows     int64
 	Toast       []string // columns that may be TOASTed (varlena, not plain storage)
+	// CanSelect, Owned and Owner are the role's rights on the table: SELECT
+	// (the snapshot reads it), ownership (adding it to a publication needs
+	// it) and who owns it
+	CanSelect, Owned bool
+	Owner            string
 	// Existing is what the rows there when each column was added hold in it
 	// (existingValues), read at Open: a snapshot that starts after an ADD
 	// COLUMN … DEFAULT announces the column with its fill, as the stream
@@ -108,101 +113,140 @@ func openPool(ctx context.Context, dsn string, size int, dial ...pgconn.DialFunc
 	return pool, nil
 }
 
-// loadTables reads the catalog entries of the configured tables. A missing table
-// or one without a primary key (and not REPLICA IDENTITY FULL) is reported with
-// what to do about it, as a permanent error; a failed read (a connection lost)
-// is classified as the server's errors are: retryable unless its code says
-// otherwise.
+// loadTables reads the catalog of ids in a constant number of queries,
+// whatever their number: the tables (with the role's SELECT privilege and
+// ownership), their columns, the columns' types, their primary keys and the
+// leaves of the partitioned ones. Missing tables and tables that cannot be
+// replicated are permanent errors, all of them at once.
 func loadTables(ctx context.Context, pool *pgxpool.Pool, ids []schema.TableID, types *typeCache) ([]*tableInfo, error) {
-	var out []*tableInfo
-	var errs []error
-	for _, id := range ids {
-		t := &tableInfo{ID: id}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	nss, names := make([]string, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		nss[i], names[i] = id.Namespace, id.Name
+	}
+	rows, err := pool.Query(ctx, `SELECT n.nspname, c.relname, c.oid, c.relkind, c.relreplident,
+			CASE WHEN c.reltuples < 0 OR (c.reltuples = 0 AND c.relpages > 0) THEN -1 ELSE c.reltuples::int8 END,
+			pg_catalog.has_table_privilege(c.oid, 'SELECT'), pg_catalog.pg_has_role(c.relowner, 'USAGE'), pg_catalog.pg_get_userbyid(c.relowner)
+		FROM unnest($1::text[], $2::text[]) AS w(nsp, rel)
+		JOIN pg_catalog.pg_namespace n ON n.nspname = w.nsp
+		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel
+		WHERE c.relkind IN ('r', 'p')`, nss, names)
+	if err != nil {
+		return nil, classify(fmt.Errorf("read the catalog of the tables: %w", err))
+	}
+	byID := map[schema.TableID]*tableInfo{}
+	byOID := map[uint32]*tableInfo{}
+	var oids []uint32
+	for rows.Next() {
+		t := &tableInfo{}
 		var kind, ident string
-		err := pool.QueryRow(ctx, `SELECT c.oid, c.relkind, c.relreplident,
-				CASE WHEN c.reltuples < 0 OR (c.reltuples = 0 AND c.relpages > 0) THEN -1 ELSE c.reltuples::int8 END
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, id.Namespace, id.Name).Scan(&t.OID, &kind, &ident, &t.EstRows)
-		if errors.Is(err, pgx.ErrNoRows) {
-			errs = append(errs, fmt.Errorf("table %s does not exist (or is not a table); check the name in tables or create it", id))
-			continue
-		}
-		if err != nil {
-			return nil, classify(fmt.Errorf("read catalog of %s: %w", id, err))
+		if err := rows.Scan(&t.ID.Namespace, &t.ID.Name, &t.OID, &kind, &ident, &t.EstRows, &t.CanSelect, &t.Owned, &t.Owner); err != nil {
+			rows.Close()
+			return nil, classify(fmt.Errorf("read the catalog of the tables: %w", err))
 		}
 		t.Partitioned, t.Identity = kind == "p", ident[0]
-		rows, err := pool.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+		byID[t.ID], byOID[t.OID] = t, t
+		oids = append(oids, t.OID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, classify(fmt.Errorf("read the catalog of the tables: %w", err))
+	}
+	if len(oids) > 0 {
+		crows, err := pool.Query(ctx, `SELECT a.attrelid, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
 				a.attstorage <> 'p' AND a.attlen = -1
 			FROM pg_catalog.pg_attribute a
-			WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-			ORDER BY a.attnum`, t.OID)
+			WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+			ORDER BY a.attrelid, a.attnum`, oids)
 		if err != nil {
-			return nil, classify(fmt.Errorf("read columns of %s: %w", id, err))
+			return nil, classify(fmt.Errorf("read the columns of the tables: %w", err))
 		}
-		var oids []uint32
-		for rows.Next() {
+		var typeOIDs []uint32
+		for crows.Next() {
+			var rel uint32
 			var c columnInfo
 			var toastable bool
-			if err := rows.Scan(&c.Name, &c.Type, &c.Typmod, &c.NotNull, &toastable); err != nil {
-				rows.Close()
-				return nil, classify(fmt.Errorf("read columns of %s: %w", id, err))
+			if err := crows.Scan(&rel, &c.Name, &c.Type, &c.Typmod, &c.NotNull, &toastable); err != nil {
+				crows.Close()
+				return nil, classify(fmt.Errorf("read the columns of the tables: %w", err))
 			}
+			t := byOID[rel]
 			if toastable {
 				t.Toast = append(t.Toast, c.Name)
 			}
 			t.Columns = append(t.Columns, c)
-			oids = append(oids, c.Type)
+			typeOIDs = append(typeOIDs, c.Type)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, classify(fmt.Errorf("read columns of %s: %w", id, err))
+		crows.Close()
+		if err := crows.Err(); err != nil {
+			return nil, classify(fmt.Errorf("read the columns of the tables: %w", err))
 		}
-		if err := types.load(ctx, pool, oids...); err != nil {
-			return nil, classify(fmt.Errorf("read the column types of %s: %w", id, err))
+		if err := types.load(ctx, pool, typeOIDs...); err != nil {
+			return nil, classify(fmt.Errorf("read the column types: %w", err))
 		}
-		pk, err := primaryKey(ctx, pool, t.OID)
-		if err != nil {
-			return nil, classify(fmt.Errorf("read the primary key of %s: %w", id, err))
+		if err := eachRow(ctx, pool, `SELECT i.indrelid, a.attname FROM pg_catalog.pg_index i
+				JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+				JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+				WHERE i.indrelid = ANY($1) AND i.indisprimary ORDER BY i.indrelid, k.ord`, oids, func(rel uint32, col string) {
+			byOID[rel].PK = append(byOID[rel].PK, col)
+		}); err != nil {
+			return nil, classify(fmt.Errorf("read the primary keys: %w", err))
 		}
-		t.PK = pk
-		if len(t.PK) == 0 {
-			if t.Identity != 'f' {
-				errs = append(errs, fmt.Errorf("table %s has no primary key: add one, or run ALTER TABLE %s REPLICA IDENTITY FULL so that updates and deletes can be matched by all columns", id, quoted(id)))
-				continue
+		var roots []uint32
+		for _, o := range oids {
+			if byOID[o].Partitioned {
+				roots = append(roots, o)
 			}
+		}
+		if len(roots) > 0 {
+			if err := eachRow(ctx, pool, `SELECT r.root, t.relid::oid FROM unnest($1::oid[]) AS r(root), LATERAL pg_catalog.pg_partition_tree(r.root) t
+					WHERE t.isleaf ORDER BY r.root, t.relid`, roots, func(rel uint32, leaf uint32) {
+				byOID[rel].Leaves = append(byOID[rel].Leaves, leaf)
+			}); err != nil {
+				return nil, classify(fmt.Errorf("read the partitions: %w", err))
+			}
+		}
+	}
+	var out []*tableInfo
+	var errs []error
+	for _, id := range ids {
+		t := byID[id]
+		switch {
+		case t == nil:
+			errs = append(errs, fmt.Errorf("table %s does not exist (or is not a table); check the name in tables or create it", id))
+			continue
+		case len(t.PK) == 0 && t.Identity != 'f':
+			errs = append(errs, fmt.Errorf("table %s has no primary key: add one, or run ALTER TABLE %s REPLICA IDENTITY FULL so that updates and deletes can be matched by all columns", id, quoted(id)))
+			continue
+		case len(t.PK) == 0:
 			for _, c := range t.Columns {
 				t.PK = append(t.PK, c.Name)
 			}
-		}
-		if t.Partitioned {
-			leaves, err := pool.Query(ctx, `SELECT relid::oid FROM pg_partition_tree($1) WHERE isleaf`, t.OID)
-			if err != nil {
-				return nil, classify(fmt.Errorf("read partitions of %s: %w", id, err))
-			}
-			for leaves.Next() {
-				var o uint32
-				if err := leaves.Scan(&o); err != nil {
-					leaves.Close()
-					return nil, classify(fmt.Errorf("read partitions of %s: %w", id, err))
-				}
-				t.Leaves = append(t.Leaves, o)
-			}
-			leaves.Close()
 		}
 		out = append(out, t)
 	}
 	return out, component.Permanent(errors.Join(errs...))
 }
 
-func primaryKey(ctx context.Context, pool *pgxpool.Pool, oid uint32) ([]string, error) {
-	rows, err := pool.Query(ctx, `SELECT a.attname FROM pg_catalog.pg_index i
-		JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-		JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord`, oid)
+// eachRow runs a query of two columns, the first a relation's oid, with the
+// relations' oids as its argument, and hands each row to f.
+func eachRow[T any](ctx context.Context, pool *pgxpool.Pool, sql string, oids []uint32, f func(uint32, T)) error {
+	rows, err := pool.Query(ctx, sql, oids)
 	if err != nil {
-		return nil, fmt.Errorf("read primary key: %w", err)
+		return err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	defer rows.Close()
+	for rows.Next() {
+		var rel uint32
+		var v T
+		if err := rows.Scan(&rel, &v); err != nil {
+			return err
+		}
+		f(rel, v)
+	}
+	return rows.Err()
 }
 
 // ensurePublication creates the pipeline's publication listing its tables, or
@@ -391,11 +435,7 @@ func (s *Source) checkTables(ctx context.Context, starting bool, only []schema.T
 		}
 	}
 	for _, t := range tables {
-		var canSelect bool
-		if err := pool.QueryRow(ctx, `SELECT has_table_privilege($1::oid, 'SELECT')`, t.OID).Scan(&canSelect); err != nil {
-			return err
-		}
-		if !canSelect {
+		if !t.CanSelect {
 			bad("the role cannot SELECT from %s: GRANT SELECT ON %s TO <user>", t.ID, quoted(t.ID))
 		}
 		if len(t.Toast) > 0 && t.Identity != 'f' {
@@ -555,13 +595,8 @@ func publicationProblems(ctx context.Context, pool *pgxpool.Pool, pub string, ta
 	// creating the publication, or adding tables to it, needs their ownership
 	var notOwned []string
 	for _, t := range missing {
-		var owns bool
-		var owner string
-		if err := pool.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE'), pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = $1`, t.OID).Scan(&owns, &owner); err != nil {
-			return append(out, fmt.Sprintf("read the owner of %s: %v", t.ID, err))
-		}
-		if !owns {
-			notOwned = append(notOwned, fmt.Sprintf("%s (owned by %s)", t.ID, owner))
+		if !t.Owned {
+			notOwned = append(notOwned, fmt.Sprintf("%s (owned by %s)", t.ID, t.Owner))
 		}
 	}
 	if len(notOwned) > 0 {

@@ -143,13 +143,21 @@ func (s *Source) Open(ctx context.Context, from offsets.Position) (err error) {
 		return err // a table's problem is permanent, a lost connection is not
 	}
 	s.tables, s.byID = map[uint32]*tableInfo{}, map[schema.TableID]*tableInfo{}
+	relids := make([]uint32, len(tables))
+	for i, t := range tables {
+		relids[i] = t.OID
+	}
+	attrs, err := readAttrDefaults(ctx, s.pool, relids)
+	if err != nil {
+		return classify(err)
+	}
 	for _, t := range tables {
 		s.tables[t.OID], s.byID[t.ID] = t, t
 		names, oids := make([]string, len(t.Columns)), make([]uint32, len(t.Columns))
 		for i, c := range t.Columns {
 			names[i], oids[i] = c.Name, c.Type
 		}
-		if t.Existing, err = existingValues(ctx, s.log, s.pool, s.types, t.OID, names, oids); err != nil {
+		if t.Existing, err = existingFrom(s.log, s.types, t.OID, attrs[t.OID], names, oids); err != nil {
 			return err
 		}
 	}
