@@ -92,3 +92,16 @@ func ParseCursor(after string) (namespace, name string, err error) {
 func LikePattern(s string) string {
 	return "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(s) + "%"
 }
+
+// Cut keeps the first limit tables of a page read with one table more than
+// its limit (the query's LIMIT limit+1), and when there were more, sets Next
+// to the cursor after the last one kept. It reports whether it cut.
+func (p *Page) Cut(limit int) bool {
+	if len(p.Tables) <= limit {
+		return false
+	}
+	p.Tables = p.Tables[:limit]
+	last := p.Tables[limit-1].Table
+	p.Next = Cursor(last.Namespace, last.Name)
+	return true
+}

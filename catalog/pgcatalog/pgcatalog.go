@@ -76,7 +76,7 @@ func List(ctx context.Context, db Querier, q catalog.Query) ([]Entry, catalog.Pa
 	if err := rows.Err(); err != nil {
 		return nil, catalog.Page{}, err
 	}
-	var page catalog.Page
+	var page catalog.Page // its tables are the caller's, from the entries
 	if len(out) > q.Limit {
 		out, oids = out[:q.Limit], oids[:q.Limit]
 		last := out[q.Limit-1].Table.Table

@@ -290,73 +290,44 @@ func TestPauseResumeUnderWritesLosesNothing(t *testing.T) {
 	r.waitEqual("other")
 }
 
-// TestDroppedDestinationTableIsResynced: a destination table dropped behind
-// cdcd's back while a writer changes both tables is found lost at the next
-// write (never recreated empty), that table alone is read again while the
-// other streams, and both end equal to the source; the events say what
-// happened. Then the same again with cdcd stopped while the table is
-// dropped: the start finds it.
-func TestDroppedDestinationTableIsResynced(t *testing.T) {
+// TestLostDestinationTableIsResynced: a destination table dropped, or
+// truncated, behind cdcd's back while a writer runs is found at the next
+// write and read again until equal, while the other table streams; dropped
+// or truncated while cdcd is down, the pipeline's start finds it.
+func TestLostDestinationTableIsResynced(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	r := newResyncRig(t, 3000)
-	r.write("acct", "other")
-	_, err := r.dst.Exec(ctx, `DROP TABLE replica.acct`)
-	require.NoError(t, err)
-	time.Sleep(2 * time.Second) // writes go on during the resync
-	r.stopWriting()
-	r.waitEqual("acct")
-	r.waitEqual("other")
-	events := cli(t, r.env, 0, "pipelines", "events", "rs")
-	require.Contains(t, events, "does not exist any more")
-	require.Contains(t, events, "resyncing public.acct")
-	require.Contains(t, events, "created again, and filled by the read")
-	require.Contains(t, events, "resync finished")
-	log := r.server.log.String()
-	require.Equal(t, 1, strings.Count(log, "resyncing the table while streaming"), "only acct is read again")
+	for _, tc := range []struct{ how, statement, says, filled string }{
+		{"dropped", "DROP TABLE", "does not exist any more", "created again, and filled by the read"},
+		{"truncated", "TRUNCATE", "was truncated at the destination behind cdcd's back", "filled again by the read of public.acct"},
+	} {
+		t.Run(tc.how, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			r := newResyncRig(t, 3000)
+			r.write("acct", "other")
+			_, err := r.dst.Exec(ctx, tc.statement+" replica.acct")
+			require.NoError(t, err)
+			time.Sleep(2 * time.Second) // writes go on during the resync
+			r.stopWriting()
+			r.waitEqual("acct")
+			r.waitEqual("other")
+			events := cli(t, r.env, 0, "pipelines", "events", "rs")
+			for _, want := range []string{tc.says, "resyncing public.acct", tc.filled, "resync finished"} {
+				require.Contains(t, events, want)
+			}
+			require.Equal(t, 1, strings.Count(r.server.log.String(), "resyncing the table while streaming"), "only acct is read again")
 
-	// dropped while cdcd is down: the pipeline's start finds it
-	r.server.stop(t)
-	_, err = r.dst.Exec(ctx, `DROP TABLE replica.other`)
-	require.NoError(t, err)
-	r.restart()
-	r.write("acct", "other")
-	time.Sleep(time.Second)
-	r.stopWriting()
-	r.waitEqual("acct")
-	r.waitEqual("other")
-	require.Eventually(t, func() bool { return getPipeline(t, r.env, "rs").State == "streaming" }, 30*time.Second, 100*time.Millisecond)
+			r.server.stop(t)
+			_, err = r.dst.Exec(ctx, tc.statement+" replica.other")
+			require.NoError(t, err)
+			r.restart()
+			r.write("acct", "other")
+			time.Sleep(time.Second)
+			r.stopWriting()
+			r.waitEqual("acct")
+			r.waitEqual("other")
+			require.Eventually(t, func() bool { return getPipeline(t, r.env, "rs").State == "streaming" }, 30*time.Second, 100*time.Millisecond)
+		})
+	}
 }
 
-// TestTruncatedDestinationTableIsResynced: a destination table truncated
-// behind cdcd's back, while a writer runs, is found at the next write and
-// read again until equal; truncated while cdcd is down, the pipeline's start
-// finds it.
-func TestTruncatedDestinationTableIsResynced(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	r := newResyncRig(t, 3000)
-	r.write("acct", "other")
-	_, err := r.dst.Exec(ctx, `TRUNCATE replica.acct`)
-	require.NoError(t, err)
-	time.Sleep(2 * time.Second) // writes go on during the resync
-	r.stopWriting()
-	r.waitEqual("acct")
-	r.waitEqual("other")
-	events := cli(t, r.env, 0, "pipelines", "events", "rs")
-	require.Contains(t, events, "was truncated at the destination behind cdcd's back")
-	require.Contains(t, events, "resyncing public.acct")
-	require.Contains(t, events, "filled again by the read of public.acct")
-	require.Contains(t, events, "resync finished")
-
-	r.server.stop(t)
-	_, err = r.dst.Exec(ctx, `TRUNCATE replica.other`)
-	require.NoError(t, err)
-	r.restart()
-	r.write("acct", "other")
-	time.Sleep(time.Second)
-	r.stopWriting()
-	r.waitEqual("acct")
-	r.waitEqual("other")
-	require.Eventually(t, func() bool { return getPipeline(t, r.env, "rs").State == "streaming" }, 30*time.Second, 100*time.Millisecond)
-}

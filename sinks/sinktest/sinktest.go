@@ -621,12 +621,7 @@ func testLostTable(t *testing.T, h Harness) {
 	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "a"), g.change(schema.OpInsert, 2, 20, "b")))
 	d.Drop(t, Items)
 
-	requireLost := func(err error) {
-		t.Helper()
-		var lost *sinks.TableLostError
-		require.ErrorAs(t, err, &lost)
-		require.Equal(t, Items.ID, lost.Table)
-	}
+	requireLost := func(err error) { t.Helper(); requireLostTable(t, err, false) }
 	// the sink that had the table: a write fails, and the sink says the
 	// table is gone (as the error, or when the engine asks)
 	err := s.s.Write(ctx, batch(true, g.change(schema.OpInsert, 3, 30, "c")))
@@ -655,6 +650,16 @@ func testLostTable(t *testing.T, h Harness) {
 	expect(t, h, Items, map[int64]schema.Row{1: row(1, 10, "a"), 2: row(2, 20, "b"), 3: row(3, 30, "c")})
 }
 
+// requireLostTable requires err to say that Items lost its destination
+// table: dropped, or truncated.
+func requireLostTable(t *testing.T, err error, truncated bool) {
+	t.Helper()
+	var lost *sinks.TableLostError
+	require.ErrorAs(t, err, &lost)
+	require.Equal(t, Items.ID, lost.Table)
+	require.Equal(t, truncated, lost.Truncated, "%v", err)
+}
+
 // testTruncatedTable: a destination table truncated behind the sink's back
 // is reported lost (truncated) by the next write and by the next run's
 // announcement of the table, never written into as if it held its rows; a
@@ -670,13 +675,7 @@ func testTruncatedTable(t *testing.T, h Harness) {
 	s.apply(createDelta(Items))
 	s.write(batch(true, g.change(schema.OpInsert, 1, 10, "a"), g.change(schema.OpInsert, 2, 20, "b")))
 	tr.Truncate(t, Items)
-	requireTruncated := func(err error) {
-		t.Helper()
-		var lost *sinks.TableLostError
-		require.ErrorAs(t, err, &lost)
-		require.Equal(t, Items.ID, lost.Table)
-		require.True(t, lost.Truncated, "%v", err)
-	}
+	requireTruncated := func(err error) { t.Helper(); requireLostTable(t, err, true) }
 	requireTruncated(s.s.Write(ctx, batch(true, g.change(schema.OpUpdate, 1, 11, "a"))))
 	s.close()
 

@@ -55,12 +55,7 @@ func (s *Sink) Catalog(ctx context.Context, q catalog.Query) (catalog.Page, erro
 	if err := rows.Err(); err != nil {
 		return catalog.Page{}, classify(err)
 	}
-	if len(page.Tables) > q.Limit {
-		delete(byName, page.Tables[q.Limit].Table)
-		page.Tables = page.Tables[:q.Limit]
-		last := page.Tables[q.Limit-1].Table
-		page.Next = catalog.Cursor(last.Namespace, last.Name)
-	}
+	page.Cut(q.Limit) // the columns are read for the tables kept only
 	if n := len(page.Tables); n > 0 {
 		// the page is a contiguous range of (schema, table): its columns
 		first, last := page.Tables[0].Table, page.Tables[n-1].Table

@@ -51,14 +51,10 @@ func (s *Source) Catalog(ctx context.Context, q catalog.Query) (catalog.Page, er
 		index[t.Table] = len(page.Tables)
 		page.Tables = append(page.Tables, t)
 	}
-	if len(page.Tables) > q.Limit {
-		for _, t := range page.Tables[q.Limit:] {
-			delete(index, t.Table)
-		}
-		page.Tables = page.Tables[:q.Limit]
-		last := page.Tables[q.Limit-1].Table
-		page.Next = catalog.Cursor(last.Namespace, last.Name)
+	for _, t := range page.Tables[min(q.Limit, len(page.Tables)):] {
+		delete(index, t.Table)
 	}
+	page.Cut(q.Limit)
 	byDB := map[string][]any{}
 	var dbs []string
 	for _, t := range page.Tables {
