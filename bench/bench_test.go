@@ -31,6 +31,7 @@ import (
 
 	"github.com/cdcd-dev/cdcd/internal/testenv"
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
@@ -250,7 +251,16 @@ func latency(t *testing.T, ctx context.Context, src, dst *pgxpool.Pool, rate int
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		<-tick.C
-		_, err := src.Exec(ctx, `INSERT INTO lat SELECT g, now() FROM generate_series($1::int8, $2::int8) g`, next, next+int64(per)-1)
+		// committed as production commits (the test servers run with
+		// synchronous_commit off, whose WAL the walwriter flushes, and
+		// logical decoding reads, up to wal_writer_delay = 200 ms later)
+		err := pgx.BeginFunc(ctx, src, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO lat SELECT g, now() FROM generate_series($1::int8, $2::int8) g`, next, next+int64(per)-1)
+			return err
+		})
 		require.NoError(t, err)
 		mu.Lock()
 		pending = append(pending, txn{last: next + int64(per) - 1, committed: time.Now()})

@@ -175,3 +175,67 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 	}
 	return n
 }
+
+// A batch that ends on a checkpoint is written as soon as the source has
+// nothing more and the sink is idle, not after max_wait; one whose
+// transaction goes on waits for the rest; min_wait holds it back (the
+// warehouse sinks' fewer, larger batches); while the sink writes, the next
+// batches coalesce into one.
+func TestBatchesGoWhenTheSourceIsIdle(t *testing.T) {
+	run := func(t *testing.T, minWait time.Duration) (*chanSource, *memSink, func()) {
+		src := &chanSource{batches: make(chan schema.Batch)}
+		sink := &memSink{}
+		store := &memstore.Store{}
+		epoch, err := store.Acquire(t.Context(), "p")
+		require.NoError(t, err)
+		r, err := NewRunner(RunnerConfig{Pipeline: "p", Source: src, Sink: sink, Offsets: store, Epoch: epoch, MaxWait: time.Hour, MinWait: minWait})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		return src, sink, func() { cancel(); require.NoError(t, <-done) }
+	}
+	writes := func(s *memSink) int { s.mu.Lock(); defer s.mu.Unlock(); return s.writes }
+	synctest.Test(t, func(t *testing.T) {
+		src, sink, stop := run(t, 0)
+		defer stop()
+		now := time.Now()
+		src.batches <- schema.Batch{Changes: []schema.Change{changeAt(1, now)}} // inside a transaction
+		synctest.Wait()
+		require.Zero(t, writes(sink), "the rest of its transaction is awaited")
+		src.batches <- schema.Batch{Changes: []schema.Change{changeAt(2, now)}, Checkpoint: pos(2)}
+		synctest.Wait()
+		require.Equal(t, 1, writes(sink), "written at once, no max_wait (1h) waited for")
+
+		// the sink busy: what comes meanwhile is one batch
+		sink.mu.Lock()
+		sink.block = make(chan struct{})
+		block := sink.block
+		sink.mu.Unlock()
+		src.batches <- schema.Batch{Changes: []schema.Change{changeAt(3, now)}, Checkpoint: pos(3)}
+		synctest.Wait()
+		for i := uint64(4); i <= 9; i++ {
+			src.batches <- schema.Batch{Changes: []schema.Change{changeAt(i, now)}, Checkpoint: pos(i)}
+		}
+		synctest.Wait()
+		sink.mu.Lock()
+		sink.block = nil
+		sink.mu.Unlock()
+		close(block)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.Equal(t, 3, writes(sink), "the six batches that came while the sink wrote went as one")
+	})
+	synctest.Test(t, func(t *testing.T) {
+		src, sink, stop := run(t, 30*time.Second)
+		defer stop()
+		src.batches <- schema.Batch{Changes: []schema.Change{changeAt(1, time.Now())}, Checkpoint: pos(1)}
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		require.Zero(t, writes(sink), "min_wait holds it back")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.Equal(t, 1, writes(sink))
+	})
+}

@@ -43,9 +43,13 @@ type RunnerConfig struct {
 	// fenced by it.
 	Epoch offsets.Epoch
 
-	MaxChanges   int           // flush a write batch at this many changes
-	MaxBytes     int           // … or at this many estimated bytes
-	MaxWait      time.Duration // … or this long after its first change arrived
+	MaxChanges int           // flush a write batch at this many changes
+	MaxBytes   int           // … or at this many estimated bytes
+	MaxWait    time.Duration // … or this long after its first change arrived
+	// MinWait: a batch that is not full goes no sooner than this after its
+	// first change (0: as soon as the source has nothing more and the writer
+	// is idle)
+	MinWait      time.Duration
 	QueueDepth   int           // batches buffered between two stages
 	DrainTimeout time.Duration // after a stop, how long in-flight batches may take
 
@@ -131,7 +135,8 @@ type Runner struct {
 	cfg RunnerConfig
 	log *slog.Logger
 
-	opened atomic.Bool // source and sink are open and the stages run
+	opened  atomic.Bool // source and sink are open and the stages run
+	writing atomic.Bool // the write stage is applying a batch
 
 	mu       sync.Mutex
 	progress Progress
@@ -426,7 +431,9 @@ func (r *Runner) readStage(readCtx, gctx context.Context, out chan<- schema.Batc
 }
 
 // transformStage runs the chain over each source batch and coalesces them into
-// write batches bounded by MaxChanges, MaxBytes and MaxWait.
+// write batches bounded by MaxChanges and MaxBytes. A batch that ends on a
+// checkpoint goes as soon as no other source batch is waiting; one that ends
+// inside a transaction waits for its checkpoint up to MaxWait.
 func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out chan<- ticketed, tr *offsets.Tracker, ev *evolver) error {
 	defer close(out)
 	c := r.cfg
@@ -443,6 +450,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 		})
 	}
 	var has bool // pending holds something worth flushing (changes, deltas or a checkpoint)
+	var pendingSince time.Time
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -473,6 +481,17 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-timer.C:
+			if has && pending.Checkpoint != nil {
+				age := time.Since(pendingSince)
+				switch {
+				case age < c.MinWait:
+					timer.Reset(c.MinWait - age)
+					continue
+				case (len(out) > 0 || r.writing.Load()) && age < c.MaxWait:
+					timer.Reset(writerPoll) // the writer is still busy: coalesce
+					continue
+				}
+			}
 			if err := flush(); err != nil {
 				return err
 			}
@@ -519,6 +538,7 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			}
 			if !has {
 				timer.Reset(c.MaxWait)
+				pendingSince = time.Now()
 			}
 			has = true
 			pendingEv.add(rt)
@@ -537,14 +557,32 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			}
 			pendingParts = append(pendingParts, writtenBatch{pos: b.Checkpoint, n: len(b.Changes)})
 			pendingBytes += b.Size()
-			if len(pending.Changes) >= c.MaxChanges || pendingBytes >= c.MaxBytes {
+			// Full, or nothing more ready from the source and the writer idle:
+			// write it now. While the writer is busy, the next ones coalesce
+			// (batches grow with the load) and the timer checks every
+			// writerPoll whether it is idle. A batch waits
+			// out MaxWait only for the rest of its transaction.
+			switch {
+			case len(pending.Changes) >= c.MaxChanges || pendingBytes >= c.MaxBytes:
 				if err := flush(); err != nil {
 					return err
 				}
+			case pending.Checkpoint != nil && len(in) == 0 && time.Since(pendingSince) < c.MinWait:
+				timer.Reset(c.MinWait - time.Since(pendingSince))
+			case pending.Checkpoint != nil && len(in) == 0 && len(out) == 0 && !r.writing.Load():
+				if err := flush(); err != nil {
+					return err
+				}
+			case pending.Checkpoint != nil && len(in) == 0:
+				timer.Reset(writerPoll)
 			}
 		}
 	}
 }
+
+// writerPoll is how often a batch that could go checks whether the writer has
+// taken the one before it.
+const writerPoll = time.Millisecond
 
 // highest is the highest position a batch gives the sink: its last change's or
 // its checkpoint, which can sort above it (the end of the transaction).
@@ -680,7 +718,6 @@ func (r *Runner) drain(ctx context.Context, h Hold, base offsets.Position) error
 // writeStage applies each batch at the sink, deltas first, then marks it durable.
 func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written chan<- struct{}, tr *offsets.Tracker) error {
 	defer close(written)
-	c := r.cfg
 	for {
 		var tb ticketed
 		var ok bool
@@ -692,56 +729,67 @@ func (r *Runner) writeStage(ctx context.Context, in <-chan ticketed, written cha
 				return nil
 			}
 		}
-		if err := r.spool(ctx, &tb); err != nil {
+		r.writing.Store(true)
+		if err := r.write(ctx, &tb, written, tr); err != nil {
 			return err
 		}
-		if len(tb.b.Deltas) > 0 {
-			if err := r.apply(ctx, tb.b.Deltas); err != nil {
-				return r.failedOn(fmt.Errorf("apply schema change at sink: %w", err))
-			}
-			for _, d := range tb.b.Deltas {
-				if d.From != 0 && len(d.Changes) > 0 {
-					r.event(ctx, EventSchemaChange, LevelInfo, d.Table.ID.String(), "schema change applied at the sink (version %d): %s", d.Table.Version, describe(d))
-				}
-			}
+		r.writing.Store(false)
+	}
+}
+
+// write applies one batch at the sink, deltas first, then marks it durable.
+func (r *Runner) write(ctx context.Context, tb *ticketed, written chan<- struct{}, tr *offsets.Tracker) error {
+	c := r.cfg
+	if err := r.spool(ctx, tb); err != nil {
+		return err
+	}
+	if len(tb.b.Deltas) > 0 {
+		if err := r.apply(ctx, tb.b.Deltas); err != nil {
+			return r.failedOn(fmt.Errorf("apply schema change at sink: %w", err))
 		}
-		if len(tb.b.Changes) > 0 {
-			start := time.Now()
-			if err := c.Sink.Write(ctx, &tb.b); err != nil {
-				err = r.lostOnWrite(ctx, err, &tb.b)
-				return r.failedOn(fmt.Errorf("write batch of %d changes: %w", len(tb.b.Changes), valueSafe(err, &tb.b)))
+		for _, d := range tb.b.Deltas {
+			if d.From != 0 && len(d.Changes) > 0 {
+				r.event(ctx, EventSchemaChange, LevelInfo, d.Table.ID.String(), "schema change applied at the sink (version %d): %s", d.Table.Version, describe(d))
 			}
-			c.Metrics.writeSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())
-			c.Metrics.batchChanges.WithLabelValues(c.Pipeline).Observe(float64(len(tb.b.Changes)))
-			r.log.Debug("batch written", "batch_changes", len(tb.b.Changes), "took", time.Since(start))
-			for i := range tb.b.Changes {
-				if ch := &tb.b.Changes[i]; ch.Op == schema.OpSweep {
-					r.log.Info("table resync finished", "table", ch.Table.String())
-					r.event(ctx, EventSnapshot, LevelInfo, ch.Table.String(),
-						"resync finished: the rows the source no longer has are removed at the destination (counted in cdcd_sink_swept_rows_total)")
-				}
-			}
-		}
-		r.lag.wrote(tb.parts)
-		if err := tr.Done(tb.tk); err != nil {
-			return err
-		}
-		last := tb.b.Last()
-		r.update(func(p *Progress) {
-			p.ChangesWritten += uint64(len(tb.b.Changes))
-			p.BatchesWritten++
-			if last != nil {
-				p.WrittenPos = last
-			}
-			if n := len(tb.b.Changes); n > 0 && !tb.b.Changes[n-1].CommitTS.IsZero() {
-				p.LastSourceCommit = tb.b.Changes[n-1].CommitTS
-			}
-		})
-		select {
-		case written <- struct{}{}:
-		default:
 		}
 	}
+	if len(tb.b.Changes) > 0 {
+		start := time.Now()
+		if err := c.Sink.Write(ctx, &tb.b); err != nil {
+			err = r.lostOnWrite(ctx, err, &tb.b)
+			return r.failedOn(fmt.Errorf("write batch of %d changes: %w", len(tb.b.Changes), valueSafe(err, &tb.b)))
+		}
+		c.Metrics.writeSeconds.WithLabelValues(c.Pipeline).Observe(time.Since(start).Seconds())
+		c.Metrics.batchChanges.WithLabelValues(c.Pipeline).Observe(float64(len(tb.b.Changes)))
+		r.log.Debug("batch written", "batch_changes", len(tb.b.Changes), "took", time.Since(start))
+		for i := range tb.b.Changes {
+			if ch := &tb.b.Changes[i]; ch.Op == schema.OpSweep {
+				r.log.Info("table resync finished", "table", ch.Table.String())
+				r.event(ctx, EventSnapshot, LevelInfo, ch.Table.String(),
+					"resync finished: the rows the source no longer has are removed at the destination (counted in cdcd_sink_swept_rows_total)")
+			}
+		}
+	}
+	r.lag.wrote(tb.parts)
+	if err := tr.Done(tb.tk); err != nil {
+		return err
+	}
+	last := tb.b.Last()
+	r.update(func(p *Progress) {
+		p.ChangesWritten += uint64(len(tb.b.Changes))
+		p.BatchesWritten++
+		if last != nil {
+			p.WrittenPos = last
+		}
+		if n := len(tb.b.Changes); n > 0 && !tb.b.Changes[n-1].CommitTS.IsZero() {
+			p.LastSourceCommit = tb.b.Changes[n-1].CommitTS
+		}
+	})
+	select {
+	case written <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // commitStage moves the offset store to the highest contiguous durable

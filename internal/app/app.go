@@ -173,7 +173,7 @@ func (a *App) build(ctx context.Context, p config.Pipeline, conns ConnectionSour
 		Evolution: p.SchemaChanges.Evolution(), Holds: run,
 		SkipTransformErrors: p.OnTransformError == "skip", Skips: run,
 		Stats:      stats,
-		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait),
+		MaxChanges: p.Batch.MaxChanges, MaxBytes: int(p.Batch.MaxBytes), MaxWait: time.Duration(p.Batch.MaxWait), MinWait: time.Duration(p.Batch.MinWait),
 		DrainTimeout: time.Duration(p.DrainTimeout), Logger: a.log(),
 	}, nil
 }

@@ -57,6 +57,10 @@ type Batch struct {
 	MaxChanges int      `yaml:"max_changes,omitempty" json:"max_changes,omitempty"`
 	MaxBytes   ByteSize `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
 	MaxWait    Duration `yaml:"max_wait,omitempty" json:"max_wait,omitempty"`
+	// MinWait: a batch that is not full is written no sooner than this after
+	// its first change, even when the source has nothing more and the sink is
+	// idle (0: at once; the warehouse sinks default to their max_wait).
+	MinWait Duration `yaml:"min_wait,omitempty" json:"min_wait,omitempty"`
 }
 
 // Pipeline is one pipeline.
@@ -138,8 +142,8 @@ const (
 // an upload and a MERGE per table, and warehouses bill compute by the second
 // with a minimum per resume, so they take fewer, larger batches.
 var warehouseBatch = map[string]Batch{
-	"snowflake": {MaxChanges: 250_000, MaxBytes: ByteSize(64 << 20), MaxWait: Duration(30 * time.Second)},
-	"bigquery":  {MaxChanges: 250_000, MaxBytes: ByteSize(64 << 20), MaxWait: Duration(30 * time.Second)},
+	"snowflake": {MaxChanges: 250_000, MaxBytes: ByteSize(64 << 20), MaxWait: Duration(30 * time.Second), MinWait: Duration(30 * time.Second)},
+	"bigquery":  {MaxChanges: 250_000, MaxBytes: ByteSize(64 << 20), MaxWait: Duration(30 * time.Second), MinWait: Duration(30 * time.Second)},
 }
 
 // WithDefaults returns p with every unset setting at its default.
@@ -153,6 +157,9 @@ func (p Pipeline) WithDefaults() Pipeline {
 		}
 		if p.Batch.MaxWait == 0 {
 			p.Batch.MaxWait = w.MaxWait
+		}
+		if p.Batch.MinWait == 0 {
+			p.Batch.MinWait = min(w.MinWait, p.Batch.MaxWait)
 		}
 	}
 	if p.Batch.MaxChanges == 0 {

@@ -268,6 +268,9 @@ func validatePipeline(p Pipeline, path string, reg *registry.Registry, conns map
 	if b.MaxWait < Duration(time.Millisecond) || b.MaxWait > Duration(time.Hour) {
 		ps.add(path+".batch.max_wait", "must be between 1ms and 1h, got %s", time.Duration(b.MaxWait))
 	}
+	if b.MinWait < 0 || b.MinWait > b.MaxWait {
+		ps.add(path+".batch.min_wait", "must be between 0 and max_wait (%s), got %s", time.Duration(b.MaxWait), time.Duration(b.MinWait))
+	}
 	if p.DrainTimeout < Duration(time.Second) {
 		ps.add(path+".drain_timeout", "must be at least 1s")
 	}

@@ -41,6 +41,9 @@ type streamer struct {
 	s        *Source
 	conn     *pgconn.PgConn
 	received pglogrepl.LSN // highest WAL position seen (reported as "write")
+	// serverEnd is the server's WAL end as it last said (every message
+	// carries it): far ahead of received, the stream drains a backlog
+	serverEnd pglogrepl.LSN
 	lastCkpt pglogrepl.LSN // end LSN of the newest checkpoint emitted
 	rels     map[uint32]*relState
 	txn      txnState
@@ -111,6 +114,21 @@ func (st *streamer) sendStatus(ctx context.Context) error {
 }
 
 // ready reports whether the batch being built should be handed over now.
+// idleFlush is how long a caught-up stream waits for the server's next
+// message before it hands over a batch that ends on a checkpoint: the server
+// has nothing more ready. While it drains a backlog (the server's WAL end more
+// than drainSlack ahead), batches grow up to half of max_changes or max_wait,
+// as the gaps between the server's decoded transactions are no sign of the
+// end.
+const (
+	idleFlush  = 2 * time.Millisecond
+	drainSlack = 256 << 10
+)
+
+// caughtUp reports whether the stream has read about all the WAL the server
+// has written.
+func (st *streamer) caughtUp() bool { return st.serverEnd <= st.received+drainSlack }
+
 func (st *streamer) ready() bool {
 	if st.cur.Checkpoint == nil {
 		return false
@@ -142,6 +160,11 @@ func (st *streamer) loop(ctx context.Context) error {
 		deadline := time.Now().Add(st.s.cfg.status)
 		if st.cur.Checkpoint != nil {
 			deadline = st.curStart.Add(st.s.deps.MaxWait)
+			// caught up, a batch that can go waits for more only while the
+			// server keeps sending: idleFlush of silence and it goes
+			if idle := time.Now().Add(idleFlush); st.caughtUp() && idle.Before(deadline) {
+				deadline = idle
+			}
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
 		msg, err := st.conn.ReceiveMessage(rctx)
@@ -151,7 +174,7 @@ func (st *streamer) loop(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
-				if st.cur.Checkpoint != nil && st.ready() {
+				if st.cur.Checkpoint != nil && (st.caughtUp() || st.ready()) {
 					if err := st.flush(ctx); err != nil {
 						return err
 					}
@@ -209,6 +232,7 @@ func (st *streamer) copyData(ctx context.Context, data []byte) error {
 			return fmt.Errorf("parse keepalive: %w", err)
 		}
 		st.received = max(st.received, pkm.ServerWALEnd)
+		st.serverEnd = max(st.serverEnd, pkm.ServerWALEnd)
 		// Nothing in flight (no open transaction, nothing buffered, everything
 		// emitted is durable): the server's position is safe to checkpoint, so
 		// WAL is released even when the published tables are quiet.
@@ -234,6 +258,7 @@ func (st *streamer) copyData(ctx context.Context, data []byte) error {
 			return fmt.Errorf("parse xlogdata: %w", err)
 		}
 		st.received = max(st.received, x.WALStart+pglogrepl.LSN(len(x.WALData)))
+		st.serverEnd = max(st.serverEnd, x.ServerWALEnd)
 		if st.v2 {
 			return st.messageV2(ctx, x)
 		}
