@@ -228,10 +228,22 @@ func TestWarehouseBatchDefaults(t *testing.T) {
 	p := config.Pipeline{Sink: config.Endpoint{Type: "snowflake"}}.WithDefaults()
 	require.Equal(t, config.Duration(30*time.Second), p.Batch.MaxWait)
 	require.Equal(t, 250_000, p.Batch.MaxChanges)
+	require.Equal(t, config.Duration(30*time.Second), p.Batch.MinWait, "fewer, larger merges")
 	p = config.Pipeline{Sink: config.Endpoint{Type: "snowflake"}, Batch: config.Batch{MaxWait: config.Duration(time.Second)}}.WithDefaults()
 	require.Equal(t, config.Duration(time.Second), p.Batch.MaxWait, "a set value wins")
+	require.Equal(t, config.Duration(time.Second), p.Batch.MinWait, "never above max_wait")
 	p = config.Pipeline{Sink: config.Endpoint{Type: "postgres"}}.WithDefaults()
 	require.Equal(t, config.DefaultMaxWait, p.Batch.MaxWait)
+	require.Zero(t, p.Batch.MinWait, "as soon as the source is idle")
+}
+
+func TestMinWaitWithinMaxWait(t *testing.T) {
+	t.Parallel()
+	doc := strings.Replace(good, "batch: {max_changes: 500, max_bytes: 4MiB, max_wait: 250ms}", "batch: {max_changes: 500, max_bytes: 4MiB, max_wait: 250ms, min_wait: 1s}", 1)
+	f, err := config.Parse([]byte(doc))
+	require.NoError(t, err)
+	err = config.Validate(f, testRegistry(), nil, env(nil))
+	require.ErrorContains(t, err, "pipelines[orders].batch.min_wait: must be between 0 and max_wait (250ms), got 1s")
 }
 
 // What Marshal stores, the strict decoder reads back, whatever characters a

@@ -888,6 +888,8 @@ export interface components {
                 /** @description 1KiB to 1GiB: bytes, or a number with KiB, MiB, GiB, KB, MB, GB or B */
                 max_bytes?: string | number;
                 max_wait?: components["schemas"]["Duration"];
+                /** @description a batch that is not full is written no sooner than this after its first change (default 0: as soon as the source has nothing more ready and the sink is idle; snowflake and bigquery: their max_wait) */
+                min_wait?: components["schemas"]["Duration"];
             };
             drain_timeout?: components["schemas"]["Duration"];
             /** @description how attempts that fail with a retryable error are retried: a jittered exponential backoff from backoff (default 1s), capped at max_backoff (default 5m); max_attempts consecutive failures fail the pipeline (default 0: retry for as long as it takes) */
