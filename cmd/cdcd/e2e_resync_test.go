@@ -330,4 +330,3 @@ func TestLostDestinationTableIsResynced(t *testing.T) {
 		})
 	}
 }
-

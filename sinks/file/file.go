@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 	"github.com/cdcd-dev/cdcd/schema"
 	"github.com/cdcd-dev/cdcd/sinks"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 )
 
 // Config configures the file sink.
@@ -54,17 +54,32 @@ type Sink struct {
 	cfg      Config
 	log      *slog.Logger
 	files    map[schema.TableID]*tableFile
+	open     int    // files with an open descriptor
+	tick     uint64 // counts uses, for closing the least recently used file
+	free     [][]byte
 	pipeline string
 	altered  *prometheus.CounterVec
 	warned   map[string]bool
 }
 
+// tableFile is a table's data file: what the sink knows of it stays for the
+// sink's life, its descriptor only while it is among the maxOpen most
+// recently used (a pipeline of thousands of tables keeps neither thousands
+// of descriptors nor a buffer each).
 type tableFile struct {
-	f       *os.File
-	w       *bufio.Writer
+	path    string
+	f       *os.File         // nil: closed (everything written is synced)
+	used    uint64           // the sink's tick at its last use
 	last    offsets.Position // position of the last line in the file
 	version schema.Version   // last schema version recorded
 }
+
+// maxOpen bounds the data files the sink keeps open.
+const maxOpen = 128
+
+// syncParallelism is how many files of a batch are written and synced at
+// once: file systems commit concurrent fsyncs together.
+const syncParallelism = 16
 
 // New returns a file sink.
 func New(c Config, d sinks.Deps) *Sink {
@@ -107,7 +122,9 @@ func escape(s string) string {
 }
 
 func (s *Sink) table(id schema.TableID) (*tableFile, error) {
+	s.tick++
 	if tf, ok := s.files[id]; ok {
+		tf.used = s.tick
 		return tf, nil
 	}
 	if n := len(FileName(id)) + len(".schema"); n > maxFileName {
@@ -127,7 +144,8 @@ func (s *Sink) table(id schema.TableID) (*tableFile, error) {
 		f.Close()
 		return nil, err
 	}
-	tf := &tableFile{f: f, w: bufio.NewWriterSize(f, 256<<10), last: last}
+	tf := &tableFile{path: path, f: f, used: s.tick, last: last}
+	s.open++
 	tf.version, err = lastSchemaVersion(filepath.Join(s.cfg.Dir, strings.TrimSuffix(FileName(id), ".jsonl")+".schema.jsonl"))
 	if err != nil {
 		f.Close()
@@ -138,7 +156,46 @@ func (s *Sink) table(id schema.TableID) (*tableFile, error) {
 		return nil, err
 	}
 	s.files[id] = tf
-	return tf, nil
+	return tf, s.closeIdle(tf)
+}
+
+// descriptor returns tf's open file, opening it again (appending: its tail
+// was recovered when the sink first opened it) if it was closed.
+func (s *Sink) descriptor(tf *tableFile) (*os.File, error) {
+	s.tick++
+	tf.used = s.tick
+	if tf.f != nil {
+		return tf.f, nil
+	}
+	f, err := os.OpenFile(tf.path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", tf.path, err)
+	}
+	tf.f = f
+	s.open++
+	return f, s.closeIdle(tf)
+}
+
+// closeIdle closes the least recently used files beyond maxOpen, but keep.
+func (s *Sink) closeIdle(keep *tableFile) error {
+	for s.open > maxOpen {
+		var lru *tableFile
+		for _, tf := range s.files {
+			if tf.f != nil && tf != keep && (lru == nil || tf.used < lru.used) {
+				lru = tf
+			}
+		}
+		if lru == nil {
+			return nil
+		}
+		err := lru.f.Close()
+		lru.f = nil
+		s.open--
+		if err != nil {
+			return fmt.Errorf("close %s: %w", lru.path, err)
+		}
+	}
+	return nil
 }
 
 // recoverTail finds the position in the last complete line of f and cuts off a torn
@@ -266,10 +323,18 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 	return nil
 }
 
-// Write appends the batch's new changes to their tables' files and fsyncs them.
+// Write appends the batch's new changes to their tables' files and fsyncs
+// them. The lines of each table are gathered in a buffer of the batch's (reused
+// from batch to batch), then each file gets one write and one fsync, up to
+// syncParallelism files at once.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
-	touched := map[*tableFile]schema.TableID{}
-	var buf []byte
+	type pending struct {
+		tf  *tableFile
+		id  schema.TableID
+		buf []byte
+	}
+	byTable := map[*tableFile]*pending{}
+	var order []*pending
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		tf, err := s.table(c.Table)
@@ -288,22 +353,74 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 				}
 			}
 		}
-		buf = appendLine(buf[:0], c)
-		if _, err := tf.w.Write(buf); err != nil {
-			return sinks.ForTable(c.Table, fmt.Errorf("write %s: %w", c.Table, err))
+		p := byTable[tf]
+		if p == nil {
+			p = &pending{tf: tf, id: c.Table}
+			if n := len(s.free); n > 0 {
+				p.buf, s.free = s.free[n-1][:0], s.free[:n-1]
+			}
+			byTable[tf] = p
+			order = append(order, p)
 		}
+		p.buf = appendLine(p.buf, c)
 		tf.last = c.Pos.Clone()
-		touched[tf] = c.Table
 	}
-	for tf, id := range touched {
-		if err := tf.w.Flush(); err != nil {
-			return fmt.Errorf("flush %s: %w", id, err)
+	// in groups of at most maxOpen files: opening one closes the least
+	// recently used, never one of its own group
+	var err error
+	for start := 0; start < len(order) && err == nil; start += maxOpen {
+		var g errgroup.Group
+		g.SetLimit(syncParallelism)
+		for _, p := range order[start:min(start+maxOpen, len(order))] {
+			f, oerr := s.descriptor(p.tf)
+			if oerr != nil {
+				g.Go(func() error { return sinks.ForTable(p.id, oerr) })
+				break
+			}
+			g.Go(func() error {
+				if _, err := f.Write(p.buf); err != nil {
+					return sinks.ForTable(p.id, fmt.Errorf("write %s: %w", p.id, err))
+				}
+				if err := f.Sync(); err != nil {
+					return sinks.ForTable(p.id, fmt.Errorf("fsync %s: %w", p.id, err))
+				}
+				return nil
+			})
 		}
-		if err := tf.f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", id, err)
+		err = g.Wait()
+	}
+	kept := 0
+	for _, b := range s.free {
+		kept += cap(b)
+	}
+	for _, p := range order {
+		if kept+cap(p.buf) <= maxReused {
+			s.free = append(s.free, p.buf)
+			kept += cap(p.buf)
 		}
+	}
+	if err != nil {
+		// a file may hold part of its lines: recover the tails again, as
+		// after a crash, before the batch is written again
+		s.forget()
+		return err
 	}
 	return ctx.Err()
+}
+
+// maxReused bounds the bytes of the buffers kept for the next batch.
+const maxReused = 32 << 20
+
+// forget closes every file and forgets what the sink knew of them: the next
+// use recovers each file's tail (a torn last line is cut off) and last
+// position from the file itself.
+func (s *Sink) forget() {
+	for _, tf := range s.files {
+		if tf.f != nil {
+			tf.f.Close()
+		}
+	}
+	s.files, s.open = map[schema.TableID]*tableFile{}, 0
 }
 
 func appendLine(dst []byte, c *schema.Change) []byte {
@@ -343,18 +460,18 @@ func appendLine(dst []byte, c *schema.Change) []byte {
 	return append(dst, "}\n"...)
 }
 
-// Close flushes and closes every file.
+// Close closes every file (what was written is synced already).
 func (s *Sink) Close(ctx context.Context) error {
 	var errs []error
 	for id, tf := range s.files {
-		if err := tf.w.Flush(); err != nil {
-			errs = append(errs, fmt.Errorf("flush %s: %w", id, err))
+		if tf.f == nil {
+			continue
 		}
 		if err := tf.f.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s: %w", id, err))
 		}
 	}
-	s.files = nil
+	s.files, s.open = nil, 0
 	return errors.Join(errs...)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -221,4 +222,43 @@ func TestAddedColumnFill(t *testing.T) {
 	require.NoError(t, json.Unmarshal(lines[len(lines)-1], &got))
 	require.Equal(t, d.Pos, got.Pos)
 	require.True(t, got.Changes[0].Column.Existing.Value.Equal(added.Existing.Value))
+}
+
+// TestManyTablesKeepFewDescriptors: a pipeline of more tables than maxOpen
+// keeps at most maxOpen files open, and every change lands once in its
+// table's file, across batches, a replay and a restart.
+func TestManyTablesKeepFewDescriptors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	const tables = maxOpen*2 + 44
+	var seq uint64
+	batch := func() *schema.Batch {
+		b := &schema.Batch{}
+		for i := range tables {
+			seq++
+			c := change(seq, schema.OpInsert, int64(seq), "x")
+			c.Table = schema.TableID{Namespace: "public", Name: fmt.Sprintf("t%03d", i)}
+			b.Changes = append(b.Changes, c)
+		}
+		b.Checkpoint = b.Changes[len(b.Changes)-1].Pos
+		return b
+	}
+	s := open(t, dir)
+	b1, b2 := batch(), batch()
+	require.NoError(t, s.Write(ctx, b1))
+	require.LessOrEqual(t, s.open, maxOpen)
+	require.NoError(t, s.Write(ctx, b2))
+	require.LessOrEqual(t, s.open, maxOpen)
+	require.NoError(t, s.Write(ctx, b1), "a replay is skipped, closed files included")
+	require.NoError(t, s.Close(ctx))
+	s = open(t, dir) // a restart: the tails are recovered again
+	require.NoError(t, s.Write(ctx, b2))
+	require.NoError(t, s.Write(ctx, batch()))
+	require.NoError(t, s.Close(ctx))
+	for i := range tables {
+		b, err := os.ReadFile(filepath.Join(dir, FileName(schema.TableID{Namespace: "public", Name: fmt.Sprintf("t%03d", i)})))
+		require.NoError(t, err)
+		require.Equal(t, 3, countLines(b), "table t%03d: each of its three changes once", i)
+	}
 }

@@ -44,14 +44,14 @@ type streamer struct {
 	// serverEnd is the server's WAL end as it last said (every message
 	// carries it): far ahead of received, the stream drains a backlog
 	serverEnd pglogrepl.LSN
-	lastCkpt pglogrepl.LSN // end LSN of the newest checkpoint emitted
-	rels     map[uint32]*relState
-	txn      txnState
-	cur      schema.Batch
-	curBytes int
-	curStart time.Time
-	byKey    map[string]int // table and key (rowID) → index in cur.Changes, for unchanged-TOAST back-fill
-	status   *time.Ticker
+	lastCkpt  pglogrepl.LSN // end LSN of the newest checkpoint emitted
+	rels      map[uint32]*relState
+	txn       txnState
+	cur       schema.Batch
+	curBytes  int
+	curStart  time.Time
+	byKey     map[string]int // table and key (rowID) → index in cur.Changes, for unchanged-TOAST back-fill
+	status    *time.Ticker
 
 	// protocol 2 (stream_in_progress)
 	v2       bool
