@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"slices"
 	"strconv"
@@ -316,19 +315,6 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/tokens", admin, s.createToken},
 		{"DELETE", "/api/v1/tokens/{id}", admin, s.deleteToken},
 		{"GET", "/api/v1/audit", admin, s.listAudit},
-	}
-}
-
-// pprofRoutes are Go's runtime profiles (CPU, heap, goroutines, …), for an
-// admin: they show the process's memory and stacks.
-func pprofRoutes() []route {
-	admin := store.RoleAdmin
-	return []route{
-		{"GET", "/debug/pprof/", admin, pprof.Index}, // and every named profile: /debug/pprof/heap …
-		{"GET", "/debug/pprof/cmdline", admin, pprof.Cmdline},
-		{"GET", "/debug/pprof/profile", admin, pprof.Profile},
-		{"GET", "/debug/pprof/symbol", admin, pprof.Symbol},
-		{"GET", "/debug/pprof/trace", admin, pprof.Trace},
 	}
 }
 
