@@ -65,25 +65,18 @@ type tableFailure struct {
 func (e *tableFailure) Error() string { return e.err.Error() }
 func (e *tableFailure) Unwrap() error { return e.err }
 
-// failedTables returns the source tables err concerns, by name, each with the
-// error: those of a sink's table error or of a ResyncTablesError.
-func failedTables(err error) map[string]string {
-	var ids []schema.TableID
+// failedTables returns the source tables err concerns: those of a sink's
+// table error or of a ResyncTablesError.
+func failedTables(err error) []schema.TableID {
 	var tf *tableFailure
 	var rt *ResyncTablesError
 	switch {
 	case errors.As(err, &tf):
-		ids = tf.tables
+		return tf.tables
 	case errors.As(err, &rt):
-		ids = rt.Tables
-	default:
-		return nil
+		return rt.Tables
 	}
-	out := make(map[string]string, len(ids))
-	for _, id := range ids {
-		out[id.String()] = err.Error()
-	}
-	return out
+	return nil
 }
 
 // Classify returns the class of err, as declared by the error itself

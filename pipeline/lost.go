@@ -67,15 +67,12 @@ func (r *Runner) apply(ctx context.Context, deltas []schema.Delta) error {
 		if !recreated {
 			return err
 		}
+		what := "did not exist: created again, and filled"
 		if lost.Truncated {
-			r.log.Warn("destination table truncated behind cdcd's back: filled again by the read of its source tables from their first row", "table", lost.Dest, "sources", joinTables(srcs))
-			r.event(ctx, EventSnapshot, LevelWarning, lost.Table.String(),
-				"destination table %s was truncated behind cdcd's back: filled again by the read of %s now under way", lost.Dest, joinTables(srcs))
-		} else {
-			r.log.Warn("destination table created again for the read of its source tables from their first row", "table", lost.Dest, "sources", joinTables(srcs))
-			r.event(ctx, EventSnapshot, LevelWarning, lost.Table.String(),
-				"destination table %s did not exist: created again, and filled by the read of %s now under way", lost.Dest, joinTables(srcs))
+			what = "was truncated behind cdcd's back: filled again"
 		}
+		r.log.Warn("destination table "+what+" by the read of its source tables from their first row", "table", lost.Dest, "sources", joinTables(srcs))
+		r.event(ctx, EventSnapshot, LevelWarning, lost.Table.String(), "destination table %s %s by the read of %s now under way", lost.Dest, what, joinTables(srcs))
 		err = c.Sink.Apply(ctx, deltas)
 	}
 	return err

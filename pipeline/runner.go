@@ -455,6 +455,19 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 	timer.Stop()
 	defer timer.Stop()
 
+	// hold is how long a pending batch that ends on a checkpoint is kept
+	// before it is asked again whether it goes: until min_wait, and while the
+	// writer is busy (until max_wait); 0: it goes now.
+	hold := func() time.Duration {
+		age := time.Since(pendingSince)
+		switch {
+		case age < c.MinWait:
+			return c.MinWait - age
+		case age < c.MaxWait && (len(out) > 0 || r.writing.Load()):
+			return writerPoll
+		}
+		return 0
+	}
 	flush := func() error {
 		if !has {
 			return nil
@@ -482,13 +495,8 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			return context.Cause(ctx)
 		case <-timer.C:
 			if has && pending.Checkpoint != nil {
-				age := time.Since(pendingSince)
-				switch {
-				case age < c.MinWait:
-					timer.Reset(c.MinWait - age)
-					continue
-				case (len(out) > 0 || r.writing.Load()) && age < c.MaxWait:
-					timer.Reset(writerPoll) // the writer is still busy: coalesce
+				if wait := hold(); wait > 0 {
+					timer.Reset(wait)
 					continue
 				}
 			}
@@ -562,19 +570,16 @@ func (r *Runner) transformStage(ctx context.Context, in <-chan schema.Batch, out
 			// (batches grow with the load) and the timer checks every
 			// writerPoll whether it is idle. A batch waits
 			// out MaxWait only for the rest of its transaction.
-			switch {
-			case len(pending.Changes) >= c.MaxChanges || pendingBytes >= c.MaxBytes:
-				if err := flush(); err != nil {
-					return err
-				}
-			case pending.Checkpoint != nil && len(in) == 0 && time.Since(pendingSince) < c.MinWait:
-				timer.Reset(c.MinWait - time.Since(pendingSince))
-			case pending.Checkpoint != nil && len(in) == 0 && len(out) == 0 && !r.writing.Load():
-				if err := flush(); err != nil {
-					return err
-				}
-			case pending.Checkpoint != nil && len(in) == 0:
-				timer.Reset(writerPoll)
+			full := len(pending.Changes) >= c.MaxChanges || pendingBytes >= c.MaxBytes
+			if !full && (pending.Checkpoint == nil || len(in) > 0) {
+				continue // the rest of its transaction, or more of the source's, comes next
+			}
+			if wait := hold(); !full && wait > 0 {
+				timer.Reset(wait)
+				continue
+			}
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 	}

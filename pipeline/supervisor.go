@@ -118,8 +118,8 @@ type managed struct {
 	restart   bool // stop the current run and start again (spec updated, resume)
 	state     State
 	lastError string
-	// failed are the source tables the last error concerns, with it
-	failed   map[string]string
+	// failed are the source tables the last error concerns
+	failed   []schema.TableID
 	attempts int
 	// lostResyncs counts the resyncs requested for lost destination tables
 	// since the last commit
@@ -367,7 +367,7 @@ func (s *Supervisor) status(m *managed) Status {
 		}
 	}
 	if len(failed) > 0 && (st.Attempts > 0 || st.State == StateFailed || st.State == StateNeedsResync) {
-		st.Progress.Tables = markFailed(st.Progress.Tables, failed)
+		st.Progress.Tables = markFailed(st.Progress.Tables, failed, st.LastError)
 	}
 	if n := len(st.Progress.HeldTables); n > 0 && st.Running {
 		st.Reasons = append(st.Reasons, fmt.Sprintf("%d table(s) held by the schema-change policy, their changes kept aside: %s (cdcd pipelines schema-changes %s)",
@@ -392,10 +392,11 @@ func (s *Supervisor) status(m *managed) Status {
 }
 
 // markFailed returns tables (a copy) with those in failed in state
-// TableFailed with their error, added when missing.
-func markFailed(tables []TableProgress, failed map[string]string) []TableProgress {
+// TableFailed with the error msg, added when missing.
+func markFailed(tables []TableProgress, failed []schema.TableID, msg string) []TableProgress {
 	out := slices.Clone(tables)
-	for name, msg := range failed {
+	for _, id := range failed {
+		name := id.String()
 		i := slices.IndexFunc(out, func(t TableProgress) bool { return t.Table == name })
 		if i < 0 {
 			out = append(out, TableProgress{Table: name})
