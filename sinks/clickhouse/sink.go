@@ -286,23 +286,26 @@ func (s *Sink) markWritten(ctx context.Context, name string, live bool) error {
 	return nil
 }
 
-// truncated returns a sinks.TableLostError when table id holds rows of this
-// pipeline's and is empty: truncated behind the sink's back.
-func (s *Sink) truncated(ctx context.Context, id schema.TableID) error {
-	name := s.cfg.DestName(id)
-	if !s.written[name] {
+// truncated returns a sinks.TableLostError for the first of ids (tables
+// that exist) that holds rows of this pipeline's and is empty: truncated
+// behind the sink's back. The database's tables with rows are read in one
+// query, and only when one of ids was written.
+func (s *Sink) truncated(ctx context.Context, ids ...schema.TableID) error {
+	if !slices.ContainsFunc(ids, func(id schema.TableID) bool { return s.written[s.cfg.DestName(id)] }) {
 		return nil
 	}
-	t, err := s.table(ctx, id) // a table that is gone is lost, not truncated
+	rows, err := s.be.QueryStrings(ctx, "SELECT table FROM system.parts WHERE active AND database = "+literal(s.cfg.Database)+" GROUP BY table HAVING sum(rows) > 0")
 	if err != nil {
-		return err
+		return fmt.Errorf("read which tables hold rows: %w", err)
 	}
-	rows, err := s.be.QueryStrings(ctx, "SELECT toString(count()) FROM "+t.ident)
-	if err != nil {
-		return fmt.Errorf("count the rows of %s: %w", name, err)
+	full := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		full[r[0]] = true
 	}
-	if len(rows) == 1 && rows[0][0] == "0" {
-		return &sinks.TableLostError{Table: id, Dest: s.cfg.Database + "." + name, Truncated: true}
+	for _, id := range ids {
+		if name := s.cfg.DestName(id); s.written[name] && !full[name] {
+			return &sinks.TableLostError{Table: id, Dest: s.cfg.Database + "." + name, Truncated: true}
+		}
 	}
 	return nil
 }
@@ -440,26 +443,25 @@ func (s *Sink) exec(ctx context.Context, q string) error {
 
 func (s *Sink) applyDelta(ctx context.Context, d schema.Delta) error {
 	cur, err := s.readTable(ctx, d.Table.ID)
-	switch {
-	case err == nil && cur == nil && d.From == 0:
-		// created (again): it holds none of this pipeline's rows yet
+	if err != nil {
+		return err
+	}
+	if cur != nil {
+		err = s.truncated(ctx, d.Table.ID)
+	}
+	var lost *sinks.TableLostError
+	if err != nil && (!errors.As(err, &lost) || d.From != 0) {
+		return err
+	}
+	if d.From == 0 && (cur == nil || lost != nil) {
+		// created (again), or read from its first row: it holds none of
+		// this pipeline's rows yet (the read writes every row again and
+		// sweeps the others)
 		if err := s.markWritten(ctx, s.cfg.DestName(d.Table.ID), false); err != nil {
 			return err
 		}
-	case err == nil && cur != nil:
-		if err := s.truncated(ctx, d.Table.ID); err != nil {
-			var lost *sinks.TableLostError
-			if !errors.As(err, &lost) || d.From != 0 {
-				return err
-			}
-			// the table's read from its first row begins: it writes every
-			// row again and sweeps the others
-			if err := s.markWritten(ctx, s.cfg.DestName(d.Table.ID), false); err != nil {
-				return err
-			}
-		}
 	}
-	return s.deltaStatements(ctx, d, func(q string) error { return s.exec(ctx, q) }, false)
+	return s.deltaStatements(ctx, d, cur, func(q string) error { return s.exec(ctx, q) }, false)
 }
 
 // PlanDDL implements sinks.DDLPlanner: the statements Apply would run for d
@@ -470,18 +472,19 @@ func (s *Sink) PlanDDL(ctx context.Context, d schema.Delta) ([]string, error) {
 	if s.be == nil {
 		return nil, errors.New("clickhouse sink: PlanDDL before Open")
 	}
+	cur, err := s.readTable(ctx, d.Table.ID)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	err := s.deltaStatements(ctx, d, func(q string) error { out = append(out, q); return nil }, true)
+	err = s.deltaStatements(ctx, d, cur, func(q string) error { out = append(out, q); return nil }, true)
 	return out, err
 }
 
 // deltaStatements hands run the statements that bring the destination table
-// to d; planning skips what writes (an added column's fill check).
-func (s *Sink) deltaStatements(ctx context.Context, d schema.Delta, run func(q string) error, planning bool) error {
-	cur, err := s.readTable(ctx, d.Table.ID)
-	if err != nil {
-		return err
-	}
+// cur (nil: it does not exist) to d; planning skips what writes (an added
+// column's fill check).
+func (s *Sink) deltaStatements(ctx context.Context, d schema.Delta, cur *chTable, run func(q string) error, planning bool) error {
 	if cur == nil {
 		if slices.ContainsFunc(d.Changes, func(c schema.ColumnChange) bool { return c.Op == schema.DropTable }) {
 			return nil
@@ -813,9 +816,14 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 		byTable[id] = append(byTable[id], i)
 	}
 	for _, id := range order {
-		if err := s.truncated(ctx, id); err != nil {
-			return err
+		if _, err := s.table(ctx, id); err != nil { // a table that is gone is lost, not truncated
+			return sinks.ForTable(id, err)
 		}
+	}
+	if err := s.truncated(ctx, order...); err != nil {
+		return err
+	}
+	for _, id := range order {
 		if err := s.writeTable(ctx, id, changes, byTable[id], n); err != nil {
 			return sinks.ForTable(id, err)
 		}

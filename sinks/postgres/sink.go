@@ -414,8 +414,14 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) (err error) {
 		skip++
 	}
 	order, byTable := groupByTable(sinks.CollapseByKey(changes[skip:]))
-	if err := s.checkTruncated(ctx, tx, order); err != nil {
+	marked, err := s.truncations(ctx, tx)
+	if err != nil {
 		return err
+	}
+	for _, id := range order {
+		if lost := s.truncated(marked, id); lost != nil {
+			return lost
+		}
 	}
 	s.swept = s.swept[:0]
 	for _, id := range order {

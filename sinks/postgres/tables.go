@@ -134,12 +134,16 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{s.cfg.Schema}.Sanitize()); err != nil && !isDuplicateObject(err) {
 			return classify(fmt.Errorf("create schema %s: %w", s.cfg.Schema, err))
 		}
+		marked, err := s.truncations(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for _, d := range deltas {
 			if err := s.names.Check(d.Table); err != nil {
 				return err
 			}
 			delete(s.tables, d.Table.ID) // re-read after the change
-			if err := s.applyDelta(ctx, tx, d); err != nil {
+			if err := s.applyDelta(ctx, tx, d, marked); err != nil {
 				return sinks.ForTable(d.Table.ID, err)
 			}
 			delete(s.tables, d.Table.ID)
@@ -148,7 +152,9 @@ func (s *Sink) Apply(ctx context.Context, deltas []schema.Delta) error {
 	})
 }
 
-func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error {
+// applyDelta applies d; marked are the destination tables truncated behind
+// the sink's back (truncations).
+func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta, marked []string) error {
 	run := func(cur *destTable, q string) error {
 		if cur == nil { // the table's creation
 			if _, err := tx.Exec(ctx, q); err != nil && !isDuplicateObject(err) {
@@ -163,10 +169,9 @@ func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error 
 		s.log.Info("schema change applied at destination", "table", cur.name, "statement", q)
 		return nil
 	}
-	if err := s.checkTruncated(ctx, tx, []schema.TableID{d.Table.ID}); err != nil {
-		var lost *sinks.TableLostError
-		if !errors.As(err, &lost) || d.From != 0 {
-			return err
+	if lost := s.truncated(marked, d.Table.ID); lost != nil {
+		if d.From != 0 {
+			return lost
 		}
 		// the table's read from its first row begins: it writes every row
 		// again and sweeps the others
@@ -175,16 +180,14 @@ func (s *Sink) applyDelta(ctx context.Context, tx pgx.Tx, d schema.Delta) error 
 		}
 	}
 	created, err := s.deltaStatements(ctx, tx, d, run)
-	if err != nil {
+	if err != nil || !created {
+		if err == nil {
+			err = s.fill(ctx, tx, d)
+		}
 		return err
 	}
-	if err := s.ensureTruncateTrigger(ctx, tx, d.Table.ID); err != nil {
-		return err
-	}
-	if created {
-		return nil
-	}
-	return s.fill(ctx, tx, d)
+	// an existing table gets its trigger at its first write of a run (table)
+	return s.ensureTruncateTrigger(ctx, tx, d.Table.ID)
 }
 
 // truncateTrigger is the name of the trigger that records a TRUNCATE of a
@@ -211,21 +214,22 @@ func (s *Sink) ensureTruncateTrigger(ctx context.Context, tx pgx.Tx, id schema.T
 	return nil
 }
 
-// checkTruncated returns a sinks.TableLostError for the first of ids whose
-// destination table was truncated behind the sink's back.
-func (s *Sink) checkTruncated(ctx context.Context, tx pgx.Tx, ids []schema.TableID) error {
+// truncations returns the destination tables of the sink's schema that were
+// truncated behind its back (their triggers recorded it).
+func (s *Sink) truncations(ctx context.Context, tx pgx.Tx) ([]string, error) {
 	rows, err := tx.Query(ctx, "SELECT dest_table FROM "+s.truncs+" WHERE dest_schema = $1", s.cfg.Schema)
 	if err != nil {
-		return classify(fmt.Errorf("read %s: %w", s.truncs, err))
+		return nil, classify(fmt.Errorf("read %s: %w", s.truncs, err))
 	}
 	marked, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(marked) == 0 {
-		return classify(err)
-	}
-	for _, id := range ids {
-		if name := s.cfg.DestName(id); slices.Contains(marked, name) {
-			return &sinks.TableLostError{Table: id, Dest: s.cfg.Schema + "." + name, Truncated: true}
-		}
+	return marked, classify(err)
+}
+
+// truncated returns the sinks.TableLostError of table id when it is among the
+// marked ones.
+func (s *Sink) truncated(marked []string, id schema.TableID) *sinks.TableLostError {
+	if name := s.cfg.DestName(id); slices.Contains(marked, name) {
+		return &sinks.TableLostError{Table: id, Dest: s.cfg.Schema + "." + name, Truncated: true}
 	}
 	return nil
 }
